@@ -1,0 +1,178 @@
+"""Model configuration: one dataclass, three presets, JSON round trip.
+
+Presets
+-------
+``paper``
+    Exactly the network of Shi, Yen and Nakadai (arXiv 2412.20144, Sec. II-B and III-B): 16 kHz,
+    32 ms frames / 16 ms hop (512 / 256 samples, F = 257), D = 64, H = 64, 4 DQ + 4 TS blocks,
+    DEG 32-64-D, bidirectional LSTMs on both axes, global layer norm in the encoder, sigmoid
+    magnitude mask. About 1.25 M parameters. Offline only.
+``paper-causal``
+    The paper's sizes made causal for live use (SPEC.md, "Causal streaming variant"): time LSTMs
+    unidirectional with the distance token prepended, convolutions causal in time, per-frame
+    normalisation, plus per-channel FiLM conditioning in every DQ block (see ``film``).
+``lite-causal``
+    The small live model for CPUs: 16 kHz, D = 32, H = 32, 2 DQ + 2 TS. PLATFORM.md measured about
+    3.5 ms per 16 ms frame on one thread for this size (RTF ~0.2), leaving room for the distance
+    scan beside the audio path; the paper size takes 17 to 21 ms per frame (not real time).
+
+Choices the paper leaves open (written down here, SPEC.md decides the rest)
+-----------------------------------------------------------------------------
+* ``distance_scale``: the DEG input is ``d_q / distance_scale``; 1 m in every preset, i.e. the
+  paper's raw distance in metres (a 5 m scale halved the query effect below at initialisation).
+* ``film``: the paper's token alone moves the output by only about -60 to -70 dB between
+  d_q = 0.5 m and 4 m at initialisation (measured, tests/test_models_net.py; PLATFORM.md saw the
+  same after training). With ``film=True`` each DQ block first scales and shifts every
+  time-frequency embedding, ``h[d, t, f] * (1 + gc[d] + gf[f]) + bc[d] + bf[f]``, with per-channel
+  and per-bin terms from a third DEG: about -20 to -26 dB at initialisation. ``paper`` keeps
+  ``film=False``.
+* ``time_hidden``: a causal time LSTM is one-directional, so the live presets may give it more
+  units than ``hidden``.
+* ``input_compress``: the magnitude of the mixture STFT fed to the encoder is raised to this power
+  (phase kept); 1.0 = the paper's raw real/imag input. Compression to 0.5 is the usual way to keep
+  quiet bins visible; the mask is always applied to the uncompressed STFT.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+
+CONFIG_VERSION = 1
+
+ARCHS = ("dqts", "lstm_deg")
+MASKS = ("sigmoid_mag",)
+NORMS = ("gln", "frame")
+
+
+@dataclass
+class ModelConfig:
+    """Every setting needed to rebuild a model. Units: Hz, samples, metres.
+
+    Raises:
+        ValueError: from :meth:`validate` for inconsistent settings.
+    """
+
+    preset: str = "paper"
+    arch: str = "dqts"              # "dqts" (the paper's DQ/TS net) or "lstm_deg" (Table II baseline)
+    version: int = CONFIG_VERSION
+    sample_rate: int = 16000        # Hz
+    n_fft: int = 512                # samples per frame (32 ms at 16 kHz)
+    hop: int = 256                  # samples (16 ms at 16 kHz)
+    d_model: int = 64               # D, channels of each TF embedding
+    hidden: int = 64                # H, hidden units per LSTM direction
+    time_hidden: int = 0            # causal time-LSTM units (0 = hidden); unidirectional, so wider
+    n_dq: int = 4                   # Distance Query blocks
+    n_ts: int = 4                   # Temporal-Spectral blocks
+    deg_units: tuple = (32, 64)     # DEG hidden layers; the last layer outputs D
+    causal: bool = False
+    norm: str = "gln"               # encoder norm: "gln" (global, paper) or "frame" (causal)
+    film: bool = False
+    mask: str = "sigmoid_mag"
+    input_compress: float = 1.0
+    distance_scale: float = 1.0     # metres; DEG input = d_q / distance_scale
+    r_spk: float = 0.5              # metres, speaker range of eq. 3
+    d_min: float = 0.0              # metres, query range the model was trained for
+    d_max: float = 5.0
+    baseline_layers: int = 4        # lstm_deg only
+    baseline_hidden: int = 256      # lstm_deg only (per direction)
+    extra: dict = field(default_factory=dict)
+
+    # -- derived -----------------------------------------------------------------------------
+    @property
+    def n_freq(self) -> int:
+        """Number of STFT bins F = n_fft / 2 + 1."""
+        return self.n_fft // 2 + 1
+
+    @property
+    def frame_s(self) -> float:
+        """Frame length in seconds."""
+        return self.n_fft / self.sample_rate
+
+    @property
+    def hop_s(self) -> float:
+        """Hop in seconds."""
+        return self.hop / self.sample_rate
+
+    # -- validation / presets / JSON -----------------------------------------------------------
+    def validate(self) -> "ModelConfig":
+        """Check consistency; returns self. Raises ValueError naming the bad field."""
+        if self.version != CONFIG_VERSION:
+            raise ValueError(f"unknown config version {self.version!r} (this code reads {CONFIG_VERSION})")
+        if self.arch not in ARCHS:
+            raise ValueError(f"unknown arch {self.arch!r}; expected one of {ARCHS}")
+        if self.mask not in MASKS:
+            raise ValueError(f"unknown mask {self.mask!r}; expected one of {MASKS}")
+        if self.norm not in NORMS:
+            raise ValueError(f"unknown norm {self.norm!r}; expected one of {NORMS}")
+        if self.n_fft != 2 * self.hop:
+            raise ValueError(f"n_fft must be 2 * hop (50% overlap sqrt-Hann), got {self.n_fft}, {self.hop}")
+        if self.causal and self.norm != "frame":
+            raise ValueError("a causal model needs norm='frame'")
+        if not (0 <= self.d_min < self.d_max):
+            raise ValueError(f"bad distance range [{self.d_min}, {self.d_max}] m")
+        if self.sample_rate <= 0 or self.d_model <= 0 or self.hidden <= 0:
+            raise ValueError("sample_rate, d_model and hidden must be positive")
+        if self.input_compress <= 0 or self.input_compress > 1:
+            raise ValueError("input_compress must be in (0, 1]")
+        return self
+
+    @staticmethod
+    def preset_names() -> tuple:
+        return tuple(_PRESETS)
+
+    @classmethod
+    def preset(cls, name: str, **overrides) -> "ModelConfig":
+        """Build a named preset ("paper", "paper-causal", "lite-causal", "baseline").
+
+        Raises:
+            ValueError: unknown preset name.
+        """
+        if name not in _PRESETS:
+            raise ValueError(f"unknown preset {name!r}; expected one of {tuple(_PRESETS)}")
+        kw = dict(_PRESETS[name])
+        kw.update(overrides)
+        return cls(preset=name, **kw).validate()
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["deg_units"] = list(self.deg_units)
+        return d
+
+    def to_json(self) -> str:
+        """Serialise to a JSON string (stored in checkpoint metadata)."""
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ModelConfig":
+        """Rebuild from :meth:`to_dict` output. Raises ValueError on unknown keys or version."""
+        d = dict(d)
+        if d.get("version") != CONFIG_VERSION:
+            raise ValueError(f"unknown config version {d.get('version')!r} (this code reads {CONFIG_VERSION})")
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(d) - names
+        if unknown:
+            raise ValueError(f"unknown config keys {sorted(unknown)}")
+        if "deg_units" in d:
+            d["deg_units"] = tuple(d["deg_units"])
+        return cls(**d).validate()
+
+    @classmethod
+    def from_json(cls, s: str) -> "ModelConfig":
+        """Inverse of :meth:`to_json`. Raises ValueError on bad JSON, keys or version."""
+        try:
+            d = json.loads(s)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"config is not valid JSON: {e}") from e
+        if not isinstance(d, dict):
+            raise ValueError("config JSON must be an object")
+        return cls.from_dict(d)
+
+
+_PRESETS: dict[str, dict] = {
+    "paper": dict(),
+    "paper-causal": dict(causal=True, norm="frame", film=True, input_compress=0.5),
+    "lite-causal": dict(causal=True, norm="frame", film=True, input_compress=0.5,
+                        d_model=32, hidden=32, time_hidden=64, n_dq=2, n_ts=2),
+    "baseline": dict(arch="lstm_deg", n_dq=0, n_ts=0),
+}

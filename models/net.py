@@ -1,0 +1,243 @@
+"""The DQ/TS network (paper Sec. II-B, Fig. 2) and its causal streaming form.
+
+Data flow: mixture ``y [B, N]`` -> STFT ``[B, T, F]`` -> stacked real/imag ``[B, 2, T, F]``
+-> encoder (3x3 conv + norm) -> ``n_dq`` DQ blocks (distance token along time and frequency,
+eq. 5 to 7) -> ``n_ts`` TS blocks (same modules without the token) -> decoder (3x3 conv + sigmoid)
+= magnitude mask ``[B, T, F]`` -> mask * mixture STFT -> iSTFT -> ``[B, N]``.
+
+Streaming (causal configs only): :meth:`DQTSNet.init_state` then :meth:`DQTSNet.step` on blocks of
+``k * hop`` samples. The streamed output equals the offline :meth:`forward` output delayed by
+``stream_delay = n_fft - hop`` samples (one hop): a hop of output is complete only when the next
+frame has arrived. Algorithmic latency = one frame (n_fft samples) plus the block.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .config import ModelConfig
+from .layers import DEG, FrameLayerNorm, FusionModule, GlobalLayerNorm, TFConv
+from .stft import istft, stft
+
+
+class DQTSBlock(nn.Module):
+    """One DQ block (``query=True``: its own DEG per fusion module, optional FiLM) or TS block."""
+
+    def __init__(self, cfg: ModelConfig, query: bool):
+        super().__init__()
+        self.query = query
+        d, h = cfg.d_model, cfg.hidden
+        th = (cfg.time_hidden or h) if cfg.causal else h
+        self.time = FusionModule(d, th, "time", bidirectional=not cfg.causal, prepend=cfg.causal)
+        self.freq = FusionModule(d, h, "freq", bidirectional=True)
+        self.film = None
+        if query:
+            self.deg_time = DEG(d, cfg.deg_units, cfg.distance_scale)
+            self.deg_freq = DEG(d, cfg.deg_units, cfg.distance_scale)
+            if cfg.film:
+                self.deg_film = DEG(d, cfg.deg_units, cfg.distance_scale)
+                self.film = nn.Linear(d, 2 * d)
+                self.film_freq = nn.Linear(d, 2 * cfg.n_freq)
+
+    def _film(self, h: torch.Tensor, d_q: torch.Tensor) -> torch.Tensor:
+        if self.film is None:
+            return h
+        e = self.deg_film(d_q)
+        gamma, beta = self.film(e).chunk(2, dim=-1)  # [B, D] each
+        gamma_f, beta_f = self.film_freq(e).chunk(2, dim=-1)  # [B, F] each
+        gamma = gamma[:, :, None, None] + gamma_f[:, None, None, :]  # [B, D, 1, F]
+        beta = beta[:, :, None, None] + beta_f[:, None, None, :]
+        return h * (1 + gamma) + beta
+
+    def forward(self, h: torch.Tensor, d_q: torch.Tensor, time_state=None):
+        """h: [B, D, T, F]; d_q: [B] metres. Returns (h [B, D, T, F], time LSTM state)."""
+        if self.query:
+            h = self._film(h, d_q)
+            h, st = self.time(h, self.deg_time(d_q), time_state)
+            h, _ = self.freq(h, self.deg_freq(d_q))
+        else:
+            h, st = self.time(h, None, time_state)
+            h, _ = self.freq(h, None)
+        return h, st
+
+    def prime(self, d_q: torch.Tensor, n_freq: int):
+        """Initial time-LSTM state of a causal block: the token for DQ blocks, zeros for TS blocks."""
+        if self.query:
+            return self.time.prime(self.deg_time(d_q), n_freq)
+        return None
+
+
+class DQTSNet(nn.Module):
+    """Distance-queried target speech extraction network.
+
+    Args:
+        cfg: :class:`ModelConfig` with ``arch == "dqts"``.
+
+    forward(mix, d_q):
+        mix: [B, N] float waveform at ``cfg.sample_rate``; d_q: [B] query distance in metres.
+        Returns [B, N]: the estimated reverberant speech of every talker within ``r_spk`` of d_q
+        (eq. 3), silence if none (eq. 4).
+    """
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        cfg.validate()
+        if cfg.arch != "dqts":
+            raise ValueError(f"DQTSNet needs arch='dqts', got {cfg.arch!r}")
+        self.cfg = cfg
+        d = cfg.d_model
+        self.enc_conv = TFConv(2, d, cfg.causal)
+        self.enc_norm = FrameLayerNorm(d) if cfg.norm == "frame" else GlobalLayerNorm(d)
+        self.blocks = nn.ModuleList([DQTSBlock(cfg, True) for _ in range(cfg.n_dq)]
+                                    + [DQTSBlock(cfg, False) for _ in range(cfg.n_ts)])
+        self.dec_conv = TFConv(d, 1, cfg.causal)
+
+    # -- shared pieces ----------------------------------------------------------------------------
+    @property
+    def stream_delay(self) -> int:
+        """Samples by which :meth:`step` output lags :meth:`forward` output (n_fft - hop)."""
+        return self.cfg.n_fft - self.cfg.hop
+
+    @property
+    def algorithmic_latency_s(self) -> float:
+        """One frame in seconds; the caller adds its block length."""
+        return self.cfg.n_fft / self.cfg.sample_rate
+
+    def _features(self, spec: torch.Tensor) -> torch.Tensor:
+        """[B, T, F] complex -> [B, 2, T, F] real/imag, magnitude compressed by ``input_compress``."""
+        p = self.cfg.input_compress
+        if p != 1.0:
+            mag = spec.abs()
+            spec = spec * (mag.clamp_min(1e-8) ** (p - 1.0))
+        return torch.stack([spec.real, spec.imag], dim=1)
+
+    def _mask(self, h: torch.Tensor) -> torch.Tensor:
+        """Decoder output [B, 1, T, F] -> magnitude mask [B, T, F]."""
+        return torch.sigmoid(h[:, 0])
+
+    def _check(self, mix: torch.Tensor, d_q: torch.Tensor):
+        if mix.dim() != 2:
+            raise ValueError(f"mix must be [B, N], got shape {tuple(mix.shape)}")
+        if d_q.dim() != 1 or d_q.shape[0] != mix.shape[0]:
+            raise ValueError(f"d_q must be [B] = [{mix.shape[0]}], got shape {tuple(d_q.shape)}")
+
+    # -- offline ----------------------------------------------------------------------------------
+    def forward(self, mix: torch.Tensor, d_q: torch.Tensor) -> torch.Tensor:
+        self._check(mix, d_q)
+        cfg = self.cfg
+        spec = stft(mix, cfg.n_fft, cfg.hop)
+        h = self.enc_norm(self.enc_conv(self._features(spec)))
+        for blk in self.blocks:
+            h, _ = blk(h, d_q)
+        mask = self._mask(self.dec_conv(h))
+        return istft(spec * mask, cfg.n_fft, cfg.hop, mix.shape[-1])
+
+    # -- streaming --------------------------------------------------------------------------------
+    def init_state(self, d_q: torch.Tensor, batch: int | None = None) -> dict:
+        """Initial streaming state for query distances ``d_q`` [B] (metres).
+
+        Raises:
+            RuntimeError: the model is not causal (use a sliding window instead).
+        """
+        if not self.cfg.causal:
+            raise RuntimeError("streaming needs a causal model (preset paper-causal or lite-causal)")
+        cfg = self.cfg
+        d_q = torch.as_tensor(d_q, dtype=torch.float32, device=self._device()).reshape(-1)
+        b = d_q.shape[0] if batch is None else batch
+        d_q = d_q.expand(b) if d_q.shape[0] == 1 else d_q
+        z = lambda *s: torch.zeros(*s, device=self._device())  # noqa: E731
+        f = cfg.n_freq
+        return {
+            "d_q": d_q.clone(),
+            "in_buf": z(b, cfg.n_fft - cfg.hop),
+            "ola": z(b, cfg.n_fft - cfg.hop),
+            "enc_cache": z(b, 2, 2, f),
+            "dec_cache": z(b, cfg.d_model, 2, f),
+            "lstm": [blk.prime(d_q, f) for blk in self.blocks],
+            "hist": torch.zeros(b, 0, f, dtype=torch.complex64, device=self._device()),
+        }
+
+    def _device(self):
+        return next(self.parameters()).device
+
+    def step(self, block: torch.Tensor, d_q: torch.Tensor, state: dict):
+        """Process ``block`` [B, k*hop] samples; returns (out [B, k*hop], new state).
+
+        ``out`` is the offline output delayed by :attr:`stream_delay` samples. If ``d_q`` differs
+        from the state's query, the time LSTMs are re-primed with the new distance token before the
+        block (the change takes effect within this block). Raises ValueError if the block length is
+        not a multiple of hop.
+        """
+        cfg = self.cfg
+        hop, n_fft = cfg.hop, cfg.n_fft
+        b, n = block.shape
+        if n % hop:
+            raise ValueError(f"block length {n} is not a multiple of hop {hop}")
+        d_q = torch.as_tensor(d_q, dtype=torch.float32, device=block.device).reshape(-1).expand(b)
+        if not torch.equal(d_q, state["d_q"]):
+            state = self.reprime(state, d_q)
+        k = n // hop
+        x = torch.cat([state["in_buf"], block], dim=1)
+        frames = x.unfold(-1, n_fft, hop)  # [B, k, n_fft]
+        win = torch.hann_window(n_fft, periodic=True, device=block.device).sqrt()
+        spec = torch.fft.rfft(frames * win, dim=-1)  # [B, k, F]
+        e, enc_cache = self.enc_conv.step(self._features(spec), state["enc_cache"])
+        h = self.enc_norm(e)
+        lstm = []
+        for blk, st in zip(self.blocks, state["lstm"]):
+            h, st = blk(h, d_q, st)
+            lstm.append(st)
+        dec, dec_cache = self.dec_conv.step(h, state["dec_cache"])
+        y = torch.fft.irfft(spec * self._mask(dec), n=n_fft, dim=-1) * win  # [B, k, n_fft]
+        total = (k - 1) * hop + n_fft
+        ola = nn.functional.fold(y.transpose(1, 2), output_size=(1, total), kernel_size=(1, n_fft),
+                                 stride=(1, hop)).reshape(b, total)
+        ola[:, : n_fft - hop] += state["ola"]
+        out = ola[:, :n]
+        new_state = {
+            "d_q": d_q.clone(),
+            "in_buf": x[:, -(n_fft - hop):],
+            "ola": ola[:, n:],
+            "enc_cache": enc_cache,
+            "dec_cache": dec_cache,
+            "lstm": lstm,
+            "hist": torch.cat([state["hist"], spec], 1)[:, -self.reprime_frames:],
+        }
+        return out, new_state
+
+    reprime_frames = 32  # frames (0.5 s at 16 ms hop) re-run on a query change
+
+    def reprime(self, state: dict, d_q: torch.Tensor) -> dict:
+        """Re-prime the time LSTMs for a new query ``d_q`` [B]: start from the new token and re-run
+        the last ``reprime_frames`` frames of the stream, so the new state has seen recent audio
+        under the new query. Caches for convolutions, STFT and overlap-add are kept."""
+        cfg = self.cfg
+        state = dict(state)
+        lstm = [blk.prime(d_q, cfg.n_freq) for blk in self.blocks]
+        hist = state["hist"]
+        if hist.shape[1] > 0:
+            e = self.enc_conv(self._features(hist))
+            h = self.enc_norm(e)
+            new = []
+            for blk, st in zip(self.blocks, lstm):
+                h, st = blk(h, d_q, st)
+                new.append(st)
+            lstm = new
+        state["lstm"] = lstm
+        state["d_q"] = d_q.clone()
+        return state
+
+
+def build_model(cfg: ModelConfig) -> nn.Module:
+    """Model for ``cfg.arch``: :class:`DQTSNet` or the LSTM+DEG baseline."""
+    if cfg.arch == "dqts":
+        return DQTSNet(cfg)
+    if cfg.arch == "lstm_deg":
+        from .baseline import LSTMDEGBaseline
+        return LSTMDEGBaseline(cfg)
+    raise ValueError(f"unknown arch {cfg.arch!r}")
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Number of trainable parameters."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)

@@ -1,0 +1,89 @@
+"""Checkpoint round trip and every bad-checkpoint case."""
+import json
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from models import ModelConfig, build_model
+from models.checkpoint import CheckpointError, load_checkpoint, read_metadata, save_checkpoint
+
+
+def test_config_json_round_trip():
+    for name in ModelConfig.preset_names():
+        cfg = ModelConfig.preset(name)
+        assert ModelConfig.from_json(cfg.to_json()) == cfg
+
+
+def test_config_errors():
+    with pytest.raises(ValueError, match="unknown preset"):
+        ModelConfig.preset("nope")
+    d = ModelConfig.preset("paper").to_dict()
+    d["version"] = 99
+    with pytest.raises(ValueError, match="version"):
+        ModelConfig.from_dict(d)
+    with pytest.raises(ValueError, match="causal"):
+        ModelConfig.preset("paper", causal=True)
+
+
+def test_round_trip_is_exact(tmp_path):
+    torch.manual_seed(0)
+    m = build_model(ModelConfig.preset("lite-causal")).eval()
+    p = save_checkpoint(tmp_path / "m.safetensors", m, {"steps": 12, "data": "unit test"})
+    m2, meta = load_checkpoint(p)
+    assert meta["config"] == m.cfg
+    assert meta["provenance"] == {"steps": 12, "data": "unit test"}
+    for (k, a), (k2, b) in zip(m.state_dict().items(), m2.state_dict().items()):
+        assert k == k2 and torch.equal(a, b)
+    x = torch.randn(1, 4000)
+    with torch.no_grad():
+        assert torch.equal(m(x, torch.tensor([2.0])), m2(x, torch.tensor([2.0])))
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(CheckpointError, match="no such checkpoint"):
+        load_checkpoint(tmp_path / "absent.safetensors")
+
+
+def test_not_a_checkpoint(tmp_path):
+    p = tmp_path / "text.safetensors"
+    p.write_text("hello, I am not a model")
+    with pytest.raises(CheckpointError, match=str(p.name)):
+        load_checkpoint(p)
+
+
+def test_safetensors_without_metadata(tmp_path):
+    p = tmp_path / "plain.safetensors"
+    save_file({"w": torch.zeros(3)}, str(p))
+    with pytest.raises(CheckpointError, match="metadata"):
+        load_checkpoint(p)
+
+
+def test_truncated_file(tmp_path):
+    m = build_model(ModelConfig.preset("lite-causal"))
+    p = save_checkpoint(tmp_path / "m.safetensors", m)
+    data = p.read_bytes()
+    p.write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError, match="m.safetensors"):
+        load_checkpoint(p)
+
+
+def test_unknown_config_version(tmp_path):
+    m = build_model(ModelConfig.preset("lite-causal"))
+    d = m.cfg.to_dict()
+    d["version"] = 7
+    p = tmp_path / "v7.safetensors"
+    save_file({k: v.contiguous() for k, v in m.state_dict().items()}, str(p),
+              metadata={"format": "realtime-tse", "config": json.dumps(d), "provenance": "{}"})
+    with pytest.raises(CheckpointError, match="version"):
+        read_metadata(p)
+
+
+def test_weights_do_not_fit_config(tmp_path):
+    small = build_model(ModelConfig.preset("lite-causal"))
+    p = tmp_path / "mismatch.safetensors"
+    big_cfg = ModelConfig.preset("paper-causal")
+    save_file({k: v.contiguous() for k, v in small.state_dict().items()}, str(p),
+              metadata={"format": "realtime-tse", "config": big_cfg.to_json(), "provenance": "{}"})
+    with pytest.raises(CheckpointError, match="do not fit"):
+        load_checkpoint(p)
