@@ -39,14 +39,17 @@ Choices where the paper is silent (ours, written down here)
 
 What RT60 the presets really produce
 ------------------------------------
-Materials come from Sabine's formula (``pyroomacoustics.inverse_sabine``), which overshoots in
-these rooms. Measured with ``room.measure_rt60()`` (Schroeder, 60 dB) on RIRs from
+Materials come from Sabine's formula (``pyroomacoustics.inverse_sabine``): right for D1's dead
+room, too long for the livelier D3 rooms. Measured with ``room.measure_rt60()`` (Schroeder, 60 dB) on RIRs from
 ``benchmarks/bench_rir.py`` (pyroomacoustics 0.10.1, randomised ISM), see
 ``benchmarks/results/rir_build.json`` for the current figures:
 
-* D1 / D2 (target 0.20 s): measured 0.21 s on average (0.20 to 0.23 s), i.e. about right.
-* D3 (target 0.2 to 0.5 s): measured RT60 is about 1.1x the target at 0.2 s and about 1.4 to 1.7x
-  at 0.5 s (0.5 s targets measure 0.68 to 0.85 s), so D3 spans roughly 0.22 to 0.85 s.
+* D1 / D2 (target 0.20 s): measured 0.19 to 0.21 s, mean 0.204 s (x1.02): on target.
+* D3 (target uniform 0.2 to 0.5 s; one RIR in each of 40 rooms): Sabine overshoots, more for
+  longer targets: targets 0.2-0.3 s measure 0.34 s on average (x1.33), 0.3-0.4 s measure 0.52 s
+  (x1.51), 0.4-0.5 s measure 0.70 s (x1.53); overall 0.23 to 0.85 s (x1.08 to x1.83). So D3 really
+  spans about 0.23 to 0.85 s. The same overshoot applies to a custom room's RT60: ask for about
+  two thirds of the RT60 you want in a live room (or check ``rt60_measured`` in the metadata).
 
 The target and the measured RT60 of every RIR are stored in the bank's metadata.
 """
