@@ -40,6 +40,8 @@ On disk (``out_dir``)
   [n, max_length] (zero padded).
 * ``rirs_{start:06d}_{stop:06d}.csv``: one row per RIR, columns ``META_COLUMNS`` (metres, seconds).
   Written last: a shard with both files is complete and is skipped by later builds (cache).
+  Files are written under temporary names and renamed, so builders running at once into one
+  folder (job arrays, torchrun ranks) never leave a half-written shard.
 Shards are aligned to multiples of ``shard_size`` (default 1000), so ranges built by different jobs
 line up.
 
@@ -276,10 +278,10 @@ def _write_shard(out: Path, a: int, b: int, results: list[tuple[np.ndarray, dict
         arr[k, :len(h)] = h
     index = np.array([m["index"] for _, m in results], dtype=np.int64)
     stem = _shard_stem(a, b)
-    tmp_npz = out / f".{stem}.tmp.npz"
+    tmp_npz = out / f".{stem}.{os.getpid()}.tmp.npz"  # unique: parallel builders
     np.savez(tmp_npz, index=index, length=lengths, rir=arr)
     os.replace(tmp_npz, out / f"{stem}.npz")
-    tmp_csv = out / f".{stem}.tmp.csv"
+    tmp_csv = out / f".{stem}.{os.getpid()}.tmp.csv"
     with open(tmp_csv, "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=list(META_COLUMNS))
         w.writeheader()
@@ -301,7 +303,7 @@ def _check_bank_json(out: Path, spec: RoomSpec) -> None:
                              f"({old['spec'].get('name')!r}, seed {old['spec'].get('seed')}); "
                              "use another --out folder")
         return
-    tmp = out / ".bank.json.tmp"
+    tmp = out / f".bank.json.{os.getpid()}.tmp"
     tmp.write_text(json.dumps(info, indent=2))
     os.replace(tmp, p)
 
