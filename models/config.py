@@ -12,9 +12,11 @@ Presets
     unidirectional with the distance token prepended, convolutions causal in time, per-frame
     normalisation, plus per-channel FiLM conditioning in every DQ block (see ``film``).
 ``lite-causal``
-    The small live model for CPUs: 16 kHz, D = 32, H = 32, 2 DQ + 2 TS. PLATFORM.md measured about
-    3.5 ms per 16 ms frame on one thread for this size (RTF ~0.2), leaving room for the distance
-    scan beside the audio path; the paper size takes 17 to 21 ms per frame (not real time).
+    The small live model for CPUs: 8 kHz (32 ms frames of 256 samples, 16 ms hop), D = 32, H = 32,
+    a 64-unit causal time LSTM, 2 DQ + 2 TS. The paper size takes 17 to 21 ms per 16 ms frame on
+    this CPU (not real time, PLATFORM.md). At 8 kHz a training step of this model took 16 to 20 s
+    against 44 to 62 s at 16 kHz (batch 8 x 2 s, 2 shared cores), and CPU training time is what
+    limits quality here; the engine resamples to and from the device rate.
 
 Choices the paper leaves open (written down here, SPEC.md decides the rest)
 -----------------------------------------------------------------------------
@@ -173,6 +175,7 @@ _PRESETS: dict[str, dict] = {
     "paper": dict(),
     "paper-causal": dict(causal=True, norm="frame", film=True, input_compress=0.5),
     "lite-causal": dict(causal=True, norm="frame", film=True, input_compress=0.5,
+                        sample_rate=8000, n_fft=256, hop=128,
                         d_model=32, hidden=32, time_hidden=64, n_dq=2, n_ts=2),
     "baseline": dict(arch="lstm_deg", n_dq=0, n_ts=0),
 }

@@ -1,0 +1,167 @@
+"""Command lines ``tse-train`` and ``tse-eval``.
+
+    tse-train ROOM --speech DIR --out RUN_DIR [--train-config T.toml] [--minutes M | --steps S] [--resume]
+    tse-eval CKPT --scenario ROOM --speech DIR [--json OUT.json] [--baseline CKPT]
+
+``ROOM`` is a paper preset (d1, d2, d3) or a TOML file describing your own room (see
+:func:`train.rooms.load_room_toml`). ``--speech`` is a folder of audio files with one sub-folder per
+speaker (LibriSpeech layout works) or a CSV with columns ``path,speaker``. The speakers are split
+into disjoint train / validation / test sets (the paper's 128:48:64 proportions, fixed seed), so
+``tse-eval`` tests on speakers the model never heard.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import sys
+import tomllib
+from pathlib import Path
+
+DEFAULT_BANK_ROOT = Path(os.environ.get("REALTIME_TSE_CACHE", Path.home() / ".cache" / "realtime-tse")) / "rirs"
+
+
+def load_room(spec: str):
+    """A paper preset name or a room TOML path -> RoomSpec. Raises ValueError / FileNotFoundError."""
+    from train.rooms import load_room_toml, room_preset
+    if spec.lower() in ("d1", "d2", "d3"):
+        return room_preset(spec.lower())
+    return load_room_toml(spec)
+
+
+def load_speech(path: str):
+    from train.corpus import SpeechCorpus
+    p = Path(path)
+    if p.suffix.lower() == ".csv":
+        return SpeechCorpus.from_csv(p)
+    return SpeechCorpus.from_folder(p)
+
+
+def bank_dir_for(room, n_rirs: int) -> Path:
+    key = hashlib.sha1(json.dumps({**room.to_dict(), "n_rirs": n_rirs}, sort_keys=True, default=str).encode())
+    return DEFAULT_BANK_ROOT / f"{room.name}-{n_rirs}-{key.hexdigest()[:10]}"
+
+
+def prepare_data(room, speech: str, bank: str | None, n_rirs: int | None, workers: int, sample_rate: int,
+                 clip_s: float, seed: int, split_seed: int = 0, progress: bool = True):
+    """Build (or reuse) the RIR bank and split the speech. Returns (room, bank, samplers dict, info)."""
+    from train.mixtures import MixtureSampler
+    from train.rirbank import RIRBank, build_bank
+    if n_rirs:
+        room = room.replace(n_rirs=int(n_rirs))
+    out = Path(bank) if bank else bank_dir_for(room, room.n_rirs)
+    build_bank(room, out, workers=workers, progress=progress)
+    rb = RIRBank(out)
+    corpus = load_speech(speech)
+    tr, va, te = corpus.split(seed=split_seed)
+    samplers = {}
+    for name, corp, extra in (("train", tr, 0), ("val", va, 1), ("test", te, 2)):
+        samplers[name] = MixtureSampler(rb, rb.indices(name), corp, sample_rate, clip_s, r_spk=room.r_spk,
+                                        seed=seed * 10 + extra)
+    info = {"room": room.name, "rir_bank": str(out), "n_rirs": len(rb), "speech": str(speech),
+            "speakers": {"train": len(tr.speakers), "val": len(va.speakers), "test": len(te.speakers)},
+            "test_speakers": list(te.speakers)[:300]}
+    return room, rb, samplers, info
+
+
+def train_main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="tse-train", description="Train a distance-based TSE model for a room.")
+    ap.add_argument("room", help="d1 | d2 | d3 | my_room.toml")
+    ap.add_argument("--speech", required=True, help="speech folder (one sub-folder per speaker) or CSV")
+    ap.add_argument("--out", required=True, help="run folder (checkpoints, log.csv)")
+    ap.add_argument("--train-config", help="TOML with [train] (and [train.model]) settings")
+    ap.add_argument("--model-preset", help="lite-causal (default) | paper-causal | paper | baseline")
+    ap.add_argument("--minutes", type=float, help="wall-clock budget")
+    ap.add_argument("--steps", type=int, help="step budget")
+    ap.add_argument("--resume", action="store_true", help="continue from RUN_DIR/last.safetensors")
+    ap.add_argument("--bank", help="RIR bank folder (default: a cache folder per room)")
+    ap.add_argument("--n-rirs", type=int, help="override the room's number of RIRs")
+    ap.add_argument("--workers", type=int, default=2, help="processes simulating RIRs")
+    ap.add_argument("--threads", type=int, help="torch CPU threads")
+    ap.add_argument("--quiet", action="store_true")
+    a = ap.parse_args(argv)
+    try:
+        import torch  # noqa: F401
+
+        from train.trainer import TrainConfig, Trainer
+        from models.config import ModelConfig
+        tdict = {}
+        if a.train_config:
+            with open(a.train_config, "rb") as f:
+                tdict = tomllib.load(f).get("train", {})
+        cfg = TrainConfig.from_dict(tdict)
+        if a.model_preset:
+            cfg.model_preset = a.model_preset
+        if a.threads:
+            cfg.threads = a.threads
+        sr = ModelConfig.preset(cfg.model_preset, **cfg.model).sample_rate
+        room = load_room(a.room)
+        room, rb, samplers, info = prepare_data(room, a.speech, a.bank, a.n_rirs, a.workers, sr, cfg.clip_s,
+                                                cfg.seed, progress=not a.quiet)
+        trainer = Trainer(cfg, room, samplers["train"], samplers["val"], a.out, provenance={"data": info},
+                          resume=a.resume)
+        if not a.quiet:
+            print(f"training {cfg.model_preset} on {room.name} ({len(rb)} RIRs, "
+                  f"{info['speakers']['train']} training speakers) -> {a.out}", file=sys.stderr)
+        m = trainer.run(minutes=a.minutes, steps=a.steps, progress=not a.quiet)
+    except (ValueError, FileNotFoundError, RuntimeError) as e:
+        print(f"tse-train: error: {e}", file=sys.stderr)
+        return 2
+    print(json.dumps({"step": trainer.state["step"], **m}, indent=2))
+    return 0
+
+
+def eval_main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="tse-eval", description="Table I / II / III style evaluation.")
+    ap.add_argument("ckpt", help="checkpoint (.safetensors)")
+    ap.add_argument("--scenario", required=True, help="d1 | d2 | d3 | my_room.toml")
+    ap.add_argument("--speech", required=True, help="speech folder or CSV (its test split is used)")
+    ap.add_argument("--json", help="write the report here")
+    ap.add_argument("--baseline", help="a second checkpoint (e.g. the LSTM+DEG baseline) for Table II")
+    ap.add_argument("--mixtures", type=int, default=100, help="test mixtures per repeat")
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--scan-mixtures", type=int, help="mixtures per repeat used for distance estimation")
+    ap.add_argument("--clip-s", type=float, default=4.0)
+    ap.add_argument("--bank")
+    ap.add_argument("--n-rirs", type=int)
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--p-presence", type=float, default=0.7, help="share of presence queries")
+    ap.add_argument("--quiet", action="store_true")
+    a = ap.parse_args(argv)
+    try:
+        import torch
+
+        from models.checkpoint import CheckpointError, load_checkpoint
+        from train.evaluate import PAPER_D1, evaluate, format_report
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+        net, meta = load_checkpoint(a.ckpt, device=device)
+        room = load_room(a.scenario)
+        room, rb, samplers, info = prepare_data(room, a.speech, a.bank, a.n_rirs, a.workers,
+                                                net.cfg.sample_rate, a.clip_s, seed=12345, progress=not a.quiet)
+        sampler = samplers["test"]
+        sampler.p_presence = a.p_presence
+        models = [(Path(a.ckpt).stem, net)]
+        if a.baseline:
+            b, _ = load_checkpoint(a.baseline, device=device)
+            if b.cfg.sample_rate != net.cfg.sample_rate:
+                raise ValueError("the baseline and the model must share one sample rate")
+            models.append((Path(a.baseline).stem, b))
+        report = {"scenario": room.name, "data": info, "mixtures_per_repeat": a.mixtures,
+                  "repeats": a.repeats, "clip_s": a.clip_s, "p_presence": a.p_presence, "models": {}}
+        for name, m in models:
+            rep = evaluate(m, sampler, a.mixtures, a.repeats, device, scan_mixtures=a.scan_mixtures,
+                           progress=not a.quiet)
+            report["models"][name] = rep
+            print(format_report(name, rep, PAPER_D1 if room.name == "d1" else None))
+            print()
+        if a.json:
+            Path(a.json).parent.mkdir(parents=True, exist_ok=True)
+            Path(a.json).write_text(json.dumps(report, indent=2))
+    except CheckpointError as e:
+        print(f"tse-eval: error: {e}", file=sys.stderr)
+        return 2
+    except (ValueError, FileNotFoundError, RuntimeError) as e:
+        print(f"tse-eval: error: {e}", file=sys.stderr)
+        return 2
+    return 0

@@ -1,0 +1,141 @@
+"""Evaluation in the paper's terms (Tables I, II and III) plus what those metrics hide (SPEC.md).
+
+Per repeat (seeded test mixtures from the test splits of the RIR bank and the speech corpus):
+
+* presence queries (a talker within ``r_spk``): SDR, SDRi, PESQ (wide-band, 16 kHz; the output and
+  reference are resampled to 16 kHz when the model runs at another rate), split into single-talker
+  queries and queries with both talkers in range (whose target is the whole mixture);
+  SI-SDRi on single-talker queries;
+* absence queries: iSDR of eq. 9 (lower is better; depends on the level, -25 to -20 dBFS here) and
+  the output level relative to the input, ``10 log10(|x_hat|^2 / |y|^2)``;
+* distance estimation (Table III): d_q scanned over 0 to 5 m (``d_max``) in 0.5 m steps, iSDR per
+  query, indicator = sum of the iSDRs within a 1 m window, MAE of the highest peak to the closest
+  talker; also the two highest peaks matched to the two talkers (mean error of the better
+  assignment), and both figures for a constant 2.5 m guess.
+
+Mean and standard deviation over ``repeats`` (5 in the paper) are reported.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from models.metrics import distance_profile, isdr, relative_level, sdr, si_sdr
+
+PAPER_D1 = {"sdr": 12.47, "sdri": 8.83, "pesq": 2.40, "isdr": 9.59, "mae_m": 0.26}
+
+
+def _pesq(est: np.ndarray, ref: np.ndarray, sr: int) -> float:
+    try:
+        from pesq import pesq
+    except ImportError:
+        return float("nan")
+    if sr != 16000:
+        import soxr
+        est, ref = soxr.resample(est, sr, 16000), soxr.resample(ref, sr, 16000)
+    try:
+        return float(pesq(16000, ref.astype(np.float64), est.astype(np.float64), "wb"))
+    except Exception:  # silent reference or too short: PESQ undefined
+        return float("nan")
+
+
+def scan_levels(net, mix: torch.Tensor, grid: np.ndarray, device) -> tuple[np.ndarray, np.ndarray]:
+    """iSDR (eq. 9) and relative output level per query distance for one mixture [N].
+    Returns (isdr_db [Q], relative_level_db [Q])."""
+    q = len(grid)
+    with torch.no_grad():
+        est = net(mix[None].expand(q, -1).to(device), torch.as_tensor(grid, dtype=torch.float32, device=device))
+    est = est.float().cpu()
+    return isdr(est, mix[None].expand(q, -1)).numpy(), relative_level(est, mix[None].expand(q, -1)).numpy()
+
+
+def match_two(peaks: list, distances) -> float:
+    """Mean error (m) of up to two peaks assigned to the two talkers (the better assignment)."""
+    d = list(map(float, distances))
+    p = list(peaks) + [peaks[0]] * (2 - len(peaks)) if peaks else [np.nan, np.nan]
+    a = (abs(p[0] - d[0]) + abs(p[1] - d[1])) / 2
+    b = (abs(p[0] - d[1]) + abs(p[1] - d[0])) / 2
+    return float(min(a, b))
+
+
+def evaluate_once(net, sampler, n_mixtures: int, device, start: int = 0, scan: bool = True,
+                  scan_mixtures: int | None = None) -> dict:
+    """One repeat over ``n_mixtures`` seeded mixtures (``sampler.sample_at(start + k)``).
+    Presence/absence follows the sampler's ``p_presence``. Returns per-metric means."""
+    sr = net.cfg.sample_rate
+    rows = {k: [] for k in ("sdr", "sdri", "pesq", "sdr_both", "sdri_both", "si_sdri_single",
+                            "sdri_single", "isdr", "absence_level_db")}
+    dist_err, two_err, const_err, const_two = [], [], [], []
+    grid = np.arange(0.0, net.cfg.d_max + 1e-9, 0.5)
+    n_scan = n_mixtures if scan_mixtures is None else min(scan_mixtures, n_mixtures)
+    net.eval()
+    for k in range(n_mixtures):
+        m = sampler.sample_at(start + k)
+        mix = torch.from_numpy(m.mix)
+        with torch.no_grad():
+            est = net(mix[None].to(device), torch.tensor([m.d_q], device=device))[0].float().cpu()
+        tgt = torch.from_numpy(m.target)
+        if m.kind == "absence":
+            rows["isdr"].append(float(isdr(est, mix)))
+            rows["absence_level_db"].append(float(relative_level(est, mix)))
+        else:
+            s, s0 = float(sdr(est, tgt)), float(sdr(mix, tgt))
+            rows["sdr"].append(s)
+            rows["sdri"].append(s - s0)
+            rows["pesq"].append(_pesq(est.numpy(), m.target, sr))
+            if m.kind == "single":
+                rows["sdri_single"].append(s - s0)
+                rows["si_sdri_single"].append(float(si_sdr(est, tgt) - si_sdr(mix, tgt)))
+            else:
+                rows["sdr_both"].append(s)
+                rows["sdri_both"].append(s - s0)
+        if scan and k < n_scan:
+            lv, _ = scan_levels(net, mix, grid, device)
+            _, peaks = distance_profile(lv, grid, window_m=1.0, n_peaks=2)
+            dist_err.append(float(np.min(np.abs(m.distances - peaks[0]))))
+            two_err.append(match_two(peaks, m.distances))
+            const_err.append(float(np.min(np.abs(m.distances - 2.5))))
+            const_two.append(match_two([2.5, 2.5], m.distances))
+    out = {k: float(np.nanmean(v)) if len(v) else float("nan") for k, v in rows.items()}
+    out["n_presence"] = len(rows["sdr"])
+    out["n_absence"] = len(rows["isdr"])
+    out["n_both"] = len(rows["sdr_both"])
+    if dist_err:
+        out.update(mae_m=float(np.mean(dist_err)), two_peak_err_m=float(np.mean(two_err)),
+                   const_2p5_mae_m=float(np.mean(const_err)), const_2p5_two_err_m=float(np.mean(const_two)))
+    return out
+
+
+def evaluate(net, sampler, n_mixtures: int = 100, repeats: int = 5, device="cpu", scan: bool = True,
+             scan_mixtures: int | None = None, progress: bool = True) -> dict:
+    """Table I / III style report: {"mean": {...}, "std": {...}, "repeats": [...]} over ``repeats``
+    disjoint seeded sets of ``n_mixtures`` test mixtures each."""
+    from tqdm import tqdm
+
+    reps = []
+    for r in tqdm(range(repeats), disable=not progress, desc="repeats"):
+        reps.append(evaluate_once(net, sampler, n_mixtures, device, start=r * n_mixtures, scan=scan,
+                                  scan_mixtures=scan_mixtures))
+    keys = reps[0].keys()
+    mean = {k: float(np.nanmean([r[k] for r in reps])) for k in keys}
+    std = {k: float(np.nanstd([r[k] for r in reps])) for k in keys}
+    return {"mean": mean, "std": std, "repeats": reps}
+
+
+def format_report(name: str, rep: dict, paper: dict | None = None) -> str:
+    """Plain-text table of an :func:`evaluate` report (Table I + III layout)."""
+    m, s = rep["mean"], rep["std"]
+    f = lambda k: f"{m[k]:6.2f} ± {s[k]:4.2f}" if k in m and np.isfinite(m[k]) else "   n/a"  # noqa: E731
+    lines = [f"{'model':28s} {'SDR (dB)':>14s} {'SDRi (dB)':>14s} {'PESQ':>14s} {'iSDR (dB)':>14s}",
+             f"{name:28s} {f('sdr'):>14s} {f('sdri'):>14s} {f('pesq'):>14s} {f('isdr'):>14s}"]
+    if paper:
+        lines.append(f"{'paper (D1, 4DQ+4TS)':28s} {paper['sdr']:14.2f} {paper['sdri']:14.2f} "
+                     f"{paper['pesq']:14.2f} {paper['isdr']:14.2f}")
+    lines += ["",
+              f"single-talker queries: SDRi {f('sdri_single')} dB, SI-SDRi {f('si_sdri_single')} dB",
+              f"both talkers in range: SDR {f('sdr_both')} dB, SDRi {f('sdri_both')} dB (n={m.get('n_both', 0):.0f})",
+              f"absence queries: output level re input {f('absence_level_db')} dB"]
+    if "mae_m" in m:
+        lines += [f"distance: MAE (highest peak) {f('mae_m')} m, two peaks matched {f('two_peak_err_m')} m;"
+                  f" constant 2.5 m guess: {f('const_2p5_mae_m')} m / {f('const_2p5_two_err_m')} m"]
+    return "\n".join(lines)
