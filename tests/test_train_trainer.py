@@ -1,0 +1,114 @@
+"""Training: the loss goes down, resume works, tse-train / tse-eval run end to end on a user's room."""
+import json
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from models.checkpoint import load_checkpoint, load_training_state
+from models.config import ModelConfig
+from models.net import build_model
+from train.cli import eval_main, train_main
+from train.corpus import SpeechCorpus
+from train.mixtures import MixtureSampler
+from train.rirbank import RIRBank, build_bank
+from train.rooms import distance_range, load_room_toml
+from train.trainer import TrainConfig, Trainer, batch_loss
+
+TINY = {"d_model": 8, "hidden": 8, "time_hidden": 8, "n_dq": 1, "n_ts": 1}
+
+
+def _speech(root, n_speakers=10, per=2, sr=16000):
+    rng = np.random.default_rng(1)
+    for s in range(n_speakers):
+        (root / f"spk{s}").mkdir(parents=True)
+        for k in range(per):
+            n = int(sr * (0.8 + 0.4 * k))
+            t = np.arange(n) / sr
+            f0 = 90 + 35 * s + 10 * k
+            x = sum(np.sin(2 * np.pi * f0 * h * t) / h for h in range(1, 10))
+            x = x * (0.5 + 0.5 * np.sin(2 * np.pi * 3 * t)) + 0.01 * rng.standard_normal(n)
+            sf.write(root / f"spk{s}" / f"u{k}.flac", (0.2 * x).astype(np.float32), sr)
+    return root
+
+
+@pytest.fixture(scope="module")
+def room_setup(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("trainer")
+    speech = _speech(tmp / "speech")
+    room_toml = tmp / "my_room.toml"
+    room_toml.write_text("size = [5.0, 4.0, 2.7]\nmic = [2.5, 2.0, 1.0]\nrt60 = 0.3\nn_rirs = 16\nseed = 1\n"
+                         "split = [0.5, 0.25, 0.25]\n")
+    train_toml = tmp / "train.toml"
+    train_toml.write_text('[train]\nbatch = 4\nclip_s = 0.5\nsteps_per_epoch = 2\nepochs = 3\nval_mixtures = 4\n'
+                          'threads = 1\nwarmup_steps = 2\n[train.model]\n'
+                          + "".join(f"{k} = {v}\n" for k, v in TINY.items()))
+    return tmp, speech, room_toml, train_toml
+
+
+def test_tiny_training_lowers_the_loss(room_setup):
+    tmp, speech, room_toml, _ = room_setup
+    room = load_room_toml(room_toml)
+    build_bank(room, tmp / "bank_a", workers=1, progress=False)
+    bank = RIRBank(tmp / "bank_a")
+    sampler = MixtureSampler(bank, bank.indices(), SpeechCorpus.from_folder(speech), 8000, 0.5, seed=0)
+    batch = sampler.sample_batch(4, start=0)
+    torch.manual_seed(0)
+    net = build_model(ModelConfig.preset("lite-causal", **TINY))
+    opt = torch.optim.Adam(net.parameters(), lr=3e-3)
+    losses = []
+    for _ in range(40):
+        loss = batch_loss(net(batch["mix"], batch["d_q"]), batch)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(float(loss.detach()))
+    assert np.mean(losses[-5:]) < np.mean(losses[:5]) - 1.0, losses
+
+
+def test_train_config_schedule():
+    cfg = TrainConfig(epochs=10, steps_per_epoch=10, curriculum=[[0, 1.5], [30, 0.75], [60, 0.0]])
+    assert cfg.presence_at(0) == 0.9 and cfg.presence_at(49) == 0.9 and cfg.presence_at(50) == 0.7
+    assert cfg.gap_at(0) == 1.5 and cfg.gap_at(30) == 0.75 and cfg.gap_at(99) == 0.0
+    with pytest.raises(ValueError, match="unknown"):
+        TrainConfig.from_dict({"batchsize": 3})
+
+
+def test_tse_train_and_eval_on_a_custom_room(room_setup, tmp_path, capsys):
+    tmp, speech, room_toml, train_toml = room_setup
+    run = tmp_path / "run"
+    args = [str(room_toml), "--speech", str(speech), "--out", str(run), "--train-config", str(train_toml),
+            "--bank", str(tmp / "bank_cli"), "--workers", "1", "--quiet"]
+    assert train_main(args + ["--steps", "3"]) == 0
+    log = (run / "log.csv").read_text().splitlines()
+    assert log[0].startswith("step,epoch") and len(log) == 3  # epochs end at steps 2 and 3 (budget)
+    net, meta = load_checkpoint(run / "last.safetensors")
+    assert meta["provenance"]["trainer"]["step"] == 3
+    # the query range is the room's largest talker distance rounded up to 0.5 m
+    assert meta["config"].sample_rate == 8000
+    assert meta["config"].d_max == np.ceil(2 * distance_range(load_room_toml(room_toml))) / 2
+    assert meta["provenance"]["room"]["name"] == "my_room"
+    assert len(load_training_state(run / "last.safetensors")) > 0
+    assert (run / "best.safetensors").exists()
+    # resume continues the step count instead of starting again
+    assert train_main(args + ["--steps", "2", "--resume"]) == 0
+    _, meta2 = load_checkpoint(run / "last.safetensors")
+    assert meta2["provenance"]["trainer"]["step"] == 5
+    out_json = tmp_path / "eval.json"
+    capsys.readouterr()
+    assert eval_main([str(run / "best.safetensors"), "--scenario", str(room_toml), "--speech", str(speech),
+                      "--bank", str(tmp / "bank_cli"), "--mixtures", "4", "--repeats", "2",
+                      "--clip-s", "0.5", "--json", str(out_json), "--quiet"]) == 0
+    rep = json.loads(out_json.read_text())
+    m = rep["models"]["best"]["mean"]
+    assert rep["repeats"] == 2 and len(rep["models"]["best"]["repeats"]) == 2
+    assert np.isfinite(m["mae_m"]) and m["mae_m"] >= 0 and np.isfinite(m["const_2p5_mae_m"])
+    assert "SDRi" in capsys.readouterr().out
+
+
+def test_tse_train_errors_are_messages(tmp_path, capsys):
+    assert train_main(["nowhere.toml", "--speech", str(tmp_path), "--out", str(tmp_path / "r")]) == 2
+    assert "tse-train: error" in capsys.readouterr().err
+    assert eval_main([str(tmp_path / "none.safetensors"), "--scenario", "d1", "--speech", str(tmp_path)]) == 2
+    assert "no such checkpoint" in capsys.readouterr().err
