@@ -297,11 +297,11 @@ class DistanceRadar(QWidget):
             r = r_m * ppm
             return QRectF(c.x() - r, c.y() - r, 2 * r, 2 * r)
 
-        # radial glow of the profile: one annulus per grid point, brightness = normalised level
+        # radial glow of the profile: one annulus per grid point, brightness = how far its level
+        # rises above the median level (0 at the median, full at +10 dB): a flat profile stays dark
         if self._dist.size and self._level.size == self._dist.size:
-            lv = self._level
-            span = max(6.0, float(np.nanmax(lv) - np.nanmin(lv)))
-            norm = np.clip((lv - np.nanmax(lv) + span) / span, 0, 1)
+            lv = np.nan_to_num(self._level, nan=-120.0)
+            norm = np.clip((lv - np.median(lv)) / 10.0, 0, 1)
             step = float(np.median(np.diff(self._dist))) if self._dist.size > 1 else 0.5
             for d, a in sorted(zip(self._dist, norm), key=lambda x: -x[0]):
                 r_out = min(self.d_max, d + step / 2)
@@ -458,8 +458,11 @@ class ProfilePlot(pg.PlotWidget):
         for item in self.peak_labels:
             self.getPlotItem().removeItem(item)
         self.peak_labels = []
+        lo_d, hi_d = self._range
         for x, y in zip(px, py):
-            ti = pg.TextItem(f"talker {x:.1f} m", color=TALKER_COLOR, anchor=(-0.1, 1.0))
+            right_half = x > lo_d + 0.7 * (hi_d - lo_d)  # label left of the marker near the right edge
+            ti = pg.TextItem(f"talker {x:.1f} m", color=TALKER_COLOR,
+                             anchor=(1.1, 1.0) if right_half else (-0.1, 1.0))
             ti.setPos(x, y)
             self.getPlotItem().addItem(ti)
             self.peak_labels.append(ti)

@@ -1,0 +1,924 @@
+"""The desktop app: one window to pick a source, a model and a distance, and hear that talker live.
+
+``main(argv=None) -> int`` starts it (``realtime-tse`` with no arguments); :class:`MainWindow` is
+the window, usable on its own (tests build it with a temporary QSettings file).
+
+Threading: the Qt thread never runs the model. Loading a checkpoint and (re)starting the
+:class:`realtime_tse.engine.LiveEngine` happen on a helper thread (:class:`EngineHost`), which hands
+the running engine back through a queued Qt signal. A 25 Hz QTimer pulls levels, stats, the latest
+distance scan and errors from the engine; the sliders write ``distance_m``, ``bypass``, ``wet`` and
+``volume`` straight into it (plain attribute writes, atomic in CPython).
+
+Errors (device lost, bad checkpoint, unreadable file) appear in an inline banner at the top of the
+window, never in a modal dialog: the app stays usable, and a recording in progress is stopped and
+kept. ``MainWindow.messages`` keeps every message shown, for tests and for the log.
+
+Settings (QSettings): window geometry, source, output device, distance, model path, volume, dry/wet.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import sys
+import threading
+import time
+import traceback
+from pathlib import Path
+
+# PySide6 must be imported before pyqtgraph so pyqtgraph picks the PySide6 binding
+from PySide6.QtCore import QObject, QSettings, Qt, QTimer, QUrl, Signal
+from PySide6.QtGui import QDesktopServices, QKeySequence, QShortcut
+from PySide6.QtWidgets import (QApplication, QComboBox, QFileDialog, QFormLayout, QFrame,
+                               QGroupBox, QHBoxLayout, QLabel, QMainWindow, QPushButton,
+                               QSizePolicy, QSlider, QSplitter, QStatusBar, QToolButton,
+                               QVBoxLayout, QWidget)
+
+from .widgets import TALKER_COLOR, DistanceControl, DistanceRadar, LevelMeter, ProfilePlot
+
+__all__ = ["MainWindow", "EngineHost", "main", "REPO_ROOT", "DEMO_INPUT", "SHIPPED_MODEL"]
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DEMO_INPUT = REPO_ROOT / "assets" / "demo" / "demo_mix.wav"
+SHIPPED_MODEL = REPO_ROOT / "assets" / "models" / "tse-lite-causal-d1.safetensors"
+UI_HZ = 25
+SETTINGS_ORG = "realtime-tse"
+SETTINGS_APP = "realtime-tse"
+
+
+# --------------------------------------------------------------------------- engine access
+def _engine_module():
+    from realtime_tse import engine  # imported late: torch loads in a second, after the window shows
+    return engine
+
+
+def _list_devices():
+    """(inputs, outputs): lists of (label, device id for the engine). Never raises."""
+    try:
+        from realtime_tse.audio_io import list_devices
+        devs = list_devices()
+    except Exception:  # no PortAudio, no audio_io yet, ...
+        return [], []
+    ins, outs = [], []
+    for i, d in enumerate(devs or []):
+        get = (d.get if isinstance(d, dict) else lambda k, default=None, _d=d: getattr(_d, k, default))
+        name = str(get("name", f"device {i}"))
+        idx = get("index", get("id", i))
+        host = get("hostapi_name", get("hostapi", ""))
+        label = f"{name}" + (f" ({host})" if isinstance(host, str) and host else "")
+        if int(get("max_input_channels", get("inputs", 0)) or 0) > 0:
+            ins.append((label, idx))
+        if int(get("max_output_channels", get("outputs", 0)) or 0) > 0:
+            outs.append((label, idx))
+    return ins, outs
+
+
+def describe_room(prov: dict) -> str:
+    """One line about the training room, from a checkpoint's provenance (best effort)."""
+    if not isinstance(prov, dict) or not prov:
+        return "training room: unknown (no provenance)"
+    room = prov.get("room") or prov.get("scenario") or prov.get("train_room")
+    if room is None and isinstance(prov.get("training"), dict):
+        room = prov["training"].get("room") or prov["training"].get("scenario")
+    if room is None:
+        return "training room: not recorded"
+    if not isinstance(room, dict):
+        return f"training room: {room}"
+    name = str(room.get("name", "?")).upper()
+    parts = [name]
+    rmin, rmax = room.get("room_min"), room.get("room_max")
+    try:
+        if rmin and rmax:
+            fmt = lambda v: " x ".join(f"{x:g}" for x in v)  # noqa: E731
+            parts.append(f"{fmt(rmin)} m" if list(rmin) == list(rmax) else f"{fmt(rmin)} to {fmt(rmax)} m")
+        t0, t1 = room.get("rt60_min"), room.get("rt60_max")
+        if t0 is not None:
+            parts.append(f"RT60 {t0:g} s" if t1 in (None, t0) else f"RT60 {t0:g}-{t1:g} s")
+        if room.get("mic") is None and "mic" in room:
+            parts.append("random mic")
+    except (TypeError, ValueError):
+        pass
+    return "training room: " + ", ".join(parts)
+
+
+class EngineHost(QObject):
+    """Loads models and (re)starts the engine on a helper thread; one job at a time, latest wins.
+
+    Order of a job: load the model (if it changed), build the new engine (this checks the devices
+    and opens the input file), and only then stop the old engine and start the new one; so a bad
+    checkpoint or an unreadable file leaves the running engine alone.
+
+    Signals (queued to the Qt thread):
+        ready(engine, model): a new engine is running (the previous one has been stopped).
+        failed(kind, message): "model" (bad checkpoint) or "source" (unknown device, unreadable
+            file): the previous engine keeps running; "audio" (the new engine failed to start):
+            no engine runs now.
+        engine_error(message): the running engine reported an error (device lost, ...).
+    """
+
+    ready = Signal(object, object)
+    failed = Signal(str, str)
+    engine_error = Signal(str)
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self._lock = threading.Lock()
+        self._pending = None
+        self._thread: threading.Thread | None = None
+        self.engine = None
+        self.model = None
+        self.model_key = None
+        self.busy = False
+
+    def request(self, *, model_path, source, output, params, device="auto", block_ms=64) -> None:
+        """Start (or restart) the engine. ``source``: ("device", id) | ("demo"|"file", path)."""
+        job = dict(model_path=model_path, source=source, output=output, params=dict(params),
+                   device=device, block_ms=block_ms)
+        with self._lock:
+            self._pending = job
+            self.busy = True
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="tse-engine-host", daemon=True)
+                self._thread.start()
+
+    def _run(self):
+        while True:
+            with self._lock:
+                job, self._pending = self._pending, None
+                if job is None:
+                    self.busy = False
+                    return
+            self._do(job)
+
+    def _do(self, job):
+        eng_mod = _engine_module()
+        key = (str(job["model_path"]) if job["model_path"] else None, job["device"])
+        model = self.model
+        if model is None or key != self.model_key:
+            try:
+                model = eng_mod.load_model(job["model_path"], device=job["device"])
+            except Exception as e:  # CheckpointError, OSError, anything odd in a user's file
+                self.failed.emit("model", f"Could not load the model: {_one_line(e)}")
+                return
+        kind, value = job["source"]
+        # output None = no playback ("null" for the engine); the engine's None means "default"
+        kw = dict(block_ms=job["block_ms"], loop=True,
+                  output_device="null" if job["output"] is None else job["output"])
+        if kind == "device":
+            kw["input_device"] = value
+        else:
+            kw["input_file"] = str(value)
+        params = dict(job["params"])
+        lo, hi = model.distance_range
+        params["distance_m"] = min(hi, max(lo, float(params.get("distance_m", (lo + hi) / 2))))
+        try:
+            eng = eng_mod.LiveEngine(model, on_error=self.engine_error.emit, **kw)
+            for k, v in params.items():
+                setattr(eng, k, v)
+        except Exception as e:  # unknown device, unreadable file, ...
+            self.failed.emit("source", f"Could not use {_source_text(job['source'])}: {_one_line(e)}")
+            return
+        self.stop_engine()
+        self.model, self.model_key = model, key
+        try:
+            eng.start()
+        except Exception as e:
+            try:
+                eng.stop()
+            except Exception:
+                pass
+            self.failed.emit("audio", f"Could not start audio ({_source_text(job['source'])}): {_one_line(e)}")
+            return
+        self.engine = eng
+        self.ready.emit(eng, model)
+
+    def stop_engine(self):
+        eng, self.engine = self.engine, None
+        if eng is not None:
+            try:
+                eng.stop()
+            except Exception:
+                traceback.print_exc()
+
+    def wait(self, timeout: float = 10.0) -> bool:
+        t = self._thread
+        if t is not None:
+            t.join(timeout)
+        return not (t and t.is_alive())
+
+
+def _one_line(e) -> str:
+    text = str(e).strip().splitlines()
+    return text[0] if text else type(e).__name__
+
+
+def _source_text(source) -> str:
+    kind, value = source
+    if kind == "demo":
+        return "demo input"
+    if kind == "file":
+        return f"file {Path(value).name}"
+    return f"input device {value}"
+
+
+# --------------------------------------------------------------------------- the window
+class MainWindow(QMainWindow):
+    """The app window.
+
+    Args:
+        settings: a QSettings (tests pass one on a temporary INI file); default: the user's.
+        model_path: checkpoint to use instead of the remembered / shipped one.
+        source: ("demo", None) | ("file", path) | ("device", id) instead of the remembered one.
+        output: output device id, or None for no playback; "remembered" keeps the saved choice.
+        autostart: start the engine right away.
+        ask_open_file: callable(caption, filter) -> path or "" (tests inject it; default QFileDialog).
+        open_url: callable(QUrl) (tests inject it; default QDesktopServices.openUrl).
+        recordings_dir: where recordings go (default: the recorder's default folder).
+        distance: initial query distance in metres instead of the remembered one.
+    """
+
+    _engine_error = Signal(str)
+
+    def __init__(self, settings: QSettings | None = None, *, model_path=None, source=None,
+                 output="remembered", device="auto", block_ms=64, autostart=True,
+                 ask_open_file=None, open_url=None, recordings_dir=None, distance=None):
+        super().__init__()
+        self.settings = settings if settings is not None else QSettings(SETTINGS_ORG, SETTINGS_APP)
+        self.ask_open_file = ask_open_file or self._qt_open_file
+        self.open_url = open_url or QDesktopServices.openUrl
+        self.recordings_dir = Path(recordings_dir) if recordings_dir else None
+        self.compute_device = device
+        self.block_ms = block_ms
+        self.messages: list[tuple[str, str]] = []
+        self.engine = None
+        self.model = None
+        self.recorder = None
+        self.last_recording: Path | None = None
+        self._last_scan_count = -1
+        self._reported_error = None
+        self._closing = False
+        self.host = EngineHost(self)
+        self.host.ready.connect(self._on_engine_ready)
+        self.host.failed.connect(self._on_engine_failed)
+        self.host.engine_error.connect(self._on_engine_error)
+        self._engine_error.connect(self._on_engine_error)
+
+        self.setWindowTitle("realtime-tse \u2014 listen by distance")
+        self._build_ui()
+        self._restore(model_path, source, output, distance)
+        self.timer = QTimer(self)
+        self.timer.setInterval(int(1000 / UI_HZ))
+        self.timer.timeout.connect(self._tick)
+        self.timer.start()
+        if autostart:
+            self.restart_engine()
+
+    # ----------------------------------------------------------------- layout
+    def _build_ui(self):
+        central = QWidget()
+        outer = QVBoxLayout(central)
+        outer.setContentsMargins(8, 6, 8, 4)
+        outer.setSpacing(6)
+
+        # error / info banner (hidden until a message arrives)
+        self.banner = QFrame()
+        self.banner.setObjectName("banner")
+        bl = QHBoxLayout(self.banner)
+        bl.setContentsMargins(10, 4, 4, 4)
+        self.banner_text = QLabel()
+        self.banner_text.setWordWrap(True)
+        self.banner_text.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        close = QToolButton()
+        close.setText("\u2715")
+        close.setToolTip("Dismiss")
+        close.clicked.connect(self.banner.hide)
+        bl.addWidget(self.banner_text, 1)
+        bl.addWidget(close)
+        self.banner.hide()
+        outer.addWidget(self.banner)
+
+        body = QHBoxLayout()
+        body.setSpacing(8)
+        outer.addLayout(body, 1)
+
+        # ---- left column: source, model, mix, levels, record
+        left = QVBoxLayout()
+        left.setSpacing(6)
+        side = QWidget()
+        side.setLayout(left)
+        side.setFixedWidth(330)
+        body.addWidget(side)
+
+        g_audio = QGroupBox("Audio")
+        fa = QFormLayout(g_audio)
+        self.source_combo = QComboBox()
+        self.source_combo.setObjectName("sourceCombo")
+        self.source_combo.setToolTip("What the app listens to: a microphone, the shipped demo, or a file (looped)")
+        self.output_combo = QComboBox()
+        self.output_combo.setObjectName("outputCombo")
+        self.output_combo.setToolTip("Where the extracted speech is played")
+        fa.addRow("Input", self.source_combo)
+        fa.addRow("Output", self.output_combo)
+        left.addWidget(g_audio)
+
+        g_model = QGroupBox("Model")
+        vm = QVBoxLayout(g_model)
+        row = QHBoxLayout()
+        self.model_combo = QComboBox()
+        self.model_combo.setObjectName("modelCombo")
+        self.model_combo.setSizePolicy(QSizePolicy.Expanding, QSizePolicy.Fixed)
+        self.open_model_btn = QPushButton("Open\u2026")
+        self.open_model_btn.setToolTip("Open a checkpoint (.safetensors) trained for your own room")
+        self.open_model_btn.clicked.connect(self.browse_checkpoint)
+        row.addWidget(self.model_combo, 1)
+        row.addWidget(self.open_model_btn)
+        vm.addLayout(row)
+        self.model_info = QLabel("loading\u2026")
+        self.model_info.setWordWrap(True)
+        vm.addWidget(self.model_info)
+        left.addWidget(g_model)
+
+        g_mix = QGroupBox("Output mix")
+        fm = QFormLayout(g_mix)
+        self.bypass_btn = QPushButton("Bypass  [B]")
+        self.bypass_btn.setObjectName("bypassButton")
+        self.bypass_btn.setCheckable(True)
+        self.bypass_btn.setToolTip("Hear the unprocessed input (hotkey B)")
+        self.bypass_btn.toggled.connect(self._on_bypass)
+        self.wet_slider = QSlider(Qt.Horizontal)
+        self.wet_slider.setRange(0, 100)
+        self.wet_slider.setValue(100)
+        self.wet_slider.setToolTip("0 % = the input as it is, 100 % = only the extracted talker")
+        self.wet_label = QLabel()
+        self.wet_label.setMinimumWidth(74)
+        self.wet_slider.valueChanged.connect(self._on_wet)
+        self.vol_slider = QSlider(Qt.Horizontal)
+        self.vol_slider.setRange(0, 200)
+        self.vol_slider.setValue(100)
+        self.vol_slider.setToolTip("Output gain: 100 % = unchanged, up to 200 % (+6 dB)")
+        self.vol_label = QLabel()
+        self.vol_label.setMinimumWidth(74)
+        self.vol_slider.valueChanged.connect(self._on_volume)
+        wrow = QHBoxLayout()
+        wrow.addWidget(self.wet_slider, 1)
+        wrow.addWidget(self.wet_label)
+        vrow = QHBoxLayout()
+        vrow.addWidget(self.vol_slider, 1)
+        vrow.addWidget(self.vol_label)
+        fm.addRow(self.bypass_btn)
+        fm.addRow("Dry/wet", wrow)
+        fm.addRow("Volume", vrow)
+        self.in_meter = LevelMeter("In")
+        self.out_meter = LevelMeter("Out")
+        fm.addRow(self.in_meter)
+        fm.addRow(self.out_meter)
+        left.addWidget(g_mix)
+
+        g_rec = QGroupBox("Record the extracted speech")
+        vr = QVBoxLayout(g_rec)
+        rrow = QHBoxLayout()
+        self.record_btn = QPushButton("\u25cf Record  [R]")
+        self.record_btn.setObjectName("recordButton")
+        self.record_btn.setCheckable(True)
+        self.record_btn.setToolTip("Start/stop recording the output to a WAV file (hotkey R)")
+        self.record_btn.clicked.connect(self._on_record_clicked)
+        self.rec_time = QLabel("")
+        self.rec_time.setMinimumWidth(70)
+        self.folder_btn = QPushButton("Open folder")
+        self.folder_btn.setToolTip("Open the recordings folder")
+        self.folder_btn.clicked.connect(self.open_recordings_folder)
+        rrow.addWidget(self.record_btn)
+        rrow.addWidget(self.rec_time)
+        rrow.addStretch(1)
+        rrow.addWidget(self.folder_btn)
+        vr.addLayout(rrow)
+        self.rec_path = QLabel("not recording")
+        self.rec_path.setWordWrap(True)
+        self.rec_path.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        vr.addWidget(self.rec_path)
+        left.addWidget(g_rec)
+        left.addStretch(1)
+        keys = QLabel("<b>Keys</b>: \u2190 \u2192 move the distance 5 cm (Page Up/Down: 50 cm) "
+                      "&middot; <b>B</b> bypass &middot; <b>R</b> record")
+        keys.setWordWrap(True)
+        left.addWidget(keys)
+
+        # ---- right: distance control on top, radar + profile below
+        right = QVBoxLayout()
+        right.setSpacing(6)
+        body.addLayout(right, 1)
+        dist_box = QFrame()
+        dist_box.setFrameShape(QFrame.StyledPanel)
+        dl = QVBoxLayout(dist_box)
+        dl.setContentsMargins(10, 6, 10, 6)
+        self.distance = DistanceControl(0.0, 5.0, 1.0)
+        self.distance.distanceChanged.connect(self._on_distance)
+        dl.addWidget(self.distance)
+        hint = QLabel("Drag the slider, use the arrow keys, click a ring or a talker on the radar, or "
+                      "drag the orange line in the profile. You hear only the talkers within the "
+                      "highlighted band.")
+        hint.setWordWrap(True)
+        hf = hint.font()
+        hf.setPointSizeF(hf.pointSizeF() * 0.9)
+        hint.setFont(hf)
+        dl.addWidget(hint)
+        right.addWidget(dist_box)
+
+        split = QSplitter(Qt.Vertical)
+        self.radar = DistanceRadar(5.0)
+        self.radar.setObjectName("radar")
+        self.radar.distanceClicked.connect(self.distance.set_value)
+        self.profile = ProfilePlot(0.0, 5.0)
+        self.profile.distanceDragged.connect(self.distance.set_value)
+        split.addWidget(self.radar)
+        split.addWidget(self.profile)
+        split.setStretchFactor(0, 3)
+        split.setStretchFactor(1, 2)
+        split.setSizes([330, 220])
+        split.setChildrenCollapsible(False)
+        right.addWidget(split, 1)
+        self.talkers_label = QLabel("Detected talkers: \u2014")
+        self.talkers_label.setStyleSheet(f"color: {TALKER_COLOR.name()}; font-weight: bold;")
+        right.addWidget(self.talkers_label)
+
+        self.setCentralWidget(central)
+
+        # ---- status bar
+        sb = QStatusBar()
+        self.setStatusBar(sb)
+        self.st_state = QLabel("starting\u2026")
+        self.st_device = QLabel()
+        self.st_rtf = QLabel()
+        self.st_latency = QLabel()
+        self.st_xruns = QLabel()
+        self.st_rates = QLabel()
+        sb.addWidget(self.st_state, 1)
+        for w in (self.st_device, self.st_rtf, self.st_latency, self.st_xruns, self.st_rates):
+            w.setContentsMargins(6, 0, 6, 0)
+            sb.addPermanentWidget(w)
+        self.st_device.setToolTip("Where the model runs")
+        self.st_rtf.setToolTip("Real-time factor: compute time / audio time (below 1 = real time)")
+        self.st_latency.setToolTip("Algorithmic latency (frame + block) + audio device latency")
+        self.st_xruns.setToolTip("Audio buffer under/overflows since start")
+
+        # ---- hotkeys (window-wide)
+        QShortcut(QKeySequence("B"), self, activated=self.bypass_btn.toggle)
+        QShortcut(QKeySequence("R"), self, activated=self.toggle_recording)
+
+        self._on_wet(self.wet_slider.value())
+        self._on_volume(self.vol_slider.value())
+        self.resize(1120, 720)
+
+    # ----------------------------------------------------------------- settings
+    def _restore(self, model_path, source, output, distance=None):
+        s = self.settings
+        geo = s.value("geometry")
+        if geo is not None:
+            self.restoreGeometry(geo)
+        # inputs / outputs
+        self._inputs, self._outputs = _list_devices()
+        self.source_combo.blockSignals(True)
+        for label, idx in self._inputs:
+            self.source_combo.addItem(f"\U0001f3a4 {label}", ("device", idx))
+        if DEMO_INPUT.is_file():
+            self.source_combo.addItem("Demo: two talkers (1 m, 3 m)", ("demo", str(DEMO_INPUT)))
+        self.source_combo.addItem("Audio file\u2026", ("browse", None))
+        self.source_combo.blockSignals(False)
+        if source is None:
+            kind = s.value("source/kind", "")
+            value = s.value("source/value", "")
+            if kind == "file" and value and Path(value).is_file():
+                source = ("file", value)
+            elif kind == "device" and any(str(i) == str(value) or lab == value for lab, i in self._inputs):
+                source = ("device", next(i for lab, i in self._inputs if str(i) == str(value) or lab == value))
+            elif kind == "demo":
+                source = ("demo", str(DEMO_INPUT))
+            elif self._inputs:
+                source = ("device", self._inputs[0][1])
+            else:
+                source = ("demo", str(DEMO_INPUT))  # no microphone: a first launch plays the demo
+        if source[0] == "demo" and not source[1]:
+            source = ("demo", str(DEMO_INPUT))
+        self._select_source(source)
+        self.source_combo.activated.connect(self._on_source_activated)
+
+        self.output_combo.addItem("None (no playback)", ("none", None))
+        for label, idx in self._outputs:
+            self.output_combo.addItem(f"\U0001f50a {label}", ("device", idx))
+        if output == "remembered":
+            saved = s.value("output", None)
+            i = self.output_combo.findText(str(saved)) if saved is not None else -1
+            i = i if i >= 0 else (1 if self._outputs else 0)
+        else:
+            i = 0
+            for k in range(self.output_combo.count()):
+                d = self.output_combo.itemData(k)
+                if output is not None and d[0] == "device" and str(d[1]) == str(output):
+                    i = k
+        self.output_combo.setCurrentIndex(i)
+        self.output_combo.activated.connect(lambda _i: self.restart_engine())
+
+        # model
+        self.model_combo.blockSignals(True)
+        self.model_combo.addItem("Shipped: tse-lite-causal-d1" if SHIPPED_MODEL.is_file()
+                                 else "Shipped model (missing)", None)
+        self.model_combo.blockSignals(False)
+        mp = model_path if model_path is not None else (s.value("model_path", "") or None)
+        if mp and Path(mp).is_file():
+            self._add_model_item(mp)
+        self.model_combo.activated.connect(lambda _i: self.restart_engine())
+
+        # mix + distance
+        self.vol_slider.setValue(int(round(float(s.value("volume", 1.0)) * 100)))
+        self.wet_slider.setValue(int(round(float(s.value("wet", 1.0)) * 100)))
+        self._saved_distance = float(distance if distance is not None else s.value("distance", 1.0))
+        self.distance.set_value(self._saved_distance)
+
+    def save_settings(self):
+        s = self.settings
+        s.setValue("geometry", self.saveGeometry())
+        kind, value = self.current_source()
+        s.setValue("source/kind", kind)
+        if kind == "device":
+            label = next((lab for lab, i in self._inputs if i == value), str(value))
+            s.setValue("source/value", label)
+        else:
+            s.setValue("source/value", str(value or ""))
+        s.setValue("output", self.output_combo.currentText())
+        s.setValue("distance", float(self.distance.value()))
+        s.setValue("model_path", self.current_model_path() or "")
+        s.setValue("volume", self.vol_slider.value() / 100.0)
+        s.setValue("wet", self.wet_slider.value() / 100.0)
+        s.sync()
+
+    # ----------------------------------------------------------------- choices
+    def current_source(self):
+        d = self.source_combo.currentData()
+        return tuple(d) if d else ("demo", str(DEMO_INPUT))
+
+    def current_output(self):
+        d = self.output_combo.currentData()
+        return None if not d or d[0] == "none" else d[1]  # None = no playback
+
+    def current_model_path(self):
+        return self.model_combo.currentData()
+
+    def _select_source(self, source):
+        kind, value = source
+        for k in range(self.source_combo.count()):
+            d = self.source_combo.itemData(k)
+            if d and d[0] == kind and (kind == "demo" or str(d[1]) == str(value)):
+                self.source_combo.setCurrentIndex(k)
+                return
+        if kind == "file":
+            self._add_file_item(value)
+
+    def _add_file_item(self, path):
+        path = str(path)
+        for k in range(self.source_combo.count()):
+            if self.source_combo.itemData(k) == ("file", path):
+                self.source_combo.setCurrentIndex(k)
+                return
+        pos = self.source_combo.count() - 1  # before "Audio file..."
+        self.source_combo.insertItem(pos, f"File: {Path(path).name}", ("file", path))
+        self.source_combo.setItemData(pos, path, Qt.ToolTipRole)
+        self.source_combo.setCurrentIndex(pos)
+
+    def _add_model_item(self, path):
+        path = str(path)
+        i = self.model_combo.findData(path)
+        if i < 0:
+            self.model_combo.addItem(f"Own: {Path(path).name}", path)
+            i = self.model_combo.count() - 1
+            self.model_combo.setItemData(i, path, Qt.ToolTipRole)
+        self.model_combo.setCurrentIndex(i)
+
+    def _on_source_activated(self, _index):
+        kind, _ = self.current_source()
+        if kind == "browse":
+            path = self.ask_open_file("Open an audio file (played in a loop)",
+                                      "Audio (*.wav *.flac *.ogg *.mp3 *.aiff);;All files (*)")
+            if path:
+                self._add_file_item(path)
+            else:
+                self._select_source(self._active_source or ("demo", str(DEMO_INPUT)))
+                return
+        self.restart_engine()
+
+    def open_audio_file(self, path) -> None:
+        """Use an audio file as the input (looped); what the "Audio file..." entry does."""
+        self._add_file_item(path)
+        self.restart_engine()
+
+    def browse_checkpoint(self):
+        path = self.ask_open_file("Open a model checkpoint", "Checkpoints (*.safetensors);;All files (*)")
+        if path:
+            self.open_checkpoint(path)
+
+    def open_checkpoint(self, path) -> None:
+        """Load a user's checkpoint; on failure the error shows and the current model keeps running."""
+        self._add_model_item(path)
+        self.restart_engine()
+
+    def restart_engine(self):
+        """Apply the current source / output / model choices (the work runs off the Qt thread)."""
+        if self.recorder is not None:
+            self.stop_recording(reason="the audio setup changed")
+        self._active_source = self.current_source()
+        self.st_state.setText("starting audio\u2026")
+        self.host.request(model_path=self.current_model_path(), source=self.current_source(),
+                          output=self.current_output(), params=self._engine_params(),
+                          device=self.compute_device, block_ms=self.block_ms)
+
+    _active_source = None
+    _running_source = ("demo", None)
+
+    def _engine_params(self):
+        return dict(distance_m=float(self.distance.value()), bypass=self.bypass_btn.isChecked(),
+                    wet=self.wet_slider.value() / 100.0, volume=self.vol_slider.value() / 100.0)
+
+    # ----------------------------------------------------------------- engine events
+    def _on_engine_ready(self, engine, model):
+        if self._closing:
+            return
+        self.engine = engine
+        self._reported_error = None
+        self._last_scan_count = -1
+        if model is not self.model:
+            self.model = model
+            self._show_model(model)
+        for k, v in self._engine_params().items():
+            setattr(engine, k, v)
+        self.profile.curve.setData([], [])
+        self.radar.clear()
+        self._running_source = self.current_source()
+        self.st_state.setText(f"running: {_source_text(self._running_source)}")
+
+    def _on_engine_failed(self, kind, message):
+        if kind == "model":
+            # the file did not load: fall back to the model that runs (if any) in the combo box
+            self.show_message(message + (" \u2014 still using the previous model." if self.engine else ""))
+            if self.engine is not None:
+                self.st_state.setText(f"running: {_source_text(self._running_source)}")
+            cur = self.host.model_key[0] if self.host.model_key else None
+            i = self.model_combo.findData(cur) if cur else 0
+            self.model_combo.setCurrentIndex(max(0, i))
+            if self.engine is None:
+                self.st_state.setText("stopped: no model (open a checkpoint)")
+        elif kind == "source":
+            self.show_message(message + (" \u2014 still playing the previous input." if self.engine else ""))
+            if self.engine is not None:
+                self._select_source(self._running_source)
+                self.st_state.setText(f"running: {_source_text(self._running_source)}")
+            else:
+                self.st_state.setText("stopped")
+        else:
+            self.engine = None
+            if self.host.model is not None and self.host.model is not self.model:
+                self.model = self.host.model
+                self._show_model(self.model)
+            self.show_message(message + " Choose another input or output on the left.")
+            self.st_state.setText("stopped (audio error)")
+
+    def _on_engine_error(self, message):
+        if self._closing or self._reported_error == message:
+            return
+        self._reported_error = message
+        saved = ""
+        if self.recorder is not None:
+            p = self.stop_recording(reason=None)
+            saved = f" The recording so far is kept: {p}." if p else ""
+        self.show_message(f"Audio stopped: {message.rstrip('.')}.{saved} "
+                          "Pick an input or output on the left to restart.")
+        self.st_state.setText("stopped (audio error)")
+        self.engine = None  # its stream is gone; the host stops it on the next restart
+
+    def _show_model(self, model):
+        cfg = getattr(model, "config", None)
+        sr = getattr(model, "sample_rate", getattr(cfg, "sample_rate", 0))
+        lo, hi = getattr(model, "distance_range", (getattr(cfg, "d_min", 0.0), getattr(cfg, "d_max", 5.0)))
+        r_spk = getattr(cfg, "r_spk", 0.5)
+        preset = getattr(cfg, "preset", "?")
+        prov = getattr(model, "provenance", {}) or {}
+        self.model_info.setText(
+            f"<b>{preset}</b> &middot; {sr / 1000:g} kHz &middot; distances {lo:g}\u2013{hi:g} m "
+            f"&middot; talker range \u00b1{r_spk:g} m<br>{describe_room(prov)}")
+        self.distance.set_range(lo, hi)
+        self.distance.set_value(self._saved_distance if self._saved_distance is not None else self.distance.value())
+        self._saved_distance = None
+        self.radar.set_range(hi, r_spk)
+        self.radar.set_query(self.distance.value())
+        self.profile.set_range(lo, hi)
+        self.profile.set_query(self.distance.value())
+
+    # ----------------------------------------------------------------- user actions
+    def _on_distance(self, d):
+        eng = self.engine
+        if eng is not None:
+            try:
+                eng.distance_m = float(d)
+            except ValueError:  # outside the model's range (the slider's range follows the model)
+                pass
+        self.radar.set_query(d)
+        self.profile.set_query(d)
+
+    def _on_bypass(self, on):
+        eng = self.engine
+        if eng is not None:
+            eng.bypass = bool(on)
+        self.bypass_btn.setText("BYPASSED  [B]" if on else "Bypass  [B]")
+        self.bypass_btn.setStyleSheet("background: #b8860b; color: white; font-weight: bold;" if on else "")
+
+    def _on_wet(self, v):
+        self.wet_label.setText(f"{v:3d} % wet")
+        eng = self.engine
+        if eng is not None:
+            eng.wet = v / 100.0
+
+    def _on_volume(self, v):
+        db = 20 * math.log10(v / 100.0) if v > 0 else -math.inf
+        self.vol_label.setText(f"{v:3d} %" + (f" ({db:+.0f} dB)" if v > 0 else " (mute)"))
+        eng = self.engine
+        if eng is not None:
+            eng.volume = v / 100.0
+
+    def toggle_recording(self):
+        if self.recorder is None:
+            self.start_recording()
+        else:
+            self.stop_recording()
+
+    def _on_record_clicked(self, _checked):
+        self.toggle_recording()
+
+    def start_recording(self):
+        eng = self.engine
+        if eng is None:
+            self.show_message("Nothing to record: the audio engine is not running.")
+            self.record_btn.setChecked(False)
+            return None
+        path = None
+        if self.recordings_dir is not None:
+            self.recordings_dir.mkdir(parents=True, exist_ok=True)
+            path = self.recordings_dir / time.strftime("tse-%Y%m%d-%H%M%S.wav")
+        try:
+            self.recorder = eng.start_recording(path)
+        except Exception as e:
+            self.recorder = None
+            self.record_btn.setChecked(False)
+            self.show_message(f"Could not start recording: {e}")
+            return None
+        self.record_btn.setChecked(True)
+        self.record_btn.setText("\u25a0 Stop  [R]")
+        self.record_btn.setStyleSheet("background: #c0392b; color: white; font-weight: bold;")
+        self.rec_path.setText(f"recording to {self.recorder.path}")
+        return self.recorder
+
+    def stop_recording(self, reason: str | None = "") -> Path | None:
+        rec, self.recorder = self.recorder, None
+        self.record_btn.setChecked(False)
+        self.record_btn.setText("\u25cf Record  [R]")
+        self.record_btn.setStyleSheet("")
+        if rec is None:
+            return None
+        path = Path(rec.path)
+        eng = self.engine or self.host.engine
+        try:
+            if eng is not None:
+                eng.stop_recording()
+        except Exception as e:
+            self.show_message(f"Problem closing the recording {path}: {e}")
+        self.last_recording = path
+        self.rec_time.setText(f"{getattr(rec, 'elapsed_s', 0.0):.1f} s")
+        self.rec_path.setText(f"saved {path}")
+        if reason:
+            self.show_message(f"Recording stopped because {reason}; saved {path}.", level="info")
+        return path
+
+    def open_recordings_folder(self):
+        if self.last_recording is not None:
+            folder = self.last_recording.parent
+        elif self.recordings_dir is not None:
+            folder = self.recordings_dir
+        else:
+            try:
+                from realtime_tse.recorder import default_recordings_dir
+                folder = Path(default_recordings_dir())
+            except Exception:
+                folder = Path.home()
+        folder.mkdir(parents=True, exist_ok=True)
+        self.open_url(QUrl.fromLocalFile(str(folder)))
+
+    # ----------------------------------------------------------------- messages
+    def show_message(self, text: str, level: str = "error") -> None:
+        """Show ``text`` in the banner (non-modal). level: "error" or "info"."""
+        self.messages.append((level, text))
+        print(f"realtime-tse [{level}]: {text}", file=sys.stderr)
+        style = ("background: #5c1d1d; color: #ffe4e1; border: 1px solid #c0392b; border-radius: 4px;"
+                 if level == "error" else
+                 "background: #1d3b5c; color: #e1efff; border: 1px solid #2e86c1; border-radius: 4px;")
+        self.banner.setStyleSheet(f"#banner {{{style}}} QLabel {{color: inherit;}}")
+        self.banner_text.setText(("\u26a0 " if level == "error" else "\u2139 ") + text)
+        self.banner.show()
+
+    @staticmethod
+    def _qt_open_file(caption, filt):
+        path, _ = QFileDialog.getOpenFileName(None, caption, str(Path.home()), filt)
+        return path
+
+    # ----------------------------------------------------------------- the UI timer
+    def _tick(self):
+        eng = self.engine
+        if eng is None:
+            self.in_meter.set_level(None)
+            self.out_meter.set_level(None)
+            return
+        err = getattr(eng, "error", None)
+        if err:
+            self._on_engine_error(str(err))
+        self.in_meter.set_level(getattr(eng, "input_level_db", None))
+        self.out_meter.set_level(getattr(eng, "output_level_db", None))
+        dev = str(getattr(eng, "device", getattr(self.model, "device", "cpu")))
+        self.st_device.setText(f"compute: {'CUDA' if dev.startswith('cuda') else dev.upper()}")
+        rtf = getattr(eng, "rtf", float("nan"))
+        self.st_rtf.setText(f"RTF {rtf:.2f}" if isinstance(rtf, (int, float)) and math.isfinite(rtf) else "RTF \u2014")
+        a = getattr(eng, "algorithmic_latency_ms", float("nan")) or 0.0
+        d = getattr(eng, "device_latency_ms", 0.0) or 0.0
+        self.st_latency.setText(f"latency {a + d:.0f} ms ({a:.0f} algorithmic + {d:.0f} device)")
+        self.st_xruns.setText(f"xruns {getattr(eng, 'xruns', 0)}")
+        msr = getattr(self.model, "sample_rate", 0)
+        dsr = getattr(eng, "device_sample_rate", None)
+        self.st_rates.setText(f"model {msr / 1000:g} kHz" + (f", audio {dsr / 1000:g} kHz" if dsr else ""))
+        n = getattr(eng, "scan_count", 0)
+        if n != self._last_scan_count:
+            scan = getattr(eng, "latest_scan", None)
+            if scan is not None:
+                self._last_scan_count = n
+                peaks = list(getattr(scan, "peaks_m", []) or [])
+                self.profile.set_profile(scan.distances_m, scan.isdr_db, peaks)
+                self.radar.set_profile(scan.distances_m, scan.isdr_db, peaks)
+                self.talkers_label.setText(
+                    "Detected talkers: " + (", ".join(f"{p:.1f} m" for p in sorted(peaks)) or "none")
+                    + "   (click one on the radar to listen to it)")
+        rec = self.recorder
+        if rec is not None:
+            t = float(getattr(rec, "elapsed_s", 0.0))
+            self.rec_time.setText(f"{int(t // 60):02d}:{t % 60:04.1f}")
+
+    # ----------------------------------------------------------------- shutdown
+    def shutdown(self):
+        """Stop recording (keeping the file) and the engine; save settings. Idempotent."""
+        if self._closing:
+            return
+        self._closing = True
+        self.timer.stop()
+        try:
+            self.save_settings()
+        except Exception:
+            traceback.print_exc()
+        if self.recorder is not None:
+            self.stop_recording(reason=None)
+        self.host.wait(15.0)
+        self.engine = None
+        self.host.stop_engine()
+
+    def closeEvent(self, ev):  # noqa: N802
+        self.shutdown()
+        super().closeEvent(ev)
+
+
+# --------------------------------------------------------------------------- entry point
+def _parse(argv):
+    ap = argparse.ArgumentParser(prog="realtime-tse", description="Desktop app: listen to the talker at a distance.")
+    ap.add_argument("--model", help="checkpoint (.safetensors) instead of the shipped model")
+    src = ap.add_mutually_exclusive_group()
+    src.add_argument("--demo", action="store_true", help="use the shipped demo input")
+    src.add_argument("--input-file", help="audio file as input (looped)")
+    ap.add_argument("--no-output", action="store_true", help="no playback")
+    ap.add_argument("--distance", type=float, help="initial query distance in metres")
+    ap.add_argument("--device", default="auto", help="compute device: auto, cpu, cuda")
+    ap.add_argument("--settings", help="settings INI file (default: the user's Qt settings)")
+    return ap.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    """Start the app. ``argv``: options as strings (see ``--help``); None = no options."""
+    args = _parse(list(argv) if argv is not None else [])
+    app = QApplication.instance() or QApplication([sys.argv[0] if sys.argv else "realtime-tse"])
+    app.setApplicationName("realtime-tse")
+    app.setOrganizationName(SETTINGS_ORG)
+    settings = QSettings(args.settings, QSettings.IniFormat) if args.settings else None
+    source = ("demo", str(DEMO_INPUT)) if args.demo else (("file", args.input_file) if args.input_file else None)
+    win = MainWindow(settings, model_path=args.model, source=source,
+                     output=None if args.no_output else "remembered", device=args.device,
+                     distance=args.distance)
+    win.show()
+    win.distance.slider.setFocus()
+    rc = app.exec()
+    win.shutdown()
+    win.deleteLater()
+    return int(rc)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,233 @@
+"""The desktop app end to end: the real window, the real engine, the demo input, no playback.
+
+Runs offscreen (QT_QPA_PLATFORM=offscreen unless set). Every test uses a temporary QSettings file and
+a temporary recordings folder. Uses the shipped checkpoint when present; otherwise an untrained
+lite-causal model saved in a temporary folder (then the talker-distance check is skipped).
+"""
+import json
+import os
+import time
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+import pytest  # noqa: E402
+
+pytest.importorskip("pytestqt")
+from PySide6.QtCore import QPoint, QSettings, Qt  # noqa: E402
+
+from realtime_tse.gui.app import DEMO_INPUT, SHIPPED_MODEL, MainWindow, describe_room  # noqa: E402
+
+pytestmark = pytest.mark.timeout(60)
+DEMO_JSON = DEMO_INPUT.with_name("demo.json")
+START_TIMEOUT_MS = 15000
+
+
+@pytest.fixture(scope="module")
+def model_path(tmp_path_factory):
+    """None = the shipped checkpoint (what a user gets); else an untrained stand-in."""
+    if SHIPPED_MODEL.is_file():
+        return None
+    from models.checkpoint import save_checkpoint
+    from models.config import ModelConfig
+    from models.net import build_model
+    p = tmp_path_factory.mktemp("model") / "random-lite-causal.safetensors"
+    save_checkpoint(p, build_model(ModelConfig.preset("lite-causal")),
+                    {"room": {"name": "d1", "room_min": [7, 8, 3], "room_max": [7, 8, 3],
+                              "mic": [3.5, 4, 1.1], "rt60_min": 0.2, "rt60_max": 0.2}})
+    return str(p)
+
+
+def _settings(tmp_path):
+    return QSettings(str(tmp_path / "settings.ini"), QSettings.IniFormat)
+
+
+@pytest.fixture
+def window(qtbot, tmp_path, model_path):
+    opened = []
+    w = MainWindow(_settings(tmp_path), model_path=model_path, source=("demo", None), output=None,
+                   recordings_dir=tmp_path / "recordings", open_url=opened.append,
+                   ask_open_file=lambda *a: "")
+    w.opened_urls = opened
+    qtbot.addWidget(w)
+    w.show()
+    qtbot.waitUntil(lambda: w.engine is not None or bool(w.messages), timeout=START_TIMEOUT_MS)
+    assert w.engine is not None, w.messages
+    yield w
+    w.shutdown()
+
+
+def _pump(qtbot, seconds):
+    qtbot.wait(int(seconds * 1000))
+
+
+def test_launch_on_demo_slider_sets_distance_and_bypass_toggles(window, qtbot):
+    eng = window.engine
+    assert window.current_source()[0] == "demo" and window.current_output() is None
+    lo, hi = window.model.distance_range
+    assert window.distance.range() == (pytest.approx(lo), pytest.approx(hi))
+    window.distance.slider.setValue(250)
+    assert eng.distance_m == pytest.approx(2.5)
+    window.distance.slider.setFocus()
+    qtbot.keyClick(window.distance.slider, Qt.Key_Left)
+    assert eng.distance_m == pytest.approx(2.45)
+    window.distance.spin.setValue(3.0)
+    assert eng.distance_m == pytest.approx(3.0)
+    assert window.radar.query_m == pytest.approx(3.0)
+    assert window.profile.query_line.value() == pytest.approx(3.0)
+    # bypass: the button and the B hotkey
+    assert not eng.bypass
+    window.bypass_btn.click()
+    assert eng.bypass
+    qtbot.keyClick(window, Qt.Key_B)
+    assert not eng.bypass
+    # dry/wet and volume reach the engine
+    window.wet_slider.setValue(40)
+    window.vol_slider.setValue(50)
+    assert eng.wet == pytest.approx(0.4) and eng.volume == pytest.approx(0.5)
+    # the status bar shows what runs
+    _pump(qtbot, 0.5)
+    assert "compute:" in window.st_device.text()
+    assert "latency" in window.st_latency.text() and "xruns" in window.st_xruns.text()
+    assert "kHz" in window.st_rates.text()
+    assert "kHz" in window.model_info.text() and "training room" in window.model_info.text()
+
+
+def test_record_writes_model_rate_file_of_the_recorded_length(window, qtbot):
+    import soundfile as sf
+
+    qtbot.keyClick(window, Qt.Key_R)  # hotkey
+    rec = window.recorder
+    assert rec is not None, window.messages
+    t0 = time.monotonic()
+    _pump(qtbot, 2.5)
+    assert window.rec_time.text() != ""
+    path = window.stop_recording()
+    wall = time.monotonic() - t0
+    assert path is not None and path.is_file() and path.parent == window.recordings_dir
+    info = sf.info(str(path))
+    assert info.samplerate == window.model.sample_rate
+    # the engine records what it produced: real time, minus its start-up and block granularity
+    assert 0.5 * wall <= info.duration <= wall + 0.5, (info.duration, wall)
+    assert window.recorder is None and "saved" in window.rec_path.text()
+    window.open_recordings_folder()
+    assert window.opened_urls and window.opened_urls[-1].toLocalFile() == str(path.parent)
+
+
+def test_profile_and_radar_get_data_and_find_the_demo_talkers(window, qtbot):
+    scans0 = window.engine.scan_count
+    qtbot.waitUntil(lambda: window.profile.has_data and bool(window.radar.talkers_m), timeout=15000)
+    assert window.engine.scan_count > scans0 or scans0 > 0
+    assert "Detected talkers" in window.talkers_label.text()
+    # clicking the radar at a talker sets d_q to that talker
+    t = window.radar.talkers_m[0]
+    p = window.radar.point_at(t, 90)
+    qtbot.mouseClick(window.radar, Qt.LeftButton, pos=QPoint(int(p.x()), int(p.y())))
+    assert window.engine.distance_m == pytest.approx(round(t, 2), abs=0.011)
+    if not SHIPPED_MODEL.is_file():
+        pytest.skip(f"{SHIPPED_MODEL.name} not shipped yet: an untrained model cannot find talkers")
+    truth = [t["distance_m"] for t in json.loads(DEMO_JSON.read_text())["talkers"].values()]
+    _pump(qtbot, 3.0)  # let the profile settle over a few seconds of both talkers
+    found = window.radar.talkers_m
+    for d in found:
+        assert min(abs(d - x) for x in truth) <= 0.5, (found, truth)
+    assert len(found) >= 1
+
+
+def test_bad_checkpoint_shows_error_and_app_keeps_running(window, qtbot, tmp_path):
+    bad = tmp_path / "broken.safetensors"
+    bad.write_bytes(b"this is not a checkpoint")
+    eng = window.engine
+    window.open_checkpoint(str(bad))
+    qtbot.waitUntil(lambda: bool(window.messages), timeout=10000)
+    level, text = window.messages[-1]
+    assert level == "error" and "broken.safetensors" in text
+    assert window.banner.isVisible()
+    assert window.engine is eng and window.current_model_path() != str(bad)
+    # still running: the distance still reaches the engine and the audio keeps flowing
+    window.distance.set_value(1.5)
+    assert eng.distance_m == pytest.approx(1.5)
+    n = eng.scan_count
+    qtbot.waitUntil(lambda: eng.scan_count > n, timeout=10000)
+    # an unreadable audio file: error shown, app alive
+    junk = tmp_path / "junk.wav"
+    junk.write_bytes(b"RIFF....nonsense")
+    window.messages.clear()
+    window.open_audio_file(str(junk))
+    qtbot.waitUntil(lambda: bool(window.messages), timeout=10000)
+    assert "junk.wav" in window.messages[-1][1]
+    window._select_source(("demo", None))
+    window.restart_engine()
+    qtbot.waitUntil(lambda: window.engine is not None and window.engine is not eng, timeout=START_TIMEOUT_MS)
+
+
+def test_device_error_keeps_the_recording(window, qtbot):
+    window.start_recording()
+    _pump(qtbot, 1.0)
+    assert window.recorder is not None
+    window._engine_error.emit("input device lost (simulated)")
+    qtbot.waitUntil(lambda: bool(window.messages), timeout=5000)
+    assert "device lost" in window.messages[-1][1]
+    assert window.recorder is None and window.last_recording is not None
+    assert window.last_recording.is_file() and window.last_recording.stat().st_size > 44
+
+
+def test_settings_persist_between_launches(window, qtbot, tmp_path, model_path):
+    window.distance.set_value(2.25)
+    window.vol_slider.setValue(33)
+    window.resize(760, 560)  # inside the offscreen screen (800x600): restoreGeometry clamps to it
+    size = window.size()  # what Qt made of it (the layout's minimum width may be larger)
+    window.shutdown()
+    w2 = MainWindow(_settings(tmp_path), model_path=model_path, output=None, autostart=False)
+    qtbot.addWidget(w2)
+    try:
+        assert w2.distance.value() == pytest.approx(2.25)
+        assert w2.vol_slider.value() == 33
+        assert w2.current_source()[0] == "demo"
+        # the width may differ by the status bar's text (the minimum width follows it)
+        assert w2.size().height() == size.height() and abs(w2.size().width() - size.width()) < 60
+    finally:
+        w2.shutdown()
+
+
+def test_screenshot_artifact(window, qtbot, tmp_path):
+    qtbot.waitUntil(lambda: window.profile.has_data, timeout=15000)
+    out_dir = tmp_path
+    if os.environ.get("TSE_ARTIFACTS"):
+        out_dir = os.environ["TSE_ARTIFACTS"]
+        os.makedirs(out_dir, exist_ok=True)
+    path = os.path.join(out_dir, "gui_running.png")
+    assert window.grab().save(path)
+    assert os.path.getsize(path) > 10_000
+
+
+def test_describe_room_handles_partial_provenance():
+    assert "unknown" in describe_room({})
+    assert "D1" in describe_room({"room": {"name": "d1", "room_min": [7, 8, 3], "room_max": [7, 8, 3],
+                                           "rt60_min": 0.2, "rt60_max": 0.2}})
+    assert "lab" in describe_room({"room": "lab"})
+
+
+def test_main_runs_the_app_and_returns_0(qtbot, tmp_path, model_path):
+    """``realtime-tse`` (no arguments) calls main(); here with options so it uses temp settings."""
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication
+
+    from realtime_tse.gui import app as gui_app
+
+    seen = {}
+
+    def quit_when_running():
+        wins = [w for w in QApplication.topLevelWidgets() if isinstance(w, MainWindow)]
+        if wins and wins[-1].engine is not None:
+            seen["distance"] = wins[-1].engine.distance_m
+            QApplication.instance().quit()
+        else:
+            QTimer.singleShot(100, quit_when_running)
+
+    QTimer.singleShot(100, quit_when_running)
+    argv = ["--settings", str(tmp_path / "s.ini"), "--demo", "--no-output", "--distance", "2.5"]
+    if model_path:
+        argv += ["--model", model_path]
+    assert gui_app.main(argv) == 0
+    assert seen.get("distance") == pytest.approx(2.5)
+    assert QSettings(str(tmp_path / "s.ini"), QSettings.IniFormat).value("source/kind") == "demo"
