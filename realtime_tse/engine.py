@@ -1,0 +1,830 @@
+"""The extraction engine: load a checkpoint, extract offline, scan distances, stream live.
+
+Public API (ARCHITECTURE.md, "Public interfaces")::
+
+    m = load_model(path=None, device="auto")        # TSEModel, warmed up
+    y = m.extract(mix, distance_m)                   # [N] or [B, N] -> same shape, float32
+    p = m.scan(mix)                                  # ScanResult(distances_m, isdr_db, peaks_m, indicator)
+    s = m.stream(block_ms=64)                        # Streamer
+    out = s.process(block, distance_m)               # [n] -> [n] float32
+    eng = LiveEngine(m, input_device=..., output_device=...)   # the live app's audio path
+    eng.start(); eng.distance_m = 2.0; eng.stop()
+
+All audio handed to :class:`TSEModel` and :class:`Streamer` is at ``model.sample_rate`` unless a
+``sample_rate=`` is given (then it is resampled with soxr on the way in and back on the way out).
+
+Latency, measured in samples (``Streamer.delay_samples``): ``process()`` output equals the offline
+``extract()`` output delayed by ``delay_samples``. For a causal checkpoint that is
+``n_fft - hop`` (the model's own look-ahead: a hop of output is final once the next frame has
+arrived) plus ``hop`` of internal buffering so that blocks of any length can be accepted
+(``aligned=True`` drops it for callers that always pass whole hops, as the live engine does).
+``Streamer.latency_s`` adds the caller's block buffering: ``(block + delay_samples) / sr``. With the
+default buffering that is one frame plus one block, SPEC.md's figure; the live engine's aligned
+streamer is one hop less (block + frame - hop), and that is what it reports.
+
+Bidirectional checkpoints (preset ``paper``) stream through a sliding causal window: each block of
+``block_samples`` is processed together with the last ``window_frames`` frames of input, and the
+newest finished samples are kept (slower; it lets a user hear the paper model).
+"""
+from __future__ import annotations
+
+import math
+import os
+import threading
+import time
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from models.checkpoint import CheckpointError, load_checkpoint
+from models.config import ModelConfig
+
+from .profile import (GRID_STEP_M, MIN_SCAN_S, ScanResult, ScanWorker, dbfs, default_grid,
+                      make_result, scan_levels)
+
+__all__ = ["load_model", "default_model_path", "TSEModel", "Streamer", "LiveEngine", "ScanResult",
+           "CheckpointError", "resample", "SHIPPED_MODEL_NAME"]
+
+SHIPPED_MODEL_NAME = "tse-lite-causal-d1.safetensors"
+MODEL_ENV = "REALTIME_TSE_MODEL"
+
+
+# ------------------------------------------------------------------------------------- helpers
+def default_model_path() -> Path:
+    """``$REALTIME_TSE_MODEL`` if set, else ``assets/models/tse-lite-causal-d1.safetensors`` of
+    the repository this package lives in."""
+    env = os.environ.get(MODEL_ENV)
+    if env:
+        return Path(env).expanduser()
+    return Path(__file__).resolve().parents[1] / "assets" / "models" / SHIPPED_MODEL_NAME
+
+
+def resolve_device(device="auto") -> torch.device:
+    """``"auto"``: CUDA when available, else CPU; otherwise ``torch.device(device)``.
+
+    Raises:
+        ValueError: an unknown device string, or CUDA asked for but not available.
+    """
+    if device is None or device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as e:
+        raise ValueError(f"unknown torch device {device!r} (use 'auto', 'cpu' or 'cuda')") from e
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' asked for, but CUDA is not available here")
+    return dev
+
+
+def resample(x: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
+    """Resample along the last axis with soxr (HQ). ``x``: [N] or [B, N] float. Returns float32."""
+    x = np.asarray(x, dtype=np.float32)
+    if int(sr_in) == int(sr_out):
+        return x
+    import soxr  # noqa: PLC0415
+    if x.ndim == 1:
+        return soxr.resample(x, sr_in, sr_out, quality="HQ").astype(np.float32, copy=False)
+    y = soxr.resample(np.ascontiguousarray(x.T), sr_in, sr_out, quality="HQ")
+    return np.ascontiguousarray(np.asarray(y, dtype=np.float32).reshape(-1, x.shape[0]).T)
+
+
+def _as_float_audio(mix) -> np.ndarray:
+    """numpy/torch/list -> float32 numpy; integer PCM is scaled to [-1, 1)."""
+    if isinstance(mix, torch.Tensor):
+        mix = mix.detach().cpu().numpy()
+    a = np.asarray(mix)
+    if a.dtype.kind in "iu":
+        half = float(2 ** (8 * a.dtype.itemsize - 1))
+        a = (a.astype(np.float64) - (half if a.dtype.kind == "u" else 0.0)) / half
+    elif a.dtype.kind not in "f":
+        raise TypeError(f"audio must be a float (or integer PCM) array, got dtype {a.dtype}")
+    return np.asarray(a, dtype=np.float32)
+
+
+def _level_db(x: np.ndarray) -> float:
+    """Block RMS level in dBFS, floored at -120."""
+    if len(x) == 0:
+        return -120.0
+    e = float(np.dot(x, x)) / len(x)
+    return max(-120.0, 10.0 * math.log10(e + 1e-12))
+
+
+# ------------------------------------------------------------------------------------- loading
+def load_model(path=None, device="auto", warmup: bool = True) -> "TSEModel":
+    """Load a checkpoint as a :class:`TSEModel`, warmed up.
+
+    Args:
+        path: a ``.safetensors`` checkpoint; None = :func:`default_model_path` (the shipped model,
+            or ``$REALTIME_TSE_MODEL``).
+        device: ``"auto"`` (CUDA when available, else CPU), ``"cpu"``, ``"cuda"``, ``"cuda:1"``...
+        warmup: run one short forward (and one streaming step) before returning.
+    Raises:
+        CheckpointError: missing, unreadable or mismatching checkpoint (message names the file;
+            for the shipped model it also says how to get one).
+        ValueError: unknown device.
+    """
+    dev = resolve_device(device)
+    shipped = path is None
+    p = default_model_path() if shipped else Path(path).expanduser()
+    if shipped and not p.is_file():
+        raise CheckpointError(
+            f"{p}: no such checkpoint file (the shipped model is missing; pass a checkpoint with "
+            f"--model / load_model(path), or set {MODEL_ENV})")
+    net, meta = load_checkpoint(p, device=dev)
+    model = TSEModel(net, meta, dev, path=p)
+    if warmup:
+        model.warmup()
+    return model
+
+
+# ------------------------------------------------------------------------------------- model
+class TSEModel:
+    """A loaded extraction model.
+
+    Attributes:
+        net: the torch module (eval mode, on :attr:`device`).
+        config: its :class:`models.config.ModelConfig`.
+        provenance: the checkpoint's provenance dict.
+        device: ``torch.device``.
+        path: the checkpoint file (or None).
+        max_chunk_s: offline inputs longer than this (per batch item) are processed in chunks.
+    """
+
+    def __init__(self, net: torch.nn.Module, meta: dict, device: torch.device, path=None):
+        self.net = net.eval()
+        self.config: ModelConfig = meta["config"]
+        self.provenance: dict = dict(meta.get("provenance") or {})
+        self.device = torch.device(device)
+        self.path = Path(path) if path is not None else None
+        self.max_chunk_s = 20.0
+        self.scan_batch = 32 if self.device.type == "cuda" else 1
+
+    # -- info ------------------------------------------------------------------------------------
+    @property
+    def sample_rate(self) -> int:
+        return int(self.config.sample_rate)
+
+    @property
+    def distance_range(self) -> tuple[float, float]:
+        """(d_min, d_max) in metres: the query range the model was trained for."""
+        return float(self.config.d_min), float(self.config.d_max)
+
+    @property
+    def causal(self) -> bool:
+        return bool(self.config.causal)
+
+    @property
+    def name(self) -> str:
+        return self.path.name if self.path is not None else f"<{self.config.preset}>"
+
+    def __repr__(self) -> str:
+        return (f"TSEModel({self.name}, preset={self.config.preset}, {self.sample_rate} Hz, "
+                f"range={self.distance_range} m, device={self.device})")
+
+    def check_distance(self, distance_m) -> np.ndarray:
+        """Validate query distance(s); returns float32 array. Raises ValueError outside the range."""
+        d = np.atleast_1d(np.asarray(distance_m, dtype=np.float64))
+        lo, hi = self.distance_range
+        if d.size == 0 or not np.all(np.isfinite(d)):
+            raise ValueError(f"distance must be a finite number of metres in [{lo:g}, {hi:g}]")
+        bad = d[(d < lo - 1e-9) | (d > hi + 1e-9)]
+        if bad.size:
+            raise ValueError(f"distance {bad[0]:g} m is outside the model's range "
+                             f"[{lo:g}, {hi:g}] m")
+        return d.astype(np.float32)
+
+    def warmup(self) -> None:
+        """One short forward (and one streaming step for causal models)."""
+        n = max(self.config.n_fft * 4, self.sample_rate // 4)
+        n -= n % self.config.hop
+        x = torch.zeros(1, n, device=self.device)
+        d = torch.full((1,), float(np.mean(self.distance_range)), device=self.device)
+        with torch.inference_mode():
+            self.net(x, d)
+            if self.causal:
+                st = self.net.init_state(d)
+                self.net.step(x[:, : 4 * self.config.hop], d, st)
+
+    # -- offline ---------------------------------------------------------------------------------
+    def extract(self, mix, distance_m, sample_rate: int | None = None) -> np.ndarray:
+        """Extract every talker within ``r_spk`` of ``distance_m`` (eq. 3; silence if none, eq. 4).
+
+        Args:
+            mix: [N] or [B, N] float waveform (integer PCM is scaled to [-1, 1)).
+            distance_m: query distance in metres (scalar, or [B] for a batch).
+            sample_rate: rate of ``mix``; None = the model's rate. Another rate is resampled to the
+                model's rate and the output back to ``sample_rate``.
+        Returns:
+            float32 array of the same shape as ``mix``.
+        Raises:
+            ValueError: bad shape, empty or non-finite input, distance outside the model's range.
+        """
+        x = _as_float_audio(mix)
+        if x.ndim not in (1, 2):
+            raise ValueError(f"mix must be [N] or [B, N], got shape {x.shape}")
+        if x.shape[-1] == 0 or (x.ndim == 2 and x.shape[0] == 0):
+            raise ValueError("mix is empty")
+        if not np.all(np.isfinite(x)):
+            raise ValueError("mix contains NaN or infinite samples")
+        squeeze = x.ndim == 1
+        x2 = x[None] if squeeze else x
+        d = self.check_distance(distance_m)
+        if d.size == 1:
+            d = np.repeat(d, x2.shape[0])
+        elif d.size != x2.shape[0]:
+            raise ValueError(f"{d.size} distances for a batch of {x2.shape[0]}")
+        n_in = x2.shape[-1]
+        sr = self.sample_rate if sample_rate is None else int(sample_rate)
+        if sr != self.sample_rate:
+            x2 = resample(x2, sr, self.sample_rate)
+        y = self._extract_model_rate(x2, d)
+        if sr != self.sample_rate:
+            y = resample(y, self.sample_rate, sr)
+            y = _fit_length(y, n_in)
+        y = y.astype(np.float32, copy=False)
+        return y[0] if squeeze else y
+
+    def _extract_model_rate(self, x: np.ndarray, d: np.ndarray) -> np.ndarray:
+        b, n = x.shape
+        chunk = int(max(2.0, self.max_chunk_s / b) * self.sample_rate)
+        xt = torch.from_numpy(np.ascontiguousarray(x)).to(self.device)
+        dt = torch.from_numpy(d).to(self.device)
+        with torch.inference_mode():
+            if n <= chunk:
+                y = self.net(xt, dt)
+            elif self.causal:
+                y = self._causal_chunked(xt, dt, chunk)
+            else:
+                y = self._overlap_chunked(xt, dt, chunk)
+        return y.float().cpu().numpy()
+
+    def _causal_chunked(self, x: torch.Tensor, d: torch.Tensor, chunk: int) -> torch.Tensor:
+        """Exact chunked form of the offline forward for causal nets: streaming steps of ``chunk``
+        samples over the input padded by ``stream_delay``, then the delay removed."""
+        hop = self.config.hop
+        delay = self.net.stream_delay
+        b, n = x.shape
+        total = n + delay
+        total += (-total) % hop
+        xp = torch.nn.functional.pad(x, (0, total - n))
+        chunk -= chunk % hop
+        st = self.net.init_state(d)
+        outs = []
+        for i in range(0, total, chunk):
+            o, st = self.net.step(xp[:, i:i + chunk], d, st)
+            outs.append(o)
+        return torch.cat(outs, 1)[:, delay:delay + n]
+
+    def _overlap_chunked(self, x: torch.Tensor, d: torch.Tensor, chunk: int) -> torch.Tensor:
+        """Bidirectional nets: chunks overlapping by 1 s, cross-faded linearly."""
+        b, n = x.shape
+        ov = min(self.sample_rate, chunk // 4)
+        step = chunk - ov
+        out = torch.zeros_like(x)
+        wsum = torch.zeros(n, device=x.device)
+        ramp = torch.linspace(0, 1, ov + 2, device=x.device)[1:-1]
+        for s in range(0, n, step):
+            e = min(n, s + chunk)
+            y = self.net(x[:, s:e], d)
+            w = torch.ones(e - s, device=x.device)
+            if s > 0:
+                w[:ov] = ramp[: min(ov, e - s)]
+            if e < n:
+                w[-ov:] = torch.minimum(w[-ov:], ramp.flip(0))
+            out[:, s:e] += y * w
+            wsum[s:e] += w
+            if e == n:
+                break
+        return out / wsum.clamp_min(1e-6)
+
+    # -- distance scan -------------------------------------------------------------------------
+    def scan(self, mix, distances_m=None, sample_rate: int | None = None) -> ScanResult:
+        """Distance profile of ``mix`` ([N]): normalised iSDR per query, indicator and peaks.
+
+        Args:
+            distances_m: query grid in metres (None: ``d_min .. d_max`` in 0.25 m steps); must lie
+                in the model's range; returned sorted.
+            sample_rate: rate of ``mix`` (None = the model's rate).
+        Raises:
+            ValueError: not 1-D, shorter than 0.25 s, non-finite, or a distance out of range.
+        """
+        x = _as_float_audio(mix)
+        if x.ndim != 1:
+            raise ValueError(f"scan needs a mono [N] signal, got shape {x.shape}")
+        if not np.all(np.isfinite(x)):
+            raise ValueError("audio contains NaN or infinite samples")
+        sr = self.sample_rate if sample_rate is None else int(sample_rate)
+        if len(x) < MIN_SCAN_S * sr:
+            raise ValueError(f"audio too short for a distance scan ({len(x) / sr:.2f} s; need at "
+                             f"least {MIN_SCAN_S} s)")
+        if sr != self.sample_rate:
+            x = resample(x, sr, self.sample_rate)
+        if distances_m is None:
+            grid = default_grid(*self.distance_range, GRID_STEP_M)
+        else:
+            grid = np.sort(self.check_distance(distances_m).astype(np.float64))
+        t0 = time.perf_counter()
+        xt = torch.from_numpy(np.ascontiguousarray(x)).to(self.device)
+        levels = scan_levels(self.net, xt, grid, self.scan_batch)
+        return make_result(grid, levels, dbfs(x), len(x) / self.sample_rate,
+                           time.perf_counter() - t0)
+
+    # -- streaming -----------------------------------------------------------------------------
+    def stream(self, block_ms: float = 64, aligned: bool = False,
+               window_frames: int | None = None) -> "Streamer":
+        """A :class:`Streamer` with blocks of about ``block_ms`` (rounded to whole hops)."""
+        return Streamer(self, block_ms=block_ms, aligned=aligned, window_frames=window_frames)
+
+
+def _fit_length(y: np.ndarray, n: int) -> np.ndarray:
+    if y.shape[-1] >= n:
+        return y[..., :n]
+    pad = [(0, 0)] * (y.ndim - 1) + [(0, n - y.shape[-1])]
+    return np.pad(y, pad)
+
+
+# ------------------------------------------------------------------------------------- streaming
+class Streamer:
+    """Block-wise streaming extraction with carried state.
+
+    ``process(block, distance_m)`` takes any number of samples at the model rate and returns as
+    many: the offline output delayed by :attr:`delay_samples`. Internally it runs the model on
+    whole hops (causal checkpoints, ``net.step``) or on whole blocks (bidirectional checkpoints,
+    sliding window of the last ``window_frames`` frames). A new ``distance_m`` applies from the next
+    model step on (``net.step`` re-primes the time LSTMs), i.e. within one block.
+
+    Args:
+        model: the :class:`TSEModel`.
+        block_ms: nominal block length; rounded to whole hops (at least one).
+        aligned: the caller promises block lengths that are multiples of the processing unit (hop,
+            or ``block_samples`` for a sliding window); then no extra buffering delay is added.
+        window_frames: sliding-window length in frames for bidirectional checkpoints
+            (default 32 frames, 0.5 s at a 16 ms hop).
+    Attributes:
+        block_samples: nominal block in samples (k hops).
+        delay_samples: output delay relative to ``model.extract`` in samples.
+        latency_s: algorithmic latency ``(block_samples + delay_samples) / sr``.
+    """
+
+    def __init__(self, model: TSEModel, block_ms: float = 64, aligned: bool = False,
+                 window_frames: int | None = None):
+        if block_ms <= 0:
+            raise ValueError(f"block_ms must be positive, got {block_ms}")
+        self.model = model
+        cfg = model.config
+        self.hop, self.n_fft, self.sr = cfg.hop, cfg.n_fft, cfg.sample_rate
+        k = max(1, int(round(block_ms * 1e-3 * self.sr / self.hop)))
+        self.block_samples = k * self.hop
+        self.causal = model.causal
+        self.aligned = bool(aligned)
+        self.window_frames = int(window_frames or 32)
+        self.unit = self.hop if self.causal else self.block_samples
+        self.prefill = 0 if self.aligned else self.unit
+        self.delay_samples = self.prefill + self.n_fft - self.hop
+        self.max_step = max(self.block_samples, (2 * self.sr) // self.hop * self.hop)
+        self.reset()
+
+    @property
+    def latency_s(self) -> float:
+        """Algorithmic latency: the caller's block plus :attr:`delay_samples`, in seconds."""
+        return (self.block_samples + self.delay_samples) / self.sr
+
+    @property
+    def block_ms(self) -> float:
+        return 1e3 * self.block_samples / self.sr
+
+    def reset(self) -> None:
+        """Forget all state (the next block starts a fresh stream)."""
+        self._in = np.zeros(0, np.float32)
+        self._out = np.zeros(self.prefill, np.float32)
+        self._state = None
+        self._hist = np.zeros(0, np.float32)  # sliding window: recent input
+        self._d = None
+
+    def process(self, block, distance_m) -> np.ndarray:
+        """Feed ``block`` ([n] float at the model rate) with query ``distance_m`` (metres); returns
+        [n] float32. Raises ValueError for a distance outside the model's range, a non-1-D block,
+        or (``aligned``) a block that is not a whole number of units."""
+        x = np.asarray(block, dtype=np.float32).reshape(-1) if np.ndim(block) <= 1 else None
+        if x is None:
+            raise ValueError(f"block must be 1-D, got shape {np.shape(block)}")
+        d = float(self.model.check_distance(distance_m)[0])
+        n = len(x)
+        if n == 0:
+            return np.zeros(0, np.float32)
+        if self.aligned and (n % self.unit or len(self._in)):
+            raise ValueError(f"aligned streamer needs blocks of whole {self.unit}-sample units, "
+                             f"got {n}")
+        buf = np.concatenate([self._in, x]) if len(self._in) else x
+        usable = len(buf) - len(buf) % self.unit
+        outs = [self._out] if len(self._out) else []
+        with torch.inference_mode():
+            for i in range(0, usable, self.max_step if self.causal else self.unit):
+                seg = buf[i:min(usable, i + (self.max_step if self.causal else self.unit))]
+                outs.append(self._step(seg, d))
+        self._in = buf[usable:].copy()
+        out = np.concatenate(outs) if len(outs) > 1 else (outs[0] if outs else np.zeros(0, np.float32))
+        res, self._out = out[:n], out[n:].copy()
+        if len(res) < n:  # cannot happen with the prefill, kept as a guard
+            res = np.concatenate([np.zeros(n - len(res), np.float32), res])
+        return np.asarray(res, dtype=np.float32)
+
+    def _step(self, seg: np.ndarray, d: float) -> np.ndarray:
+        net, dev = self.model.net, self.model.device
+        dt = torch.tensor([d], dtype=torch.float32, device=dev)
+        xt = torch.from_numpy(np.ascontiguousarray(seg)).to(dev)[None]
+        if self.causal:
+            if self._state is None:
+                self._state = net.init_state(dt)
+            y, self._state = net.step(xt, dt, self._state)
+            return y[0].float().cpu().numpy()
+        # sliding causal window over a bidirectional net: the window is the last window_frames
+        # frames of real input plus this block; the newest samples whose frames are complete
+        # (all but the last n_fft - hop) are kept, so the delay matches the causal stream
+        win = np.concatenate([self._hist, seg]) if len(self._hist) else seg
+        y = net(torch.from_numpy(np.ascontiguousarray(win)).to(dev)[None], dt)[0]
+        y = y.float().cpu().numpy()
+        lag = self.n_fft - self.hop
+        start = len(win) - len(seg) - lag
+        out = y[max(0, start): len(win) - lag]
+        if start < 0:  # the first block: the look-ahead part is still empty
+            out = np.concatenate([np.zeros(-start, np.float32), out])
+        keep = self.window_frames * self.hop
+        self._hist = win[-keep:] if len(win) > keep else win
+        return out
+
+
+# ------------------------------------------------------------------------------------- live engine
+class _History:
+    """The newest ``capacity`` samples of a stream; ``write`` from one thread, ``latest`` from
+    another. The lock is held only for the copies (microseconds), never during a computation."""
+
+    def __init__(self, capacity: int):
+        self._buf = np.zeros(int(capacity), np.float32)
+        self._n = 0
+        self._lock = threading.Lock()
+
+    def write(self, x: np.ndarray) -> None:
+        cap = len(self._buf)
+        x = x[-cap:]
+        with self._lock:
+            s = self._n % cap
+            first = min(len(x), cap - s)
+            self._buf[s:s + first] = x[:first]
+            if len(x) > first:
+                self._buf[:len(x) - first] = x[first:]
+            self._n += len(x)
+
+    def latest(self, n: int) -> np.ndarray:
+        cap = len(self._buf)
+        with self._lock:
+            n = int(min(n, cap, self._n))
+            s = (self._n - n) % cap
+            if s + n <= cap:
+                return self._buf[s:s + n].copy()
+            return np.concatenate([self._buf[s:], self._buf[:n - (cap - s)]])
+
+    def clear(self) -> None:
+        with self._lock:
+            self._n = 0
+
+
+class LiveEngine:
+    """Live extraction: microphone (or a file paced in real time) -> model -> speakers.
+
+    Built on :class:`realtime_tse.audio_io.DuplexStream`: its worker thread calls this engine's
+    block processor (the :class:`Streamer`, then bypass / dry-wet / volume), taps feed the distance
+    scan and the recorder. The distance scan runs in its own low-priority thread
+    (:class:`realtime_tse.profile.ScanWorker`) on the last ``scan_seconds`` of input.
+
+    Settable from any thread (plain attribute writes): ``distance_m`` (validated; applied within
+    one block), ``bypass`` (the dry input, delayed like the extraction, goes out), ``wet``
+    (0..1 dry/wet mix), ``volume`` (output gain, 0..2).
+
+    Read-only stats: ``rtf`` (smoothed processing time / block duration), ``xruns``,
+    ``algorithmic_latency_ms``, ``device_latency_ms``, ``input_level_db``, ``output_level_db``,
+    ``device`` ("cpu"/"cuda"), ``model_sample_rate``, ``device_sample_rate``, ``latest_scan``,
+    ``scan_count``, ``scan_rate_hz``, ``error``.
+
+    Args:
+        model: a :class:`TSEModel`.
+        block_ms: block length (rounded to whole hops).
+        input_device / output_device: PortAudio index or name (None = default); output ``"null"``
+            = no output device (taps only).
+        input_file: a file that stands in for the microphone, paced in real time.
+        loop: restart the file at its end.
+        distance_m: initial query distance (default: the middle of the model's range).
+        scan: run the distance scan; ``scan_seconds`` of audio per scan, query grid
+            ``scan_distances_m`` (default ``d_min .. d_max`` in ``scan_step_m`` steps), duty cycle
+            ``scan_duty`` (fraction of one core at most).
+        torch_threads: intra-op threads for the model on CPU (set process-wide at start; 1 keeps
+            the audio worker and the scan on separate cores of a small CPU). None = leave as is.
+        on_error(message), on_scan(ScanResult), on_end(): callbacks from worker threads.
+        stream_kwargs: extra keyword arguments for ``DuplexStream`` (device_rate, prefill_blocks,
+            latency, ...).
+    Raises (constructor): ValueError (bad distance / block), AudioDeviceError (unknown device,
+    no PortAudio), ValueError from an unreadable input file.
+    """
+
+    def __init__(self, model: TSEModel, block_ms: float = 64, input_device=None,
+                 output_device=None, input_file=None, loop: bool = True,
+                 distance_m: float | None = None, scan: bool = True, scan_seconds: float = 3.0,
+                 scan_step_m: float = 0.5, scan_distances_m=None, scan_duty: float = 0.5,
+                 torch_threads: int | None = 1, on_error=None, on_scan=None, on_end=None,
+                 **stream_kwargs):
+        self.model = model
+        self.streamer = Streamer(model, block_ms=block_ms, aligned=True)
+        self.block_samples = self.streamer.block_samples
+        self._input_device, self._output_device = input_device, output_device
+        self.input_file = str(input_file) if input_file is not None else None
+        self.loop = bool(loop)
+        self._stream_kwargs = dict(stream_kwargs)
+        self.torch_threads = torch_threads
+        self.on_error = on_error
+        self.on_scan = on_scan
+        self.on_end = on_end
+        lo, hi = model.distance_range
+        self._distance = float(self.model.check_distance(
+            (lo + hi) / 2 if distance_m is None else distance_m)[0])
+        self.bypass = False
+        self._wet = 1.0
+        self._volume = 1.0
+        self.error: str | None = None
+        self.input_level_db = -120.0
+        self.output_level_db = -120.0
+        self._rtf = 0.0
+        self._blocks = 0
+        sr = model.sample_rate
+        # dry path delayed like the extraction so that dry/wet mixes line up
+        self._dry = np.zeros(self.streamer.delay_samples, np.float32)
+        self._recorder = None
+        self._rec_tap = None  # the bound method added as a tap (kept: remove_tap compares identity)
+        self._rec_lock = threading.Lock()
+        self.scan_enabled = bool(scan)
+        self.scan_seconds = float(scan_seconds)
+        self._history = _History(int(max(self.scan_seconds, 0.5) * sr) + self.block_samples)
+        grid = scan_distances_m if scan_distances_m is not None else \
+            default_grid(lo, hi, scan_step_m)
+        self.scan_distances_m = np.sort(model.check_distance(grid).astype(np.float64))
+        self._scanner: ScanWorker | None = None
+        self._scan_duty = scan_duty
+        self._stream = self._make_stream()  # resolves devices now: errors surface here
+        self._started = False
+
+    # -- settable controls -----------------------------------------------------------------------
+    @property
+    def distance_m(self) -> float:
+        return self._distance
+
+    @distance_m.setter
+    def distance_m(self, value: float) -> None:
+        d = float(self.model.check_distance(value)[0])
+        if d != self._distance:
+            self._distance = d
+            rec = self._recorder
+            if rec is not None:
+                rec.note_distance(d)
+
+    @property
+    def wet(self) -> float:
+        return self._wet
+
+    @wet.setter
+    def wet(self, value: float) -> None:
+        self._wet = min(max(float(value), 0.0), 1.0)
+
+    @property
+    def volume(self) -> float:
+        return self._volume
+
+    @volume.setter
+    def volume(self, value: float) -> None:
+        self._volume = min(max(float(value), 0.0), 2.0)
+
+    # -- read-only stats -------------------------------------------------------------------------
+    @property
+    def rtf(self) -> float:
+        """Processing time / block duration, exponentially smoothed (about 1 s)."""
+        return self._rtf
+
+    @property
+    def xruns(self) -> int:
+        return int(self._stream.xruns) if self._stream is not None else 0
+
+    def xrun_events(self) -> list:
+        """(device seconds since start, kind) per xrun, from the stream."""
+        return self._stream.xrun_events() if self._stream is not None else []
+
+    @property
+    def algorithmic_latency_ms(self) -> float:
+        """Block + model look-ahead (frame - hop), ms: what the extraction itself adds."""
+        return 1e3 * self.streamer.latency_s
+
+    @property
+    def device_latency_ms(self) -> float:
+        """PortAudio's reported input + output latency, ms (0 without devices)."""
+        return 1e3 * self._stream.device_latency_s if self._stream is not None else 0.0
+
+    @property
+    def estimated_latency_ms(self) -> float:
+        """Input-to-output latency the design implies: capture block, jitter buffer, resampler
+        compensation, device latency and the model's look-ahead (ms)."""
+        if self._stream is None:
+            return float("nan")
+        return 1e3 * (self._stream.estimated_latency_s
+                      + (self.streamer.n_fft - self.streamer.hop) / self.model.sample_rate)
+
+    @property
+    def device(self) -> str:
+        return self.model.device.type
+
+    @property
+    def model_sample_rate(self) -> int:
+        return self.model.sample_rate
+
+    @property
+    def device_sample_rate(self) -> int:
+        return int(self._stream.device_rate) if self._stream is not None else self.model.sample_rate
+
+    @property
+    def latest_scan(self) -> ScanResult | None:
+        return self._scanner.latest if self._scanner is not None else None
+
+    @property
+    def scan_count(self) -> int:
+        return self._scanner.count if self._scanner is not None else 0
+
+    @property
+    def scan_rate_hz(self) -> float:
+        return self._scanner.rate_hz if self._scanner is not None else 0.0
+
+    @property
+    def running(self) -> bool:
+        return self._started and self._stream is not None and self._stream.running
+
+    @property
+    def stream(self):
+        """The underlying :class:`realtime_tse.audio_io.DuplexStream`."""
+        return self._stream
+
+    def stats(self) -> dict:
+        s = self._stream.stats() if self._stream is not None else {}
+        s.update(rtf=self.rtf, distance_m=self.distance_m, bypass=self.bypass, wet=self.wet,
+                 volume=self.volume, algorithmic_latency_ms=self.algorithmic_latency_ms,
+                 estimated_latency_ms=self.estimated_latency_ms, device=self.device,
+                 scan_count=self.scan_count, scan_rate_hz=self.scan_rate_hz,
+                 model=self.model.name)
+        return s
+
+    # -- start / stop ---------------------------------------------------------------------------
+    def _make_stream(self):
+        from .audio_io import DuplexStream  # noqa: PLC0415
+        return DuplexStream(self._process_block, self.model.sample_rate, self.block_samples,
+                            input_device=self._input_device, output_device=self._output_device,
+                            input_file=self.input_file, loop=self.loop,
+                            on_error=self._on_stream_error, on_end=self._on_stream_end,
+                            **self._stream_kwargs)
+
+    def start(self) -> "LiveEngine":
+        """Start audio (and the distance scan). Raises AudioDeviceError if the device fails."""
+        if self.running:
+            return self
+        fresh = self._started or self._stream is None
+        if fresh:
+            self._stream = self._make_stream()
+        self.error = None
+        self.streamer.reset()
+        self._dry[:] = 0
+        self._history.clear()
+        self._rtf = 0.0
+        self._blocks = 0
+        if self.torch_threads and self.model.device.type == "cpu":
+            torch.set_num_threads(int(self.torch_threads))
+        self._stream.add_tap(self._tap)
+        rec, tap = self._recorder, self._rec_tap
+        if fresh and rec is not None and not rec.closed and tap is not None:
+            self._stream.add_tap(tap)  # (start_recording added it to the previous stream)
+        self._started = True
+        self._stream.start()
+        if self.scan_enabled:
+            self._scanner = ScanWorker(self.model, self._history.latest, seconds=self.scan_seconds,
+                                       distances_m=self.scan_distances_m, on_result=self.on_scan,
+                                       duty=self._scan_duty, torch_threads=self.torch_threads)
+            self._scanner.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop audio and scan; close a recording in progress (the file is kept). Idempotent."""
+        sc = self._scanner
+        if sc is not None:
+            sc.stop()
+        if self._stream is not None:
+            self._stream.stop()
+        self.stop_recording()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the stream ends (non-looping file played out, error, stop())."""
+        return self._stream.wait(timeout) if self._stream is not None else True
+
+    def __enter__(self) -> "LiveEngine":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    # -- recording -------------------------------------------------------------------------------
+    def start_recording(self, path=None, record_input: bool = False):
+        """Record the output (what goes to the speakers) at the model rate to ``path`` (default a
+        time-stamped WAV in the recordings dir; never overwrites). Returns the Recorder."""
+        from .recorder import Recorder, default_recordings_dir  # noqa: PLC0415
+        with self._rec_lock:
+            if self._recorder is not None and not self._recorder.closed:
+                raise RuntimeError(f"already recording to {self._recorder.path}")
+            if path is None:
+                stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+                path = default_recordings_dir() / f"tse-{stamp}.wav"
+            rec = Recorder(path, self.model.sample_rate, model_name=self.model.name,
+                           record_input=record_input,
+                           extra={"block_ms": self.streamer.block_ms,
+                                  "input": self.input_file or str(self._input_device),
+                                  "checkpoint": str(self.model.path) if self.model.path else None})
+            rec.note_distance(self._distance)
+            self._recorder, self._rec_tap = rec, rec.tap
+            if self._stream is not None:
+                self._stream.add_tap(self._rec_tap)
+            return rec
+
+    def stop_recording(self):
+        """Stop recording (file and sidecar finalised and kept); returns the Recorder or None."""
+        with self._rec_lock:
+            rec, self._recorder = self._recorder, None
+            tap, self._rec_tap = self._rec_tap, None
+        if rec is None:
+            return None
+        if self._stream is not None and tap is not None:
+            self._stream.remove_tap(tap)
+        rec.close()
+        return rec
+
+    @property
+    def recorder(self):
+        return self._recorder
+
+    # -- worker side -----------------------------------------------------------------------------
+    def _process_block(self, block: np.ndarray) -> np.ndarray:
+        t0 = time.perf_counter()
+        y = self.streamer.process(block, self._distance)
+        nd = len(self._dry)
+        if nd:
+            dry = np.concatenate([self._dry, block])
+            self._dry = dry[-nd:]
+            dry = dry[:len(block)]
+        else:
+            dry = block
+        if self.bypass:
+            out = dry
+        else:
+            w = self._wet
+            out = y if w >= 1.0 else w * y + (1.0 - w) * dry
+        v = self._volume
+        if v != 1.0:
+            out = out * v
+        out = np.clip(out, -1.0, 1.0).astype(np.float32, copy=False)
+        self.input_level_db = _level_db(block)
+        self.output_level_db = _level_db(out)
+        dt = time.perf_counter() - t0
+        r = dt * self.model.sample_rate / len(block)
+        self._blocks += 1
+        a = max(0.05, min(1.0, len(block) / self.model.sample_rate))  # ~1 s time constant
+        self._rtf = r if self._blocks == 1 else (1 - a) * self._rtf + a * r
+        return out
+
+    def _tap(self, inp: np.ndarray, out: np.ndarray) -> None:
+        self._history.write(inp)
+
+    def _on_stream_error(self, message: str) -> None:
+        self.error = message.splitlines()[0] if message else "audio stream failed"
+        if self._scanner is not None:
+            self._scanner._stop.set()
+        try:
+            self.stop_recording()
+        except Exception:  # noqa: BLE001
+            pass
+        cb = self.on_error
+        if cb is not None:
+            try:
+                cb(self.error)
+            except Exception:  # noqa: BLE001
+                pass
+
+    def _on_stream_end(self) -> None:
+        if self._scanner is not None:
+            self._scanner._stop.set()
+        cb = self.on_end
+        if cb is not None:
+            try:
+                cb()
+            except Exception:  # noqa: BLE001
+                pass

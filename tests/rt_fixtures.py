@@ -1,0 +1,50 @@
+"""Shared fixtures of the engine and CLI tests (tests/test_rt_engine.py, tests/test_rt_cli.py).
+
+``rand_ckpt``: a randomly initialised ``lite-causal`` checkpoint written once per session to a
+temporary folder (the engine never depends on the shipped model being there). ``model``: it,
+loaded on the CPU. ``demo_model_rate``: the first seconds of the demo mixture at the model's rate.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+DEMO_DIR = REPO / "assets" / "demo"
+DEMO_MIX = DEMO_DIR / "demo_mix.wav"
+SHIPPED = REPO / "assets" / "models" / "tse-lite-causal-d1.safetensors"
+
+
+@pytest.fixture(scope="session")
+def rand_ckpt(tmp_path_factory):
+    from models import ModelConfig, build_model
+    from models.checkpoint import save_checkpoint
+    torch.manual_seed(0)
+    net = build_model(ModelConfig.preset("lite-causal")).eval()
+    p = tmp_path_factory.mktemp("ckpt") / "rand-lite-causal.safetensors"
+    save_checkpoint(p, net, {"note": "random init, tests only"})
+    return p
+
+
+@pytest.fixture(scope="session")
+def model(rand_ckpt):
+    from realtime_tse.engine import load_model
+    torch.set_num_threads(1)
+    return load_model(rand_ckpt, device="cpu")
+
+
+def demo_at(rate: int, seconds: float | None = None) -> np.ndarray:
+    from realtime_tse.engine import resample
+    x, sr = sf.read(DEMO_MIX, dtype="float32")
+    if seconds is not None:
+        x = x[:int(seconds * sr)]
+    return resample(x, sr, rate)
+
+
+@pytest.fixture(scope="session")
+def demo_model_rate(model):
+    return demo_at(model.sample_rate, 6.0)

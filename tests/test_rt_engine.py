@@ -1,0 +1,437 @@
+"""realtime_tse.engine: load_model, extract, scan, Streamer, LiveEngine (file input; and the real
+audio path through a PulseAudio null sink, marked ``audio``)."""
+from __future__ import annotations
+
+import json
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from audio_fixtures import pulse_null_sink  # noqa: E402,F401
+from rt_fixtures import (DEMO_DIR, DEMO_MIX, SHIPPED, demo_at, demo_model_rate,  # noqa: E402,F401
+                         model, rand_ckpt)
+
+from models.checkpoint import CheckpointError  # noqa: E402
+from realtime_tse.engine import LiveEngine, Streamer, load_model  # noqa: E402
+
+
+def _rel_err(a, b):
+    return float(np.max(np.abs(a - b)) / (np.max(np.abs(b)) + 1e-12))
+
+
+# ------------------------------------------------------------------------------------ loading
+def test_load_model_properties(model, rand_ckpt):
+    assert model.sample_rate == model.config.sample_rate
+    assert model.distance_range == (model.config.d_min, model.config.d_max)
+    assert model.device.type == "cpu" and model.causal
+    assert model.provenance == {"note": "random init, tests only"}
+    assert model.path == rand_ckpt
+
+
+def test_load_model_errors(tmp_path, monkeypatch):
+    with pytest.raises(CheckpointError, match="no such checkpoint"):
+        load_model(tmp_path / "missing.safetensors")
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(b"not a checkpoint at all")
+    with pytest.raises(CheckpointError, match="bad.safetensors"):
+        load_model(bad)
+    monkeypatch.setenv("REALTIME_TSE_MODEL", str(tmp_path / "nope.safetensors"))
+    with pytest.raises(CheckpointError, match="REALTIME_TSE_MODEL"):
+        load_model()
+    with pytest.raises(ValueError, match="device"):
+        load_model(bad, device="tpu9")
+
+
+def test_default_model_from_env(rand_ckpt, monkeypatch):
+    monkeypatch.setenv("REALTIME_TSE_MODEL", str(rand_ckpt))
+    m = load_model(device="cpu", warmup=False)
+    assert m.path == rand_ckpt
+
+
+def test_import_is_light():
+    import subprocess
+    code = ("import sys, realtime_tse; assert 'torch' not in sys.modules; "
+            "from realtime_tse import load_model; assert 'PySide6' not in sys.modules; print('ok')")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and "ok" in r.stdout, r.stderr
+
+
+@pytest.mark.skipif(not SHIPPED.is_file(), reason="shipped checkpoint not there yet")
+def test_shipped_model_loads_and_extracts():
+    m = load_model(device="cpu")
+    assert m.causal and m.config.preset == "lite-causal"
+    x = demo_at(m.sample_rate, 2.0)
+    y = m.extract(x, 1.0)
+    assert y.shape == x.shape and np.all(np.isfinite(y))
+
+
+# ------------------------------------------------------------------------------------ extract
+def test_extract_shapes_and_dtype(model, demo_model_rate):
+    x = demo_model_rate[: model.sample_rate]
+    y = model.extract(x, 1.0)
+    assert y.shape == x.shape and y.dtype == np.float32
+    xb = np.stack([x, 0.5 * x]).astype(np.float64)
+    yb = model.extract(xb, [1.0, 3.0])
+    assert yb.shape == xb.shape and yb.dtype == np.float32
+    np.testing.assert_allclose(yb[0], y, atol=1e-5)
+    assert np.all(np.isfinite(yb))
+    # one scalar distance for the whole batch
+    assert model.extract(xb, 2.0).shape == xb.shape
+    # integer PCM is scaled to [-1, 1)
+    yi = model.extract((x * 32767).astype(np.int16), 1.0)
+    np.testing.assert_allclose(yi, y, atol=2e-3)
+
+
+def test_extract_errors(model):
+    with pytest.raises(ValueError, match=r"outside the model's range \[0, 5\]"):
+        model.extract(np.zeros(1000, np.float32), 7.5)
+    with pytest.raises(ValueError, match="range"):
+        model.extract(np.zeros(1000, np.float32), -1)
+    with pytest.raises(ValueError, match="empty"):
+        model.extract(np.zeros(0, np.float32), 1.0)
+    with pytest.raises(ValueError, match="shape"):
+        model.extract(np.zeros((2, 2, 100), np.float32), 1.0)
+    with pytest.raises(ValueError, match="batch"):
+        model.extract(np.zeros((2, 1000), np.float32), [1.0, 2.0, 3.0])
+    with pytest.raises(ValueError, match="NaN"):
+        model.extract(np.full(1000, np.nan, np.float32), 1.0)
+
+
+def test_long_input_is_chunked_exactly(model, demo_model_rate):
+    x = demo_model_rate[: 3 * model.sample_rate]
+    y = model.extract(x, 2.0)
+    old = model.max_chunk_s
+    try:
+        model.max_chunk_s = 0.5  # chunks of 2 s (the floor)
+        y2 = model.extract(x, 2.0)
+    finally:
+        model.max_chunk_s = old
+    assert _rel_err(y2, y) < 1e-4
+
+
+def test_extract_at_another_sample_rate(model):
+    x16 = demo_at(16000, 1.0)
+    y = model.extract(x16, 1.0, sample_rate=16000)
+    assert y.shape == x16.shape and np.all(np.isfinite(y))
+
+
+# ------------------------------------------------------------------------------------ streaming
+@pytest.mark.parametrize("block_ms", [16, 64])
+def test_streaming_equals_offline_delayed(model, demo_model_rate, block_ms):
+    x = demo_model_rate[: 4 * model.sample_rate]
+    y = model.extract(x, 1.0)
+    s = model.stream(block_ms=block_ms)
+    assert isinstance(s, Streamer)
+    B = s.block_samples
+    assert B % model.config.hop == 0 and abs(B / model.sample_rate * 1e3 - block_ms) <= 8
+    out = np.concatenate([s.process(x[i:i + B], 1.0) for i in range(0, len(x), B)])
+    assert out.shape == x.shape and out.dtype == np.float32
+    D = s.delay_samples
+    assert D == model.config.n_fft  # hop of buffering + the model's look-ahead (n_fft - hop)
+    assert s.latency_s == pytest.approx((B + model.config.n_fft) / model.sample_rate)  # frame + block
+    assert np.all(out[:s.prefill] == 0) and np.max(np.abs(out[:D])) < 1e-4 * np.max(np.abs(y))
+    assert _rel_err(out[D:], y[:len(x) - D]) < 1e-4
+
+
+def test_streaming_any_block_length(model, demo_model_rate):
+    x = demo_model_rate[: 2 * model.sample_rate]
+    y = model.extract(x, 2.5)
+    s = model.stream(block_ms=64)
+    rng = np.random.default_rng(0)
+    outs, i = [], 0
+    while i < len(x):
+        n = int(rng.integers(1, 700))
+        o = s.process(x[i:i + n], 2.5)
+        assert len(o) == len(x[i:i + n])
+        outs.append(o)
+        i += n
+    out = np.concatenate(outs)
+    D = s.delay_samples
+    assert _rel_err(out[D:], y[:len(x) - D]) < 1e-4
+    s.reset()
+    out2 = np.concatenate([s.process(x[i:i + 512], 2.5) for i in range(0, len(x), 512)])
+    assert _rel_err(out2[D:], y[:len(x) - D]) < 1e-4
+
+
+def test_aligned_streamer_has_no_buffering_delay(model, demo_model_rate):
+    x = demo_model_rate[: model.sample_rate]
+    y = model.extract(x, 1.0)
+    s = model.stream(block_ms=32, aligned=True)
+    D = s.delay_samples
+    assert D == model.config.n_fft - model.config.hop
+    B = s.block_samples
+    out = np.concatenate([s.process(x[i:i + B], 1.0) for i in range(0, len(x) - len(x) % B, B)])
+    assert _rel_err(out[D:], y[:len(out) - D]) < 1e-4
+    with pytest.raises(ValueError, match="aligned"):
+        s.process(np.zeros(B + 1, np.float32), 1.0)
+
+
+def test_distance_change_takes_effect_in_the_next_block(model, demo_model_rate):
+    x = demo_model_rate[: 2 * model.sample_rate]
+    s_same, s_change, s_ref = (model.stream(block_ms=64) for _ in range(3))
+    B, D = s_same.block_samples, s_same.delay_samples
+    k = (len(x) // B) // 2
+    for i in range(k):
+        blk = x[i * B:(i + 1) * B]
+        s_same.process(blk, 1.0)
+        s_change.process(blk, 1.0)
+        s_ref.process(blk, 4.0)  # a stream at 4 m all along
+
+    def rel(a, b):
+        return float(np.sum((a - b) ** 2) / np.sum(b ** 2))
+
+    # the block that carries the change: its output past the delay (the samples computed from
+    # this block's frames) moves away from the 1 m stream, towards the 4 m stream
+    blk = x[k * B:(k + 1) * B]
+    o_same, o_change, o_ref = s_same.process(blk, 1.0), s_change.process(blk, 4.0), \
+        s_ref.process(blk, 4.0)
+    changed, to_ref = rel(o_change[D:], o_same[D:]), rel(o_change[D:], o_ref[D:])
+    assert changed > 1e-4 and to_ref < changed, (changed, to_ref)
+    # the next block is the 4 m stream (re-primed state), not the 1 m one
+    blk = x[(k + 1) * B:(k + 2) * B]
+    o_same, o_change, o_ref = s_same.process(blk, 1.0), s_change.process(blk, 4.0), \
+        s_ref.process(blk, 4.0)
+    changed, to_ref = rel(o_change, o_same), rel(o_change, o_ref)
+    assert changed > 1e-4 and to_ref < 0.1 * changed, (changed, to_ref)
+    with pytest.raises(ValueError, match="range"):
+        s_change.process(blk, 12.0)
+
+
+def test_sliding_window_for_bidirectional_models(tmp_path):
+    from models import ModelConfig, build_model
+    from models.checkpoint import save_checkpoint
+    torch.manual_seed(0)
+    cfg = ModelConfig.preset("paper", sample_rate=8000, n_fft=256, hop=128, d_model=8, hidden=8,
+                             n_dq=1, n_ts=1)
+    p = save_checkpoint(tmp_path / "tiny-paper.safetensors", build_model(cfg).eval())
+    m = load_model(p, device="cpu")
+    assert not m.causal
+    x = demo_at(8000, 1.0)
+    y = m.extract(x, 1.0)
+    # a window that holds the whole signal: the last block is the offline output itself
+    s = m.stream(block_ms=64, window_frames=200, aligned=True)
+    B = s.block_samples
+    n = len(x) - len(x) % B
+    x, y = x[:n], m.extract(x[:n], 1.0)
+    out = np.concatenate([s.process(x[i:i + B], 1.0) for i in range(0, n, B)])
+    D = s.delay_samples
+    assert D == cfg.n_fft - cfg.hop and out.shape == x.shape
+    assert _rel_err(out[-B:], y[n - B - D:n - D]) < 1e-4
+    # earlier blocks saw only the past (the model is bidirectional): close, not equal
+    c = np.corrcoef(out[D:], y[:n - D])[0, 1]
+    assert c > 0.5, c
+    # the default window, any block length
+    s2 = m.stream(block_ms=64)
+    assert s2.delay_samples == B + D
+    out2 = np.concatenate([s2.process(x[i:i + 300], 1.0) for i in range(0, n, 300)])
+    assert out2.shape == x.shape and np.all(np.isfinite(out2))
+    c = np.corrcoef(out2[B + D:], y[:n - B - D])[0, 1]
+    assert c > 0.5, c
+
+
+# ------------------------------------------------------------------------------------ scan
+def test_scan_returns_sorted_grid_and_finite_values(model, demo_model_rate):
+    x = demo_model_rate[: model.sample_rate]
+    r = model.scan(x, distances_m=[3.0, 0.5, 2.0, 1.0, 4.0])
+    assert list(r.distances_m) == [0.5, 1.0, 2.0, 3.0, 4.0]
+    assert r.isdr_db.shape == (5,) and np.all(np.isfinite(r.isdr_db))
+    assert np.all(r.isdr_db >= -20.0 - 1e-6)  # tau = 1e-2 floors the normalised iSDR at -20 dB
+    assert r.indicator.shape == (5,) and np.all(np.isfinite(r.indicator))
+    assert 1 <= len(r.peaks_m) <= 2 and all(d in r.distances_m for d in r.peaks_m)
+    json.dumps(r.to_dict())
+
+
+def test_scan_default_grid_and_errors(model, demo_model_rate):
+    r = model.scan(demo_model_rate[: model.sample_rate // 2])
+    lo, hi = model.distance_range
+    assert r.distances_m[0] == lo and r.distances_m[-1] == hi
+    np.testing.assert_allclose(np.diff(r.distances_m), 0.25)
+    assert np.all(np.isfinite(r.isdr_db))
+    silent = model.scan(np.zeros(model.sample_rate, np.float32), [1.0, 2.0, 3.0])
+    assert silent.peaks_m == []
+    with pytest.raises(ValueError, match="too short"):
+        model.scan(np.zeros(100, np.float32))
+    with pytest.raises(ValueError, match="range"):
+        model.scan(np.zeros(model.sample_rate, np.float32), [1.0, 9.0])
+
+
+# ------------------------------------------------------------------------------------ LiveEngine
+def test_live_engine_block_processing_controls(model, demo_model_rate):
+    """bypass / wet / volume on the worker's block function (no stream started)."""
+    eng = LiveEngine(model, block_ms=64, input_file=DEMO_MIX, output_device="null", scan=False)
+    B = eng.block_samples
+    D = eng.streamer.delay_samples
+    assert eng.algorithmic_latency_ms == pytest.approx(1e3 * (B + D) / model.sample_rate)
+    x = demo_model_rate[: 8 * B]
+    eng.bypass = True
+    out = np.concatenate([eng._process_block(x[i:i + B]) for i in range(0, len(x), B)])
+    np.testing.assert_allclose(out[D:], x[:len(x) - D], atol=1e-7)  # dry, aligned like the wet
+    assert eng.input_level_db > -60 and eng.output_level_db > -60 and eng.rtf > 0
+    eng.bypass = False
+    eng.volume = 0.5
+    eng.wet = 0.0
+    blk = x[:B]
+    o = eng._process_block(blk)
+    np.testing.assert_allclose(o[D:], 0.5 * blk[:B - D], atol=1e-7)
+    with pytest.raises(ValueError, match="range"):
+        eng.distance_m = 99.0
+    eng.distance_m = 2.0
+    assert eng.distance_m == 2.0
+    eng.wet, eng.volume = 5.0, -1.0
+    assert eng.wet == 1.0 and eng.volume == 0.0
+
+
+def test_live_engine_file_input_records_and_scans(model, tmp_path):
+    scans = []
+    eng = LiveEngine(model, block_ms=64, input_file=DEMO_MIX, output_device="null",
+                     distance_m=1.0, scan_seconds=1.0, on_scan=scans.append)
+    assert eng.device == "cpu" and eng.device_sample_rate == model.sample_rate
+    rec = eng.start_recording(tmp_path / "take.wav", record_input=True)
+    eng.start()
+    try:
+        time.sleep(1.2)
+        eng.distance_m = 3.0
+        deadline = time.monotonic() + 15
+        while eng.scan_count < 1 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert eng.error is None
+        assert eng.scan_count >= 1 and eng.latest_scan is not None and scans
+        assert np.all(np.isfinite(eng.latest_scan.isdr_db))
+        assert eng.rtf > 0 and eng.xruns == 0
+    finally:
+        eng.stop()
+    assert rec.closed and eng.recorder is None
+    info = sf.info(rec.path)
+    assert info.samplerate == model.sample_rate
+    blocks = eng.stream.blocks_processed
+    assert info.frames == blocks * eng.block_samples
+    assert sf.info(rec.input_path).frames == info.frames
+    side = json.loads(rec.sidecar_path.read_text())
+    assert [c["d_q_m"] for c in side["distance_changes"]] == [1.0, 3.0]
+    # a second recording never overwrites the first
+    eng2 = LiveEngine(model, input_file=DEMO_MIX, output_device="null", scan=False)
+    rec2 = eng2.start_recording(tmp_path / "take.wav")
+    eng2.stop()
+    assert rec2.path != rec.path and rec.path.exists()
+
+
+def test_live_engine_restarts_and_reports_worker_errors(model):
+    errors = []
+    eng = LiveEngine(model, input_file=DEMO_MIX, output_device="null", scan=False,
+                     on_error=errors.append)
+    eng.start()
+    time.sleep(0.3)
+    eng.stop()
+    n1 = eng.stream.blocks_processed
+    assert n1 > 0 and eng.error is None
+    eng.start()  # a fresh stream
+    time.sleep(0.3)
+    assert eng.running
+    eng.streamer.process = None  # the worker's model call now fails
+    deadline = time.monotonic() + 5
+    while eng.error is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    eng.stop()
+    assert eng.error and errors and errors[0] == eng.error
+    assert "\n" not in eng.error
+
+
+# ------------------------------------------------------------------------------------ real audio
+def _align(a, b):
+    """Best lag L (a[i + L] ~ b[i], L may be negative) by cross-correlation; returns the
+    overlapping parts of a and b and L."""
+    n = 1 << int(np.ceil(np.log2(len(a) + len(b))))
+    c = np.fft.irfft(np.fft.rfft(a, n) * np.conj(np.fft.rfft(b, n)), n)
+    k = int(np.argmax(c))
+    lag = k if k < n // 2 else k - n
+    if lag >= 0:
+        a2, b2 = a[lag:], b
+    else:
+        a2, b2 = a, b[-lag:]
+    m = min(len(a2), len(b2))
+    return a2[:m], b2[:m], lag
+
+
+@pytest.mark.audio
+def test_live_engine_through_pulse_null_sink(pulse_null_sink, model, monkeypatch, tmp_path):
+    """The demo plays into a second null sink whose monitor is the engine's microphone; the engine
+    plays into vsink; a harness stream records vsink's monitor. The engine records its own input:
+    the offline extraction of that input, aligned, must match what came out of the sink."""
+    import sounddevice as sd
+    from realtime_tse.engine import resample
+    pulse = pulse_null_sink
+    fs = 16000
+    seconds = 8.0
+    x = demo_at(fs, seconds)
+    src = pulse.add_null_sink("rtse_engine_src")
+    monkeypatch.setenv("PULSE_SOURCE", f"{src}.monitor")
+    monkeypatch.setenv("PULSE_SINK", pulse.sink)
+    eng = LiveEngine(model, block_ms=64, input_device="pulse", output_device="pulse",
+                     distance_m=1.0, scan_seconds=2.0)
+    rec = eng.start_recording(tmp_path / "live.wav", record_input=True)
+    eng.start()
+    deadline = time.monotonic() + 10
+    while eng.stream.blocks_processed < 4 and time.monotonic() < deadline and eng.error is None:
+        time.sleep(0.05)
+    assert eng.error is None and eng.stream.blocks_processed >= 4, eng.stats()
+
+    monkeypatch.setenv("PULSE_SINK", src)
+    monkeypatch.setenv("PULSE_SOURCE", f"{pulse.sink}.monitor")
+    tail = int(1.5 * fs)
+    play = np.concatenate([x, np.zeros(tail, np.float32)])
+    got = np.zeros_like(play)
+    pos = [0]
+    done = threading.Event()
+
+    def cb(indata, outdata, frames, _t, _status):
+        p = pos[0]
+        n = min(frames, len(play) - p)
+        outdata[:n, 0] = play[p:p + n]
+        outdata[n:] = 0
+        got[p:p + n] = indata[:n, 0]
+        pos[0] = p + n
+        if n < frames:
+            raise sd.CallbackStop
+
+    h = sd.Stream(device=("pulse", "pulse"), samplerate=fs, blocksize=256, channels=1,
+                  dtype="float32", callback=cb, finished_callback=done.set)
+    h.start()
+    assert done.wait(seconds + 15), "harness stream did not finish"
+    h.close()
+    events = eng.xrun_events()
+    stats = eng.stats()
+    eng.stop()
+    assert eng.error is None, eng.error
+
+    # the engine's own record of its input and output
+    xin, sr_in = sf.read(rec.input_path, dtype="float32")
+    yout, sr_out = sf.read(rec.path, dtype="float32")
+    assert sr_in == sr_out == model.sample_rate
+    assert len(yout) == len(xin) == stats["blocks_processed"] * eng.block_samples
+    assert abs(len(yout) / sr_out - rec.duration_s) < 1e-6
+
+    # offline extraction of the same input, delayed as the engine delays it
+    ref = model.extract(xin, 1.0)
+    D = eng.streamer.delay_samples
+    ref = np.concatenate([np.zeros(D, np.float32), ref])[:len(xin)]
+    # the engine's recording is the offline output, delayed (16-bit file: quantisation only)
+    c_rec = float(np.corrcoef(yout, ref)[0, 1])
+    # what came out of the sink, at the model rate, aligned to the reference
+    heard = resample(got, fs, model.sample_rate)
+    a, b, lag = _align(heard, ref)
+    c_sink = float(np.corrcoef(a, b)[0, 1])
+    late = [(t, k) for t, k in events if t > 2.0]
+    summary = (f"corr recording {c_rec:.4f}, corr sink {c_sink:.4f}, sink lag {lag} samples, "
+               f"xruns {stats['xruns']} (after 2 s: {late}), rtf {stats['rtf']:.2f}, "
+               f"scans {stats['scan_count']}, device rate {stats['device_rate']}")
+    print(summary)
+    assert c_rec > 0.99, summary
+    assert c_sink > 0.9, summary
+    assert not late, summary
