@@ -300,13 +300,16 @@ class TSEModel:
         return out / wsum.clamp_min(1e-6)
 
     # -- distance scan -------------------------------------------------------------------------
-    def scan(self, mix, distances_m=None, sample_rate: int | None = None) -> ScanResult:
+    def scan(self, mix, distances_m=None, sample_rate: int | None = None,
+             cancel=None) -> ScanResult:
         """Distance profile of ``mix`` ([N]): normalised iSDR per query, indicator and peaks.
 
         Args:
             distances_m: query grid in metres (None: ``d_min .. d_max`` in 0.25 m steps); must lie
                 in the model's range; returned sorted.
             sample_rate: rate of ``mix`` (None = the model's rate).
+            cancel: optional ``threading.Event``; when set, the scan stops between queries and
+                raises :class:`realtime_tse.profile.ScanCancelled`.
         Raises:
             ValueError: not 1-D, shorter than 0.25 s, non-finite, or a distance out of range.
         """
@@ -327,7 +330,7 @@ class TSEModel:
             grid = np.sort(self.check_distance(distances_m).astype(np.float64))
         t0 = time.perf_counter()
         xt = torch.from_numpy(np.ascontiguousarray(x)).to(self.device)
-        levels = scan_levels(self.net, xt, grid, self.scan_batch)
+        levels = scan_levels(self.net, xt, grid, self.scan_batch, cancel)
         return make_result(grid, levels, dbfs(x), len(x) / self.sample_rate,
                            time.perf_counter() - t0)
 
@@ -719,10 +722,12 @@ class LiveEngine:
         """Stop audio and scan; close a recording in progress (the file is kept). Idempotent."""
         sc = self._scanner
         if sc is not None:
-            sc.stop()
+            sc._stop.set()  # a scan in progress ends after its current query
         if self._stream is not None:
             self._stream.stop()
         self.stop_recording()
+        if sc is not None:
+            sc.stop()
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until the stream ends (non-looping file played out, error, stop())."""

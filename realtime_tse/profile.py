@@ -37,7 +37,7 @@ WINDOW_M = 1.0          # indicator window of the paper (sum of levels within 1 
 SILENCE_DBFS = -60.0    # below this input RMS nothing is detected
 MIN_SCAN_S = 0.25       # shortest audio a scan accepts
 
-__all__ = ["ScanResult", "default_grid", "scan_levels", "make_result", "ScanWorker",
+__all__ = ["ScanResult", "ScanCancelled", "default_grid", "scan_levels", "make_result", "ScanWorker",
            "TAU", "GRID_STEP_M", "SILENCE_DBFS"]
 
 
@@ -94,9 +94,13 @@ def dbfs(x: np.ndarray) -> float:
     return float(10 * np.log10(np.mean(x * x) + 1e-20))
 
 
+class ScanCancelled(Exception):
+    """A scan was abandoned because its ``cancel`` event was set."""
+
+
 @torch.inference_mode()
 def scan_levels(net: torch.nn.Module, mix: torch.Tensor, distances_m: np.ndarray,
-                batch_size: int = 1) -> np.ndarray:
+                batch_size: int = 1, cancel: threading.Event | None = None) -> np.ndarray:
     """Normalised iSDR per query distance.
 
     Args:
@@ -104,6 +108,7 @@ def scan_levels(net: torch.nn.Module, mix: torch.Tensor, distances_m: np.ndarray
         mix: [N] float32 tensor on the model's device.
         distances_m: [Q] metres.
         batch_size: queries per forward call.
+        cancel: checked between batches; when set, :class:`ScanCancelled` is raised.
     Returns:
         [Q] float64 numpy, dB.
     """
@@ -111,6 +116,8 @@ def scan_levels(net: torch.nn.Module, mix: torch.Tensor, distances_m: np.ndarray
     out = []
     bs = max(1, int(batch_size))
     for i in range(0, len(d), bs):
+        if cancel is not None and cancel.is_set():
+            raise ScanCancelled()
         dq = d[i:i + bs]
         y = mix[None, :].expand(len(dq), -1)
         x_hat = net(y, dq)
@@ -196,8 +203,9 @@ class ScanWorker:
         self._thread = threading.Thread(target=self._run, name="rtse-scan", daemon=True)
         self._thread.start()
 
-    def stop(self, timeout: float = 30.0) -> None:
-        """Ask the thread to end and wait for the scan in progress (at most ``timeout`` s)."""
+    def stop(self, timeout: float = 10.0) -> None:
+        """Ask the thread to end (a scan in progress stops after its current query batch) and
+        wait for it, at most ``timeout`` s."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout)
@@ -217,7 +225,10 @@ class ScanWorker:
                 continue
             t0 = time.perf_counter()
             try:
-                res = self.model.scan(np.asarray(x, dtype=np.float32), self.distances_m)
+                res = self.model.scan(np.asarray(x, dtype=np.float32), self.distances_m,
+                                      cancel=self._stop)
+            except ScanCancelled:
+                return
             except Exception as e:  # noqa: BLE001 - report, never kill the app
                 self.error = f"distance scan failed: {e}"
                 wait = 2.0

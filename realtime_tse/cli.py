@@ -1,0 +1,513 @@
+"""The ``realtime-tse`` command line.
+
+::
+
+    realtime-tse                      the desktop app; with no display, the headless demo job
+    realtime-tse extract IN --distance D -o OUT [--model CKPT] [--streaming --block-ms 64]
+    realtime-tse scan IN [--json OUT.json] [--plot OUT.png] [--model CKPT]
+    realtime-tse stream [--input-device X --output-device Y | --input-file F] --distance D
+                        [--record OUT.wav] [--seconds S] [--block-ms 64] [--model CKPT]
+    realtime-tse devices
+
+Input files: anything soundfile reads, any sample rate (resampled to the model's with soxr and the
+output back to the input's rate), integer or float samples; several channels are averaged to mono
+(a note says so). Every user error (missing, empty, unreadable or too short input, a distance
+outside the model's range, an unknown audio device, a bad checkpoint) ends with one line
+``realtime-tse: error: ...`` on stderr and exit status 1 (argparse usage errors: 2), never a
+traceback; ``RTSE_DEBUG=1`` shows tracebacks of unexpected errors.
+
+Headless job (no ``DISPLAY`` / ``WAYLAND_DISPLAY`` and ``QT_QPA_PLATFORM`` unset, or Qt cannot
+start): the demo input streams through the live engine in real time for its length (or
+``--seconds``), detected talker distances are printed as the scan updates, and the extracted audio
+is written under the recordings directory.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+
+PROG = "realtime-tse"
+REPO = Path(__file__).resolve().parents[1]
+DEMO_INPUT = REPO / "assets" / "demo" / "demo_mix.wav"
+MIN_EXTRACT_S = 0.1
+MIN_SCAN_S = 0.5
+
+
+class CLIError(Exception):
+    """A user-facing error: printed as one line, exit status 1."""
+
+
+def _note(msg: str) -> None:
+    print(f"{PROG}: note: {msg}", file=sys.stderr)
+
+
+# ------------------------------------------------------------------------------------ helpers
+def _set_threads(n: int | None) -> None:
+    import torch  # noqa: PLC0415
+    if n is None:
+        env = os.environ.get("RTSE_THREADS")
+        n = int(env) if env and env.isdigit() else max(1, min(4, (os.cpu_count() or 2) // 2))
+    torch.set_num_threads(max(1, int(n)))
+
+
+def _load(args):
+    from .engine import load_model  # noqa: PLC0415
+    _set_threads(getattr(args, "threads", None))
+    return load_model(args.model, device=args.device)
+
+
+def read_audio(path, min_seconds: float = MIN_EXTRACT_S):
+    """Read a sound file as mono float32. Returns (x [N], sample_rate, info dict).
+
+    Raises:
+        CLIError: missing, unreadable, empty or shorter than ``min_seconds``.
+    """
+    import numpy as np  # noqa: PLC0415
+    import soundfile as sf  # noqa: PLC0415
+    p = Path(path)
+    if not p.exists():
+        raise CLIError(f"{p}: no such file")
+    if p.is_dir():
+        raise CLIError(f"{p}: is a directory, not a sound file")
+    try:
+        info = sf.info(str(p))
+        x, sr = sf.read(str(p), dtype="float32", always_2d=True)
+    except (sf.SoundFileError, RuntimeError, OSError, TypeError, ValueError) as e:
+        raise CLIError(f"{p}: cannot read audio ({e})") from e
+    if x.shape[0] == 0:
+        raise CLIError(f"{p}: the file holds no audio (0 samples)")
+    if x.shape[0] < min_seconds * sr:
+        raise CLIError(f"{p}: too short ({x.shape[0] / sr:.3f} s; need at least {min_seconds:g} s)")
+    if x.shape[1] > 1:
+        _note(f"{p.name} has {x.shape[1]} channels; mixed down to mono")
+        x = x.mean(axis=1)
+    else:
+        x = x[:, 0]
+    if not np.all(np.isfinite(x)):
+        raise CLIError(f"{p}: contains NaN or infinite samples")
+    return np.ascontiguousarray(x, dtype=np.float32), int(sr), {
+        "channels": int(info.channels), "subtype": info.subtype, "format": info.format}
+
+
+def write_audio(path, x, sr: int, like_subtype: str | None = None) -> Path:
+    """Write mono float audio; float input subtypes stay float in WAV, else the format's default."""
+    import soundfile as sf  # noqa: PLC0415
+    p = Path(path).expanduser()
+    if p.parent and not p.parent.exists():
+        p.parent.mkdir(parents=True, exist_ok=True)
+    fmt = sf.available_formats()
+    ext = p.suffix.lstrip(".").upper()
+    if ext not in fmt and not (ext == "OGA"):
+        raise CLIError(f"{p}: unknown output format {p.suffix!r} (use .wav, .flac, ...)")
+    subtype = None
+    if like_subtype in ("FLOAT", "DOUBLE") and ext in ("WAV", "W64", "AIFF", "CAF"):
+        subtype = "FLOAT"
+    try:
+        sf.write(str(p), x, sr, subtype=subtype)
+    except (sf.SoundFileError, RuntimeError, OSError, TypeError, ValueError) as e:
+        raise CLIError(f"{p}: cannot write audio ({e})") from e
+    return p
+
+
+def _check_distance(model, d) -> float:
+    try:
+        return float(model.check_distance(d)[0])
+    except ValueError as e:
+        raise CLIError(str(e)) from e
+
+
+def _fmt_peaks(res) -> str:
+    if not res.peaks_m:
+        return "no talker detected (input too quiet)" if res.input_dbfs < -60 else \
+            "no talker detected"
+    return "talkers at " + ", ".join(f"{d:.2f} m" for d in res.peaks_m)
+
+
+# ------------------------------------------------------------------------------------ commands
+def cmd_extract(args) -> int:
+    import numpy as np  # noqa: PLC0415
+    from .engine import resample  # noqa: PLC0415
+    x, sr, info = read_audio(args.input)
+    out_path = Path(args.output)
+    model = _load(args)
+    d = _check_distance(model, args.distance)
+    t0 = time.perf_counter()
+    xm = resample(x, sr, model.sample_rate)
+    if args.streaming:
+        s = model.stream(block_ms=args.block_ms)
+        xp = np.concatenate([xm, np.zeros(s.delay_samples, np.float32)])
+        B = s.block_samples
+        y = np.concatenate([s.process(xp[i:i + B], d) for i in range(0, len(xp), B)])
+        y = y[s.delay_samples:s.delay_samples + len(xm)]
+        how = (f"streaming, {s.block_ms:g} ms blocks, algorithmic latency "
+               f"{1e3 * s.latency_s:.0f} ms (output re-aligned to the input)")
+    else:
+        y = model.extract(xm, d)
+        how = "offline"
+    if sr != model.sample_rate:
+        y = resample(y, model.sample_rate, sr)
+    y = np.asarray(y[:len(x)], dtype=np.float32)
+    if len(y) < len(x):
+        y = np.pad(y, (0, len(x) - len(y)))
+    dt = time.perf_counter() - t0
+    p = write_audio(out_path, y, sr, info["subtype"])
+    print(f"wrote {p} ({len(y) / sr:.2f} s, {sr} Hz): talkers within {model.config.r_spk:g} m of "
+          f"{d:g} m, {how}; model {model.name} on {model.device.type}, {dt:.1f} s "
+          f"(RTF {dt / (len(x) / sr):.2f})")
+    return 0
+
+
+def cmd_scan(args) -> int:
+    x, sr, _ = read_audio(args.input, MIN_SCAN_S)
+    model = _load(args)
+    grid = None
+    if args.step is not None:
+        from .profile import default_grid  # noqa: PLC0415
+        if args.step <= 0:
+            raise CLIError(f"--step must be positive, got {args.step}")
+        grid = default_grid(*model.distance_range, args.step)
+    try:
+        res = model.scan(x, grid, sample_rate=sr)
+    except ValueError as e:
+        raise CLIError(f"{args.input}: {e}") from e
+    print(f"{Path(args.input).name}: {_fmt_peaks(res)} "
+          f"(scan of {len(res.distances_m)} distances, {res.distances_m[0]:g}..{res.distances_m[-1]:g} m, "
+          f"{res.elapsed_s:.1f} s)")
+    if args.verbose:
+        for dq, lv, ind in zip(res.distances_m, res.isdr_db, res.indicator):
+            print(f"  {dq:5.2f} m  level {lv:7.2f} dB  indicator {ind:7.2f}")
+    if args.json:
+        doc = {"input": str(args.input), "sample_rate": sr, "model": model.name,
+               "preset": model.config.preset, "r_spk_m": model.config.r_spk, **res.to_dict(),
+               "level_definition": "10*log10(|x_hat|^2/|y|^2 + 1e-2) dB per query distance",
+               "indicator_definition": "sum of levels (shifted to >= 0) within +-0.5 m"}
+        p = Path(args.json).expanduser()
+        try:
+            p.parent.mkdir(parents=True, exist_ok=True)
+            p.write_text(json.dumps(doc, indent=2) + "\n")
+        except OSError as e:
+            raise CLIError(f"{p}: cannot write ({e})") from e
+        print(f"wrote {p}")
+    if args.plot:
+        p = plot_scan(res, args.plot, title=Path(args.input).name)
+        print(f"wrote {p}")
+    return 0
+
+
+def plot_scan(res, path, title: str = "") -> Path:
+    """Level profile, indicator and peaks as a PNG (matplotlib, Agg backend)."""
+    import matplotlib  # noqa: PLC0415
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt  # noqa: PLC0415
+    p = Path(path).expanduser()
+    fig, ax = plt.subplots(figsize=(7, 3.6), dpi=110)
+    ax.plot(res.distances_m, res.isdr_db, "o-", color="tab:blue", label="output / input level")
+    ax.set_xlabel("query distance (m)")
+    ax.set_ylabel("10 log10(|x̂|²/|y|² + τ)  (dB)", color="tab:blue")
+    ax2 = ax.twinx()
+    ax2.plot(res.distances_m, res.indicator, "-", color="tab:orange", alpha=0.8,
+             label="indicator (sum within 1 m)")
+    ax2.set_ylabel("indicator", color="tab:orange")
+    for i, d in enumerate(res.peaks_m):
+        ax.axvline(d, color="tab:red", ls="--", lw=1)
+        ax.text(d, ax.get_ylim()[1], f" {d:.2f} m", color="tab:red", va="top",
+                fontsize=9, fontweight="bold" if i == 0 else "normal")
+    ax.set_title(f"distance scan {title}".strip())
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    try:
+        p.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(p)
+    except OSError as e:
+        raise CLIError(f"{p}: cannot write ({e})") from e
+    finally:
+        plt.close(fig)
+    return p
+
+
+def cmd_devices(args) -> int:
+    from .audio_io import AudioDeviceError, list_devices  # noqa: PLC0415
+    try:
+        devs = list_devices()
+    except AudioDeviceError as e:
+        raise CLIError(str(e)) from e
+    if not devs:
+        print("no audio devices found")
+        return 0
+    for d in devs:
+        print(f"  {d}")
+    return 0
+
+
+def _run_live(eng, seconds: float | None, quiet: bool = False, label: str = "") -> int:
+    """Poll a started LiveEngine: print scan updates and stats until ``seconds`` pass, the input
+    ends, or Ctrl-C. Returns an exit status."""
+    t0 = time.monotonic()
+    last_scan, last_stat = 0, t0
+    status = 0
+    try:
+        while True:
+            if eng.wait(0.2):
+                break
+            now = time.monotonic()
+            if eng.error:
+                break
+            if seconds is not None and now - t0 >= seconds:
+                break
+            if eng.scan_count != last_scan and eng.latest_scan is not None:
+                last_scan = eng.scan_count
+                print(f"[{now - t0:6.1f} s] {_fmt_peaks(eng.latest_scan)}", flush=True)
+            if not quiet and now - last_stat >= 5.0:
+                last_stat = now
+                print(f"[{now - t0:6.1f} s] RTF {eng.rtf:.2f}, xruns {eng.xruns}, "
+                      f"in {eng.input_level_db:.0f} dBFS, out {eng.output_level_db:.0f} dBFS",
+                      flush=True)
+    except KeyboardInterrupt:
+        print("stopped", file=sys.stderr)
+        status = 130
+    finally:
+        eng.stop()
+    if eng.error:
+        print(f"{PROG}: error: {eng.error}", file=sys.stderr)
+        return 1
+    return status
+
+
+def cmd_stream(args) -> int:
+    from .audio_io import AudioDeviceError  # noqa: PLC0415
+    from .engine import LiveEngine  # noqa: PLC0415
+    if args.input_file and args.input_device is not None:
+        raise CLIError("give either --input-device or --input-file, not both")
+    if args.input_file:
+        read_audio(args.input_file)  # clear errors for missing / empty files before any device
+    if args.seconds is not None and args.seconds <= 0:
+        raise CLIError(f"--seconds must be positive, got {args.seconds}")
+    model = _load(args)
+    d = _check_distance(model, args.distance)
+    try:
+        eng = LiveEngine(model, block_ms=args.block_ms, input_device=args.input_device,
+                         output_device=args.output_device, input_file=args.input_file,
+                         loop=args.loop, distance_m=d, scan=not args.no_scan,
+                         torch_threads=args.threads or 1)
+    except AudioDeviceError as e:
+        raise CLIError(str(e)) from e
+    rec = None
+    if args.record:
+        rec = eng.start_recording(args.record, record_input=args.record_input)
+    try:
+        eng.start()
+    except AudioDeviceError as e:
+        eng.stop()
+        raise CLIError(str(e)) from e
+    st = eng.stream
+    src = args.input_file or (str(st.input_info) if st.input_info else "?")
+    dst = str(st.output_info) if st.output_info else "none (taps only)"
+    print(f"streaming {src} -> {dst}: distance {d:g} m, model {model.name} "
+          f"({model.sample_rate} Hz, {model.device.type}), blocks {eng.streamer.block_ms:g} ms, "
+          f"algorithmic latency {eng.algorithmic_latency_ms:.0f} ms, device latency "
+          f"{eng.device_latency_ms:.0f} ms" + ("" if args.seconds else "; Ctrl-C stops"),
+          flush=True)
+    rc = _run_live(eng, args.seconds)
+    if rec is not None:
+        print(f"recorded {rec.path} ({rec.duration_s:.2f} s, {rec.sample_rate} Hz)"
+              + (f" and the input to {rec.input_path}" if rec.input_path else ""))
+    print(f"xruns: {eng.xruns}, RTF {eng.rtf:.2f}")
+    return rc
+
+
+# ------------------------------------------------------------------------------------ no arguments
+def _has_display() -> bool:
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
+                or os.environ.get("QT_QPA_PLATFORM"))
+
+
+def _qt_can_start(timeout: float = 20.0) -> tuple[bool, str]:
+    """Try to create a QApplication in a child process (a Qt that cannot reach the display aborts
+    the whole process, so it is never tried in this one)."""
+    code = "from PySide6.QtWidgets import QApplication; QApplication([]); print('ok')"
+    try:
+        r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                           timeout=timeout)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return False, str(e)
+    if r.returncode == 0 and "ok" in r.stdout:
+        return True, ""
+    lines = (r.stderr or r.stdout).strip().splitlines()
+    return False, lines[-1] if lines else f"exit status {r.returncode}"
+
+
+def cmd_default(args) -> int:
+    if not args.headless and _has_display():
+        ok, why = _qt_can_start()
+        if ok:
+            try:
+                from .gui.app import main as gui_main  # noqa: PLC0415
+            except ImportError as e:
+                why = f"the GUI is not available ({e})"
+            else:
+                gui_argv = ["--device", str(args.device)]
+                if args.model:
+                    gui_argv += ["--model", str(args.model)]
+                if args.input_file:
+                    gui_argv += ["--input-file", str(args.input_file)]
+                if args.distance is not None:
+                    gui_argv += ["--distance", str(args.distance)]
+                return int(gui_main(gui_argv) or 0)
+        _note(f"cannot start the window ({why}); running the headless demo instead")
+    return headless_demo(args)
+
+
+def headless_demo(args) -> int:
+    from .engine import LiveEngine  # noqa: PLC0415
+    from .recorder import default_recordings_dir  # noqa: PLC0415
+    src = Path(args.input_file) if args.input_file else DEMO_INPUT
+    x, sr, _ = read_audio(src)
+    length = len(x) / sr
+    seconds = args.seconds if args.seconds is not None else length
+    if seconds <= 0:
+        raise CLIError(f"--seconds must be positive, got {seconds}")
+    model = _load(args)
+    d = _check_distance(model, args.distance if args.distance is not None else 1.0)
+    out = args.output
+    if out is None:
+        stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+        out = default_recordings_dir() / f"tse-demo-{stamp}-{d:g}m.wav"
+    output_device = args.output_device
+    if output_device is None:  # play on the default device when there is one, else file only
+        try:
+            from .audio_io import find_device  # noqa: PLC0415
+            find_device(None, "output")
+        except Exception:  # noqa: BLE001 - no PortAudio, no device: no sound, same job
+            output_device = "null"
+    eng = LiveEngine(model, block_ms=args.block_ms, input_file=str(src),
+                     output_device=output_device, loop=seconds > length + 1e-6,
+                     distance_m=d, torch_threads=args.threads or 1)
+    rec = eng.start_recording(out)
+    truth = ""
+    meta = src.with_name("demo.json")
+    if src == DEMO_INPUT and meta.is_file():
+        try:
+            t = json.loads(meta.read_text())["talkers"]
+            truth = " (true talker distances: " + ", ".join(
+                f"{v['distance_m']:g} m" for v in t.values()) + ")"
+        except (ValueError, KeyError, OSError):
+            pass
+    eng.start()
+    st = eng.stream
+    dst = str(st.output_info) if st.output_info else "no audio device (file only)"
+    print(f"headless: no window; streaming {src.name}{truth} through {model.name} "
+          f"({model.sample_rate} Hz, {model.device.type}) at {d:g} m for {seconds:.1f} s, "
+          f"output -> {dst}", flush=True)
+    rc = _run_live(eng, seconds, quiet=True)
+    print(f"extracted audio ({d:g} m): {rec.path} ({rec.duration_s:.1f} s, {rec.sample_rate} Hz)")
+    print(f"RTF {eng.rtf:.2f}, xruns {eng.xruns}, algorithmic latency "
+          f"{eng.algorithmic_latency_ms:.0f} ms")
+    print("To get the window: run `realtime-tse` in a desktop session (DISPLAY or WAYLAND_DISPLAY "
+          "set), e.g. `scripts/run_app.sh`; on a server, `xvfb-run realtime-tse` or "
+          "QT_QPA_PLATFORM=offscreen for screenshots.")
+    return rc
+
+
+# ------------------------------------------------------------------------------------ parser
+def _common(p, model=True):
+    if model:
+        p.add_argument("--model", metavar="CKPT", default=None,
+                       help="checkpoint (.safetensors); default: the shipped model "
+                            "(or $REALTIME_TSE_MODEL)")
+        p.add_argument("--device", default="auto", help="torch device: auto (default), cpu, cuda")
+        p.add_argument("--threads", type=int, default=None,
+                       help="torch CPU threads (default: half the cores, at most 4; 1 for live)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog=PROG, description="Distance-based target speech extraction: hear the talker at a "
+        "chosen distance from the microphone. With no command: the desktop app (or, without a "
+        "display, a headless run of the demo).")
+    _common(p)
+    p.add_argument("--headless", action="store_true", help="never open the window")
+    p.add_argument("--seconds", type=float, default=None, help="headless: how long to stream")
+    p.add_argument("--distance", type=float, default=None, help="headless: query distance (m)")
+    p.add_argument("--input-file", default=None, help="headless: input instead of the demo")
+    p.add_argument("--output-device", default=None,
+                   help="headless: output device (default: the default device, if any)")
+    p.add_argument("-o", "--output", default=None, help="headless: where to write the extraction")
+    p.add_argument("--block-ms", type=float, default=64.0, help="headless: block length (ms)")
+    sub = p.add_subparsers(dest="cmd", metavar="COMMAND")
+
+    e = sub.add_parser("extract", help="extract the talker(s) at a distance from a file")
+    e.add_argument("input", metavar="IN")
+    e.add_argument("--distance", "-d", type=float, required=True, help="query distance in metres")
+    e.add_argument("-o", "--output", required=True, metavar="OUT")
+    e.add_argument("--streaming", action="store_true",
+                   help="run block by block as live (output re-aligned to the input)")
+    e.add_argument("--block-ms", type=float, default=64.0)
+    _common(e)
+    e.set_defaults(func=cmd_extract)
+
+    s = sub.add_parser("scan", help="estimate talker distances in a file")
+    s.add_argument("input", metavar="IN")
+    s.add_argument("--json", metavar="OUT.json")
+    s.add_argument("--plot", metavar="OUT.png")
+    s.add_argument("--step", type=float, default=None, help="grid step in metres (default 0.25)")
+    s.add_argument("-v", "--verbose", action="store_true", help="print the whole profile")
+    _common(s)
+    s.set_defaults(func=cmd_scan)
+
+    t = sub.add_parser("stream", help="live extraction from a device or a file")
+    t.add_argument("--input-device", default=None, metavar="X", help="index or name")
+    t.add_argument("--output-device", default=None, metavar="Y",
+                   help="index or name, or 'null' for none")
+    t.add_argument("--input-file", default=None, metavar="F", help="a file instead of a microphone")
+    t.add_argument("--loop", action="store_true", help="loop the input file")
+    t.add_argument("--distance", "-d", type=float, required=True)
+    t.add_argument("--record", metavar="OUT.wav", help="record the output (never overwrites)")
+    t.add_argument("--record-input", action="store_true", help="also record the raw input")
+    t.add_argument("--seconds", type=float, default=None)
+    t.add_argument("--block-ms", type=float, default=64.0)
+    t.add_argument("--no-scan", action="store_true", help="no distance scan")
+    _common(t)
+    t.set_defaults(func=cmd_stream)
+
+    v = sub.add_parser("devices", help="list audio devices")
+    v.set_defaults(func=cmd_devices)
+    return p
+
+
+def main(argv=None) -> int:
+    """Entry point of ``realtime-tse``; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    func = getattr(args, "func", cmd_default)
+    try:
+        return int(func(args) or 0)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except CLIError as e:
+        print(f"{PROG}: error: {e}", file=sys.stderr)
+        return 1
+    except Exception as e:  # noqa: BLE001 - one clear line, never a traceback
+        from models.checkpoint import CheckpointError  # noqa: PLC0415
+        try:
+            from .audio_io import AudioDeviceError  # noqa: PLC0415
+        except ImportError:  # pragma: no cover
+            AudioDeviceError = CheckpointError  # noqa: N806
+        if isinstance(e, (CheckpointError, AudioDeviceError, ValueError, OSError)):
+            print(f"{PROG}: error: {e}", file=sys.stderr)
+            return 1
+        if os.environ.get("RTSE_DEBUG"):
+            raise
+        print(f"{PROG}: error: unexpected {type(e).__name__}: {e} (set RTSE_DEBUG=1 for a "
+              "traceback)", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
