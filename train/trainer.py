@@ -196,6 +196,9 @@ class Trainer:
             self.net.load_state_dict(net.state_dict())
             _load_optim(self.opt, self.net, load_training_state(last))
             self.state.update(meta["provenance"].get("trainer", {}))
+            old = meta["provenance"].get("train_config", {})
+            if (old.get("clip_s"), old.get("val_mixtures")) != (cfg.clip_s, cfg.val_mixtures):
+                self.state["best_val"] = math.inf  # a different validation set: losses not comparable
             for g in self.opt.param_groups:
                 g["lr"] = self.state["lr"]
         self.model = self.net
@@ -272,7 +275,16 @@ class Trainer:
         stop_step = cfg.total_steps if steps is None else min(cfg.total_steps, start_step + steps)
         deadline = None if minutes is None else t0 + 60 * minutes
         bar = tqdm(total=stop_step - start_step, disable=not progress or self.rank != 0, unit="step")
-        losses, gnorms = [], []
+        try:
+            metrics = self._loop(stop_step, deadline, bar)
+        except KeyboardInterrupt:  # Ctrl-C / SIGINT: keep what was trained since the last epoch end
+            metrics = self._end_epoch(self._losses, self._gnorms, False)
+        bar.close()
+        return metrics
+
+    def _loop(self, stop_step: int, deadline, bar) -> dict:
+        cfg, st = self.cfg, self.state
+        self._losses, self._gnorms = losses, gnorms = [], []
         metrics = {}
         self.model.train()
         while st["step"] < stop_step and (deadline is None or time.time() < deadline):
@@ -289,8 +301,8 @@ class Trainer:
             out_of_budget = st["step"] >= stop_step or (deadline is not None and time.time() >= deadline)
             if end_of_epoch or out_of_budget:
                 metrics = self._end_epoch(losses, gnorms, end_of_epoch)
-                losses, gnorms = [], []
-        bar.close()
+                losses.clear()
+                gnorms.clear()
         return metrics
 
     def _end_epoch(self, losses, gnorms, full_epoch: bool) -> dict:
