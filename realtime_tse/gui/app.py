@@ -26,8 +26,10 @@ import time
 import traceback
 from pathlib import Path
 
+import numpy as np
+
 # PySide6 must be imported before pyqtgraph so pyqtgraph picks the PySide6 binding
-from PySide6.QtCore import QObject, QSettings, Qt, QTimer, QUrl, Signal
+from PySide6.QtCore import QEvent, QObject, QSettings, Qt, QTimer, QUrl, Signal
 from PySide6.QtGui import QDesktopServices, QKeySequence, QShortcut
 from PySide6.QtWidgets import (QApplication, QComboBox, QFileDialog, QFormLayout, QFrame,
                                QGroupBox, QHBoxLayout, QLabel, QMainWindow, QPushButton,
@@ -53,12 +55,19 @@ def _engine_module():
 
 
 def _list_devices():
-    """(inputs, outputs): lists of (label, device id for the engine). Never raises."""
+    """(inputs, outputs): lists of (label, device index for the engine), the system's default
+    device first and marked "(default)". Never raises (no PortAudio: two empty lists)."""
     try:
-        from realtime_tse.audio_io import list_devices
+        from realtime_tse.audio_io import find_device, list_devices
         devs = list_devices()
-    except Exception:  # no PortAudio, no audio_io yet, ...
+    except Exception:  # no PortAudio, ...
         return [], []
+    defaults = {}
+    for kind in ("input", "output"):
+        try:
+            defaults[kind] = find_device(None, kind).index
+        except Exception:
+            defaults[kind] = None
     ins, outs = [], []
     for i, d in enumerate(devs or []):
         get = (d.get if isinstance(d, dict) else lambda k, default=None, _d=d: getattr(_d, k, default))
@@ -67,9 +76,15 @@ def _list_devices():
         host = get("hostapi_name", get("hostapi", ""))
         label = f"{name}" + (f" ({host})" if isinstance(host, str) and host else "")
         if int(get("max_input_channels", get("inputs", 0)) or 0) > 0:
-            ins.append((label, idx))
+            if idx == defaults["input"]:
+                ins.insert(0, (label + " (default)", idx))
+            else:
+                ins.append((label, idx))
         if int(get("max_output_channels", get("outputs", 0)) or 0) > 0:
-            outs.append((label, idx))
+            if idx == defaults["output"]:
+                outs.insert(0, (label + " (default)", idx))
+            else:
+                outs.append((label, idx))
     return ins, outs
 
 
@@ -113,12 +128,12 @@ class EngineHost(QObject):
         failed(kind, message): "model" (bad checkpoint) or "source" (unknown device, unreadable
             file): the previous engine keeps running; "audio" (the new engine failed to start):
             no engine runs now.
-        engine_error(message): the running engine reported an error (device lost, ...).
+        engine_error(engine, message): an engine reported an error (device lost, ...).
     """
 
     ready = Signal(object, object)
     failed = Signal(str, str)
-    engine_error = Signal(str)
+    engine_error = Signal(object, str)
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -172,7 +187,8 @@ class EngineHost(QObject):
         lo, hi = model.distance_range
         params["distance_m"] = min(hi, max(lo, float(params.get("distance_m", (lo + hi) / 2))))
         try:
-            eng = eng_mod.LiveEngine(model, on_error=self.engine_error.emit, **kw)
+            eng = eng_mod.LiveEngine(model, **kw)
+            eng.on_error = lambda msg, _e=eng: self.engine_error.emit(_e, str(msg))
             for k, v in params.items():
                 setattr(eng, k, v)
         except Exception as e:  # unknown device, unreadable file, ...
@@ -237,8 +253,6 @@ class MainWindow(QMainWindow):
         distance: initial query distance in metres instead of the remembered one.
     """
 
-    _engine_error = Signal(str)
-
     def __init__(self, settings: QSettings | None = None, *, model_path=None, source=None,
                  output="remembered", device="auto", block_ms=64, autostart=True,
                  ask_open_file=None, open_url=None, recordings_dir=None, distance=None):
@@ -247,6 +261,7 @@ class MainWindow(QMainWindow):
         self.ask_open_file = ask_open_file or self._qt_open_file
         self.open_url = open_url or QDesktopServices.openUrl
         self.recordings_dir = Path(recordings_dir) if recordings_dir else None
+        self.min_contrast_db = 3.0  # a profile peak this far above the median is drawn as a talker
         self.compute_device = device
         self.block_ms = block_ms
         self.messages: list[tuple[str, str]] = []
@@ -261,7 +276,6 @@ class MainWindow(QMainWindow):
         self.host.ready.connect(self._on_engine_ready)
         self.host.failed.connect(self._on_engine_failed)
         self.host.engine_error.connect(self._on_engine_error)
-        self._engine_error.connect(self._on_engine_error)
 
         self.setWindowTitle("realtime-tse \u2014 listen by distance")
         self._build_ui()
@@ -397,11 +411,12 @@ class MainWindow(QMainWindow):
         self.rec_path.setTextInteractionFlags(Qt.TextSelectableByMouse)
         vr.addWidget(self.rec_path)
         left.addWidget(g_rec)
-        left.addStretch(1)
         keys = QLabel("<b>Keys</b>: \u2190 \u2192 move the distance 5 cm (Page Up/Down: 50 cm) "
                       "&middot; <b>B</b> bypass &middot; <b>R</b> record")
         keys.setWordWrap(True)
+        keys.setContentsMargins(4, 4, 4, 0)
         left.addWidget(keys)
+        left.addStretch(1)
 
         # ---- right: distance control on top, radar + profile below
         right = QVBoxLayout()
@@ -680,8 +695,12 @@ class MainWindow(QMainWindow):
             self.show_message(message + " Choose another input or output on the left.")
             self.st_state.setText("stopped (audio error)")
 
-    def _on_engine_error(self, message):
-        if self._closing or self._reported_error == message:
+    def _on_engine_error(self, engine, message):
+        """An engine reported an error: show it, keep the recording. Errors of an engine that is no
+        longer the current one (e.g. stopped by a restart) are ignored."""
+        if self._closing or engine is None or engine is not self.engine:
+            return
+        if self._reported_error == message:
             return
         self._reported_error = message
         saved = ""
@@ -835,7 +854,7 @@ class MainWindow(QMainWindow):
             return
         err = getattr(eng, "error", None)
         if err:
-            self._on_engine_error(str(err))
+            self._on_engine_error(eng, str(err))
         self.in_meter.set_level(getattr(eng, "input_level_db", None))
         self.out_meter.set_level(getattr(eng, "output_level_db", None))
         dev = str(getattr(eng, "device", getattr(self.model, "device", "cpu")))
@@ -854,16 +873,33 @@ class MainWindow(QMainWindow):
             scan = getattr(eng, "latest_scan", None)
             if scan is not None:
                 self._last_scan_count = n
-                peaks = list(getattr(scan, "peaks_m", []) or [])
-                self.profile.set_profile(scan.distances_m, scan.isdr_db, peaks)
-                self.radar.set_profile(scan.distances_m, scan.isdr_db, peaks)
-                self.talkers_label.setText(
-                    "Detected talkers: " + (", ".join(f"{p:.1f} m" for p in sorted(peaks)) or "none")
-                    + "   (click one on the radar to listen to it)")
+                self._show_scan(scan)
         rec = self.recorder
         if rec is not None:
             t = float(getattr(rec, "elapsed_s", 0.0))
             self.rec_time.setText(f"{int(t // 60):02d}:{t % 60:04.1f}")
+
+    def _show_scan(self, scan):
+        """Profile + radar from one ScanResult. A peak is drawn as a talker only when its level
+        stands ``min_contrast_db`` above the profile's median: on a flat profile (silence, or a
+        model that does not separate) the indicator's peaks are noise, and the radar says so."""
+        d = np.asarray(scan.distances_m, dtype=float)
+        lv = np.asarray(scan.isdr_db, dtype=float)
+        peaks = [float(p) for p in (getattr(scan, "peaks_m", None) or [])]
+        if d.size == 0 or d.size != lv.size:
+            return
+        med = float(np.median(lv))
+        talkers = [p for p in peaks if float(np.interp(p, d, lv)) - med >= self.min_contrast_db]
+        self.profile.set_profile(d, lv, talkers)
+        self.radar.set_profile(d, lv, talkers)
+        if talkers:
+            text = ("Detected talkers: " + ", ".join(f"{p:.1f} m" for p in sorted(talkers))
+                    + "   (click one on the radar to listen to it)")
+        else:
+            spread = float(np.max(lv) - np.min(lv))
+            text = (f"No clear talker: the profile is flat within {spread:.1f} dB "
+                    f"(a talker shows as a peak {self.min_contrast_db:g} dB or more above the rest)")
+        self.talkers_label.setText(text)
 
     # ----------------------------------------------------------------- shutdown
     def shutdown(self):
@@ -916,7 +952,15 @@ def main(argv=None) -> int:
     win.distance.slider.setFocus()
     rc = app.exec()
     win.shutdown()
+    # Closing the last window posts one more Quit event (Qt 6 quitAutomatically); drop it so that
+    # an event loop run later in the same process (tests) does not receive it and return at once.
+    quit_on_close = app.quitOnLastWindowClosed()
+    app.setQuitOnLastWindowClosed(False)
+    win.close()
     win.deleteLater()
+    app.sendPostedEvents(None, QEvent.DeferredDelete)
+    app.removePostedEvents(app, QEvent.Quit)
+    app.setQuitOnLastWindowClosed(quit_on_close)
     return int(rc)
 
 

@@ -386,7 +386,8 @@ class DistanceRadar(QWidget):
                    f"listening at {self.query_m:.2f} m (\u00b1{self.r_spk:g} m)")
         if not self.talkers_m:
             p.setPen(_TEXT)
-            p.drawText(QRectF(8, 6, self.width() - 16, 18), Qt.AlignRight, "scanning for talkers\u2026")
+            p.drawText(QRectF(8, 6, self.width() - 16, 18), Qt.AlignRight,
+                       "no clear talker yet" if self._dist.size else "scanning for talkers\u2026")
         p.end()
 
 
