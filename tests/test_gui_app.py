@@ -67,7 +67,7 @@ def test_launch_on_demo_slider_sets_distance_and_bypass_toggles(window, qtbot):
     assert window.distance.range() == (pytest.approx(lo), pytest.approx(hi))
     window.distance.slider.setValue(250)
     assert eng.distance_m == pytest.approx(2.5)
-    window.distance.slider.setFocus()
+    assert window.distance.slider.hasFocus()  # arrows work from the start
     qtbot.keyClick(window.distance.slider, Qt.Key_Left)
     assert eng.distance_m == pytest.approx(2.45)
     window.distance.spin.setValue(3.0)
@@ -166,6 +166,24 @@ def test_bad_checkpoint_shows_error_and_app_keeps_running(window, qtbot, tmp_pat
     window._select_source(("demo", None))
     window.restart_engine()
     qtbot.waitUntil(lambda: window.engine is not None and window.engine is not eng, timeout=START_TIMEOUT_MS)
+
+
+def test_audio_file_entry_asks_for_a_file_and_plays_it(window, qtbot):
+    far = str(DEMO_INPUT.with_name("demo_far.wav"))
+    answers = ["", far]  # first the user cancels, then picks a file
+    window.ask_open_file = lambda *a: answers.pop(0)
+    eng = window.engine
+    browse = window.source_index("browse")
+    assert browse >= 0
+    window.source_combo.setCurrentIndex(browse)
+    window.source_combo.activated.emit(browse)  # cancelled: back to the demo, same engine
+    assert window.current_source()[0] == "demo" and window.engine is eng
+    window.source_combo.setCurrentIndex(browse)
+    window.source_combo.activated.emit(browse)
+    assert window.current_source() == ("file", far)
+    qtbot.waitUntil(lambda: window.engine is not None and window.engine is not eng, timeout=START_TIMEOUT_MS)
+    assert window.engine.input_file == far
+    assert "demo_far.wav" in window.source_combo.currentText()
 
 
 def test_device_error_keeps_the_recording(window, qtbot):

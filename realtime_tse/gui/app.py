@@ -578,13 +578,21 @@ class MainWindow(QMainWindow):
     def current_model_path(self):
         return self.model_combo.currentData()
 
-    def _select_source(self, source):
-        kind, value = source
+    def source_index(self, kind, value=None) -> int:
+        """Index of a source entry ("device", "demo", "file" with its value; "browse"), or -1.
+        (QComboBox.findData compares Python tuples by identity, so this compares in Python.)"""
         for k in range(self.source_combo.count()):
             d = self.source_combo.itemData(k)
-            if d and d[0] == kind and (kind == "demo" or str(d[1]) == str(value)):
-                self.source_combo.setCurrentIndex(k)
-                return
+            if d and d[0] == kind and (kind in ("demo", "browse") or str(d[1]) == str(value)):
+                return k
+        return -1
+
+    def _select_source(self, source):
+        kind, value = source
+        k = self.source_index(kind, value)
+        if k >= 0:
+            self.source_combo.setCurrentIndex(k)
+            return
         if kind == "file":
             self._add_file_item(value)
 
@@ -918,6 +926,12 @@ class MainWindow(QMainWindow):
         self.engine = None
         self.host.stop_engine()
 
+    def showEvent(self, ev):  # noqa: N802
+        super().showEvent(ev)
+        if not getattr(self, "_focused_once", False):
+            self._focused_once = True
+            self.distance.slider.setFocus()  # arrow keys move the distance right away
+
     def closeEvent(self, ev):  # noqa: N802
         self.shutdown()
         super().closeEvent(ev)
@@ -949,7 +963,6 @@ def main(argv=None) -> int:
                      output=None if args.no_output else "remembered", device=args.device,
                      distance=args.distance)
     win.show()
-    win.distance.slider.setFocus()
     rc = app.exec()
     win.shutdown()
     # Closing the last window posts one more Quit event (Qt 6 quitAutomatically); drop it so that
