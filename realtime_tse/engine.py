@@ -460,6 +460,15 @@ class Streamer:
 
 
 # ------------------------------------------------------------------------------------- live engine
+def _set_thread_nice(nice: int) -> bool:
+    """Best effort: set the calling thread's nice value (Linux threads have their own)."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), int(nice))
+        return True
+    except (AttributeError, OSError, PermissionError):
+        return False
+
+
 class _History:
     """The newest ``capacity`` samples of a stream; ``write`` from one thread, ``latest`` from
     another. The lock is held only for the copies (microseconds), never during a computation."""
@@ -524,6 +533,9 @@ class LiveEngine:
             ``scan_duty`` (fraction of one core at most).
         torch_threads: intra-op threads for the model on CPU (set process-wide at start; 1 keeps
             the audio worker and the scan on separate cores of a small CPU). None = leave as is.
+        audio_nice: nice value asked for the audio worker thread (best effort: lowering it needs
+            CAP_SYS_NICE; without it the thread keeps its priority). None = leave as is. The scan
+            thread asks for +10.
         on_error(message), on_scan(ScanResult), on_end(): callbacks from worker threads.
         stream_kwargs: extra keyword arguments for ``DuplexStream`` (device_rate, prefill_blocks,
             latency, ...).
@@ -535,8 +547,8 @@ class LiveEngine:
                  output_device=None, input_file=None, loop: bool = True,
                  distance_m: float | None = None, scan: bool = True, scan_seconds: float = 3.0,
                  scan_step_m: float = 0.5, scan_distances_m=None, scan_duty: float = 0.5,
-                 torch_threads: int | None = 1, on_error=None, on_scan=None, on_end=None,
-                 **stream_kwargs):
+                 torch_threads: int | None = 1, audio_nice: int | None = -10, on_error=None,
+                 on_scan=None, on_end=None, **stream_kwargs):
         self.model = model
         self.streamer = Streamer(model, block_ms=block_ms, aligned=True)
         self.block_samples = self.streamer.block_samples
@@ -545,6 +557,7 @@ class LiveEngine:
         self.loop = bool(loop)
         self._stream_kwargs = dict(stream_kwargs)
         self.torch_threads = torch_threads
+        self.audio_nice = audio_nice
         self.on_error = on_error
         self.on_scan = on_scan
         self.on_end = on_end
@@ -780,6 +793,8 @@ class LiveEngine:
     # -- worker side -----------------------------------------------------------------------------
     def _process_block(self, block: np.ndarray) -> np.ndarray:
         t0 = time.perf_counter()
+        if self._blocks == 0 and self.audio_nice is not None:
+            _set_thread_nice(self.audio_nice)  # the stream's worker thread, once per stream
         y = self.streamer.process(block, self._distance)
         nd = len(self._dry)
         if nd:
