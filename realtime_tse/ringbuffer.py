@@ -1,0 +1,142 @@
+"""Single-producer single-consumer ring buffer for audio samples.
+
+One thread writes (e.g. the PortAudio callback), one other thread reads (e.g. the model worker),
+without locks: the writer only advances the write counter, the reader only the read counter, each
+after its copy is done, and CPython makes the counter assignments atomic. The storage is one
+preallocated numpy array; ``write`` and ``read(n, out=...)`` / ``readinto`` copy into or out of it
+with at most two slice copies (wrap-around) and never allocate sample memory.
+
+Overflow policy: ``write`` stores what fits and drops the rest (the newest samples), returns how many
+it stored and adds the dropped count to ``dropped``/``overflows``. The caller decides what a drop
+means (the audio path counts it as an input overflow).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["RingBuffer"]
+
+
+class RingBuffer:
+    """Lock-free SPSC ring buffer of ``capacity`` samples (1-D, ``dtype`` float32 by default)."""
+
+    def __init__(self, capacity: int, dtype=np.float32):
+        capacity = int(capacity)
+        if capacity <= 0:
+            raise ValueError(f"capacity must be positive, got {capacity}")
+        self._buf = np.zeros(capacity, dtype=dtype)
+        self._cap = capacity
+        self._w = 0  # total samples ever written (only the producer changes it)
+        self._r = 0  # total samples ever read (only the consumer changes it)
+        self.dropped = 0  # samples dropped by write() because the buffer was full
+        self.overflows = 0  # number of write() calls that dropped something
+
+    # ------------------------------------------------------------------ state
+    @property
+    def capacity(self) -> int:
+        return self._cap
+
+    @property
+    def dtype(self):
+        return self._buf.dtype
+
+    @property
+    def available(self) -> int:
+        """Samples ready to read."""
+        return self._w - self._r
+
+    @property
+    def space(self) -> int:
+        """Samples that can be written without dropping."""
+        return self._cap - (self._w - self._r)
+
+    @property
+    def total_written(self) -> int:
+        return self._w
+
+    @property
+    def total_read(self) -> int:
+        return self._r
+
+    def __len__(self) -> int:
+        return self.available
+
+    def __repr__(self) -> str:
+        return (f"RingBuffer(capacity={self._cap}, available={self.available}, "
+                f"dropped={self.dropped})")
+
+    # ------------------------------------------------------------------ producer
+    def write(self, x) -> int:
+        """Append ``x`` (1-D); returns the number of samples stored, the rest is dropped."""
+        n_in = len(x)
+        n = min(n_in, self._cap - (self._w - self._r))
+        if n < n_in:
+            self.dropped += n_in - n
+            self.overflows += 1
+        if n <= 0:
+            return 0
+        start = self._w % self._cap
+        first = min(n, self._cap - start)
+        self._buf[start:start + first] = x[:first]
+        if n > first:
+            self._buf[:n - first] = x[first:n]
+        self._w += n  # publish after the copy
+        return n
+
+    def write_zeros(self, n: int) -> int:
+        """Append ``n`` zeros (silence); same drop policy as ``write``."""
+        n_in = int(n)
+        n = min(n_in, self._cap - (self._w - self._r))
+        if n < n_in:
+            self.dropped += n_in - n
+            self.overflows += 1
+        if n <= 0:
+            return 0
+        start = self._w % self._cap
+        first = min(n, self._cap - start)
+        self._buf[start:start + first] = 0
+        if n > first:
+            self._buf[:n - first] = 0
+        self._w += n
+        return n
+
+    # ------------------------------------------------------------------ consumer
+    def read(self, n: int, out: np.ndarray | None = None) -> np.ndarray | None:
+        """Take exactly ``n`` samples; ``None`` (nothing consumed) if fewer are available.
+
+        With ``out`` (length >= n) the samples go into ``out[:n]`` and ``out`` is returned
+        (no allocation); otherwise a new array is returned.
+        """
+        n = int(n)
+        if n > self._w - self._r:
+            return None
+        if out is None:
+            out = np.empty(n, dtype=self._buf.dtype)
+        self._copy_out(out, n)
+        return out
+
+    def readinto(self, out: np.ndarray) -> int:
+        """Take up to ``len(out)`` samples into ``out``; returns how many (the rest is untouched)."""
+        n = min(len(out), self._w - self._r)
+        if n > 0:
+            self._copy_out(out, n)
+        return n
+
+    def skip(self, n: int) -> int:
+        """Discard up to ``n`` samples; returns how many were discarded."""
+        n = max(0, min(int(n), self._w - self._r))
+        self._r += n
+        return n
+
+    def _copy_out(self, out: np.ndarray, n: int) -> None:
+        start = self._r % self._cap
+        first = min(n, self._cap - start)
+        out[:first] = self._buf[start:start + first]
+        if n > first:
+            out[first:n] = self._buf[:n - first]
+        self._r += n  # release after the copy
+
+    def clear(self) -> None:
+        """Drop everything readable. Consumer side only (it moves the read counter)."""
+        self._r = self._w
