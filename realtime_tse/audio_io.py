@@ -1,0 +1,1002 @@
+"""The live audio path: devices, a real-time file source, and the duplex stream around the model.
+
+Libraries (why these):
+
+- **sounddevice** (PortAudio) for devices: one duplex callback stream on every desktop OS and on
+  PulseAudio/ALSA/JACK/CoreAudio/WASAPI alike, numpy buffers in the callback, stream latency and
+  xrun flags reported by PortAudio itself. It needs the system PortAudio library
+  (``apt-get install libportaudio2``); this module imports it lazily, so ``RingBuffer``,
+  ``FileSource`` and a ``DuplexStream`` without devices work where PortAudio is missing.
+- **soxr** (libsoxr) for sample-rate conversion: a streaming resampler (``soxr.ResampleStream``)
+  with high quality at low CPU cost, so the device may run at 44.1/48 kHz while the model runs at
+  16 kHz; used in worker threads only, never in the PortAudio callback.
+- **soundfile** (libsndfile, bundled in the wheel) to read any WAV/FLAC/OGG for ``FileSource``.
+
+Threading model of ``DuplexStream``:
+
+    PortAudio callback  --in_ring-->  worker: resample dev->model, cut blocks of block_samples,
+    (copies only,                       process_block(block), taps(in, out), resample model->dev
+     counts xruns)      <--out_ring--
+
+The callback never runs the model, never allocates sample memory and never logs: it copies between
+the two ``RingBuffer`` s, counts xruns in integer counters and a preallocated event log, and
+converts any exception into ``sounddevice.CallbackAbort`` after storing it. Everything else (model,
+resampling, taps, error reporting) happens in the worker thread.
+
+Decisions (not fixed by the paper or SPEC; recorded here):
+
+- The device callback block defaults to the model block (scaled to the device rate). With the
+  default jitter buffer of one block of silence, a block processed in less than one block period
+  never underflows; total latency is then about two blocks + the device's own latency (+ the
+  resamplers' delay when the rates differ). Smaller device blocks need a larger ``prefill_blocks``.
+- When the device rate differs from the model rate the soxr streams deliver their output in bursts
+  that lag the ideal count by up to a few hundred samples. The lag is measured once at start-up by
+  feeding the resamplers silence in device-sized chunks, and covered by zeros put in front of the
+  input path and extra silence in the output prefill, so the resamplers never cause an underflow.
+- Xrun kinds: ``input_overflow`` / ``output_underflow`` (PortAudio status flags),
+  ``input_ring`` (input ring full: the worker is too slow), ``late`` (the output ring had fewer
+  samples than the callback needed: processing was late). ``xruns`` is their sum.
+- A device that stops calling back for ``stall_timeout_s`` (default: 5 s during the first four
+  callbacks, then the larger of 1 s and 8 device blocks) is declared gone: PulseAudio dying under an
+  ALSA "pulse" device leaves the PortAudio stream "active" without callbacks, and closing such a
+  stream can block forever, so streams are closed from a helper thread with a timeout.
+- With ``input_file`` the file stands in for the microphone; with an output device the output
+  device's clock paces it (the worker keeps the output ring at prefill + one block), with
+  ``output_device="null"`` (or no output device at all) a monotonic timer paces it. At end of file
+  the last partial block is zero-padded, the output drains, and the stream ends (``wait()``
+  returns, ``on_end`` is called); with ``loop=True`` the file restarts seamlessly.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import threading
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator, Sequence
+
+import numpy as np
+
+from .ringbuffer import RingBuffer
+
+__all__ = [
+    "AudioDeviceError",
+    "DeviceInfo",
+    "list_devices",
+    "find_device",
+    "format_devices",
+    "FileSource",
+    "DuplexStream",
+    "RingBuffer",
+    "NULL_DEVICE",
+]
+
+log = logging.getLogger(__name__)
+
+NULL_DEVICE = "null"  # output_device="null": no output device, output goes to taps only
+
+XRUN_KINDS = ("input_overflow", "output_underflow", "input_ring", "late", "input_underflow")
+_XRUN_LOG_CAPACITY = 4096
+
+
+class AudioDeviceError(RuntimeError):
+    """No PortAudio, unknown device, unsupported settings, or a device that failed while running."""
+
+
+# --------------------------------------------------------------------------------------- devices
+def _sd():
+    """Import sounddevice, turning a missing PortAudio into an AudioDeviceError."""
+    try:
+        import sounddevice as sd  # noqa: PLC0415 (lazy on purpose)
+    except OSError as e:  # "PortAudio library not found"
+        raise AudioDeviceError(
+            f"PortAudio is not available ({e}); install it with `apt-get install libportaudio2` "
+            "(Debian/Ubuntu), `brew install portaudio` (macOS); file input with "
+            "output_device='null' works without it") from e
+    return sd
+
+
+@dataclass(frozen=True)
+class DeviceInfo:
+    index: int
+    name: str
+    max_input_channels: int
+    max_output_channels: int
+    default_samplerate: float
+    hostapi: str
+
+    def supports(self, kind: str) -> bool:
+        return (self.max_input_channels if kind == "input" else self.max_output_channels) > 0
+
+    def __str__(self) -> str:
+        return (f"[{self.index}] {self.name} ({self.hostapi}, {self.max_input_channels} in, "
+                f"{self.max_output_channels} out, {self.default_samplerate:g} Hz)")
+
+
+def list_devices(refresh: bool = False) -> list[DeviceInfo]:
+    """All PortAudio devices. ``refresh=True`` re-initialises PortAudio so that devices that appeared
+    since import (e.g. a PulseAudio server started later) are listed; only do that while no stream
+    is open."""
+    sd = _sd()
+    if refresh:
+        sd._terminate()
+        sd._initialize()
+    apis = [a["name"] for a in sd.query_hostapis()]
+    out = []
+    for i, d in enumerate(sd.query_devices()):
+        out.append(DeviceInfo(index=i, name=d["name"],
+                              max_input_channels=int(d["max_input_channels"]),
+                              max_output_channels=int(d["max_output_channels"]),
+                              default_samplerate=float(d["default_samplerate"]),
+                              hostapi=apis[d["hostapi"]] if d["hostapi"] < len(apis) else "?"))
+    return out
+
+
+def format_devices(devices: Sequence[DeviceInfo] | None = None, kind: str | None = None) -> str:
+    devices = list_devices() if devices is None else devices
+    if kind:
+        devices = [d for d in devices if d.supports(kind)]
+    return "\n".join(f"  {d}" for d in devices) if devices else "  (none)"
+
+
+def find_device(spec: int | str | DeviceInfo | None, kind: str = "input") -> DeviceInfo:
+    """Find an ``"input"`` or ``"output"`` device by index, exact name or name substring
+    (case-insensitive); ``None`` means the default device. Raises ``AudioDeviceError`` listing the
+    available devices when there is no (unique) match."""
+    if kind not in ("input", "output"):
+        raise ValueError(f"kind must be 'input' or 'output', got {kind!r}")
+    if isinstance(spec, DeviceInfo):
+        return spec
+    devices = list_devices()
+
+    def fail(why: str):
+        raise AudioDeviceError(f"{why}. Available {kind} devices:\n{format_devices(devices, kind)}")
+
+    if spec is None:
+        sd = _sd()
+        idx = sd.default.device[0 if kind == "input" else 1]
+        if idx is None or int(idx) < 0:
+            try:
+                idx = sd.query_devices(kind=kind)["index"]
+            except Exception:  # noqa: BLE001  (PortAudioError: no default device)
+                fail(f"no default {kind} device")
+        spec = int(idx)
+    if isinstance(spec, (int, np.integer)) or (isinstance(spec, str) and spec.strip().isdigit()):
+        i = int(spec)
+        if not 0 <= i < len(devices):
+            fail(f"no audio device with index {i}")
+        if not devices[i].supports(kind):
+            fail(f"device {devices[i]} has no {kind} channels")
+        return devices[i]
+    if not isinstance(spec, str):
+        raise TypeError(f"device spec must be an index or a name, got {type(spec).__name__}")
+    s = spec.strip().lower()
+    cands = [d for d in devices if d.supports(kind)]
+    exact = [d for d in cands if d.name.lower() == s]
+    if exact:
+        return exact[0]
+    subs = [d for d in cands if s in d.name.lower()]
+    if len(subs) == 1:
+        return subs[0]
+    if len(subs) > 1:
+        fail(f"audio {kind} device name {spec!r} is ambiguous: matches "
+             + ", ".join(f"[{d.index}] {d.name}" for d in subs))
+    fail(f"unknown audio {kind} device {spec!r}")
+    raise AssertionError  # unreachable
+
+
+# ------------------------------------------------------------------------------------ file input
+class FileSource:
+    """A sound file read as a real-time stream at ``rate`` Hz (mono, float32).
+
+    Any format soundfile reads; channels are averaged; the file is resampled to ``rate`` with a
+    streaming soxr resampler, chunk by chunk (long files are never loaded whole). ``read(n)`` gives
+    the next ``n`` samples without pacing (the final block may be shorter, then ``None``);
+    ``blocks(n)`` yields blocks paced in real time by a monotonic clock (block k is released when
+    it would have been fully captured by a microphone, at ``t0 + (k+1) n / rate``); ``start(n, fn)``
+    does the same from its own thread. Needs no sound card and no PortAudio.
+    """
+
+    def __init__(self, path: str | Path, rate: int, loop: bool = False, quality: str = "HQ",
+                 chunk_s: float = 0.1):
+        import soundfile as sf  # noqa: PLC0415
+        self.path = Path(path)
+        try:
+            self._sf = sf.SoundFile(str(self.path))
+        except Exception as e:  # noqa: BLE001  (LibsndfileError, RuntimeError, OSError)
+            raise ValueError(f"cannot read audio file {self.path}: {e}") from e
+        self.rate = int(rate)
+        self.file_rate = int(self._sf.samplerate)
+        self.channels = int(self._sf.channels)
+        self.frames = int(self._sf.frames)
+        self.loop = bool(loop)
+        self._quality = quality
+        self._chunk = max(1, int(round(chunk_s * self.file_rate)))
+        self._rs = self._make_resampler()
+        self._pending = np.zeros(0, dtype=np.float32)
+        self._file_done = False  # no more file input (not looping, EOF reached)
+        self.position = 0  # samples delivered at self.rate
+        self._wraps = 0  # times the reader wrapped around (reads ahead of delivery)
+        self.late = 0  # paced blocks released more than max_lag_s late (clock reset)
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        if self.frames == 0:
+            self._file_done = True
+
+    def _make_resampler(self):
+        if self.file_rate == self.rate:
+            return None
+        import soxr  # noqa: PLC0415
+        return soxr.ResampleStream(self.file_rate, self.rate, 1, dtype="float32",
+                                   quality=self._quality)
+
+    # ---------------------------------------------------------------- info
+    @property
+    def duration_s(self) -> float:
+        """Length of the file in seconds (one pass)."""
+        return self.frames / self.file_rate
+
+    @property
+    def loops(self) -> int:
+        """Complete passes over the file delivered so far."""
+        pass_len = self.frames * self.rate / self.file_rate
+        return int(self.position // pass_len) if pass_len > 0 else 0
+
+    @property
+    def position_s(self) -> float:
+        return self.position / self.rate
+
+    @property
+    def eof(self) -> bool:
+        """True once everything has been delivered (never with ``loop``)."""
+        return self._file_done and len(self._pending) == 0
+
+    # ---------------------------------------------------------------- reading
+    def _fill(self) -> None:
+        x = self._sf.read(self._chunk, dtype="float32", always_2d=True)
+        x = x.mean(axis=1, dtype=np.float32) if x.shape[1] > 1 else x[:, 0]
+        last = False
+        if len(x) < self._chunk:  # end of file
+            if self.loop:
+                self._sf.seek(0)
+                self._wraps += 1
+                if len(x) == 0:
+                    x = self._sf.read(self._chunk, dtype="float32", always_2d=True).mean(
+                        axis=1, dtype=np.float32)
+            else:
+                self._file_done = True
+                last = True
+        if self._rs is not None:
+            x = self._rs.resample_chunk(np.ascontiguousarray(x, dtype=np.float32), last=last)
+        if len(x):
+            self._pending = np.concatenate([self._pending, x.astype(np.float32, copy=False)])
+
+    def read(self, n: int) -> np.ndarray | None:
+        """The next ``n`` samples (fewer at the very end of a non-looping file), or ``None``."""
+        n = int(n)
+        while len(self._pending) < n and not self._file_done:
+            self._fill()
+        if len(self._pending) == 0:
+            return None
+        out, self._pending = self._pending[:n].copy(), self._pending[n:]
+        self.position += len(out)
+        return out
+
+    def rewind(self) -> None:
+        self._sf.seek(0)
+        self._rs = self._make_resampler()
+        self._pending = np.zeros(0, dtype=np.float32)
+        self._file_done = self.frames == 0
+        self.position = 0
+
+    # ---------------------------------------------------------------- pacing
+    def blocks(self, n: int, realtime: bool = True, pad: bool = True, max_lag_s: float = 1.0,
+               stop_event: threading.Event | None = None) -> Iterator[np.ndarray]:
+        """Yield blocks of ``n`` samples, paced in real time when ``realtime``.
+
+        The last block is zero-padded to ``n`` when ``pad``. A consumer more than ``max_lag_s``
+        behind makes the clock restart (counted in ``late``) instead of bursting to catch up.
+        ``stop_event`` interrupts the pacing wait.
+        """
+        n = int(n)
+        period = n / self.rate
+        t0 = time.monotonic()
+        k = 0
+        while True:
+            blk = self.read(n)
+            if blk is None:
+                return
+            if pad and len(blk) < n:
+                blk = np.concatenate([blk, np.zeros(n - len(blk), np.float32)])
+            if realtime:
+                deadline = t0 + (k + 1) * period
+                d = deadline - time.monotonic()
+                if d > 0:
+                    if stop_event is not None:
+                        if stop_event.wait(d):
+                            return
+                    else:
+                        time.sleep(d)
+                elif -d > max_lag_s:
+                    self.late += 1
+                    t0 = time.monotonic() - (k + 1) * period
+            if stop_event is not None and stop_event.is_set():
+                return
+            k += 1
+            yield blk
+
+    def start(self, n: int, callback: Callable[[np.ndarray], None],
+              on_end: Callable[[], None] | None = None) -> threading.Thread:
+        """Call ``callback(block)`` for each real-time paced block from a daemon thread."""
+        if self._thread is not None and self._thread.is_alive():
+            raise RuntimeError("FileSource already started")
+        self._stop.clear()
+
+        def run():
+            for blk in self.blocks(n, stop_event=self._stop):
+                callback(blk)
+            if on_end is not None and not self._stop.is_set():
+                on_end()
+
+        self._thread = threading.Thread(target=run, name="FileSource", daemon=True)
+        self._thread.start()
+        return self._thread
+
+    def stop(self, timeout: float | None = 2.0) -> None:
+        self._stop.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout)
+
+    def close(self) -> None:
+        self.stop()
+        self._sf.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __repr__(self) -> str:
+        return (f"FileSource({str(self.path)!r}, rate={self.rate}, file_rate={self.file_rate}, "
+                f"loop={self.loop}, position_s={self.position_s:.2f})")
+
+
+# ------------------------------------------------------------------------------------ resampling
+def _resampler_lag(in_rate: float, out_rate: float, chunk: int, quality: str,
+                   seconds: float = 3.0) -> int:
+    """Largest shortfall (in output samples) of a soxr stream fed ``chunk``-sized input chunks,
+    relative to the ideal cumulative output ``k * chunk * out_rate / in_rate``."""
+    import soxr  # noqa: PLC0415
+    rs = soxr.ResampleStream(in_rate, out_rate, 1, dtype="float32", quality=quality)
+    z = np.zeros(chunk, np.float32)
+    got, worst = 0, 0.0
+    for k in range(1, max(4, int(math.ceil(seconds * in_rate / chunk))) + 1):
+        got += len(rs.resample_chunk(z))
+        worst = max(worst, k * chunk * out_rate / in_rate - got)
+    return int(math.ceil(worst))
+
+
+# ------------------------------------------------------------------------------------ the stream
+ProcessFn = Callable[[np.ndarray], np.ndarray]
+TapFn = Callable[[np.ndarray, np.ndarray], None]
+
+
+class DuplexStream:
+    """Live audio around a block processor (the engine's model step).
+
+    ``process_block(block) -> out_block``: ``block_samples`` float32 samples at ``model_rate`` in,
+    the same number out; called from the worker thread only.
+
+    Sources and sinks:
+      - input: the microphone ``input_device`` (index/name/None = default), or ``input_file``;
+      - output: ``output_device`` (index/name/None = default) or ``"null"`` (taps only).
+    ``device_rate``: the devices' rate (None: the model rate if the devices accept it, else the
+    output (or input) device's default rate). Resampling between device and model rate uses soxr
+    streams in the worker thread.
+    ``prefill_blocks``: jitter buffer, silence put in the output ring before playback (in blocks).
+    ``device_blocksize``: frames per PortAudio callback (None: one model block at device rate).
+    ``latency``: PortAudio suggested latency (``"low"``, ``"high"`` or seconds; None: default).
+    ``on_error(message)`` / ``on_end()``: called from the worker thread when the stream fails / when
+    a non-looping input file has been played out.
+    """
+
+    def __init__(self, process_block: ProcessFn, model_rate: int, block_samples: int,
+                 input_device: int | str | None = None, output_device: int | str | None = None,
+                 device_rate: int | None = None, input_file: str | Path | None = None,
+                 loop: bool = False, prefill_blocks: float = 1.0,
+                 device_blocksize: int | None = None, latency: float | str | None = None,
+                 ring_seconds: float = 2.0, quality: str = "HQ",
+                 on_error: Callable[[str], None] | None = None,
+                 on_end: Callable[[], None] | None = None,
+                 stall_timeout_s: float | None = None, first_callback_timeout_s: float = 5.0,
+                 max_start_retries: int = 2, startup_s: float = 1.0,
+                 boost_priority: bool = True):
+        if block_samples <= 0 or model_rate <= 0:
+            raise ValueError("block_samples and model_rate must be positive")
+        self.process_block = process_block
+        self.model_rate = int(model_rate)
+        self.block_samples = int(block_samples)
+        self.input_file = Path(input_file) if input_file is not None else None
+        self.loop = bool(loop)
+        self.prefill_blocks = float(prefill_blocks)
+        self.quality = quality
+        self.ring_seconds = float(ring_seconds)
+        self.latency_request = latency
+        self.on_error = on_error
+        self.on_end = on_end
+        self._stall_timeout = stall_timeout_s
+        self._first_cb_timeout = float(first_callback_timeout_s)
+        self.max_start_retries = int(max_start_retries)
+        self.startup_s = float(startup_s)
+        self.restarts = 0  # start-up failures recovered by reopening the stream
+        self.boost_priority = bool(boost_priority)
+        self.priority_boosted: list[str] = []  # threads whose priority was raised
+        self._gen = 0
+        self._taps: list[TapFn] = []
+
+        null_out = output_device is not None and str(output_device).lower() in (NULL_DEVICE, "none")
+        if self.input_file is None and input_device is not None \
+                and str(input_device).lower() in (NULL_DEVICE, "none"):
+            raise ValueError("input_device='null' needs input_file")
+        self._file: FileSource | None = None
+        if self.input_file is not None:
+            self._file = FileSource(self.input_file, self.model_rate, loop=self.loop, quality=quality)
+
+        # resolve devices (lazily imports sounddevice only when a device is used)
+        self.input_info: DeviceInfo | None = None
+        self.output_info: DeviceInfo | None = None
+        if self._file is None:
+            self.input_info = find_device(input_device, "input")
+        if not null_out:
+            try:
+                self.output_info = find_device(output_device, "output")
+            except AudioDeviceError:
+                if output_device is not None or self._file is None:
+                    raise
+                log.warning("no default output device: playing %s to taps only", self.input_file)
+        if self._file is not None:
+            self.mode = "file" if self.output_info is not None else "file-null"
+        else:
+            self.mode = "duplex" if self.output_info is not None else "capture"
+
+        self.device_rate = int(device_rate) if device_rate else self._pick_device_rate()
+        r = self.device_rate / self.model_rate
+        self.device_blocksize = int(device_blocksize) if device_blocksize else \
+            max(1, int(round(self.block_samples * r)))
+        self.resampling = self.device_rate != self.model_rate and self.mode != "file-null"
+
+        # jitter buffer and resampler lag compensation
+        self._in_lag = self._out_lag = 0
+        if self.resampling:
+            margin_dev = int(math.ceil(0.001 * self.device_rate))
+            margin_mod = int(math.ceil(0.001 * self.model_rate))
+            if self.mode in ("duplex", "capture"):
+                self._in_lag = _resampler_lag(self.device_rate, self.model_rate,
+                                              self.device_blocksize, quality) + margin_mod
+            if self.mode in ("duplex", "file"):
+                self._out_lag = _resampler_lag(self.model_rate, self.device_rate,
+                                               self.block_samples, quality) + margin_dev
+        self.prefill_samples = int(round(self.prefill_blocks * self.block_samples * r)) + self._out_lag
+
+        cap_dev = int(self.ring_seconds * self.device_rate) + 4 * self.device_blocksize \
+            + self.prefill_samples
+        self._in_ring = RingBuffer(cap_dev)
+        self._out_ring = RingBuffer(cap_dev)
+        self._acc = RingBuffer(int(self.ring_seconds * self.model_rate) + 4 * self.block_samples
+                               + self._in_lag)
+
+        # counters written by the callback (ints only) and the preallocated xrun log
+        self._xlog_frames = np.zeros(_XRUN_LOG_CAPACITY, np.int64)
+        self._xlog_kind = np.zeros(_XRUN_LOG_CAPACITY, np.int8)
+        self._reset_counters()
+
+        self.error: str | None = None
+        self._stream = None
+        self._worker: threading.Thread | None = None
+        self._stop_evt = threading.Event()
+        self._ended = threading.Event()
+        self._started = False
+        self._lock = threading.Lock()
+        self.device_latency: tuple[float, float] = (0.0, 0.0)
+
+    # ---------------------------------------------------------------- setup helpers
+    def _pick_device_rate(self) -> int:
+        if self.mode == "file-null":
+            return self.model_rate
+        sd = _sd()
+        try:
+            if self.input_info is not None:
+                sd.check_input_settings(self.input_info.index, channels=1,
+                                        samplerate=self.model_rate)
+            if self.output_info is not None:
+                sd.check_output_settings(self.output_info.index, channels=1,
+                                         samplerate=self.model_rate)
+            return self.model_rate
+        except Exception:  # noqa: BLE001  (PortAudioError / ValueError: rate not supported)
+            dev = self.output_info or self.input_info
+            return int(dev.default_samplerate)
+
+    def _reset_counters(self) -> None:
+        self.input_overflows = 0  # PortAudio input overflow flags
+        self.input_underflows = 0  # PortAudio input underflow flags (input was zeros)
+        self.output_underflows = 0  # PortAudio output underflow flags
+        self.input_ring_overflows = 0  # input ring full (worker too slow)
+        self.late_underflows = 0  # output ring short (processing late)
+        self._xn = 0
+        self._cb_count = 0
+        self._cb_frames = 0
+        self._cb_tid = 0
+        self._cb_boosted = False
+        self._cb_error: str | None = None
+        self._finished_unexpectedly = False
+        self._eof = False
+        self.blocks_processed = 0
+        self._proc_sum = 0.0
+        self.max_process_s = 0.0
+        self.tap_errors = 0
+        self.output_ring_drops = 0
+
+    # ---------------------------------------------------------------- public state
+    @property
+    def xruns(self) -> int:
+        return (self.input_overflows + self.input_underflows + self.output_underflows
+                + self.input_ring_overflows + self.late_underflows)
+
+    @property
+    def mean_process_s(self) -> float:
+        return self._proc_sum / self.blocks_processed if self.blocks_processed else 0.0
+
+    @property
+    def running(self) -> bool:
+        return self._started and not self._ended.is_set()
+
+    @property
+    def ended(self) -> bool:
+        return self._ended.is_set()
+
+    @property
+    def device_latency_s(self) -> float:
+        """PortAudio's reported input + output latency of the open stream (0 without devices)."""
+        return float(sum(self.device_latency))
+
+    @property
+    def estimated_latency_s(self) -> float:
+        """Input-to-output latency the design implies: one block of capture, the jitter buffer,
+        resampler compensation and the device latency (the loopback test measures the real one)."""
+        if self.mode != "duplex":
+            return 0.0
+        return (self.block_samples / self.model_rate + self.prefill_samples / self.device_rate
+                + self._in_lag / self.model_rate + self.device_latency_s)
+
+    @property
+    def callback_time_s(self) -> float:
+        """Device time in seconds counted from the first callback (frames / device rate)."""
+        return self._cb_frames / self.device_rate
+
+    def xrun_events(self) -> list[tuple[float, str]]:
+        """(device time in s since the stream started, kind) for each xrun (first 4096)."""
+        n = min(self._xn, _XRUN_LOG_CAPACITY)
+        return [(float(self._xlog_frames[i]) / self.device_rate, XRUN_KINDS[self._xlog_kind[i]])
+                for i in range(n)]
+
+    def stats(self) -> dict:
+        return {
+            "mode": self.mode, "running": self.running, "error": self.error,
+            "model_rate": self.model_rate, "device_rate": self.device_rate,
+            "block_samples": self.block_samples, "device_blocksize": self.device_blocksize,
+            "prefill_samples": self.prefill_samples, "resampling": self.resampling,
+            "xruns": self.xruns, "input_overflows": self.input_overflows,
+            "input_underflows": self.input_underflows,
+            "output_underflows": self.output_underflows,
+            "input_ring_overflows": self.input_ring_overflows,
+            "late_underflows": self.late_underflows,
+            "blocks_processed": self.blocks_processed,
+            "mean_process_s": self.mean_process_s, "max_process_s": self.max_process_s,
+            "device_latency_s": self.device_latency_s,
+            "estimated_latency_s": self.estimated_latency_s,
+            "callbacks": self._cb_count, "tap_errors": self.tap_errors,
+            "restarts": self.restarts,
+            "input_device": str(self.input_info) if self.input_info else None,
+            "output_device": str(self.output_info) if self.output_info else None,
+            "input_file": str(self.input_file) if self.input_file else None,
+        }
+
+    # ---------------------------------------------------------------- taps
+    def add_tap(self, fn: TapFn) -> None:
+        """``fn(input_block, output_block)`` at the model rate, from the worker, for every block.
+        Must be cheap (queue the data); the arrays are not reused by the stream."""
+        with self._lock:
+            self._taps = self._taps + [fn]
+
+    def remove_tap(self, fn: TapFn) -> None:
+        with self._lock:
+            self._taps = [t for t in self._taps if t is not fn]
+
+    # ---------------------------------------------------------------- callback side
+    def _xrun(self, kind: int) -> None:
+        i = self._xn
+        if i < _XRUN_LOG_CAPACITY:
+            self._xlog_frames[i] = self._cb_frames
+            self._xlog_kind[i] = kind
+        self._xn = i + 1
+
+    def _callback_duplex(self, indata, outdata, frames, _time, status):
+        try:
+            if status:
+                if status.input_overflow:
+                    self.input_overflows += 1
+                    self._xrun(0)
+                if status.output_underflow:
+                    self.output_underflows += 1
+                    self._xrun(1)
+                if status.input_underflow:  # PortAudio filled the input with zeros
+                    self.input_underflows += 1
+                    self._xrun(4)
+            if indata is not None:
+                if self._in_ring.write(indata[:, 0]) < frames:
+                    self.input_ring_overflows += 1
+                    self._xrun(2)
+            if outdata is not None:
+                got = self._out_ring.readinto(outdata[:, 0])
+                if got < frames:
+                    outdata[got:, 0] = 0
+                    if not self._eof:
+                        self.late_underflows += 1
+                        self._xrun(3)
+                if outdata.shape[1] > 1:
+                    outdata[:, 1:] = outdata[:, :1]
+            self._cb_frames += frames
+            self._cb_count += 1
+            if self._cb_tid == 0:
+                self._cb_tid = threading.get_native_id()  # the worker raises its priority
+        except BaseException as e:  # noqa: BLE001  -> abort the stream, report from the worker
+            self._cb_error = f"audio callback failed: {type(e).__name__}: {e}"
+            raise self._sdmod.CallbackAbort from e
+
+    def _finished_callback(self):
+        if not self._stop_evt.is_set():
+            self._finished_unexpectedly = True
+
+    # ---------------------------------------------------------------- start / stop
+    def start(self) -> "DuplexStream":
+        if self._started:
+            raise RuntimeError("DuplexStream already started (create a new one to restart)")
+        self.error = None
+        self._prime()
+        if self.mode != "file-null":
+            self._open_stream()
+        self._started = True
+        self._worker = threading.Thread(target=self._run_worker, name="DuplexStream-worker",
+                                        daemon=True)
+        self._worker.start()
+        return self
+
+    def _prime(self) -> None:
+        """Empty rings, fresh resamplers, the jitter buffer's silence, zeroed counters."""
+        self._reset_counters()
+        self._t_start = time.monotonic()
+        self._last_cb_count = 0
+        self._last_cb_time = self._t_start
+        self._in_ring.clear()
+        self._out_ring.clear()
+        self._acc.clear()
+        self._acc.write_zeros(self._in_lag)
+        self._rs_in = self._rs_out = None
+        if self.resampling:
+            import soxr  # noqa: PLC0415
+            if self.mode in ("duplex", "capture"):
+                self._rs_in = soxr.ResampleStream(self.device_rate, self.model_rate, 1,
+                                                  dtype="float32", quality=self.quality)
+            if self.mode in ("duplex", "file"):
+                self._rs_out = soxr.ResampleStream(self.model_rate, self.device_rate, 1,
+                                                   dtype="float32", quality=self.quality)
+        if self.mode in ("duplex", "file"):
+            self._out_ring.write_zeros(self.prefill_samples)
+
+    def _open_stream(self) -> None:
+        sd = self._sdmod = _sd()
+        self._gen += 1
+        gen = self._gen  # callbacks of an abandoned (hung) earlier stream must not touch the rings
+
+        def cb_duplex(indata, outdata, frames, t, status):
+            if gen != self._gen:
+                raise sd.CallbackAbort
+            self._callback_duplex(indata, outdata, frames, t, status)
+
+        def cb_input(indata, frames, t, status):
+            if gen != self._gen:
+                raise sd.CallbackAbort
+            self._callback_duplex(indata, None, frames, t, status)
+
+        def cb_output(outdata, frames, t, status):
+            if gen != self._gen:
+                raise sd.CallbackAbort
+            self._callback_duplex(None, outdata, frames, t, status)
+
+        def finished():
+            if gen == self._gen:
+                self._finished_callback()
+
+        common = dict(samplerate=self.device_rate, blocksize=self.device_blocksize,
+                      dtype="float32", finished_callback=finished)
+        if self.latency_request is not None:
+            common["latency"] = self.latency_request
+        try:
+            if self.mode == "duplex":
+                ch = (self._channels(sd, self.input_info, "input"),
+                      self._channels(sd, self.output_info, "output"))
+                s = sd.Stream(device=(self.input_info.index, self.output_info.index), channels=ch,
+                              callback=cb_duplex, **common)
+            elif self.mode == "capture":
+                s = sd.InputStream(device=self.input_info.index,
+                                   channels=self._channels(sd, self.input_info, "input"),
+                                   callback=cb_input, **common)
+            else:  # file -> output device
+                s = sd.OutputStream(device=self.output_info.index,
+                                    channels=self._channels(sd, self.output_info, "output"),
+                                    callback=cb_output, **common)
+            s.start()
+        except sd.PortAudioError as e:
+            raise AudioDeviceError(
+                f"cannot open audio stream ({self.mode}, {self.device_rate} Hz, in="
+                f"{self.input_info}, out={self.output_info}): {e}. Available devices:\n"
+                f"{format_devices()}") from e
+        lat = s.latency
+        if isinstance(lat, (tuple, list)):
+            self.device_latency = (float(lat[0]), float(lat[1]))
+        elif self.mode == "capture":
+            self.device_latency = (float(lat), 0.0)
+        else:
+            self.device_latency = (0.0, float(lat))
+        self._stream = s
+
+    def _channels(self, sd, info: DeviceInfo, kind: str) -> int:
+        """Mono when the device accepts it, else its channel count capped at 2 (we use channel 0 /
+        copy the mono output to every channel)."""
+        check = sd.check_input_settings if kind == "input" else sd.check_output_settings
+        try:
+            check(info.index, channels=1, samplerate=self.device_rate)
+            return 1
+        except Exception:  # noqa: BLE001
+            mx = info.max_input_channels if kind == "input" else info.max_output_channels
+            return max(1, min(2, mx))
+
+    def stop(self, timeout: float = 3.0) -> None:
+        """Stop the worker and close the device stream (idempotent)."""
+        self._stop_evt.set()
+        w = self._worker
+        if w is not None and w is not threading.current_thread():
+            w.join(timeout)
+        self._close_stream(timeout)
+        self._ended.set()
+        if self._file is not None:
+            self._file.close()
+
+    def _close_stream(self, timeout: float) -> None:
+        s, self._stream = self._stream, None
+        if s is None:
+            return
+
+        def close():
+            try:
+                s.abort(ignore_errors=True)
+                s.close(ignore_errors=True)
+            except Exception:  # noqa: BLE001
+                pass
+
+        t = threading.Thread(target=close, name="DuplexStream-close", daemon=True)
+        t.start()
+        t.join(timeout)
+        if t.is_alive():
+            log.warning("audio stream did not close within %.1f s (device gone); abandoned", timeout)
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the stream ends (file played out, error, or stop()); True if it ended."""
+        return self._ended.wait(timeout)
+
+    def __enter__(self) -> "DuplexStream":
+        if not self._started:
+            self.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        return (f"DuplexStream(mode={self.mode}, model_rate={self.model_rate}, "
+                f"block={self.block_samples}, device_rate={self.device_rate}, "
+                f"running={self.running}, xruns={self.xruns})")
+
+    # ---------------------------------------------------------------- worker side
+    def _fail(self, message: str) -> None:
+        if self.error is None:
+            self.error = message
+        log.error("audio stream failed: %s", message)
+        self._stop_evt.set()
+        self._close_stream(2.0)
+        self._ended.set()
+        if self.on_error is not None:
+            try:
+                self.on_error(message)
+            except Exception:  # noqa: BLE001
+                log.exception("on_error callback raised")
+
+    def _device_failed(self, message: str) -> bool:
+        """A device error: restart the stream if it failed during start-up (less than
+        ``startup_s`` of audio; PortAudio's ALSA/PulseAudio path sometimes fails its first poll),
+        else fail. Returns True when restarted."""
+        if self._cb_frames < self.startup_s * self.device_rate \
+                and self.restarts < self.max_start_retries and not self._stop_evt.is_set():
+            self.restarts += 1
+            log.warning("audio stream failed during start-up (%s); restarting (%d/%d)", message,
+                        self.restarts, self.max_start_retries)
+            self._close_stream(2.0)
+            self._prime()
+            if self._file is not None:
+                self._file.rewind()
+            try:
+                self._open_stream()
+                return True
+            except AudioDeviceError as e:
+                message = f"{message}; restart failed: {e}"
+        self._fail(message)
+        return False
+
+    def _process(self, blk: np.ndarray) -> np.ndarray:
+        inp = blk.copy()
+        t = time.perf_counter()
+        out = self.process_block(blk)
+        dt = time.perf_counter() - t
+        out = np.asarray(out, dtype=np.float32).reshape(-1)
+        if len(out) != self.block_samples:
+            raise ValueError(f"process_block returned {len(out)} samples, expected "
+                             f"{self.block_samples}")
+        self.blocks_processed += 1
+        self._proc_sum += dt
+        if dt > self.max_process_s:
+            self.max_process_s = dt
+        for tap in self._taps:
+            try:
+                tap(inp, out)
+            except Exception:  # noqa: BLE001  (a tap bug must not break the audio)
+                self.tap_errors += 1
+                if self.tap_errors == 1:
+                    log.exception("audio tap %r raised (further tap errors only counted)", tap)
+        return out
+
+    def _emit(self, out: np.ndarray) -> None:
+        if self._rs_out is not None:
+            out = self._rs_out.resample_chunk(out)
+        n = self._out_ring.write(out)
+        if n < len(out):
+            self.output_ring_drops += len(out) - n
+
+    def _check_device(self) -> str | None:
+        """An error message if the device stream failed or stalled, else None."""
+        if self._cb_error is not None:
+            return self._cb_error
+        if self._finished_unexpectedly:
+            return "audio stream stopped unexpectedly (device removed or server gone)"
+        now = time.monotonic()
+        if self._cb_count != self._last_cb_count:
+            self._last_cb_count = self._cb_count
+            self._last_cb_time = now
+            if not self._cb_boosted and self._cb_tid:
+                self._cb_boosted = True
+                self._boost(self._cb_tid, "audio callback")
+            return None
+        if self._cb_count < 4:
+            # start-up: PortAudio/PulseAudio may call back once (priming) and then pause for
+            # more than a second before the stream really flows
+            if now - self._last_cb_time > self._first_cb_timeout:
+                return (f"audio device delivered no audio within {self._first_cb_timeout:.1f} s "
+                        "of start")
+            return None
+        stall = self._stall_timeout or max(1.0, 8 * self.device_blocksize / self.device_rate)
+        if now - self._last_cb_time > stall:
+            return (f"audio device stopped delivering audio for {now - self._last_cb_time:.1f} s "
+                    "(device removed or sound server gone)")
+        return None
+
+    def _boost(self, tid: int, what: str) -> None:
+        """Raise a thread's scheduling priority (nice -10) where the OS allows it: on a busy
+        machine an audio thread that waits behind other processes is what makes xruns.
+        Needs root or RLIMIT_NICE on Linux; silently skipped elsewhere."""
+        if not self.boost_priority or not hasattr(os, "setpriority"):
+            return
+        try:
+            os.setpriority(os.PRIO_PROCESS, tid, max(-10, os.getpriority(os.PRIO_PROCESS, tid) - 10))
+            self.priority_boosted.append(what)
+        except OSError as e:
+            log.debug("cannot raise the priority of the %s thread: %s", what, e)
+
+    def _run_worker(self) -> None:
+        self._boost(threading.get_native_id(), "worker")
+        try:
+            if self.mode == "file-null":
+                self._worker_file_null()
+            elif self.mode == "file":
+                self._worker_file_device()
+            else:
+                self._worker_capture()
+        except Exception as e:  # noqa: BLE001  (process_block or resampler failure)
+            self._fail(f"audio worker failed: {type(e).__name__}: {e}\n{traceback.format_exc()}")
+            return
+        if self.error is None and not self._stop_evt.is_set():
+            # natural end of a non-looping input file
+            self._stop_evt.set()
+            self._close_stream(2.0)
+            self._ended.set()
+            if self.on_end is not None:
+                try:
+                    self.on_end()
+                except Exception:  # noqa: BLE001
+                    log.exception("on_end callback raised")
+
+    def _worker_capture(self) -> None:
+        B = self.block_samples
+        chunk = np.empty(self._in_ring.capacity, np.float32)
+        while not self._stop_evt.is_set():
+            err = self._check_device()
+            if err:
+                if self._device_failed(err):
+                    continue
+                return
+            n = self._in_ring.readinto(chunk)
+            if n:
+                x = chunk[:n]
+                if self._rs_in is not None:
+                    x = self._rs_in.resample_chunk(x)
+                self._acc.write(x)
+            did = False
+            while self._acc.available >= B and not self._stop_evt.is_set():
+                out = self._process(self._acc.read(B))
+                if self.mode == "duplex":
+                    self._emit(out)
+                did = True
+            if not did:
+                deficit = (B - self._acc.available) / self.model_rate
+                self._stop_evt.wait(min(0.005, max(0.001, deficit / 2)))
+
+    def _worker_file_device(self) -> None:
+        B = self.block_samples
+        target = self.prefill_samples + self.device_blocksize
+        blocks = self._file.blocks(B, realtime=False, pad=True)
+        while not self._stop_evt.is_set():
+            err = self._check_device()
+            if err:
+                if self._device_failed(err):
+                    blocks = self._file.blocks(B, realtime=False, pad=True)
+                    continue
+                return
+            if not self._eof and self._out_ring.available < target:
+                blk = next(blocks, None)
+                if blk is None:
+                    if self._rs_out is not None:
+                        self._out_ring.write(self._rs_out.resample_chunk(
+                            np.zeros(0, np.float32), last=True))
+                    self._eof = True
+                    self._drain_until = None
+                    continue
+                self._emit(self._process(blk))
+                continue
+            if self._eof and self._out_ring.available == 0:
+                # let the device play out what it has buffered, then end
+                if self._drain_until is None:
+                    self._drain_until = time.monotonic() + self.device_latency[1] + 0.05
+                if time.monotonic() >= self._drain_until:
+                    return
+            self._stop_evt.wait(min(0.005, 0.25 * self.device_blocksize / self.device_rate))
+
+    def _worker_file_null(self) -> None:
+        for blk in self._file.blocks(self.block_samples, realtime=True, pad=True,
+                                     stop_event=self._stop_evt):
+            self._process(blk)
+        late = self._file.late
+        if late:
+            self.late_underflows += late
