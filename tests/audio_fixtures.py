@@ -1,0 +1,140 @@
+"""Fixtures for tests that need real audio without a sound card (a PulseAudio null sink).
+
+Import from ``tests/conftest.py``::
+
+    from tests.audio_fixtures import pulse_null_sink  # noqa: F401
+
+``pulse_null_sink`` (session scope) starts a private PulseAudio daemon with ``scripts/pulse.sh``
+in its own temporary runtime directory (so it never clashes with another daemon on the machine),
+points this process at it (``PULSE_SERVER``, ``PULSE_RUNTIME_PATH`` in ``os.environ``, read by
+libpulse whenever PortAudio opens the ALSA "pulse" device), waits until PortAudio lists a ``pulse``
+device, yields a ``PulseSink`` and stops the daemon by its pid at the end of the session.
+Skips with the reason when pulseaudio or PortAudio is not installed.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+PULSE_SH = REPO / "scripts" / "pulse.sh"
+
+
+@dataclass
+class PulseSink:
+    pid: int
+    dir: Path
+    env: dict[str, str]  # PULSE_SERVER, PULSE_RUNTIME_PATH, PULSE_STATE_PATH
+    sink: str = "vsink"
+    monitor: str = "vsink.monitor"
+    rate: int = 16000
+    device: str = "pulse"  # the PortAudio device name
+    extra_modules: list[int] = field(default_factory=list)
+
+    def pactl(self, *args: str, check: bool = True) -> str:
+        r = subprocess.run(["pactl", *args], env={**os.environ, **self.env}, capture_output=True,
+                           text=True, timeout=10)
+        if check and r.returncode != 0:
+            raise RuntimeError(f"pactl {' '.join(args)} failed: {r.stderr.strip()}")
+        return r.stdout.strip()
+
+    def add_null_sink(self, name: str, rate: int = 16000) -> str:
+        """Load one more null sink (unloaded when the session ends); returns its name."""
+        idx = self.pactl("load-module", "module-null-sink", f"sink_name={name}", f"rate={rate}",
+                         "channels=1")
+        self.extra_modules.append(int(idx))
+        return name
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+        return True
+    except OSError:
+        return False
+
+
+_OWNER_PID = "RTSE_TEST_PULSE_PID"  # set while a daemon started by this fixture runs
+_OWNER_DIR = "RTSE_TEST_PULSE_DIR"
+
+
+@pytest.fixture(scope="session")
+def pulse_null_sink():
+    # Re-entrant: if this module is imported under two names (tests.audio_fixtures from conftest
+    # and audio_fixtures from a test module), the second fixture reuses the first daemon.
+    pid_s, dir_s = os.environ.get(_OWNER_PID), os.environ.get(_OWNER_DIR)
+    if pid_s and dir_s and _pid_alive(int(pid_s)):
+        env = {k: os.environ[k] for k in ("PULSE_SERVER", "PULSE_RUNTIME_PATH", "PULSE_STATE_PATH")
+               if k in os.environ}
+        sink = PulseSink(pid=int(pid_s), dir=Path(dir_s), env=env)
+        try:
+            yield sink
+        finally:
+            for idx in sink.extra_modules:
+                sink.pactl("unload-module", str(idx), check=False)
+        return
+    if shutil.which("pulseaudio") is None:
+        pytest.skip("pulseaudio is not installed (apt-get install -y --no-install-recommends "
+                    "pulseaudio pulseaudio-utils libasound2-plugins libportaudio2)")
+    if shutil.which("pactl") is None:
+        pytest.skip("pactl is not installed (apt-get install pulseaudio-utils)")
+    try:
+        import sounddevice  # noqa: F401
+    except OSError as e:
+        pytest.skip(f"PortAudio is not installed ({e}): apt-get install libportaudio2")
+    from realtime_tse.audio_io import list_devices
+
+    d = Path(tempfile.mkdtemp(prefix="rtse-pulse-"))
+    env = {**os.environ, "RTSE_PULSE_DIR": str(d)}
+    r = subprocess.run(["bash", str(PULSE_SH), "start"], env=env, capture_output=True, text=True,
+                       timeout=30)
+    if r.returncode != 0:
+        shutil.rmtree(d, ignore_errors=True)
+        pytest.fail(f"scripts/pulse.sh start failed (rc {r.returncode}):\n{r.stderr}")
+    pulse_env = {}
+    for line in r.stdout.splitlines():
+        if line.startswith("export ") and "=" in line:
+            k, v = line[len("export "):].split("=", 1)
+            pulse_env[k] = v
+    pid = int((d / "runtime" / "pid").read_text().strip())
+    saved = {k: os.environ.get(k) for k in (*pulse_env, _OWNER_PID, _OWNER_DIR)}
+    os.environ.update(pulse_env)
+    os.environ[_OWNER_PID] = str(pid)
+    os.environ[_OWNER_DIR] = str(d)
+    sink = PulseSink(pid=pid, dir=d, env=pulse_env)
+    try:
+        deadline = time.monotonic() + 15
+        while True:
+            names = [dev.name for dev in list_devices(refresh=True)]
+            if "pulse" in names:
+                break
+            if time.monotonic() > deadline:
+                pytest.fail(f"PortAudio does not list a 'pulse' device (devices: {names}); is "
+                            "libasound2-plugins installed?")
+            time.sleep(0.2)
+        yield sink
+    finally:
+        for idx in sink.extra_modules:
+            sink.pactl("unload-module", str(idx), check=False)
+        subprocess.run(["bash", str(PULSE_SH), "stop"], env=env, capture_output=True, timeout=30)
+        if _pid_alive(pid):
+            os.kill(pid, signal.SIGKILL)
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        try:
+            list_devices(refresh=True)  # forget the pulse devices
+        except Exception:  # noqa: BLE001
+            pass
+        shutil.rmtree(d, ignore_errors=True)
