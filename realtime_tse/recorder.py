@@ -1,0 +1,338 @@
+"""Record the extracted output (and optionally the raw input) of a live session.
+
+``Recorder`` is fed from the audio worker's tap (``write`` / ``write_input`` only copy the block
+into a queue, so the audio path never waits for the disk); its own writer thread writes the
+blocks with soundfile (libsndfile: WAV and FLAC with one API, bundled in the wheel, and
+``SoundFile.flush()`` pushes the data and the WAV header to the file system). The files are
+flushed at least every ``flush_interval_s`` (default 0.5 s), so a crash loses at most about a
+second: a WAV file read back while still open shows everything up to the last flush; a FLAC
+file holds all encoded frames up to the last flush (the encoder keeps the last partial 4096-sample
+frame back) and stays decodable (its header says "length unknown" until ``close``).
+
+Decisions (recorded here, the SPEC is silent):
+
+- Never overwrite: ``take.wav`` exists -> ``take-1.wav``, ``take-2.wav``, ... The name is reserved
+  with an exclusive create, so two recorders started at once never pick the same file.
+- Format by suffix: ``.wav`` (``PCM_16`` default, or ``FLOAT``) or ``.flac`` (``PCM_16``/``PCM_24``).
+- Sidecar ``<file>.json`` (e.g. ``take.wav.json``): model, sample rate, channels, subtype, start
+  time (ISO 8601 with the local UTC offset), the input file when recorded, and every query-distance
+  change ``{"t_s": wall seconds since start, "audio_s": seconds of output written so far,
+  "d_q_m": metres}``; rewritten atomically (temp file + rename) by the writer thread on each change
+  and on ``close`` (which adds the end time, the frame count and the duration).
+- ``elapsed_s`` is wall-clock time since the recorder started; ``duration_s`` is the audio written.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import queue
+import re
+import threading
+import time
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["Recorder", "default_recordings_dir", "unique_path"]
+
+log = logging.getLogger(__name__)
+
+_SUBTYPES = {".wav": ("PCM_16", "FLOAT", "PCM_24", "PCM_32"), ".flac": ("PCM_16", "PCM_24")}
+_FORMATS = {".wav": "WAV", ".flac": "FLAC"}
+
+
+def default_recordings_dir(create: bool = True) -> Path:
+    """Where recordings go by default: ``$RTSE_RECORDINGS_DIR``, else ``<XDG music dir>/realtime-tse``
+    (``$XDG_MUSIC_DIR``, then ``~/.config/user-dirs.dirs``, then ``~/Music``); created on demand."""
+    env = os.environ.get("RTSE_RECORDINGS_DIR")
+    if env:
+        d = Path(env).expanduser()
+    else:
+        music = os.environ.get("XDG_MUSIC_DIR")
+        if not music:
+            cfg = Path(os.environ.get("XDG_CONFIG_HOME", Path.home() / ".config")) / "user-dirs.dirs"
+            try:
+                m = re.search(r'^XDG_MUSIC_DIR="([^"]*)"', cfg.read_text(), re.M)
+                if m:
+                    music = m.group(1).replace("$HOME", str(Path.home()))
+            except OSError:
+                pass
+        d = Path(music).expanduser() / "realtime-tse" if music else \
+            Path.home() / "Music" / "realtime-tse"
+    if create:
+        d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+def unique_path(path: str | Path, reserve: bool = True, companion_suffix: str | None = None) -> Path:
+    """``path`` if it does not exist, else ``stem-1.suffix``, ``stem-2.suffix``, ... With
+    ``reserve`` the chosen name is created empty with O_EXCL, so no one else can take it.
+    ``companion_suffix`` (e.g. ``".json"``): also skip names whose ``name + suffix`` file exists."""
+    path = Path(path)
+    stem, suffix = path.stem, path.suffix
+    cand, i = path, 0
+    while True:
+        if companion_suffix and cand.with_name(cand.name + companion_suffix).exists():
+            pass
+        elif reserve:
+            try:
+                fd = os.open(cand, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+                os.close(fd)
+                return cand
+            except FileExistsError:
+                pass
+        elif not cand.exists():
+            return cand
+        i += 1
+        cand = path.with_name(f"{stem}-{i}{suffix}")
+
+
+class Recorder:
+    """Write the extracted output (and on request the raw input) to WAV/FLAC from a writer thread.
+
+    ``path``: the requested file (never overwritten; the final name is ``self.path``).
+    ``record_input``: also write the raw input (``write_input``) to ``input_path`` (default
+    ``<stem>-input<suffix>`` next to the output, also never overwritten; final name
+    ``self.input_path``).
+    """
+
+    def __init__(self, path: str | Path, sample_rate: int, channels: int = 1, model_name: str = "",
+                 record_input: bool = False, input_path: str | Path | None = None,
+                 subtype: str = "PCM_16", flush_interval_s: float = 0.5,
+                 extra: dict | None = None):
+        import soundfile as sf  # noqa: PLC0415
+        path = Path(path).expanduser()
+        suffix = path.suffix.lower()
+        if suffix not in _FORMATS:
+            raise ValueError(f"recording format must be .wav or .flac, got {path.name!r}")
+        subtype = subtype.upper()
+        if subtype not in _SUBTYPES[suffix]:
+            raise ValueError(f"subtype {subtype} not supported for {suffix} "
+                             f"(use one of {', '.join(_SUBTYPES[suffix])})")
+        if flush_interval_s <= 0 or flush_interval_s > 1.0:
+            raise ValueError("flush_interval_s must be in (0, 1] s")
+        self.sample_rate = int(sample_rate)
+        self.channels = int(channels)
+        self.model_name = model_name
+        self.subtype = subtype
+        self.flush_interval_s = float(flush_interval_s)
+        self.extra = dict(extra or {})
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = unique_path(path, companion_suffix=".json")
+        self.sidecar_path = self.path.with_name(self.path.name + ".json")
+        self.record_input = bool(record_input or input_path is not None)
+        self.input_path: Path | None = None
+        files = []
+        reserved = [self.path]
+        try:
+            self._out = sf.SoundFile(str(self.path), "w", self.sample_rate, self.channels,
+                                     subtype=subtype, format=_FORMATS[suffix])
+            files.append(self._out)
+            self._in = None
+            if self.record_input:
+                ip = Path(input_path).expanduser() if input_path is not None else \
+                    self.path.with_name(f"{self.path.stem}-input{self.path.suffix}")
+                isuf = ip.suffix.lower()
+                if isuf not in _FORMATS:
+                    raise ValueError(f"input recording must be .wav or .flac, got {ip.name!r}")
+                ip.parent.mkdir(parents=True, exist_ok=True)
+                self.input_path = unique_path(ip)
+                reserved.append(self.input_path)
+                isub = subtype if subtype in _SUBTYPES[isuf] else "PCM_16"
+                self._in = sf.SoundFile(str(self.input_path), "w", self.sample_rate,
+                                        self.channels, subtype=isub, format=_FORMATS[isuf])
+                files.append(self._in)
+        except Exception:
+            for f in files:
+                f.close()
+            for p in reserved:  # do not leave empty reserved files behind
+                try:
+                    p.unlink()
+                except OSError:
+                    pass
+            raise
+
+        self.start_time = datetime.now().astimezone()
+        self._t0 = time.monotonic()
+        self._end_time: datetime | None = None
+        self.frames_written = 0  # output frames written to disk
+        self.input_frames_written = 0
+        self._frames_queued = 0  # output frames handed to write() (audio time for note_distance)
+        self._distances: list[dict] = []
+        self._meta_lock = threading.Lock()
+        self._q: queue.Queue = queue.Queue()
+        self._closed = False
+        self._close_lock = threading.Lock()
+        self.error: str | None = None
+        self.last_flush_time = time.monotonic()
+        self.flushes = 0
+        self._write_sidecar()
+        self._thread = threading.Thread(target=self._writer, name=f"Recorder({self.path.name})",
+                                        daemon=True)
+        self._thread.start()
+
+    # ---------------------------------------------------------------- producer side (any thread)
+    def _block(self, block) -> np.ndarray:
+        a = np.array(block, dtype=np.float32, copy=True)
+        if self.channels == 1:
+            return a.reshape(-1)
+        return a.reshape(-1, self.channels)
+
+    def write(self, block) -> None:
+        """Queue one block of extracted output (copied; returns at once)."""
+        if self._closed:
+            return
+        a = self._block(block)
+        self._frames_queued += len(a)
+        self._q.put(("out", a))
+
+    def write_input(self, block) -> None:
+        """Queue one block of raw input (ignored unless recording the input)."""
+        if self._closed or self._in is None:
+            return
+        self._q.put(("in", self._block(block)))
+
+    def tap(self, input_block, output_block) -> None:
+        """A ``DuplexStream.add_tap`` callback: records the output (and the input on request)."""
+        self.write(output_block)
+        if self._in is not None:
+            self.write_input(input_block)
+
+    def note_distance(self, d_q_m: float) -> None:
+        """Log a query-distance change at the current time; the sidecar is rewritten."""
+        if self._closed:
+            return
+        with self._meta_lock:
+            self._distances.append({"t_s": round(self.elapsed_s, 4),
+                                    "audio_s": round(self._frames_queued / self.sample_rate, 4),
+                                    "d_q_m": float(d_q_m)})
+        self._q.put(("meta", None))
+
+    # ---------------------------------------------------------------- state
+    @property
+    def elapsed_s(self) -> float:
+        """Wall-clock seconds since the recorder started."""
+        return time.monotonic() - self._t0
+
+    @property
+    def duration_s(self) -> float:
+        """Seconds of output audio written to disk so far."""
+        return self.frames_written / self.sample_rate
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    @property
+    def distances(self) -> list[dict]:
+        with self._meta_lock:
+            return list(self._distances)
+
+    def metadata(self) -> dict:
+        with self._meta_lock:
+            dist = list(self._distances)
+        md = {
+            "file": self.path.name,
+            "model": self.model_name,
+            "sample_rate": self.sample_rate,
+            "channels": self.channels,
+            "subtype": self.subtype,
+            "start_time": self.start_time.isoformat(timespec="milliseconds"),
+            "input_file": self.input_path.name if self.input_path else None,
+            "distance_changes": dist,
+        }
+        if self.extra:
+            md["extra"] = self.extra
+        if self._end_time is not None:
+            md.update(end_time=self._end_time.isoformat(timespec="milliseconds"),
+                      frames=self.frames_written, duration_s=round(self.duration_s, 4),
+                      input_frames=self.input_frames_written if self._in is not None else None)
+        if self.error:
+            md["error"] = self.error
+        return md
+
+    # ---------------------------------------------------------------- writer thread
+    def _write_sidecar(self) -> None:
+        tmp = self.sidecar_path.with_name(self.sidecar_path.name + ".tmp")
+        tmp.write_text(json.dumps(self.metadata(), indent=2) + "\n")
+        os.replace(tmp, self.sidecar_path)
+
+    def _flush(self) -> None:
+        self._out.flush()
+        if self._in is not None:
+            self._in.flush()
+        self.last_flush_time = time.monotonic()
+        self.flushes += 1
+
+    def _writer(self) -> None:
+        dirty = False
+        while True:
+            timeout = max(0.0, self.last_flush_time + self.flush_interval_s - time.monotonic())
+            try:
+                kind, data = self._q.get(timeout=timeout)
+            except queue.Empty:
+                kind, data = "tick", None
+            try:
+                if kind == "out":
+                    self._out.write(data)
+                    self.frames_written += len(data)
+                    dirty = True
+                elif kind == "in":
+                    self._in.write(data)
+                    self.input_frames_written += len(data)
+                    dirty = True
+                elif kind == "meta":
+                    self._write_sidecar()
+                elif kind == "close":
+                    return
+                if dirty and time.monotonic() - self.last_flush_time >= self.flush_interval_s:
+                    self._flush()
+                    dirty = False
+                elif not dirty and kind == "tick":
+                    self.last_flush_time = time.monotonic()
+            except Exception as e:  # noqa: BLE001  (disk full, file removed, ...)
+                if self.error is None:
+                    self.error = f"{type(e).__name__}: {e}"
+                    log.error("recorder %s failed: %s", self.path, self.error)
+
+    # ---------------------------------------------------------------- closing
+    def close(self) -> None:
+        """Write everything queued, close the files and finalise the sidecar (idempotent)."""
+        with self._close_lock:
+            if self._closed:
+                return
+            self._closed = True
+        self._q.put(("close", None))
+        self._thread.join()
+        for f in (self._out, self._in):
+            if f is not None:
+                try:
+                    f.close()
+                except Exception as e:  # noqa: BLE001
+                    self.error = self.error or f"{type(e).__name__}: {e}"
+        self._end_time = datetime.now().astimezone()
+        try:
+            self._write_sidecar()
+        except OSError as e:
+            self.error = self.error or f"{type(e).__name__}: {e}"
+            log.error("recorder sidecar %s: %s", self.sidecar_path, e)
+
+    def __enter__(self) -> "Recorder":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __del__(self):  # best effort: never leave a file without its final header
+        try:
+            if not self._closed:
+                self.close()
+        except Exception:  # noqa: BLE001
+            pass
+
+    def __repr__(self) -> str:
+        return (f"Recorder({str(self.path)!r}, {self.sample_rate} Hz, "
+                f"{self.duration_s:.1f} s written, closed={self._closed})")
