@@ -535,7 +535,7 @@ class LiveEngine:
             the audio worker and the scan on separate cores of a small CPU). None = leave as is.
         audio_nice: nice value asked for the audio worker thread (best effort: lowering it needs
             CAP_SYS_NICE; without it the thread keeps its priority). None = leave as is. The scan
-            thread asks for +10.
+            thread asks for +5 (``ScanWorker.nice``).
         on_error(message), on_scan(ScanResult), on_end(): callbacks from worker threads.
         stream_kwargs: extra keyword arguments for ``DuplexStream`` (device_rate, prefill_blocks,
             latency, ...).

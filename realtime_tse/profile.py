@@ -151,7 +151,10 @@ class ScanWorker:
     scan that took ``t`` seconds it sleeps at least ``t * (1 - duty) / duty`` (``duty = 0.5``: sleep
     as long as the scan took, so it uses at most about half a core) and at least ``min_interval_s``.
     When compute is short the scans take longer and the update rate drops; the audio does not
-    break. ``torch_threads`` is the intra-op thread count it asks for (1 on a CPU).
+    break. ``torch_threads`` is the intra-op thread count it asks for (1 on a CPU); ``nice`` the
+    thread's nice value (default +5: below normal programs, so it yields to the audio worker and to
+    the desktop; with +10 not one scan finished in 10 s of streaming beside a training run on
+    2 shared cores).
 
     Args:
         model: a :class:`realtime_tse.engine.TSEModel`.
@@ -163,7 +166,7 @@ class ScanWorker:
 
     def __init__(self, model, get_audio, seconds: float = 3.0, distances_m=None, on_result=None,
                  duty: float = 0.5, min_interval_s: float = 0.5, torch_threads: int | None = 1,
-                 min_seconds: float = 1.0):
+                 min_seconds: float = 1.0, nice: int | None = 5):
         self.model = model
         self.get_audio = get_audio
         self.seconds = float(seconds)
@@ -173,6 +176,7 @@ class ScanWorker:
         self.duty = min(max(float(duty), 0.05), 1.0)
         self.min_interval_s = float(min_interval_s)
         self.torch_threads = torch_threads
+        self.nice = nice
         self.latest: ScanResult | None = None
         self.count = 0
         self.error: str | None = None
@@ -212,7 +216,8 @@ class ScanWorker:
         self._thread = None
 
     def _run(self) -> None:
-        _lower_priority()
+        if self.nice is not None:
+            _lower_priority(self.nice)
         if self.torch_threads and self.model.device.type == "cpu":
             torch.set_num_threads(int(self.torch_threads))
         sr = self.model.sample_rate
@@ -245,10 +250,10 @@ class ScanWorker:
             wait = max(self.min_interval_s, dt * (1.0 - self.duty) / self.duty)
 
 
-def _lower_priority() -> None:
-    """Best effort: give this thread a higher nice value (Linux threads have their own)."""
+def _lower_priority(nice: int) -> None:
+    """Best effort: set this thread's nice value (Linux threads have their own)."""
     try:
         import os
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), int(nice))
     except (AttributeError, OSError, PermissionError):
         pass
