@@ -40,8 +40,18 @@ Decisions (not fixed by the paper or SPEC; recorded here):
   callbacks, then the larger of 1 s and 8 device blocks) is declared gone: PulseAudio dying under an
   ALSA "pulse" device leaves the PortAudio stream "active" without callbacks, and closing such a
   stream can block forever, so streams are closed from a helper thread with a timeout.
+- PortAudio's ALSA/PulseAudio duplex path sometimes fails its first poll ("ContinuePoll") when
+  the capture side has no data yet; a stream that fails within its first ``startup_s`` (1 s) of
+  audio is reopened (``max_start_retries``, default 2; counted in ``restarts``).
+- The worker and the callback thread ask for nice -10 (``boost_priority``; allowed for root or
+  with RLIMIT_NICE, silently skipped otherwise): on a loaded machine the audio threads then win
+  the CPU over batch jobs.
+- Latency (duplex): one block of capture + the jitter buffer (``prefill_blocks``) + the device
+  buffers (PortAudio reports about 2 blocks in, 3 out on ALSA/PulseAudio) + the server's own
+  buffering; ``estimated_latency_s`` sums the first three, the loopback test measures the total.
 - With ``input_file`` the file stands in for the microphone; with an output device the output
-  device's clock paces it (the worker keeps the output ring at prefill + one block), with
+  device's clock paces it (the worker keeps the output ring at prefill + one block, and queues
+  four device blocks before the device starts, because PortAudio pulls several at once), with
   ``output_device="null"`` (or no output device at all) a monotonic timer paces it. At end of file
   the last partial block is zero-padded, the output drains, and the stream ends (``wait()``
   returns, ``on_end`` is called); with ``loop=True`` the file restarts seamlessly.
@@ -79,6 +89,7 @@ log = logging.getLogger(__name__)
 
 NULL_DEVICE = "null"  # output_device="null": no output device, output goes to taps only
 
+_PREROLL_DEVICE_BLOCKS = 4  # file -> device: real audio queued before the device starts
 XRUN_KINDS = ("input_overflow", "output_underflow", "input_ring", "late", "input_underflow")
 _XRUN_LOG_CAPACITY = 4096
 
@@ -403,6 +414,14 @@ class DuplexStream:
     ``latency``: PortAudio suggested latency (``"low"``, ``"high"`` or seconds; None: default).
     ``on_error(message)`` / ``on_end()``: called from the worker thread when the stream fails / when
     a non-looping input file has been played out.
+    ``stall_timeout_s``: no callback for this long = device gone (default max(1 s, 8 blocks)).
+    ``max_start_retries`` / ``startup_s``: reopen a stream that fails in its first second.
+    ``boost_priority``: ask for nice -10 on the worker and callback threads.
+
+    State: ``running``, ``ended``, ``error``, ``xruns`` (= ``input_overflows`` +
+    ``input_underflows`` + ``output_underflows`` + ``input_ring_overflows`` +
+    ``late_underflows``), ``xrun_events()``, ``blocks_processed``, ``mean_process_s``,
+    ``max_process_s``, ``device_latency_s``, ``estimated_latency_s``, ``restarts``, ``stats()``.
     """
 
     def __init__(self, process_block: ProcessFn, model_rate: int, block_samples: int,
@@ -668,12 +687,29 @@ class DuplexStream:
             raise RuntimeError("DuplexStream already started (create a new one to restart)")
         self.error = None
         self._prime()
-        if self.mode != "file-null":
-            self._open_stream()
+        self._preroll_done = threading.Event()
+        self._stream_opened = threading.Event()
         self._started = True
         self._worker = threading.Thread(target=self._run_worker, name="DuplexStream-worker",
                                         daemon=True)
-        self._worker.start()
+        if self.mode == "file":
+            # PortAudio pulls several buffers at once when an output stream starts: let the
+            # worker put real audio in the ring first (it runs process_block; we only wait)
+            self._worker.start()
+            self._preroll_done.wait(10.0)
+            if self._ended.is_set():  # process_block failed: already reported via on_error
+                return self
+        if self.mode != "file-null":
+            try:
+                self._open_stream()
+            except BaseException:
+                self._stop_evt.set()
+                self._stream_opened.set()
+                self._ended.set()
+                raise
+        self._stream_opened.set()
+        if self.mode != "file":
+            self._worker.start()
         return self
 
     def _prime(self) -> None:
@@ -818,7 +854,9 @@ class DuplexStream:
             self.error = message
         log.error("audio stream failed: %s", message)
         self._stop_evt.set()
-        self._close_stream(2.0)
+        # a stream on a vanished device may never close: wait briefly, then report anyway (the
+        # close goes on in its daemon thread)
+        self._close_stream(0.5)
         self._ended.set()
         if self.on_error is not None:
             try:
@@ -967,6 +1005,19 @@ class DuplexStream:
         B = self.block_samples
         target = self.prefill_samples + self.device_blocksize
         blocks = self._file.blocks(B, realtime=False, pad=True)
+        preroll = self.prefill_samples + _PREROLL_DEVICE_BLOCKS * self.device_blocksize
+        try:
+            while self._out_ring.available < preroll and not self._stop_evt.is_set():
+                blk = next(blocks, None)
+                if blk is None:
+                    break
+                self._emit(self._process(blk))
+        finally:
+            self._preroll_done.set()
+        self._stream_opened.wait()
+        if self._stop_evt.is_set():
+            return
+        self._last_cb_time = time.monotonic()
         while not self._stop_evt.is_set():
             err = self._check_device()
             if err:

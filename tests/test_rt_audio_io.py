@@ -446,15 +446,55 @@ def test_duplex_loopback_through_pulse_null_sink(pulse_null_sink, monkeypatch, r
 
 
 @pytest.mark.audio
+def test_file_to_device_paced_by_device_and_captured(pulse_null_sink, monkeypatch, tmp_path):
+    """mode "file": a file plays into vsink, paced by the device clock, and ends by itself;
+    mode "capture": a second stream records vsink's monitor to its taps only."""
+    fs = 16000
+    x, _ = sf.read(DEMO_MIX, dtype="float32")
+    clip = tmp_path / "clip.wav"
+    sf.write(clip, x[:3 * fs], fs, subtype="FLOAT")
+    monkeypatch.setenv("PULSE_SOURCE", f"{pulse_null_sink.sink}.monitor")
+    monkeypatch.setenv("PULSE_SINK", pulse_null_sink.sink)
+    got = []
+    cap = DuplexStream(lambda b: b, fs, 1024, input_device="pulse", output_device="null")
+    cap.add_tap(lambda i, o: got.append(i))
+    cap.start()
+    deadline = time.monotonic() + 15
+    while cap.callback_time_s < 0.5 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    ended = threading.Event()
+    play = DuplexStream(lambda b: b, fs, 1024, input_file=clip, output_device="pulse",
+                        on_end=ended.set)
+    assert (cap.mode, play.mode) == ("capture", "file")
+    t0 = time.monotonic()
+    play.start()
+    assert play.wait(20) and ended.is_set() and play.error is None, play.stats()
+    elapsed = time.monotonic() - t0
+    time.sleep(0.5)
+    cap.stop()
+    st = play.stats()
+    assert st["blocks_processed"] == int(np.ceil(3 * fs / 1024))
+    assert elapsed > 2.5, elapsed  # paced by the device, not as fast as possible
+    assert play.late_underflows == 0 and cap.error is None, play.xrun_events()
+    rec = np.concatenate(got)
+    n = 1 << int(np.ceil(np.log2(len(rec) + 3 * fs)))
+    c = np.fft.irfft(np.fft.rfft(rec, n) * np.conj(np.fft.rfft(x[:3 * fs], n)), n)
+    lag = int(np.argmax(c[:max(1, len(rec) - 3 * fs)]))
+    seg = rec[lag:lag + 3 * fs]
+    assert len(seg) == 3 * fs and np.corrcoef(seg, x[:3 * fs])[0, 1] > 0.95
+
+
+@pytest.mark.audio
 def test_callback_failure_stops_stream_and_reports(pulse_null_sink):
     errors, outs = [], []
     s = DuplexStream(lambda b: b, 16000, 512, input_device="pulse", output_device="pulse",
                      on_error=errors.append)
     s.add_tap(lambda i, o: outs.append(o))
     s.start()
-    deadline = time.monotonic() + 10
-    while s.blocks_processed < 3 and time.monotonic() < deadline:
-        time.sleep(0.02)
+    deadline = time.monotonic() + 15
+    while s.callback_time_s < s.startup_s + 0.5 and time.monotonic() < deadline:
+        time.sleep(0.02)  # past start-up, where a failure would be retried instead
+    assert s.running and s.blocks_processed >= 3
     ring = s._out_ring
 
     def boom(out):  # the device "fails" inside the PortAudio callback
@@ -463,7 +503,7 @@ def test_callback_failure_stops_stream_and_reports(pulse_null_sink):
     ring.readinto = boom
     assert s.wait(5.0), s.stats()
     assert errors and "device unplugged" in errors[0] and s.error == errors[0]
-    assert not s.running and len(outs) >= 3
+    assert not s.running and len(outs) >= 3 and s.restarts == 0
     s.stop()
 
 
@@ -481,29 +521,39 @@ s = DuplexStream(lambda b: b, 16000, 512, input_device="pulse", output_device="p
                  on_error=errors.append)
 s.start()
 t = time.monotonic()
-while s.blocks_processed < 3 and time.monotonic() - t < 10: time.sleep(0.02)
-os.kill(pid, signal.SIGKILL)  # the sound server (and so the device) vanishes
+while s.callback_time_s < 1.5 and time.monotonic() - t < 15: time.sleep(0.02)
+os.kill(pid, getattr(signal, sys.argv[3]))  # the sound server (and so the device) vanishes/freezes
 t_kill = time.monotonic()
 ended = s.wait(10)
 t_err = time.monotonic() - t_kill
 t = time.monotonic(); s.stop(timeout=2); t_stop = time.monotonic() - t
+try:
+    os.kill(pid, signal.SIGKILL)
+except OSError:
+    pass
 print(json.dumps(dict(ended=ended, errors=errors, error=s.error, t_err=t_err, t_stop=t_stop,
-                      blocks=s.blocks_processed, running=s.running)))
+                      blocks=s.blocks_processed, running=s.running, restarts=s.restarts)))
 sys.stdout.flush()
 os._exit(0)  # a PortAudio stream on a dead server may not close; do not wait for it
 """
 
 
 @pytest.mark.audio
-def test_vanishing_device_is_detected(pulse_null_sink, tmp_path):
-    """Kill the sound server under a running stream (in a child process with its own daemon)."""
+@pytest.mark.parametrize("how", ["SIGKILL", "SIGSTOP"])
+def test_vanishing_device_is_detected(pulse_null_sink, tmp_path, how):
+    """Kill (the stream finishes) or freeze (callbacks just stop: the watchdog) the sound server
+    under a running stream, in a child process with its own daemon."""
     d = tmp_path / "pulse"
     d.mkdir()
-    r = subprocess.run([sys.executable, "-c", _VANISH_SCRIPT, str(d), str(REPO / "scripts" / "pulse.sh")],
+    r = subprocess.run([sys.executable, "-c", _VANISH_SCRIPT, str(d),
+                        str(REPO / "scripts" / "pulse.sh"), how],
                        capture_output=True, text=True, timeout=60, cwd=REPO)
     lines = [ln for ln in r.stdout.splitlines() if ln.startswith("{")]
     assert lines, f"child failed: rc={r.returncode}\n{r.stdout}\n{r.stderr[-2000:]}"
     res = json.loads(lines[-1])
     assert res["ended"] and res["errors"] and not res["running"], res
     assert res["error"] == res["errors"][0]
-    assert res["t_err"] < 5.0 and res["t_stop"] < 3.0, res
+    assert res["t_err"] < 5.0 and res["t_stop"] < 3.0 and res["restarts"] == 0, res
+    if how == "SIGSTOP":
+        assert "stopped delivering audio" in res["error"], res
+    print(f"vanishing device ({how}):", res)
