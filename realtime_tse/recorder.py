@@ -29,6 +29,7 @@ import logging
 import os
 import queue
 import re
+import sys
 import threading
 import time
 from datetime import datetime
@@ -306,7 +307,7 @@ class Recorder:
                 return
             self._closed = True
         self._q.put(("close", None))
-        self._thread.join()
+        self._thread.join(timeout=30.0)  # (only a hung disk takes that long)
         for f in (self._out, self._in):
             if f is not None:
                 try:
@@ -328,7 +329,7 @@ class Recorder:
 
     def __del__(self):  # best effort: never leave a file without its final header
         try:
-            if not self._closed:
+            if not self._closed and not sys.is_finalizing():
                 self.close()
         except Exception:  # noqa: BLE001
             pass
