@@ -19,6 +19,16 @@ DEMO_MIX = DEMO_DIR / "demo_mix.wav"
 SHIPPED = REPO / "assets" / "models" / "tse-lite-causal-d1.safetensors"
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread():
+    """One intra-op thread for these tests (2 threads on 2 cores shared with a training run were
+    up to 20x slower), restored afterwards for other modules."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="session")
 def rand_ckpt(tmp_path_factory):
     from models import ModelConfig, build_model
@@ -33,7 +43,6 @@ def rand_ckpt(tmp_path_factory):
 @pytest.fixture(scope="session")
 def model(rand_ckpt):
     from realtime_tse.engine import load_model
-    torch.set_num_threads(1)
     return load_model(rand_ckpt, device="cpu")
 
 

@@ -13,7 +13,7 @@ import pytest
 import soundfile as sf
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from rt_fixtures import DEMO_MIX, demo_at, model, rand_ckpt  # noqa: E402,F401
+from rt_fixtures import DEMO_MIX, demo_at, model, one_torch_thread, rand_ckpt  # noqa: E402,F401
 
 from realtime_tse.cli import main  # noqa: E402
 

@@ -16,7 +16,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from audio_fixtures import pulse_null_sink  # noqa: E402,F401
 from rt_fixtures import (DEMO_DIR, DEMO_MIX, SHIPPED, demo_at, demo_model_rate,  # noqa: E402,F401
-                         model, rand_ckpt)
+                         model, one_torch_thread, rand_ckpt)
 
 from models.checkpoint import CheckpointError  # noqa: E402
 from realtime_tse.engine import LiveEngine, Streamer, load_model  # noqa: E402
@@ -234,6 +234,13 @@ def test_sliding_window_for_bidirectional_models(tmp_path):
     assert out2.shape == x.shape and np.all(np.isfinite(out2))
     c = np.corrcoef(out2[B + D:], y[:n - B - D])[0, 1]
     assert c > 0.5, c
+    # long offline input of a bidirectional model: overlapping chunks, cross-faded
+    x3 = demo_at(8000, 5.0)
+    y3 = m.extract(x3, 2.0)
+    m.max_chunk_s = 0.5  # 2 s chunks (the floor), 0.5 s overlaps
+    y3c = m.extract(x3, 2.0)
+    assert y3c.shape == x3.shape and np.all(np.isfinite(y3c))
+    assert np.corrcoef(y3c, y3)[0, 1] > 0.8  # each chunk has its own global norm
 
 
 # ------------------------------------------------------------------------------------ scan
@@ -322,7 +329,7 @@ def test_live_engine_file_input_records_and_scans(model, tmp_path):
     assert rec2.path != rec.path and rec.path.exists()
 
 
-def test_live_engine_restarts_and_reports_worker_errors(model):
+def test_live_engine_restarts_and_reports_worker_errors(model, tmp_path):
     errors = []
     eng = LiveEngine(model, input_file=DEMO_MIX, output_device="null", scan=False,
                      on_error=errors.append)
@@ -332,15 +339,19 @@ def test_live_engine_restarts_and_reports_worker_errors(model):
     n1 = eng.stream.blocks_processed
     assert n1 > 0 and eng.error is None
     eng.start()  # a fresh stream
-    time.sleep(0.3)
+    rec = eng.start_recording(tmp_path / "crash.wav")
+    time.sleep(0.5)
     assert eng.running
     eng.streamer.process = None  # the worker's model call now fails
     deadline = time.monotonic() + 5
     while eng.error is None and time.monotonic() < deadline:
         time.sleep(0.05)
-    eng.stop()
     assert eng.error and errors and errors[0] == eng.error
     assert "\n" not in eng.error
+    # the recording was closed by the failure and kept, with what came before it
+    assert rec.closed and eng.recorder is None
+    assert sf.info(rec.path).frames > 0 and json.loads(rec.sidecar_path.read_text())["frames"] > 0
+    eng.stop()
 
 
 # ------------------------------------------------------------------------------------ real audio
