@@ -338,8 +338,9 @@ def _qt_can_start(timeout: float = 20.0) -> tuple[bool, str]:
         return False, str(e)
     if r.returncode == 0 and "ok" in r.stdout:
         return True, ""
-    lines = (r.stderr or r.stdout).strip().splitlines()
-    return False, lines[-1] if lines else f"exit status {r.returncode}"
+    lines = [ln.strip() for ln in (r.stderr or r.stdout).strip().splitlines() if ln.strip()]
+    key = [ln for ln in lines if "could not" in ln.lower() or "cannot" in ln.lower()]
+    return False, (key or lines or [f"exit status {r.returncode}"])[0]
 
 
 def cmd_default(args) -> int:
