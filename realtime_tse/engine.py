@@ -41,8 +41,8 @@ import torch
 from models.checkpoint import CheckpointError, load_checkpoint
 from models.config import ModelConfig
 
-from .profile import (GRID_STEP_M, MIN_SCAN_S, ScanResult, ScanWorker, dbfs, default_grid,
-                      make_result, scan_levels)
+from .profile import (GRID_STEP_M, MIN_SCAN_S, ScanResult, ScanWorker, StreamingScanWorker, dbfs,
+                      default_grid, make_result, scan_levels)
 
 __all__ = ["load_model", "default_model_path", "TSEModel", "Streamer", "LiveEngine", "ScanResult",
            "CheckpointError", "resample", "SHIPPED_MODEL_NAME"]
@@ -498,6 +498,23 @@ class _History:
                 return self._buf[s:s + n].copy()
             return np.concatenate([self._buf[s:], self._buf[:n - (cap - s)]])
 
+    @property
+    def total(self) -> int:
+        """Samples written since the last :meth:`clear`."""
+        return self._n
+
+    def read(self, pos: int, n: int):
+        """Up to ``n`` samples from absolute position ``pos``; returns ``(x, start)`` where
+        ``start > pos`` when the samples from ``pos`` on were already overwritten."""
+        cap = len(self._buf)
+        with self._lock:
+            start = max(int(pos), self._n - cap, 0)
+            n = int(max(0, min(n, self._n - start)))
+            s = start % cap
+            if s + n <= cap:
+                return self._buf[s:s + n].copy(), start
+            return np.concatenate([self._buf[s:], self._buf[:n - (cap - s)]]), start
+
     def clear(self) -> None:
         with self._lock:
             self._n = 0
@@ -508,8 +525,11 @@ class LiveEngine:
 
     Built on :class:`realtime_tse.audio_io.DuplexStream`: its worker thread calls this engine's
     block processor (the :class:`Streamer`, then bypass / dry-wet / volume), taps feed the distance
-    scan and the recorder. The distance scan runs in its own low-priority thread
-    (:class:`realtime_tse.profile.ScanWorker`) on the last ``scan_seconds`` of input.
+    scan and the recorder. The distance scan runs in its own low-priority thread: for causal
+    checkpoints :class:`realtime_tse.profile.StreamingScanWorker` (one batched streaming state for
+    the query grid, fed with the new input every ``scan_update_s``; the profile covers the last
+    ``scan_seconds``), for bidirectional ones :class:`realtime_tse.profile.ScanWorker` (the offline
+    model on the last ``scan_seconds`` of input, every cycle).
 
     Settable from any thread (plain attribute writes): ``distance_m`` (validated; applied within
     one block), ``bypass`` (the dry input, delayed like the extraction, goes out), ``wet``
@@ -518,7 +538,7 @@ class LiveEngine:
     Read-only stats: ``rtf`` (smoothed processing time / block duration), ``xruns``,
     ``algorithmic_latency_ms``, ``device_latency_ms``, ``input_level_db``, ``output_level_db``,
     ``device`` ("cpu"/"cuda"), ``model_sample_rate``, ``device_sample_rate``, ``latest_scan``,
-    ``scan_count``, ``scan_rate_hz``, ``error``.
+    ``scan_count``, ``scan_rate_hz``, ``scan_skips``, ``error``.
 
     Args:
         model: a :class:`TSEModel`.
@@ -529,7 +549,8 @@ class LiveEngine:
         loop: restart the file at its end.
         distance_m: initial query distance (default: the middle of the model's range).
         scan: run the distance scan; ``scan_seconds`` of audio per scan, query grid
-            ``scan_distances_m`` (default ``d_min .. d_max`` in ``scan_step_m`` steps), duty cycle
+            ``scan_distances_m`` (default ``d_min .. d_max`` in ``scan_step_m`` steps); causal
+            models: an update every ``scan_update_s`` of new audio; bidirectional: duty cycle
             ``scan_duty`` (fraction of one core at most).
         torch_threads: intra-op threads for the model on CPU (set process-wide at start; 1 keeps
             the audio worker and the scan on separate cores of a small CPU). None = leave as is.
@@ -547,6 +568,7 @@ class LiveEngine:
                  output_device=None, input_file=None, loop: bool = True,
                  distance_m: float | None = None, scan: bool = True, scan_seconds: float = 3.0,
                  scan_step_m: float = 0.5, scan_distances_m=None, scan_duty: float = 0.5,
+                 scan_update_s: float = 0.25,
                  torch_threads: int | None = 1, audio_nice: int | None = -10, on_error=None,
                  on_scan=None, on_end=None, **stream_kwargs):
         self.model = model
@@ -580,12 +602,15 @@ class LiveEngine:
         self._rec_lock = threading.Lock()
         self.scan_enabled = bool(scan)
         self.scan_seconds = float(scan_seconds)
-        self._history = _History(int(max(self.scan_seconds, 0.5) * sr) + self.block_samples)
+        # the streaming scan (causal models) reads new audio from here, up to ~1 s behind; the
+        # window scan (bidirectional) the last scan_seconds
+        self._history = _History(int(max(self.scan_seconds, 2.0) * sr) + self.block_samples)
         grid = scan_distances_m if scan_distances_m is not None else \
             default_grid(lo, hi, scan_step_m)
         self.scan_distances_m = np.sort(model.check_distance(grid).astype(np.float64))
-        self._scanner: ScanWorker | None = None
+        self._scanner: StreamingScanWorker | ScanWorker | None = None
         self._scan_duty = scan_duty
+        self.scan_update_s = float(scan_update_s)
         self._stream = self._make_stream()  # resolves devices now: errors surface here
         self._started = False
 
@@ -677,6 +702,12 @@ class LiveEngine:
         return self._scanner.rate_hz if self._scanner is not None else 0.0
 
     @property
+    def scan_skips(self) -> int:
+        """Times the streaming scan fell behind and skipped to the newest audio (0 for the window
+        scan of bidirectional models)."""
+        return int(getattr(self._scanner, "skips", 0)) if self._scanner is not None else 0
+
+    @property
     def running(self) -> bool:
         return self._started and self._stream is not None and self._stream.running
 
@@ -691,6 +722,7 @@ class LiveEngine:
                  volume=self.volume, algorithmic_latency_ms=self.algorithmic_latency_ms,
                  estimated_latency_ms=self.estimated_latency_ms, device=self.device,
                  scan_count=self.scan_count, scan_rate_hz=self.scan_rate_hz,
+                 scan_skips=self.scan_skips,
                  model=self.model.name)
         return s
 
@@ -725,9 +757,17 @@ class LiveEngine:
         self._started = True
         self._stream.start()
         if self.scan_enabled:
-            self._scanner = ScanWorker(self.model, self._history.latest, seconds=self.scan_seconds,
-                                       distances_m=self.scan_distances_m, on_result=self.on_scan,
-                                       duty=self._scan_duty, torch_threads=self.torch_threads)
+            if self.model.causal:
+                self._scanner = StreamingScanWorker(
+                    self.model, self._history, window_s=self.scan_seconds,
+                    distances_m=self.scan_distances_m, on_result=self.on_scan,
+                    update_s=self.scan_update_s, torch_threads=self.torch_threads)
+            else:
+                self._scanner = ScanWorker(self.model, self._history.latest,
+                                           seconds=self.scan_seconds,
+                                           distances_m=self.scan_distances_m,
+                                           on_result=self.on_scan, duty=self._scan_duty,
+                                           torch_threads=self.torch_threads)
             self._scanner.start()
         return self
 
