@@ -49,6 +49,17 @@ Decisions (not fixed by the paper or SPEC; recorded here):
 - Latency (duplex): one block of capture + the jitter buffer (``prefill_blocks``) + the device
   buffers (PortAudio reports about 2 blocks in, 3 out on ALSA/PulseAudio) + the server's own
   buffering; ``estimated_latency_s`` sums the first three, the loopback test measures the total.
+- Input freshness (device input only, never a file): the worker, not the callback, bounds the
+  input ring. During start-up (the first ``startup_s`` of device time) anything above one device
+  block + 5 ms is discarded; afterwards a ring holding more than ``max_input_backlog_s`` (default
+  the larger of 0.25 s and 3 device blocks) is cut back to that target, oldest samples first
+  (``input_backlog_drops`` events, ``input_samples_dropped`` samples). The callback also records
+  PortAudio's ``time_info`` (``currentTime - inputBufferAdcTime``) as ``input_latency_s`` (last)
+  and ``max_input_latency_s``, and counts ``stale_input_callbacks`` where the captured audio is
+  older than the device's reported input latency + ``max_input_backlog_s``. Such a backlog sits in
+  the sound server (PulseAudio keeps what it recorded before PortAudio's first, late callback and
+  hands it over at normal speed through a duplex stream), out of this process's reach: it is
+  measured and reported (a warning once), not skippable here.
 - With ``input_file`` the file stands in for the microphone; with an output device the output
   device's clock paces it (the worker keeps the output ring at prefill + one block, and queues
   four device blocks before the device starts, because PortAudio pulls several at once), with
@@ -417,6 +428,8 @@ class DuplexStream:
     ``stall_timeout_s``: no callback for this long = device gone (default max(1 s, 8 blocks)).
     ``max_start_retries`` / ``startup_s``: reopen a stream that fails in its first second.
     ``boost_priority``: ask for nice -10 on the worker and callback threads.
+    ``max_input_backlog_s``: the most device input the input ring may hold before the worker drops
+    the oldest samples (None: the larger of 0.25 s and 3 device blocks); never applies to files.
 
     State: ``running``, ``ended``, ``error``, ``xruns`` (= ``input_overflows`` +
     ``input_underflows`` + ``output_underflows`` + ``input_ring_overflows`` +
@@ -434,7 +447,7 @@ class DuplexStream:
                  on_end: Callable[[], None] | None = None,
                  stall_timeout_s: float | None = None, first_callback_timeout_s: float = 5.0,
                  max_start_retries: int = 2, startup_s: float = 1.0,
-                 boost_priority: bool = True):
+                 boost_priority: bool = True, max_input_backlog_s: float | None = None):
         if block_samples <= 0 or model_rate <= 0:
             raise ValueError("block_samples and model_rate must be positive")
         self.process_block = process_block
@@ -505,6 +518,14 @@ class DuplexStream:
         cap_dev = int(self.ring_seconds * self.device_rate) + 4 * self.device_blocksize \
             + self.prefill_samples
         self._in_ring = RingBuffer(cap_dev)
+        # input freshness: target after a trim, and the steady-state bound (device samples)
+        self._in_target = self.device_blocksize + int(math.ceil(0.005 * self.device_rate))
+        if max_input_backlog_s is None:
+            bound = max(int(round(0.25 * self.device_rate)), 3 * self.device_blocksize)
+        else:
+            bound = int(round(float(max_input_backlog_s) * self.device_rate))
+        self._in_bound = max(self._in_target, min(bound, cap_dev - self.device_blocksize))
+        self.max_input_backlog_s = self._in_bound / self.device_rate
         self._out_ring = RingBuffer(cap_dev)
         self._acc = RingBuffer(int(self.ring_seconds * self.model_rate) + 4 * self.block_samples
                                + self._in_lag)
@@ -559,6 +580,14 @@ class DuplexStream:
         self.max_process_s = 0.0
         self.tap_errors = 0
         self.output_ring_drops = 0
+        self.input_backlog_drops = 0  # times the worker cut the input ring back (stale input)
+        self.input_samples_dropped = 0  # device samples discarded by those cuts
+        self.input_startup_drops = 0  # of input_backlog_drops: during start-up
+        self._in_backlog_peak = 0  # largest input ring level passed on after start-up (samples)
+        self._in_lat = 0.0  # PortAudio time_info: currentTime - inputBufferAdcTime (last, max)
+        self._in_lat_max = 0.0
+        self.stale_input_callbacks = 0  # callbacks whose input was older than expected
+        self._stale_warned = False
 
     # ---------------------------------------------------------------- public state
     @property
@@ -597,6 +626,22 @@ class DuplexStream:
         """Device time in seconds counted from the first callback (frames / device rate)."""
         return self._cb_frames / self.device_rate
 
+    @property
+    def input_latency_s(self) -> float:
+        """Age of the captured audio when the last callback ran, as PortAudio's ``time_info``
+        reports it (``currentTime - inputBufferAdcTime``; 0 where the backend does not say)."""
+        return self._in_lat
+
+    @property
+    def max_input_latency_s(self) -> float:
+        return self._in_lat_max
+
+    @property
+    def input_backlog_s(self) -> float:
+        """Largest input-ring level (seconds) the worker passed on after start-up; bounded by
+        ``max_input_backlog_s``."""
+        return self._in_backlog_peak / self.device_rate
+
     def xrun_events(self) -> list[tuple[float, str]]:
         """(device time in s since the stream started, kind) for each xrun (first 4096)."""
         n = min(self._xn, _XRUN_LOG_CAPACITY)
@@ -620,6 +665,14 @@ class DuplexStream:
             "estimated_latency_s": self.estimated_latency_s,
             "callbacks": self._cb_count, "tap_errors": self.tap_errors,
             "restarts": self.restarts,
+            "max_input_backlog_s": self.max_input_backlog_s,
+            "input_backlog_s": self.input_backlog_s,
+            "input_backlog_drops": self.input_backlog_drops,
+            "input_samples_dropped": self.input_samples_dropped,
+            "input_startup_drops": self.input_startup_drops,
+            "input_latency_s": self.input_latency_s,
+            "max_input_latency_s": self.max_input_latency_s,
+            "stale_input_callbacks": self.stale_input_callbacks,
             "input_device": str(self.input_info) if self.input_info else None,
             "output_device": str(self.output_info) if self.output_info else None,
             "input_file": str(self.input_file) if self.input_file else None,
@@ -660,6 +713,14 @@ class DuplexStream:
                 if self._in_ring.write(indata[:, 0]) < frames:
                     self.input_ring_overflows += 1
                     self._xrun(2)
+                if _time is not None:
+                    lat = _time.currentTime - _time.inputBufferAdcTime
+                    if 0.0 < lat < 3600.0:  # 0 / garbage: the backend does not report it
+                        self._in_lat = lat
+                        if lat > self._in_lat_max:
+                            self._in_lat_max = lat
+                        if lat > self._stale_limit:
+                            self.stale_input_callbacks += 1
             if outdata is not None:
                 got = self._out_ring.readinto(outdata[:, 0])
                 if got < frames:
@@ -715,6 +776,7 @@ class DuplexStream:
     def _prime(self) -> None:
         """Empty rings, fresh resamplers, the jitter buffer's silence, zeroed counters."""
         self._reset_counters()
+        self._stale_limit = math.inf  # set once the stream reports its input latency
         self._t_start = time.monotonic()
         self._last_cb_count = 0
         self._last_cb_time = self._t_start
@@ -789,6 +851,7 @@ class DuplexStream:
             self.device_latency = (float(lat), 0.0)
         else:
             self.device_latency = (0.0, float(lat))
+        self._stale_limit = self.device_latency[0] + self.max_input_backlog_s
         self._stream = s
 
     def _channels(self, sd, info: DeviceInfo, kind: str) -> int:
@@ -985,6 +1048,7 @@ class DuplexStream:
                 if self._device_failed(err):
                     continue
                 return
+            self._trim_input()
             n = self._in_ring.readinto(chunk)
             if n:
                 x = chunk[:n]
@@ -1000,6 +1064,27 @@ class DuplexStream:
             if not did:
                 deficit = (B - self._acc.available) / self.model_rate
                 self._stop_evt.wait(min(0.005, max(0.001, deficit / 2)))
+
+    def _trim_input(self) -> None:
+        """Keep the device input fresh (worker thread; device input only, never a file): during
+        start-up cut the ring back to one block + 5 ms whenever it holds more, afterwards when it
+        holds more than ``max_input_backlog_s``; oldest samples first, counted."""
+        n = self._in_ring.available
+        startup = self._cb_frames < self.startup_s * self.device_rate
+        if n > (self._in_target if startup else self._in_bound):
+            k = self._in_ring.skip(n - self._in_target)
+            self.input_backlog_drops += 1
+            self.input_samples_dropped += k
+            if startup:
+                self.input_startup_drops += 1
+            n -= k
+        if not startup and n > self._in_backlog_peak:
+            self._in_backlog_peak = n
+        if self.stale_input_callbacks and not self._stale_warned:
+            self._stale_warned = True
+            log.warning("captured audio arrives %.2f s late (device reports %.2f s): the sound "
+                        "server holds a backlog recorded before the stream ran; it adds to the "
+                        "input-to-output delay", self._in_lat, self.device_latency[0])
 
     def _worker_file_device(self) -> None:
         B = self.block_samples

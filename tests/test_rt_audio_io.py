@@ -195,6 +195,8 @@ def test_duplexstream_file_to_null_output_runs_in_real_time(tone_file):
     np.testing.assert_allclose(y, 0.5 * x, atol=1e-7)
     assert s.mean_process_s >= 0 and s.max_process_s >= s.mean_process_s
     assert s.stats()["xruns"] == 0
+    # a file is not a microphone: never trimmed for freshness
+    assert s.stats()["input_samples_dropped"] == 0 and s.input_backlog_drops == 0
 
 
 def test_duplexstream_reports_a_failing_processor(tone_file):
@@ -223,6 +225,93 @@ def test_duplexstream_rejects_wrong_block_length(tone_file):
     s.start()
     assert s.wait(5.0)
     assert "expected 800" in s.error
+
+
+class _FakeTime:
+    """PortAudio's time_info as the callback sees it."""
+
+    def __init__(self, now: float, age: float):
+        self.currentTime, self.inputBufferAdcTime = now, now - age
+        self.outputBufferDacTime = now
+
+
+def test_input_backlog_is_dropped_oldest_first_and_counted(monkeypatch):
+    """A fake microphone (a ramp: each sample is its own index) feeds the capture path without a
+    sound card: a burst at the first callback (start-up backlog) and a worker hiccup later pile up
+    input; the worker cuts the ring back, oldest samples first, and counts exactly what it cut."""
+    from realtime_tse import audio_io
+    fake_dev = audio_io.DeviceInfo(0, "fake mic", 1, 0, 16000.0, "fake")
+    monkeypatch.setattr(audio_io, "find_device", lambda spec, kind="input": fake_dev)
+    fs, B = 16000, 160  # 10 ms blocks
+    stall = threading.Event()
+
+    def process(b):
+        if stall.is_set():  # one hiccup: the worker is 0.4 s late
+            stall.clear()
+            time.sleep(0.4)
+        return b
+
+    s = DuplexStream(process, fs, B, output_device="null", device_rate=fs, startup_s=0.2,
+                     max_input_backlog_s=0.1, boost_priority=False)
+    assert s.mode == "capture" and s.max_input_backlog_s == pytest.approx(0.1)
+    taps = []
+    s.add_tap(lambda i, o: taps.append(i))
+    stop = threading.Event()
+    age = {"s": 0.01}
+
+    def source():  # the PortAudio callback thread, paced in real time
+        pos, t0 = 0, time.monotonic()
+        burst = 10 * B  # the first callback brings a 100 ms backlog at once
+        while not stop.is_set():
+            n = burst or B
+            burst = 0
+            x = np.arange(pos, pos + n, dtype=np.float32)[:, None]
+            s._callback_duplex(x, None, n, _FakeTime(time.monotonic(), age["s"]), None)
+            pos += n
+            d = t0 + pos / fs - time.monotonic()
+            if d > 0:
+                time.sleep(d)
+
+    def fake_open():
+        s.device_latency = (0.02, 0.0)
+        s._stale_limit = 0.02 + s.max_input_backlog_s
+        threading.Thread(target=source, daemon=True).start()
+
+    monkeypatch.setattr(s, "_open_stream", fake_open)
+    s.start()
+    try:
+        deadline = time.monotonic() + 10
+        while s.callback_time_s < 0.5 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        age["s"] = 0.5  # the device says the captured audio is half a second old
+        stall.set()
+        time.sleep(0.2)
+        age["s"] = 0.01
+        while s.callback_time_s < 1.2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        stop.set()
+        time.sleep(0.2)  # the worker takes what is left
+        st = s.stats()
+    finally:
+        stop.set()
+        s.stop()
+    assert s.error is None, st
+    x = np.concatenate(taps).astype(np.int64)
+    gaps = np.diff(x) - 1
+    assert np.all(gaps >= 0)  # order kept: only skips forward
+    assert x[0] >= 10 * B - s._in_target  # the start-up burst was cut to one block + margin
+    skipped = int(x[0]) + int(gaps.sum())
+    assert st["input_startup_drops"] >= 1 and st["input_backlog_drops"] >= 2, st
+    assert skipped == st["input_samples_dropped"], (skipped, st)
+    # the hiccup piled up ~0.4 s: more than the 0.1 s bound, cut back to the target
+    big = gaps[gaps > 0]
+    assert big.max() >= 0.2 * fs, big
+    assert st["input_backlog_s"] <= st["max_input_backlog_s"] + 1e-9, st
+    assert st["max_input_latency_s"] == pytest.approx(0.5, abs=1e-6)
+    assert st["stale_input_callbacks"] >= 5 and 0 < st["input_latency_s"] < 0.1, st
+    print("input freshness:", {k: st[k] for k in ("input_backlog_drops", "input_startup_drops",
+                                                  "input_samples_dropped", "input_backlog_s",
+                                                  "stale_input_callbacks")})
 
 
 # ----------------------------------------------------------------------------------- devices
@@ -432,7 +521,12 @@ def test_duplex_loopback_through_pulse_null_sink(pulse_null_sink, monkeypatch, r
                f"design estimate {st['estimated_latency_s'] * 1000:.0f} ms), corr {r['corr']:.5f}, "
                f"gain {r['gain']:.3f}, xruns {st['xruns']} (after 2 s: {len(r['late'])}; events "
                f"{r['events'][:6]}), restarts {st['restarts']}, mean block "
-               f"{st['mean_process_s'] * 1e3:.2f} ms, attempts {len(attempts)}: "
+               f"{st['mean_process_s'] * 1e3:.2f} ms, input age (PortAudio time_info) "
+               f"{st['input_latency_s'] * 1000:.0f} ms (max {st['max_input_latency_s'] * 1000:.0f}, "
+               f"stale callbacks {st['stale_input_callbacks']}), input ring peak "
+               f"{st['input_backlog_s'] * 1000:.0f} ms (bound {st['max_input_backlog_s'] * 1000:.0f}), "
+               f"input drops {st['input_backlog_drops']} ({st['input_samples_dropped']} samples), "
+               f"attempts {len(attempts)}: "
                + "; ".join(f"corr {a['corr']:.3f} lags {a['window_lags_ms']} late {a['late'][:3]} "
                            f"harness {a['harness_glitches'][:3]}" for a in attempts))
     print(summary)
@@ -443,6 +537,10 @@ def test_duplex_loopback_through_pulse_null_sink(pulse_null_sink, monkeypatch, r
     assert st["blocks_processed"] > seconds * fs / 1024
     assert st["device_latency_s"] > 0 and st["resampling"] == (device_rate != fs)
     assert 0.0 < r["lag_s"] - h_lag < 2.5, summary
+    # our own input buffering stays fresh; a backlog held by the sound server (captured audio
+    # older than PortAudio's reported input latency) is measured, not removable from here
+    assert st["input_backlog_s"] <= st["max_input_backlog_s"], summary
+    assert st["input_latency_s"] >= 0.0 and st["max_input_latency_s"] >= st["input_latency_s"]
 
 
 @pytest.mark.audio
