@@ -20,7 +20,11 @@ net (speed does not depend on the weights); the JSON says which. Sections:
    scan running beside it (updates per second, seconds per scan, share of a core). Skipped (and
    said so) without pulseaudio / PortAudio.
 3. ``scan_file``: the same engine fed from the demo file (no devices) for 20 s with 2 torch
-   threads, for the scan rate without PulseAudio.
+   threads (and 1, ``scan_file_1_thread``), for the scan rate without PulseAudio: updates per
+   second of wall time, the scan's compute per audio second (``scan_rtf``), skip-aheads, and the
+   audio worker's RTF while scanning. Causal models use the incremental streaming scan
+   (``realtime_tse.profile.StreamingScanWorker``), bidirectional ones the window scan.
+   ``--only scan`` runs this section alone and updates it in an existing JSON.
 
 The machine is recorded with its load average: on a shared CPU every figure is noisy.
 """
@@ -223,6 +227,8 @@ def bench_loopback(model: TSEModel, seconds: float, block_ms: float = 64,
                      "core_share": sc.duty_measured if sc else None,
                      "queries": len(eng.scan_distances_m), "audio_s": eng.scan_seconds,
                      "torch_threads": 1, "nice": sc.nice if sc else None,
+                     "scan_kind": type(sc).__name__ if sc else None,
+                     "skips": getattr(sc, "skips", None),
                      "last_peaks_m": eng.latest_scan.peaks_m if eng.latest_scan else None}
         eng.stop()
         sr = model.sample_rate
@@ -274,12 +280,17 @@ def bench_scan_file(model: TSEModel, seconds: float = 20.0, threads: int = 2) ->
     eng.start()
     time.sleep(seconds)
     sc = eng._scanner
-    res = {"seconds": seconds, "torch_threads": threads, "scans": eng.scan_count,
-           "updates_per_s": eng.scan_count / seconds,
+    st = eng.stats()
+    res = {"seconds": seconds, "torch_threads": threads, "scan_kind": type(sc).__name__,
+           "scans": eng.scan_count, "updates_per_s": eng.scan_count / seconds,
            "seconds_per_scan": (sc.busy_s / sc.count) if sc.count else None,
            "core_share": sc.duty_measured, "queries": len(eng.scan_distances_m),
            "audio_s": eng.scan_seconds, "rtf": eng.rtf, "xruns": eng.xruns,
+           "max_block_ms": 1e3 * st.get("max_process_s", float("nan")),
            "last_peaks_m": eng.latest_scan.peaks_m if eng.latest_scan else None}
+    if hasattr(sc, "skips"):  # streaming scan
+        res.update(update_s=eng.scan_update_s, skips=sc.skips, scan_audio_s=sc.audio_s,
+                   scan_rtf=sc.busy_s / sc.audio_s if sc.audio_s else None)
     eng.stop()
     torch.set_num_threads(1)
     return res
@@ -293,8 +304,12 @@ def main(argv=None) -> int:
     ap.add_argument("--scan-seconds", type=float, default=20.0)
     ap.add_argument("--latency", default="high", help="PortAudio latency of the engine's stream")
     ap.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "realtime.json"))
+    ap.add_argument("--only", choices=["scan"], default=None,
+                    help="run only the file-fed scan section; update it in an existing --out")
     a = ap.parse_args(argv)
     model, which = get_model(a.model)
+    if a.only == "scan":
+        return _main_scan_only(model, which, a)
     load0 = os.getloadavg()
     print(f"model: {which} ({model.config.preset}, {model.sample_rate} Hz); load average "
           f"{load0[0]:.1f} on {os.cpu_count()} cores", flush=True)
@@ -320,6 +335,27 @@ def main(argv=None) -> int:
         "streaming": streaming, "loopback": loop, "scan_file": scan,
     }
     out = Path(a.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(doc, indent=2) + "\n")
+    print(f"wrote {out}")
+    return 0
+
+
+def _main_scan_only(model, which, a) -> int:
+    load0 = os.getloadavg()
+    print(f"model: {which} ({model.config.preset}); load average {load0[0]:.1f} on "
+          f"{os.cpu_count()} cores", flush=True)
+    out = Path(a.out)
+    doc = json.loads(out.read_text()) if out.is_file() else {}
+    for threads, key in ((2, "scan_file"), (1, "scan_file_1_thread")):
+        print(f"3. distance scan beside a file-fed engine, {a.scan_seconds:g} s, "
+              f"{threads} torch threads")
+        r = bench_scan_file(model, a.scan_seconds, threads=threads)
+        r.update(date=time.strftime("%Y-%m-%d %H:%M:%S"), model=which,
+                 load_average_start=load0, load_average_end=os.getloadavg())
+        for k, v in r.items():
+            print(f"  {k}: {v}")
+        doc[key] = r
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(doc, indent=2) + "\n")
     print(f"wrote {out}")

@@ -191,3 +191,22 @@ def test_worker_skips_ahead_when_behind():
     src.x = np.zeros(0, np.float32)
     src.write(_noise(0.1))
     assert w.update() is False and w.scan.window_filled_s == 0.0
+
+
+def test_worker_caps_one_update_to_its_compute_budget():
+    """When the measured cost per audio second is high, one update takes only what max_update_s
+    of compute covers (at least update_s), oldest first, without a skip; the rest follows."""
+    net = FakeNet()
+    model = type("M", (), {"net": net, "sample_rate": 8000, "distance_range": (0.0, 5.0),
+                           "device": torch.device("cpu")})()
+    src = ListSource()
+    w = StreamingScanWorker(model, src, window_s=2.0, update_s=0.25, max_lag_s=1.0,
+                            max_update_s=0.5)
+    w.update()
+    src.write(_noise(0.9))
+    w._rtf = 4.0  # 4 s of compute per audio second: 0.125 s fits, update_s (0.248 s) is taken
+    assert w.update() is True
+    assert w.skips == 0 and w.audio_s == pytest.approx(w.update_samples / 8000)
+    w._rtf = 1.0  # 0.5 s fits
+    assert w.update() is True and w.skips == 0
+    assert w.audio_s == pytest.approx((w.update_samples + 4000 // 64 * 64) / 8000)
