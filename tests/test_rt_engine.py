@@ -311,6 +311,12 @@ def test_live_engine_file_input_records_and_scans(model, tmp_path):
         assert eng.error is None
         assert eng.scan_count >= 1 and eng.latest_scan is not None and scans
         assert np.all(np.isfinite(eng.latest_scan.isdr_db))
+        # causal model: the incremental streaming scan over the live grid, fed with new audio
+        from realtime_tse.profile import StreamingScanWorker
+        assert isinstance(eng._scanner, StreamingScanWorker)
+        assert len(eng.latest_scan.distances_m) == len(eng.scan_distances_m) == 11
+        assert eng.latest_scan.duration_s <= eng.scan_seconds + 1e-6
+        assert eng.stats()["scan_skips"] == eng.scan_skips >= 0
         assert eng.rtf > 0 and eng.xruns == 0
     finally:
         eng.stop()
