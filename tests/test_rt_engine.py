@@ -470,3 +470,27 @@ def test_live_engine_through_pulse_null_sink(pulse_null_sink, model, monkeypatch
     assert c_rec > 0.99, summary
     assert c_sink > 0.9, summary
     assert not late, summary
+
+
+def test_live_engine_bidirectional_model_keeps_the_window_scan(tmp_path):
+    """Bidirectional checkpoints cannot stream a state: the live scan falls back to the offline
+    window scan (ScanWorker) with the same interface."""
+    from models import ModelConfig, build_model
+    from models.checkpoint import save_checkpoint
+    from realtime_tse.profile import ScanWorker
+    torch.manual_seed(0)
+    cfg = ModelConfig.preset("paper", sample_rate=8000, n_fft=256, hop=128, d_model=8, hidden=8,
+                             n_dq=1, n_ts=1)
+    p = save_checkpoint(tmp_path / "tiny-paper.safetensors", build_model(cfg).eval())
+    m = load_model(p, device="cpu")
+    eng = LiveEngine(m, block_ms=64, input_file=DEMO_MIX, output_device="null", scan_seconds=1.0)
+    eng.start()
+    try:
+        assert isinstance(eng._scanner, ScanWorker)
+        deadline = time.monotonic() + 15
+        while eng.scan_count < 1 and time.monotonic() < deadline and eng.error is None:
+            time.sleep(0.1)
+        assert eng.error is None and eng.scan_count >= 1 and eng.latest_scan is not None
+        assert eng.scan_skips == 0 and eng.scan_rate_hz > 0
+    finally:
+        eng.stop()
