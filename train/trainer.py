@@ -25,6 +25,8 @@ import dataclasses
 import json
 import math
 import os
+import signal
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -275,10 +277,18 @@ class Trainer:
         stop_step = cfg.total_steps if steps is None else min(cfg.total_steps, start_step + steps)
         deadline = None if minutes is None else t0 + 60 * minutes
         bar = tqdm(total=stop_step - start_step, disable=not progress or self.rank != 0, unit="step")
+        # Ctrl-C, SIGINT or SIGTERM (a cluster's time limit, `kill`): keep what was trained since the
+        # last epoch end. Background jobs of a non-interactive shell ignore SIGINT; SIGTERM works.
+        old = None
+        if threading.current_thread() is threading.main_thread():
+            old = signal.signal(signal.SIGTERM, _raise_interrupt)
         try:
             metrics = self._loop(stop_step, deadline, bar)
-        except KeyboardInterrupt:  # Ctrl-C / SIGINT: keep what was trained since the last epoch end
+        except KeyboardInterrupt:
             metrics = self._end_epoch(self._losses, self._gnorms, False)
+        finally:
+            if old is not None:
+                signal.signal(signal.SIGTERM, old)
         bar.close()
         return metrics
 
@@ -329,6 +339,10 @@ class Trainer:
             self._log(row)
             self.save(metrics, best=best)
         return metrics
+
+
+def _raise_interrupt(signum, frame):
+    raise KeyboardInterrupt
 
 
 def _room_range(room) -> float:
