@@ -903,9 +903,8 @@ class MainWindow(QMainWindow):
             text = ("Detected talkers: " + ", ".join(f"{p:.1f} m" for p in sorted(talkers))
                     + "   (click one on the radar to listen to it)")
         else:
-            spread = float(np.max(lv) - np.min(lv))
-            text = (f"No clear talker: the profile is flat within {spread:.1f} dB "
-                    f"(a talker shows as a peak {self.min_contrast_db:g} dB or more above the rest)")
+            text = (f"No clear talker: no peak of the profile stands {self.min_contrast_db:g} dB "
+                    "above its median")
         self.talkers_label.setText(text)
 
     # ----------------------------------------------------------------- shutdown
