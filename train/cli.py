@@ -132,7 +132,7 @@ def eval_main(argv=None) -> int:
     try:
         import torch
 
-        from models.checkpoint import CheckpointError, load_checkpoint
+        from models.checkpoint import load_checkpoint
         from train.evaluate import PAPER_D1, evaluate, format_report
         device = "cuda" if torch.cuda.is_available() else "cpu"
         net, meta = load_checkpoint(a.ckpt, device=device)
@@ -158,10 +158,7 @@ def eval_main(argv=None) -> int:
         if a.json:
             Path(a.json).parent.mkdir(parents=True, exist_ok=True)
             Path(a.json).write_text(json.dumps(report, indent=2))
-    except CheckpointError as e:
-        print(f"tse-eval: error: {e}", file=sys.stderr)
-        return 2
-    except (ValueError, FileNotFoundError, RuntimeError) as e:
+    except (ValueError, FileNotFoundError, RuntimeError) as e:  # CheckpointError is a ValueError
         print(f"tse-eval: error: {e}", file=sys.stderr)
         return 2
     return 0
