@@ -250,6 +250,7 @@ def _run_live(eng, seconds: float | None, quiet: bool = False, label: str = "") 
     ends, or Ctrl-C. Returns an exit status."""
     t0 = time.monotonic()
     last_scan, last_stat = 0, t0
+    last_text, last_print = None, t0
     status = 0
     try:
         while True:
@@ -261,8 +262,11 @@ def _run_live(eng, seconds: float | None, quiet: bool = False, label: str = "") 
             if seconds is not None and now - t0 >= seconds:
                 break
             if eng.scan_count != last_scan and eng.latest_scan is not None:
-                last_scan = eng.scan_count
-                print(f"[{now - t0:6.1f} s] {_fmt_peaks(eng.latest_scan)}", flush=True)
+                # print when the detected distances change, else at most every 2 s
+                last_scan, text = eng.scan_count, _fmt_peaks(eng.latest_scan)
+                if text != last_text or now - last_print >= 2.0:
+                    last_text, last_print = text, now
+                    print(f"[{now - t0:6.1f} s] {text}", flush=True)
             if not quiet and now - last_stat >= 5.0:
                 last_stat = now
                 print(f"[{now - t0:6.1f} s] RTF {eng.rtf:.2f}, xruns {eng.xruns}, "
