@@ -3,7 +3,6 @@ import json
 
 import numpy as np
 import pytest
-import soundfile as sf
 import torch
 
 from models.checkpoint import load_checkpoint, load_training_state
@@ -14,29 +13,18 @@ from train.corpus import SpeechCorpus
 from train.mixtures import MixtureSampler
 from train.rirbank import RIRBank, build_bank
 from train.rooms import distance_range, load_room_toml
-from train.trainer import TrainConfig, Trainer, batch_loss
+from train.trainer import TrainConfig, batch_loss
+
+from tests.test_train_mixtures import _speech
 
 TINY = {"d_model": 8, "hidden": 8, "time_hidden": 8, "n_dq": 1, "n_ts": 1}
-
-
-def _speech(root, n_speakers=10, per=2, sr=16000):
-    rng = np.random.default_rng(1)
-    for s in range(n_speakers):
-        (root / f"spk{s}").mkdir(parents=True)
-        for k in range(per):
-            n = int(sr * (0.8 + 0.4 * k))
-            t = np.arange(n) / sr
-            f0 = 90 + 35 * s + 10 * k
-            x = sum(np.sin(2 * np.pi * f0 * h * t) / h for h in range(1, 10))
-            x = x * (0.5 + 0.5 * np.sin(2 * np.pi * 3 * t)) + 0.01 * rng.standard_normal(n)
-            sf.write(root / f"spk{s}" / f"u{k}.flac", (0.2 * x).astype(np.float32), sr)
-    return root
 
 
 @pytest.fixture(scope="module")
 def room_setup(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("trainer")
-    speech = _speech(tmp / "speech")
+    _speech(tmp / "speech", n_speakers=10)  # enough speakers for three disjoint splits
+    speech = tmp / "speech"
     room_toml = tmp / "my_room.toml"
     room_toml.write_text("size = [5.0, 4.0, 2.7]\nmic = [2.5, 2.0, 1.0]\nrt60 = 0.3\nn_rirs = 16\nseed = 1\n"
                          "split = [0.5, 0.25, 0.25]\n")
