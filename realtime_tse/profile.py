@@ -158,7 +158,43 @@ def make_result(distances_m, levels_db, input_dbfs: float, duration_s: float,
                       elapsed_s=float(elapsed_s))
 
 
-class ScanWorker:
+class _ScanThread:
+    """Thread plumbing shared by the scan workers: start/stop of one daemon thread running
+    ``self._run`` and the rates derived from ``count`` and ``busy_s`` since start. Subclasses set
+    ``count``, ``busy_s``, ``_started``, ``_stop`` (threading.Event) and ``_thread`` in __init__."""
+
+    @property
+    def rate_hz(self) -> float:
+        """Updates (scans) per second since start."""
+        if not self._started or self.count == 0:
+            return 0.0
+        return self.count / max(time.monotonic() - self._started, 1e-9)
+
+    @property
+    def duty_measured(self) -> float:
+        """Fraction of wall time spent computing since start."""
+        if not self._started:
+            return 0.0
+        return self.busy_s / max(time.monotonic() - self._started, 1e-9)
+
+    def start(self) -> None:
+        if self._thread is not None and self._thread.is_alive():
+            return
+        self._stop.clear()
+        self._started = time.monotonic()
+        self._thread = threading.Thread(target=self._run, name="rtse-scan", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Ask the thread to end (after the query batch or step in progress) and wait for it, at
+        most ``timeout`` s."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+        self._thread = None
+
+
+class ScanWorker(_ScanThread):
     """Runs ``model.scan`` on the last ``seconds`` of input, beside the audio path.
 
     Every cycle the thread copies the newest ``seconds`` of input from ``get_audio()`` (a callable
@@ -201,36 +237,6 @@ class ScanWorker:
         self._started = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-
-    @property
-    def rate_hz(self) -> float:
-        """Scans per second since start."""
-        if not self._started or self.count == 0:
-            return 0.0
-        return self.count / max(time.monotonic() - self._started, 1e-9)
-
-    @property
-    def duty_measured(self) -> float:
-        """Fraction of wall time spent scanning since start."""
-        if not self._started:
-            return 0.0
-        return self.busy_s / max(time.monotonic() - self._started, 1e-9)
-
-    def start(self) -> None:
-        if self._thread is not None and self._thread.is_alive():
-            return
-        self._stop.clear()
-        self._started = time.monotonic()
-        self._thread = threading.Thread(target=self._run, name="rtse-scan", daemon=True)
-        self._thread.start()
-
-    def stop(self, timeout: float = 10.0) -> None:
-        """Ask the thread to end (a scan in progress stops after its current query batch) and
-        wait for it, at most ``timeout`` s."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-        self._thread = None
 
     def _run(self) -> None:
         if self.nice is not None:
@@ -412,7 +418,7 @@ class StreamingScan:
                            self.window_filled_s, elapsed_s)
 
 
-class StreamingScanWorker:
+class StreamingScanWorker(_ScanThread):
     """Runs a :class:`StreamingScan` beside the audio path, in its own low-priority thread.
 
     ``source`` is the audio the worker reads, without ever blocking the audio path: an object with
@@ -478,41 +484,12 @@ class StreamingScanWorker:
     def distances_m(self) -> np.ndarray:
         return self.scan.distances_m
 
-    @property
-    def rate_hz(self) -> float:
-        """Updates per second since start."""
-        if not self._started or self.count == 0:
-            return 0.0
-        return self.count / max(time.monotonic() - self._started, 1e-9)
-
-    @property
-    def duty_measured(self) -> float:
-        """Fraction of wall time spent computing since start."""
-        if not self._started:
-            return 0.0
-        return self.busy_s / max(time.monotonic() - self._started, 1e-9)
-
     def stats(self) -> dict:
         return {"updates": self.count, "rate_hz": self.rate_hz, "skips": self.skips,
                 "busy_s": self.busy_s, "audio_s": self.audio_s,
                 "core_share": self.duty_measured,
                 "rtf": self.busy_s / self.audio_s if self.audio_s else None,
                 "queries": self.scan.n_queries, "window_s": self.scan.window_s}
-
-    def start(self) -> None:
-        if self._thread is not None and self._thread.is_alive():
-            return
-        self._stop.clear()
-        self._started = time.monotonic()
-        self._thread = threading.Thread(target=self._run, name="rtse-scan", daemon=True)
-        self._thread.start()
-
-    def stop(self, timeout: float = 10.0) -> None:
-        """Ask the thread to end (after the step in progress) and wait, at most ``timeout`` s."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-        self._thread = None
 
     def _run(self) -> None:
         if self.nice is not None:
