@@ -16,9 +16,11 @@ import hashlib
 import json
 import os
 import sys
+import time
 import tomllib
 from pathlib import Path
 
+CPU_RECIPE = Path(__file__).resolve().parent / "configs" / "lite_d1_cpu.toml"
 DEFAULT_BANK_ROOT = Path(os.environ.get("REALTIME_TSE_CACHE", Path.home() / ".cache" / "realtime-tse")) / "rirs"
 
 
@@ -81,35 +83,68 @@ def train_main(argv=None) -> int:
     ap.add_argument("--threads", type=int, help="torch CPU threads")
     ap.add_argument("--quiet", action="store_true")
     a = ap.parse_args(argv)
+    t_start = time.time()   # a --minutes budget counts from here: RIR simulation is part of it
+    say = (lambda msg: None) if a.quiet else (lambda msg: print(msg, file=sys.stderr, flush=True))
     try:
-        import torch  # noqa: F401
+        import torch
 
+        from train.progress import summary_line
         from train.trainer import TrainConfig, Trainer
         from models.config import ModelConfig
+        recipe = a.train_config
+        if recipe is None and not torch.cuda.is_available():
+            recipe = CPU_RECIPE
         tdict = {}
-        if a.train_config:
-            with open(a.train_config, "rb") as f:
+        if recipe:
+            with open(recipe, "rb") as f:
                 tdict = tomllib.load(f).get("train", {})
         cfg = TrainConfig.from_dict(tdict)
         if a.model_preset:
             cfg.model_preset = a.model_preset
         if a.threads:
             cfg.threads = a.threads
+        if a.train_config is None and recipe:
+            say(f"no GPU here: training with the CPU recipe {_shown(recipe)} ({cfg.model_preset}, batch "
+                f"{cfg.batch} x {cfg.clip_s:g} s); --train-config chooses another")
         sr = ModelConfig.preset(cfg.model_preset, **cfg.model).sample_rate
         room = load_room(a.room)
         room, rb, samplers, info = prepare_data(room, a.speech, a.bank, a.n_rirs, a.workers, sr, cfg.clip_s,
                                                 cfg.seed, progress=not a.quiet)
+        t_data = time.time() - t_start
         trainer = Trainer(cfg, room, samplers["train"], samplers["val"], a.out, provenance={"data": info},
                           resume=a.resume)
-        if not a.quiet:
-            print(f"training {cfg.model_preset} on {room.name} ({len(rb)} RIRs, "
-                  f"{info['speakers']['train']} training speakers) -> {a.out}", file=sys.stderr)
-        m = trainer.run(minutes=a.minutes, steps=a.steps, progress=not a.quiet)
+        if a.resume and trainer.resumed_step is not None:
+            say(f"resuming from step {trainer.resumed_step:,} ({Path(a.out) / 'last.safetensors'})")
+        elif a.resume:
+            say(f"nothing to resume in {a.out} (no last.safetensors): starting at step 0")
+        say(f"training {cfg.model_preset} on {room.name} ({len(rb)} RIRs, "
+            f"{info['speakers']['train']} training speakers) -> {a.out}")
+        if a.minutes is not None:
+            left = 60 * a.minutes - (time.time() - t_start)
+            say(f"budget {a.minutes:g} min from the start: {_mmss(t_data)} went into data preparation "
+                f"(RIR bank, cached for later runs), {_mmss(max(left, 0))} left for training")
+        step0 = trainer.state["step"]
+        m = trainer.run(minutes=a.minutes, steps=a.steps, progress=not a.quiet, started_at=t_start)
     except (ValueError, FileNotFoundError, RuntimeError) as e:
         print(f"tse-train: error: {e}", file=sys.stderr)
         return 2
-    print(json.dumps({"step": trainer.state["step"], **m}, indent=2))
+    print(summary_line(m, trainer.state["step"], trainer.state["step"] - step0, a.out))
     return 0
+
+
+def _mmss(seconds: float) -> str:
+    """Seconds as ``M min SS s`` (e.g. ``3 min 44 s``)."""
+    m, s = divmod(int(round(seconds)), 60)
+    return f"{m} min {s:02d} s" if m else f"{s} s"
+
+
+def _shown(path) -> str:
+    """A path relative to the working directory when it lies below it, else absolute."""
+    p = Path(path).resolve()
+    try:
+        return str(p.relative_to(Path.cwd()))
+    except ValueError:
+        return str(p)
 
 
 def eval_main(argv=None) -> int:

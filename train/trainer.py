@@ -38,6 +38,8 @@ from models.checkpoint import load_checkpoint, load_training_state, read_metadat
 from models.config import ModelConfig
 from models.metrics import loss_active, loss_inactive, relative_level, sdr, si_sdr
 from models.net import build_model, count_parameters
+from train.data import batches
+from train.losses import batch_loss
 
 
 @dataclass
@@ -62,6 +64,9 @@ class TrainConfig:
     val_mixtures: int = 64
     seed: int = 0
     threads: int = 0                               # torch CPU threads (0 = torch's default)
+    presence_loss: str = "sdr"                     # train.losses.PRESENCE_LOSSES; "sdr" = eq. 8
+    loss_schedule: list = field(default_factory=list)  # [[step, presence loss], ...] overrides
+    workers: int = 1                               # DataLoader worker processes building mixtures
 
     @property
     def total_steps(self) -> int:
@@ -70,6 +75,15 @@ class TrainConfig:
     def presence_at(self, step: int) -> float:
         switch = self.presence_switch_step if self.presence_switch_step is not None else self.total_steps // 2
         return self.presence_first if step < switch else self.presence_second
+
+    def loss_at(self, step: int) -> str:
+        """Presence loss in force at ``step``: ``presence_loss`` until the first ``loss_schedule``
+        entry whose step is reached (e.g. ``[[0, "si_sdr"], [20000, "sdr"]]``)."""
+        name = self.presence_loss
+        for s, n in self.loss_schedule:
+            if step >= s:
+                name = str(n)
+        return name
 
     def gap_at(self, step: int) -> float:
         gap = 0.0
@@ -85,18 +99,6 @@ class TrainConfig:
         if unknown:
             raise ValueError(f"unknown [train] keys {sorted(unknown)}; allowed: {sorted(names)}")
         return cls(**d)
-
-
-def batch_loss(est: torch.Tensor, batch: dict) -> torch.Tensor:
-    """Mean loss of a batch mixing presence and absence queries.
-
-    est, batch["target"], batch["mix"]: [B, N]; batch["kind"]: list of "single"/"both"/"absence".
-    Presence examples use eq. 8 (negated), absence examples eq. 9.
-    """
-    absent = torch.tensor([k == "absence" for k in batch["kind"]], device=est.device)
-    la = loss_active(est, batch["target"])
-    li = loss_inactive(est, batch["mix"])
-    return torch.where(absent, li, la).mean()
 
 
 def validate(net, val_batches: list[dict], device) -> dict:
@@ -127,27 +129,51 @@ def validate(net, val_batches: list[dict], device) -> dict:
 
 
 def _optim_tensors(opt: torch.optim.Optimizer, net) -> dict:
+    """The optimiser's own ``state_dict()["state"]`` as safetensors tensors named by parameter:
+    ``optim/<parameter name>/<key>`` (Adam: exp_avg, exp_avg_sq, step; a 0-d ``step`` is stored with
+    shape [1]). Its ``param_groups`` go into the provenance (:func:`_optim_groups`)."""
+    sd = opt.state_dict()
+    names = _optim_param_names(opt, net)
     out = {}
-    names = {id(p): n for n, p in net.named_parameters()}
-    for group in opt.param_groups:
-        for p in group["params"]:
-            st = opt.state.get(p)
-            if not st:
-                continue
-            n = names[id(p)]
-            out[f"optim/{n}/exp_avg"] = st["exp_avg"]
-            out[f"optim/{n}/exp_avg_sq"] = st["exp_avg_sq"]
-            out[f"optim/{n}/step"] = torch.as_tensor(st["step"], dtype=torch.float32).reshape(1)
+    for idx, st in sd["state"].items():
+        for key, v in st.items():
+            t = torch.as_tensor(v, dtype=torch.float32) if not torch.is_tensor(v) else v
+            out[f"optim/{names[idx]}/{key}"] = t.reshape(1) if t.dim() == 0 else t
     return out
 
 
-def _load_optim(opt: torch.optim.Optimizer, net, tensors: dict) -> None:
-    for n, p in net.named_parameters():
-        key = f"optim/{n}/exp_avg"
-        if key in tensors:
-            opt.state[p] = {"exp_avg": tensors[key].to(p.device).clone(),
-                            "exp_avg_sq": tensors[f"optim/{n}/exp_avg_sq"].to(p.device).clone(),
-                            "step": tensors[f"optim/{n}/step"].reshape(()).clone()}
+def _optim_groups(opt: torch.optim.Optimizer, net) -> list[dict]:
+    """``state_dict()["param_groups"]`` with parameter names instead of indices (JSON-able)."""
+    names = _optim_param_names(opt, net)
+    return [{**{k: v for k, v in g.items() if k != "params"}, "params": [names[i] for i in g["params"]]}
+            for g in opt.state_dict()["param_groups"]]
+
+
+def _optim_param_names(opt: torch.optim.Optimizer, net) -> dict[int, str]:
+    """state_dict index -> parameter name (indices run over the groups' parameters in order)."""
+    by_id = {id(p): n for n, p in net.named_parameters()}
+    return dict(enumerate(by_id[id(p)] for g in opt.param_groups for p in g["params"]))
+
+
+def _load_optim(opt: torch.optim.Optimizer, net, tensors: dict, groups: list[dict] | None = None) -> None:
+    """Restore the optimiser with ``opt.load_state_dict`` from :func:`_optim_tensors` tensors (also the
+    files written before param_groups were stored: ``optim/<param>/exp_avg|exp_avg_sq|step``) and,
+    when given, the saved param_groups' settings (learning rate, betas, ...).
+
+    Raises:
+        ValueError: a tensor names a parameter the model does not have.
+    """
+    sd = opt.state_dict()
+    index = {n: i for i, n in _optim_param_names(opt, net).items()}
+    state: dict = {}
+    for k, v in tensors.items():
+        name, key = k[len("optim/"):].rsplit("/", 1)
+        if name not in index:
+            raise ValueError(f"optimiser state for an unknown parameter {name!r}")
+        state.setdefault(index[name], {})[key] = v.reshape(()) if key == "step" else v
+    for g, saved in zip(sd["param_groups"], groups or []):
+        g.update({k: v for k, v in saved.items() if k != "params"})
+    opt.load_state_dict({"state": state, "param_groups": sd["param_groups"]})
 
 
 class Trainer:
@@ -187,31 +213,77 @@ class Trainer:
         torch.manual_seed(cfg.seed)
         self.net = build_model(mcfg).to(self.device)
         self.opt = torch.optim.Adam(self.net.parameters(), lr=cfg.lr)
-        self.state = {"step": 0, "epoch": 0, "best_val": math.inf, "bad_epochs": 0, "lr": cfg.lr,
+        self.state = {"step": 0, "epoch": 0, "best_val": math.inf, "lr": cfg.lr,
                       "train_seconds": 0.0}
         self.provenance = dict(provenance or {})
+        self.resumed_step: int | None = None   # the step a resumed run continues from
         last = self.out / "last.safetensors"
         if resume and last.exists():
             net, meta = load_checkpoint(last, device=self.device)
             if meta["config"] != mcfg:
                 raise ValueError(f"{last}: its model config differs from this run's; start a new run folder")
             self.net.load_state_dict(net.state_dict())
-            _load_optim(self.opt, self.net, load_training_state(last))
+            _load_optim(self.opt, self.net, load_training_state(last), meta["provenance"].get("optimizer"))
             self.state.update(meta["provenance"].get("trainer", {}))
             old = meta["provenance"].get("train_config", {})
             if (old.get("clip_s"), old.get("val_mixtures")) != (cfg.clip_s, cfg.val_mixtures):
                 self.state["best_val"] = math.inf  # a different validation set: losses not comparable
+                self.state.pop("plateau", None)
             for g in self.opt.param_groups:
                 g["lr"] = self.state["lr"]
+            self.resumed_step = int(self.state["step"])
+        self._make_schedules()
         self.model = self.net
         if self.world > 1:
             self.model = torch.nn.parallel.DistributedDataParallel(
                 self.net, device_ids=[self.device.index] if self.device.type == "cuda" else None)
-        self.train_sampler.seed = cfg.seed + 1000 * self.rank + self.state["step"]
+        # one deterministic sequence of training mixtures per rank (sample_at(i), i = step * batch + b)
+        self.train_sampler.seed = cfg.seed + 1000 * self.rank
         self.train_sampler.rng = np.random.default_rng([self.train_sampler.seed])
         self._val = None
 
     # ------------------------------------------------------------------------------------------
+    def _make_schedules(self) -> None:
+        """The learning-rate schedule, as torch schedulers on ``self.opt``:
+
+        * ``self.plateau``: ReduceLROnPlateau on the validation loss, x ``lr_factor`` once
+          ``lr_patience`` full epochs in a row brought no lower loss (the paper: x0.8 after 14), stepped
+          by rank 0 at each full epoch's end; its state is kept in ``state["plateau"]`` (so in the
+          checkpoint's provenance). Runs saved before that kept ``best_val`` / ``bad_epochs``: both
+          seed it.
+        * ``self.warmup``: LinearLR from lr / warmup_steps to lr over the first ``warmup_steps``
+          steps (step s trains at lr * (s + 1) / warmup_steps), None once warm-up is over.
+        """
+        cfg, st = self.cfg, self.state
+        self.plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(
+            self.opt, mode="min", factor=cfg.lr_factor, patience=max(cfg.lr_patience - 1, 0), threshold=0.0)
+        if "plateau" in st:
+            self.plateau.load_state_dict(st["plateau"])
+        elif "bad_epochs" in st:
+            self.plateau.best = float(st.get("best_val", math.inf))
+            self.plateau.num_bad_epochs = int(st["bad_epochs"])
+        self.warmup = None
+        if cfg.warmup_steps and st["step"] < cfg.warmup_steps:
+            w = cfg.warmup_steps
+            self.warmup = torch.optim.lr_scheduler.LinearLR(self.opt, start_factor=1.0 / w, end_factor=1.0,
+                                                            total_iters=max(w - 1, 1))
+            for _ in range(st["step"]):
+                self.warmup.step()
+
+    def _from_rank0(self, values: list[float]) -> list[float]:
+        """Rank 0's ``values`` on every rank (a broadcast; the values themselves with one process)."""
+        if self.world == 1:
+            return list(values)
+        t = torch.tensor(values, dtype=torch.float64, device=self.device)
+        torch.distributed.broadcast(t, src=0)
+        return t.tolist()
+
+    def _stop_now(self, stop_step: int, deadline: float | None) -> bool:
+        """Whether training stops now (step budget reached or wall-clock ``deadline`` passed), decided
+        by rank 0 and shared with every rank so that all stop after the same step."""
+        stop = self.state["step"] >= stop_step or (deadline is not None and time.time() >= deadline)
+        return bool(self._from_rank0([float(stop)])[0])
+
     def _val_batches(self) -> list[dict]:
         if self._val is None:
             n, b = self.cfg.val_mixtures, self.cfg.batch
@@ -228,7 +300,8 @@ class Trainer:
         prov = self._prov()
         if metrics:
             prov["val_metrics"] = metrics
-        save_checkpoint(self.out / "last.safetensors", self.net, prov, _optim_tensors(self.opt, self.net))
+        save_checkpoint(self.out / "last.safetensors", self.net,
+                        {**prov, "optimizer": _optim_groups(self.opt, self.net)}, _optim_tensors(self.opt, self.net))
         if best:
             save_checkpoint(self.out / "best.safetensors", self.net, prov)
 
@@ -246,37 +319,45 @@ class Trainer:
     def train_step(self, batch: dict) -> tuple[float, float]:
         """One optimiser step; returns (loss, gradient norm before clipping)."""
         cfg, st = self.cfg, self.state
-        if cfg.warmup_steps and st["step"] < cfg.warmup_steps:
-            for g in self.opt.param_groups:
-                g["lr"] = st["lr"] * (st["step"] + 1) / cfg.warmup_steps
         mix, tgt = batch["mix"].to(self.device), batch["target"].to(self.device)
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.device.type == "cuda"):
             est = self.model(mix, batch["d_q"].to(self.device))
-        loss = batch_loss(est.float(), dict(batch, mix=mix, target=tgt))
+        loss = batch_loss(est.float(), dict(batch, mix=mix, target=tgt), cfg.loss_at(st["step"]))
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         gn = float(torch.nn.utils.clip_grad_norm_(self.net.parameters(), cfg.clip_norm))
         self.opt.step()
-        if cfg.warmup_steps and st["step"] < cfg.warmup_steps:
-            for g in self.opt.param_groups:
-                g["lr"] = st["lr"]
         st["step"] += 1
+        if self.warmup is not None:
+            if st["step"] < cfg.warmup_steps:
+                self.warmup.step()
+            else:  # warm-up over: train at the schedule's rate from here on
+                self.warmup = None
+                for g in self.opt.param_groups:
+                    g["lr"] = st["lr"]
         return float(loss.detach()), gn
 
-    def run(self, minutes: float | None = None, steps: int | None = None, progress: bool = True) -> dict:
+    def run(self, minutes: float | None = None, steps: int | None = None, progress: bool = True,
+            started_at: float | None = None) -> dict:
         """Train until the time budget (wall-clock minutes), the step budget or the configured epochs
-        end, validating and saving at each epoch end (and at the end). Returns the last metrics."""
-        from tqdm import tqdm
+        end, validating and saving at each epoch end (and at the end). Returns the last metrics
+        (empty when the budget was spent before the first step).
+
+        ``started_at`` (``time.time()`` seconds, default now) is when the budget began: a command
+        passes its own start so that data preparation (RIR simulation) counts against ``minutes``.
+        The progress bar (rank 0) shows the budget given: seconds for ``minutes``, else steps.
+        """
+        from train.progress import BudgetProgress
 
         cfg, st = self.cfg, self.state
         self.out.mkdir(parents=True, exist_ok=True)
         if self.rank == 0:
             (self.out / "config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=2))
-        t0 = time.time()
+        t0 = time.time() if started_at is None else float(started_at)
         start_step = st["step"]
         stop_step = cfg.total_steps if steps is None else min(cfg.total_steps, start_step + steps)
         deadline = None if minutes is None else t0 + 60 * minutes
-        bar = tqdm(total=stop_step - start_step, disable=not progress or self.rank != 0, unit="step")
+        bar = BudgetProgress(start_step, stop_step, deadline, started_at=t0, enabled=progress and self.rank == 0)
         # Ctrl-C, SIGINT or SIGTERM (a cluster's time limit, `kill`): keep what was trained since the
         # last epoch end. Background jobs of a non-interactive shell ignore SIGINT; SIGTERM works.
         old = None
@@ -297,19 +378,21 @@ class Trainer:
         self._losses, self._gnorms = losses, gnorms = [], []
         metrics = {}
         self.model.train()
-        while st["step"] < stop_step and (deadline is None or time.time() < deadline):
-            self.train_sampler.p_presence = cfg.presence_at(st["step"])
-            self.train_sampler.min_gap_m = cfg.gap_at(st["step"])
+        stop = self._stop_now(stop_step, deadline)
+        # example i of the run = train_sampler.sample_at(i), built in worker processes (train.data)
+        data = batches(self.train_sampler, cfg.batch, st["step"], cfg.presence_at, cfg.gap_at,
+                       cfg.workers) if not stop else None
+        while not stop:
+            batch = next(data)
             t_step = time.time()
-            loss, gn = self.train_step(self.train_sampler.sample_batch(cfg.batch))
+            loss, gn = self.train_step(batch)
             st["train_seconds"] += time.time() - t_step
             losses.append(loss)
             gnorms.append(gn)
-            bar.update(1)
-            bar.set_postfix(loss=f"{np.mean(losses[-20:]):.2f}")
+            bar.update(st["step"], float(np.mean(losses[-20:])))
             end_of_epoch = st["step"] % cfg.steps_per_epoch == 0
-            out_of_budget = st["step"] >= stop_step or (deadline is not None and time.time() >= deadline)
-            if end_of_epoch or out_of_budget:
+            stop = self._stop_now(stop_step, deadline)   # one decision for all ranks
+            if end_of_epoch or stop:
                 metrics = self._end_epoch(losses, gnorms, end_of_epoch)
                 losses.clear()
                 gnorms.clear()
@@ -323,14 +406,12 @@ class Trainer:
             if full_epoch:
                 st["epoch"] += 1
             if metrics["val_loss"] < st["best_val"]:
-                st["best_val"], st["bad_epochs"], best = metrics["val_loss"], 0, True
-            elif full_epoch:
-                st["bad_epochs"] += 1
-                if st["bad_epochs"] >= cfg.lr_patience:
-                    st["lr"] *= cfg.lr_factor
-                    st["bad_epochs"] = 0
-                    for g in self.opt.param_groups:
-                        g["lr"] = st["lr"]
+                st["best_val"], best = metrics["val_loss"], True
+            if full_epoch:  # the learning-rate schedule counts full epochs only
+                before = self.opt.param_groups[0]["lr"]
+                self.plateau.step(metrics["val_loss"])
+                st["lr"] *= self.opt.param_groups[0]["lr"] / before   # (during warm-up: its target)
+                st["plateau"] = self.plateau.state_dict()
             row = {"step": st["step"], "epoch": st["epoch"], "train_seconds": round(st["train_seconds"], 1),
                    "train_loss": round(float(np.mean(losses)), 4) if losses else "",
                    "grad_norm": round(float(np.mean(gnorms)), 3) if gnorms else "",
@@ -338,6 +419,10 @@ class Trainer:
                    **{k: round(v, 3) for k, v in metrics.items()}}
             self._log(row)
             self.save(metrics, best=best)
+        # every rank trains on at rank 0's learning rate (only rank 0 validates and steps the schedule)
+        lr, st["lr"] = self._from_rank0([self.opt.param_groups[0]["lr"], st["lr"]])
+        for g in self.opt.param_groups:
+            g["lr"] = lr
         return metrics
 
 
