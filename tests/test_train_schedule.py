@@ -1,0 +1,69 @@
+"""The learning-rate schedule and the optimiser state in checkpoints, including the committed
+resumable state written before the optimiser's param_groups were stored."""
+import math
+import shutil
+import tomllib
+import types
+from pathlib import Path
+
+import torch
+
+from models.checkpoint import load_training_state, read_metadata
+from train.rooms import room_preset
+from train.trainer import TrainConfig, Trainer, _optim_tensors
+
+REPO = Path(__file__).resolve().parents[1]
+STATE = REPO / "assets" / "models" / "train_state" / "tse-lite-causal-d1-last.safetensors"
+CPU_RECIPE = REPO / "train" / "configs" / "lite_d1_cpu.toml"
+
+
+def _trainer(cfg, out, resume=False):
+    dummy = types.SimpleNamespace(seed=0, rng=None)  # no batches are drawn here
+    return Trainer(cfg, room_preset("d1"), dummy, dummy, out, resume=resume, device="cpu")
+
+
+def test_committed_training_state_resumes_and_round_trips(tmp_path):
+    torch.set_num_threads(1)
+    shutil.copy(STATE, tmp_path / "last.safetensors")
+    _, prov = read_metadata(STATE)
+    cfg = TrainConfig.from_dict(tomllib.loads(CPU_RECIPE.read_text())["train"])
+    tr = _trainer(cfg, tmp_path, resume=True)
+    st = prov["trainer"]
+    assert tr.resumed_step == st["step"] > 0
+    assert math.isclose(tr.opt.param_groups[0]["lr"], st["lr"])
+    if "plateau" not in st:  # the older layout: best_val / bad_epochs seed the plateau schedule
+        assert tr.plateau.num_bad_epochs == st["bad_epochs"] and tr.plateau.best == st["best_val"]
+    saved = load_training_state(STATE)
+    now = _optim_tensors(tr.opt, tr.net)
+    assert set(saved) == set(now) and len(now) > 0
+    assert all(torch.equal(saved[k], now[k]) for k in saved)
+    # written again in the current layout and resumed: the same moments and settings
+    tr.save()
+    tr2 = _trainer(cfg, tmp_path, resume=True)
+    again = _optim_tensors(tr2.opt, tr2.net)
+    assert all(torch.equal(again[k], now[k]) for k in now)
+    assert tr2.opt.param_groups[0]["betas"] == tr.opt.param_groups[0]["betas"]
+    assert tr2.plateau.num_bad_epochs == tr.plateau.num_bad_epochs
+
+
+def test_plateau_lowers_the_rate_after_patience_epochs_and_warmup_ramps(tmp_path):
+    cfg = TrainConfig(lr=1e-3, lr_patience=3, lr_factor=0.8, warmup_steps=4, model={"d_model": 8, "hidden": 8,
+                      "time_hidden": 8, "n_dq": 1, "n_ts": 1})
+    tr = _trainer(cfg, tmp_path)
+    rates = []
+    for _ in range(5):  # warm-up as train_step drives it: step s trains at lr * (s + 1) / 4
+        rates.append(tr.opt.param_groups[0]["lr"])
+        tr.state["step"] += 1
+        if tr.warmup is not None:
+            if tr.state["step"] < cfg.warmup_steps:
+                tr.warmup.step()
+            else:
+                tr.warmup = None
+                for g in tr.opt.param_groups:
+                    g["lr"] = tr.state["lr"]
+    assert [round(r, 8) for r in rates] == [2.5e-4, 5e-4, 7.5e-4, 1e-3, 1e-3]
+    lrs = []
+    for loss in [1.0, 2.0, 2.0, 2.0, 2.0, 0.5]:   # one best, then 3 epochs without a lower loss
+        tr.plateau.step(loss)
+        lrs.append(tr.opt.param_groups[0]["lr"])
+    assert [round(x, 8) for x in lrs] == [1e-3, 1e-3, 1e-3, 8e-4, 8e-4, 8e-4]
