@@ -30,6 +30,9 @@ Choices the paper leaves open (written down here, SPEC.md decides the rest)
   ``film=False``.
 * ``time_hidden``: a causal time LSTM is one-directional, so the live presets may give it more
   units than ``hidden``.
+* ``band_widths``: bins merged into bands before the DQ/TS blocks and split back before the
+  decoder (:mod:`models.bands`), so the LSTMs run on K bands instead of F bins; ``()`` keeps the
+  paper's per-bin blocks. ``lite-causal-bs`` uses :func:`models.bands.default_band_widths`.
 * ``input_compress``: the magnitude of the mixture STFT fed to the encoder is raised to this power
   (phase kept); 1.0 = the paper's raw real/imag input. Compression to 0.5 is the usual way to keep
   quiet bins visible; the mask is always applied to the uncompressed STFT.
@@ -78,6 +81,7 @@ class ModelConfig:
     d_max: float = 5.0
     baseline_layers: int = 4        # lstm_deg only
     baseline_hidden: int = 256      # lstm_deg only (per direction)
+    band_widths: tuple = ()         # bins per band (sum F); () = one position per bin (the paper)
     extra: dict = field(default_factory=dict)
 
     # -- derived -----------------------------------------------------------------------------
@@ -85,6 +89,12 @@ class ModelConfig:
     def n_freq(self) -> int:
         """Number of STFT bins F = n_fft / 2 + 1."""
         return self.n_fft // 2 + 1
+
+    @property
+    def n_pos(self) -> int:
+        """Positions along frequency inside the DQ/TS blocks: the bands when ``band_widths`` is
+        set, else the F bins."""
+        return len(self.band_widths) if self.band_widths else self.n_freq
 
     @property
     def frame_s(self) -> float:
@@ -117,6 +127,9 @@ class ModelConfig:
             raise ValueError("sample_rate, d_model and hidden must be positive")
         if self.input_compress <= 0 or self.input_compress > 1:
             raise ValueError("input_compress must be in (0, 1]")
+        if self.band_widths:
+            from .bands import check_band_widths
+            check_band_widths(self.band_widths, self.n_freq)
         return self
 
     @staticmethod
@@ -139,6 +152,7 @@ class ModelConfig:
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
         d["deg_units"] = list(self.deg_units)
+        d["band_widths"] = list(self.band_widths)
         return d
 
     def to_json(self) -> str:
@@ -157,6 +171,8 @@ class ModelConfig:
             raise ValueError(f"unknown config keys {sorted(unknown)}")
         if "deg_units" in d:
             d["deg_units"] = tuple(d["deg_units"])
+        if "band_widths" in d:
+            d["band_widths"] = tuple(int(w) for w in d["band_widths"])
         return cls(**d).validate()
 
     @classmethod
@@ -179,3 +195,6 @@ _PRESETS: dict[str, dict] = {
                         d_model=32, hidden=32, time_hidden=64, n_dq=2, n_ts=2),
     "baseline": dict(arch="lstm_deg", n_dq=0, n_ts=0),
 }
+# lite-causal with the band-split front end (33 bands instead of 129 bins at 8 kHz)
+_PRESETS["lite-causal-bs"] = dict(_PRESETS["lite-causal"], band_widths=(
+    2,) * 16 + (4,) * 8 + (8,) * 8 + (1,))

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from .config import ModelConfig
+from .bands import BandMerge, BandSplit
 from .layers import DEG, FrameLayerNorm, FusionModule, GlobalLayerNorm, TFConv
 from .stft import istft, stft
 
@@ -37,7 +38,7 @@ class DQTSBlock(nn.Module):
             if cfg.film:
                 self.deg_film = DEG(d, cfg.deg_units, cfg.distance_scale)
                 self.film = nn.Linear(d, 2 * d)
-                self.film_freq = nn.Linear(d, 2 * cfg.n_freq)
+                self.film_freq = nn.Linear(d, 2 * cfg.n_pos)
 
     def _film(self, h: torch.Tensor, d_q: torch.Tensor) -> torch.Tensor:
         if self.film is None:
@@ -90,6 +91,8 @@ class DQTSNet(nn.Module):
         self.enc_norm = FrameLayerNorm(d) if cfg.norm == "frame" else GlobalLayerNorm(d)
         self.blocks = nn.ModuleList([DQTSBlock(cfg, True) for _ in range(cfg.n_dq)]
                                     + [DQTSBlock(cfg, False) for _ in range(cfg.n_ts)])
+        self.band_merge = BandMerge(d, cfg.band_widths) if cfg.band_widths else None
+        self.band_split = BandSplit(d, cfg.band_widths) if cfg.band_widths else None
         self.dec_conv = TFConv(d, 1, cfg.causal)
 
     # -- shared pieces ----------------------------------------------------------------------------
@@ -111,6 +114,15 @@ class DQTSNet(nn.Module):
             spec = spec * (mag.clamp_min(1e-8) ** (p - 1.0))
         return torch.stack([spec.real, spec.imag], dim=1)
 
+    def _encode(self, e: torch.Tensor) -> torch.Tensor:
+        """Encoder conv output [B, D, T, F] -> norm (and band merge) -> [B, D, T, n_pos]."""
+        h = self.enc_norm(e)
+        return self.band_merge(h) if self.band_merge is not None else h
+
+    def _unband(self, h: torch.Tensor) -> torch.Tensor:
+        """Block output [B, D, T, n_pos] -> [B, D, T, F] for the decoder."""
+        return self.band_split(h) if self.band_split is not None else h
+
     def _mask(self, h: torch.Tensor) -> torch.Tensor:
         """Decoder output [B, 1, T, F] -> magnitude mask [B, T, F]."""
         return torch.sigmoid(h[:, 0])
@@ -126,10 +138,10 @@ class DQTSNet(nn.Module):
         self._check(mix, d_q)
         cfg = self.cfg
         spec = stft(mix, cfg.n_fft, cfg.hop)
-        h = self.enc_norm(self.enc_conv(self._features(spec)))
+        h = self._encode(self.enc_conv(self._features(spec)))
         for blk in self.blocks:
             h, _ = blk(h, d_q)
-        mask = self._mask(self.dec_conv(h))
+        mask = self._mask(self.dec_conv(self._unband(h)))
         return istft(spec * mask, cfg.n_fft, cfg.hop, mix.shape[-1])
 
     # -- streaming --------------------------------------------------------------------------------
@@ -153,7 +165,7 @@ class DQTSNet(nn.Module):
             "ola": z(b, cfg.n_fft - cfg.hop),
             "enc_cache": z(b, 2, 2, f),
             "dec_cache": z(b, cfg.d_model, 2, f),
-            "lstm": [blk.prime(d_q, f) for blk in self.blocks],
+            "lstm": [blk.prime(d_q, cfg.n_pos) for blk in self.blocks],
             "hist": torch.zeros(b, 0, f, dtype=torch.complex64, device=self._device()),
         }
 
@@ -182,12 +194,12 @@ class DQTSNet(nn.Module):
         win = torch.hann_window(n_fft, periodic=True, device=block.device).sqrt()
         spec = torch.fft.rfft(frames * win, dim=-1)  # [B, k, F]
         e, enc_cache = self.enc_conv.step(self._features(spec), state["enc_cache"])
-        h = self.enc_norm(e)
+        h = self._encode(e)
         lstm = []
         for blk, st in zip(self.blocks, state["lstm"]):
             h, st = blk(h, d_q, st)
             lstm.append(st)
-        dec, dec_cache = self.dec_conv.step(h, state["dec_cache"])
+        dec, dec_cache = self.dec_conv.step(self._unband(h), state["dec_cache"])
         y = torch.fft.irfft(spec * self._mask(dec), n=n_fft, dim=-1) * win  # [B, k, n_fft]
         total = (k - 1) * hop + n_fft
         ola = nn.functional.fold(y.transpose(1, 2), output_size=(1, total), kernel_size=(1, n_fft),
@@ -213,11 +225,11 @@ class DQTSNet(nn.Module):
         under the new query. Caches for convolutions, STFT and overlap-add are kept."""
         cfg = self.cfg
         state = dict(state)
-        lstm = [blk.prime(d_q, cfg.n_freq) for blk in self.blocks]
+        lstm = [blk.prime(d_q, cfg.n_pos) for blk in self.blocks]
         hist = state["hist"]
         if hist.shape[1] > 0:
             e = self.enc_conv(self._features(hist))
-            h = self.enc_norm(e)
+            h = self._encode(e)
             new = []
             for blk, st in zip(self.blocks, lstm):
                 h, st = blk(h, d_q, st)

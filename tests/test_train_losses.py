@@ -1,0 +1,64 @@
+"""Training losses (train/losses.py), checkpoint selection (trainer.selection_key), the scheduled
+data loader (train/data.py)."""
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from train.losses import batch_loss, presence_loss, spectral_loss
+from train.trainer import TrainConfig, selection_key
+
+
+def _speechlike(n=8000, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    t = torch.arange(n) / 8000
+    env = (torch.sin(2 * math.pi * 3 * t) > 0).float()
+    return (torch.randn(1, n, generator=g) * 0.05 * env + 0.05 * torch.sin(2 * math.pi * 220 * t) * env)
+
+
+def test_si_sdr_loss_ignores_gain_but_sdr_loss_rewards_it():
+    x = _speechlike()
+    other = _speechlike(seed=1)
+    mix = x + other
+    # half the mixture: the paper's SDR loss improves, the SI-SDR loss does not move
+    assert presence_loss("sdr", 0.5 * mix, x) < presence_loss("sdr", mix, x) - 1.0
+    assert abs(float(presence_loss("si_sdr", 0.5 * mix, x) - presence_loss("si_sdr", mix, x))) < 1e-3
+    # the target itself is the best answer for each
+    for name in ("sdr", "si_sdr", "spectral"):
+        assert presence_loss(name, x, x) < presence_loss(name, mix, x)
+
+
+def test_spectral_loss_is_zero_at_target_and_level_independent():
+    x, y = _speechlike(), _speechlike(seed=2)
+    assert float(spectral_loss(x, x)) < 1e-8
+    a, b = float(spectral_loss(y, x)), float(spectral_loss(10 * y, 10 * x))
+    assert a > 0.01 and abs(a - b) / a < 0.05
+
+
+def test_batch_loss_finite_with_silent_targets_and_grad():
+    mix = torch.cat([_speechlike(seed=s) for s in range(3)])
+    tgt = mix.clone()
+    tgt[1] = 0.0
+    est = (0.7 * mix).requires_grad_(True)
+    for name in ("sdr", "si_sdr", "spectral"):
+        loss = batch_loss(est, {"mix": mix, "target": tgt, "kind": ["single", "absence", "both"]}, name)
+        loss.backward()
+        assert torch.isfinite(loss) and torch.isfinite(est.grad).all()
+        est.grad = None
+    with pytest.raises(ValueError):
+        presence_loss("l1", mix, tgt)
+
+
+def test_loss_schedule():
+    cfg = TrainConfig(presence_loss="si_sdr", loss_schedule=[[100, "sdr"]])
+    assert cfg.loss_at(0) == "si_sdr" and cfg.loss_at(99) == "si_sdr" and cfg.loss_at(100) == "sdr"
+
+
+def test_best_checkpoint_is_chosen_by_si_sdri_not_loss():
+    gain_only = {"val_loss": -3.0, "si_sdri_single": 0.0, "absence_level_db": -15.0}
+    selective = {"val_loss": -1.0, "si_sdri_single": 2.0, "absence_level_db": -12.0}
+    loud_absence = {"val_loss": -5.0, "si_sdri_single": 4.0, "absence_level_db": -2.0}
+    assert selection_key(selective) > selection_key(gain_only)
+    assert selection_key(selective) > selection_key(loud_absence)   # absence floor first
+    assert selection_key(loud_absence) > selection_key({"si_sdri_single": 3.0, "absence_level_db": -1.0})

@@ -1,0 +1,65 @@
+"""Training batches built in DataLoader worker processes, deterministic per example index.
+
+Example ``i`` of a run is ``sampler.sample_at(i)`` drawn under the schedule of its step
+``i // batch`` (presence probability and minimum talker gap of :class:`train.trainer.TrainConfig`),
+so a resumed run continues the same sequence of mixtures, and the mixing (convolution, cropping,
+levels) runs beside the training thread instead of on it.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+
+class ScheduledMixtures(torch.utils.data.Dataset):
+    """Map-style dataset: index ``i`` -> one mixture as tensors (``mix``/``target`` [N] float32,
+    ``d_q`` scalar metres, ``kind`` str).
+
+    Args:
+        sampler: :class:`train.mixtures.MixtureSampler` (its ``seed`` fixes the sequence).
+        batch: examples per step (to map an index to its step).
+        presence_at, gap_at: functions step -> P(presence) and step -> minimum talker gap (m).
+    """
+
+    def __init__(self, sampler, batch: int, presence_at, gap_at):
+        self.sampler, self.batch = sampler, int(batch)
+        self.presence_at, self.gap_at = presence_at, gap_at
+
+    def __len__(self) -> int:
+        return 2 ** 62
+
+    def __getitem__(self, i: int) -> dict:
+        step = int(i) // self.batch
+        self.sampler.p_presence = float(self.presence_at(step))
+        self.sampler.min_gap_m = float(self.gap_at(step))
+        m = self.sampler.sample_at(int(i))
+        return {"mix": torch.from_numpy(np.ascontiguousarray(m.mix, dtype=np.float32)),
+                "target": torch.from_numpy(np.ascontiguousarray(m.target, dtype=np.float32)),
+                "d_q": torch.tensor(m.d_q, dtype=torch.float32), "kind": m.kind}
+
+
+class _Range(torch.utils.data.Sampler):
+    def __init__(self, start: int):
+        self.start = int(start)
+
+    def __iter__(self):
+        i = self.start
+        while True:
+            yield i
+            i += 1
+
+    def __len__(self) -> int:  # endless; DataLoader only needs it for len()
+        return 2 ** 62
+
+
+def batches(sampler, batch: int, start_step: int, presence_at, gap_at, workers: int = 1):
+    """Endless iterator of training batches from step ``start_step`` on: dicts with ``mix``,
+    ``target`` [B, N], ``d_q`` [B] and ``kind`` (list of B str).
+
+    ``workers`` > 0 builds them in that many worker processes (2 batches prefetched each);
+    0 builds them on the calling thread.
+    """
+    ds = ScheduledMixtures(sampler, batch, presence_at, gap_at)
+    kw = dict(prefetch_factor=2, persistent_workers=False) if workers > 0 else {}
+    return iter(torch.utils.data.DataLoader(ds, batch_size=batch, sampler=_Range(start_step * batch),
+                                            num_workers=int(workers), **kw))

@@ -1,0 +1,77 @@
+"""Training losses: the paper's (eq. 8 and 9) and the options measured against them.
+
+A batch mixes presence queries (kinds "single" and "both": the target is the talkers in range) and
+absence queries (kind "absence": the target is silence). Absence examples always use eq. 9; the
+presence loss is chosen by name:
+
+``"sdr"``
+    The paper's: negative eq. 8, SDR with a soft threshold (tau = 1e-3). It rewards any output
+    closer to the target than the mixture is, so turning the mixture down by about 3 dB already
+    scores about 2.9 dB SDRi on single-talker queries (SPEC.md, Evaluation).
+``"si_sdr"``
+    Negative scale-invariant SDR: a gain on the mixture earns nothing, only selection does.
+``"spectral"``
+    Compressed spectral loss (magnitudes raised to 0.3, plus 0.3 x the compressed complex
+    difference; as in DeepFilterNet / TF-GridNet recipes), normalised by the target's compressed
+    magnitude so it is level-independent.
+
+All losses are per example, shape [B], minimised; inputs are waveforms [B, N] at the model's rate.
+"""
+from __future__ import annotations
+
+import torch
+
+from models.metrics import loss_active, loss_inactive, si_sdr
+from models.stft import stft
+
+PRESENCE_LOSSES = ("sdr", "si_sdr", "spectral")
+
+
+def spectral_loss(est: torch.Tensor, ref: torch.Tensor, n_fft: int = 256, hop: int = 128,
+                  power: float = 0.3, complex_weight: float = 0.3) -> torch.Tensor:
+    """Compressed spectral loss [B]: mean squared error of ``|S|^power`` plus ``complex_weight`` x
+    that of ``|S|^power e^{j angle S}``, divided by the mean of the target's ``|S|^(2 power)``.
+
+    est, ref: [B, N] waveforms. n_fft, hop: STFT size in samples (sqrt-Hann, models.stft).
+    """
+    def comp(x):
+        s = stft(x, n_fft, hop)
+        mag = s.abs().clamp_min(1e-8)
+        return mag ** power, s * (mag ** (power - 1.0))
+
+    me, ce = comp(est)
+    mr, cr = comp(ref)
+    norm = (mr ** 2).mean(dim=(1, 2)) + 1e-8
+    mag_err = ((me - mr) ** 2).mean(dim=(1, 2))
+    cplx_err = ((ce - cr).abs() ** 2).mean(dim=(1, 2))
+    return (mag_err + complex_weight * cplx_err) / norm
+
+
+def presence_loss(name: str, est: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
+    """Presence loss ``name`` (one of :data:`PRESENCE_LOSSES`) per example [B].
+
+    Raises:
+        ValueError: unknown name.
+    """
+    if name == "sdr":
+        return loss_active(est, ref)
+    if name == "si_sdr":
+        return -si_sdr(est, ref)
+    if name == "spectral":
+        return spectral_loss(est, ref)
+    raise ValueError(f"unknown presence loss {name!r}; expected one of {PRESENCE_LOSSES}")
+
+
+def batch_loss(est: torch.Tensor, batch: dict, presence: str = "sdr") -> torch.Tensor:
+    """Mean loss of a batch mixing presence and absence queries.
+
+    est, batch["target"], batch["mix"]: [B, N]; batch["kind"]: list of "single"/"both"/"absence".
+    Presence examples use ``presence_loss(presence, ...)``, absence examples eq. 9.
+    """
+    absent = torch.tensor([k == "absence" for k in batch["kind"]], device=est.device)
+    out = est.new_zeros(est.shape[0])
+    if (~absent).any():  # each loss only on its own rows: no NaN from SI-SDR of a silent target
+        out = out.index_put((~absent,), presence_loss(presence, est[~absent], batch["target"][~absent]))
+    if absent.any():
+        out = out.index_put((absent,), loss_inactive(est[absent], batch["mix"][absent]))
+    return out.mean()
