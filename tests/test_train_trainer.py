@@ -100,3 +100,38 @@ def test_tse_train_errors_are_messages(tmp_path, capsys):
     assert "tse-train: error" in capsys.readouterr().err
     assert eval_main([str(tmp_path / "none.safetensors"), "--scenario", "d1", "--speech", str(tmp_path)]) == 2
     assert "no such checkpoint" in capsys.readouterr().err
+
+
+def test_best_checkpoint_follows_si_sdri_and_data_resumes_identically(room_setup, tmp_path, monkeypatch):
+    """best.safetensors is the epoch with the highest validation SI-SDRi (absence quiet), not the
+    lowest loss; and the scheduled loader gives step s the same mixtures whether started at 0 or s."""
+    import train.trainer as tr
+    from train.data import batches
+
+    tmp, speech, room_toml, _ = room_setup
+    room = load_room_toml(room_toml)
+    build_bank(room, tmp / "bank_b", workers=1, progress=False)
+    bank = RIRBank(tmp / "bank_b")
+    corpus = SpeechCorpus.from_folder(speech)
+    mk = lambda: MixtureSampler(bank, bank.indices(), corpus, 8000, 0.5, seed=0)  # noqa: E731
+    cfg = TrainConfig(batch=2, clip_s=0.5, steps_per_epoch=1, epochs=10, val_mixtures=2, threads=1,
+                      workers=0, model=dict(TINY))
+    t = tr.Trainer(cfg, room, mk(), mk(), tmp_path / "run")
+    (tmp_path / "run").mkdir()
+    seq = iter([{"val_loss": -1.0, "si_sdri_single": 1.5, "absence_level_db": -20.0},
+                {"val_loss": -4.0, "si_sdri_single": 0.1, "absence_level_db": -20.0},   # lower loss
+                {"val_loss": -2.0, "si_sdri_single": 0.8, "absence_level_db": -20.0}])
+    monkeypatch.setattr(tr, "validate", lambda *a, **k: next(seq))
+    for _ in range(3):
+        t._end_epoch([0.0], [1.0], True)
+    _, meta = load_checkpoint(tmp_path / "run" / "best.safetensors")
+    assert meta["provenance"]["val_metrics"]["si_sdri_single"] == 1.5
+
+    def take(start_step, n_steps):
+        it = batches(mk(), 2, start_step, cfg.presence_at, cfg.gap_at, workers=0)
+        return [next(it) for _ in range(n_steps)]
+    a = take(0, 3)[2]
+    b = take(2, 1)[0]
+    assert torch.equal(a["mix"], b["mix"]) and a["kind"] == b["kind"] and torch.equal(a["d_q"], b["d_q"])
+    c = take(0, 1)[0]
+    assert not torch.equal(a["mix"], c["mix"])
