@@ -32,9 +32,11 @@ import time
 from datetime import datetime
 from pathlib import Path
 
+from .paths import demo_input_path
+
 PROG = "realtime-tse"
 REPO = Path(__file__).resolve().parents[1]
-DEMO_INPUT = REPO / "assets" / "demo" / "demo_mix.wav"
+DEMO_INPUT = demo_input_path()   # the repository's assets/demo/, or the installed package's copy
 MIN_EXTRACT_S = 0.1
 MIN_SCAN_S = 0.5
 

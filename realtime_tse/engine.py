@@ -53,12 +53,14 @@ MODEL_ENV = "REALTIME_TSE_MODEL"
 
 # ------------------------------------------------------------------------------------- helpers
 def default_model_path() -> Path:
-    """``$REALTIME_TSE_MODEL`` if set, else ``assets/models/tse-lite-causal-d1.safetensors`` of
-    the repository this package lives in."""
+    """``$REALTIME_TSE_MODEL`` if set, else the shipped ``tse-lite-causal-d1.safetensors``
+    (the repository's ``assets/models/`` or, installed from a wheel, the package's copy:
+    :func:`realtime_tse.paths.shipped_model_path`)."""
     env = os.environ.get(MODEL_ENV)
     if env:
         return Path(env).expanduser()
-    return Path(__file__).resolve().parents[1] / "assets" / "models" / SHIPPED_MODEL_NAME
+    from .paths import shipped_model_path
+    return shipped_model_path()
 
 
 def resolve_device(device="auto") -> torch.device:

@@ -35,13 +35,14 @@ from PySide6.QtWidgets import (QApplication, QComboBox, QFileDialog, QFormLayout
                                QSizePolicy, QSlider, QSplitter, QStatusBar, QToolButton,
                                QVBoxLayout, QWidget)
 
+from ..paths import demo_input_path, shipped_model_path
 from .widgets import TALKER_COLOR, DistanceControl, DistanceRadar, LevelMeter, ProfilePlot
 
 __all__ = ["MainWindow", "EngineHost", "main", "REPO_ROOT", "DEMO_INPUT", "SHIPPED_MODEL"]
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-DEMO_INPUT = REPO_ROOT / "assets" / "demo" / "demo_mix.wav"
-SHIPPED_MODEL = REPO_ROOT / "assets" / "models" / "tse-lite-causal-d1.safetensors"
+DEMO_INPUT = demo_input_path()        # repository assets/ or the installed package's copy
+SHIPPED_MODEL = shipped_model_path()
 UI_HZ = 25
 SETTINGS_ORG = "realtime-tse"
 SETTINGS_APP = "realtime-tse"
