@@ -1,6 +1,8 @@
 """What tse-train shows: progress against the budget given, the resume message, the closing line."""
 import math
 
+import pytest
+
 from train.cli import train_main
 from train.progress import BudgetProgress, summary_line, verdict
 
@@ -81,3 +83,30 @@ def test_tse_train_says_where_it_resumes_and_ends_with_one_line(room_setup, tmp_
     assert train_main(args + ["--minutes", "0", "--resume"]) == 0
     out, err = capsys.readouterr()
     assert out.strip().startswith("nothing trained (step 3)") and "budget 0 min" in err
+
+
+def test_tse_eval_cpu_default_and_per_mixture_progress(room_setup, tmp_path, capsys):  # noqa: F811
+    import json
+
+    import torch
+
+    from models.checkpoint import save_checkpoint
+    from models.config import ModelConfig
+    from models.net import build_model
+    from train.cli import CPU_EVAL, eval_main
+    from tests.test_train_trainer import TINY
+
+    if torch.cuda.is_available():
+        pytest.skip("the CPU default is what this checks")
+    tmp, speech, room_toml, _ = room_setup
+    torch.manual_seed(0)
+    ckpt = save_checkpoint(tmp_path / "tiny.safetensors", build_model(ModelConfig.preset("lite-causal", **TINY)))
+    out = tmp_path / "eval.json"
+    assert eval_main([str(ckpt), "--scenario", str(room_toml), "--speech", str(speech), "--bank",
+                      str(tmp / "bank_cli"), "--workers", "1", "--clip-s", "0.5", "--repeats", "1",
+                      "--json", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert f"1 repeats x {CPU_EVAL[0]} mixtures, distance scan on {CPU_EVAL[1]} of each" in err
+    assert f"{CPU_EVAL[0]}/{CPU_EVAL[0]}" in err and "repeat 1/1" in err     # per-mixture progress
+    rep = json.loads(out.read_text())
+    assert rep["mixtures_per_repeat"] == CPU_EVAL[0] and rep["scan_mixtures_per_repeat"] == CPU_EVAL[1]

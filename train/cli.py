@@ -21,6 +21,11 @@ import tomllib
 from pathlib import Path
 
 CPU_RECIPE = Path(__file__).resolve().parent / "configs" / "lite_d1_cpu.toml"
+# tse-eval's default (mixtures per repeat, scanned mixtures per repeat). On CPU a distance scan (11
+# query distances over a 4 s mixture) costs about 10 s with the shipped lite model on one loaded core
+# and each other mixture 0.5 s, so 5 repeats of the CPU default take about 4 minutes.
+GPU_EVAL = (100, None)
+CPU_EVAL = (20, 4)
 DEFAULT_BANK_ROOT = Path(os.environ.get("REALTIME_TSE_CACHE", Path.home() / ".cache" / "realtime-tse")) / "rirs"
 
 
@@ -154,9 +159,11 @@ def eval_main(argv=None) -> int:
     ap.add_argument("--speech", required=True, help="speech folder or CSV (its test split is used)")
     ap.add_argument("--json", help="write the report here")
     ap.add_argument("--baseline", help="a second checkpoint (e.g. the LSTM+DEG baseline) for Table II")
-    ap.add_argument("--mixtures", type=int, default=100, help="test mixtures per repeat")
+    ap.add_argument("--mixtures", type=int, help=f"test mixtures per repeat (default {GPU_EVAL[0]} on a GPU, "
+                                                  f"{CPU_EVAL[0]} on CPU)")
     ap.add_argument("--repeats", type=int, default=5)
-    ap.add_argument("--scan-mixtures", type=int, help="mixtures per repeat used for distance estimation")
+    ap.add_argument("--scan-mixtures", type=int, help="mixtures per repeat used for distance estimation "
+                                                      f"(default all on a GPU, {CPU_EVAL[1]} on CPU)")
     ap.add_argument("--clip-s", type=float, default=4.0)
     ap.add_argument("--bank")
     ap.add_argument("--n-rirs", type=int)
@@ -170,6 +177,14 @@ def eval_main(argv=None) -> int:
         from models.checkpoint import load_checkpoint
         from train.evaluate import PAPER_D1, evaluate, format_report
         device = "cuda" if torch.cuda.is_available() else "cpu"
+        if a.mixtures is None:
+            a.mixtures = GPU_EVAL[0] if device == "cuda" else CPU_EVAL[0]
+            if device == "cpu" and a.scan_mixtures is None:
+                a.scan_mixtures = CPU_EVAL[1]
+            if device == "cpu" and not a.quiet:
+                print(f"no GPU here: {a.repeats} repeats x {a.mixtures} mixtures, distance scan on "
+                      f"{min(a.scan_mixtures, a.mixtures)} of each (--mixtures / --scan-mixtures for more)",
+                      file=sys.stderr, flush=True)
         net, meta = load_checkpoint(a.ckpt, device=device)
         room = load_room(a.scenario)
         room, rb, samplers, info = prepare_data(room, a.speech, a.bank, a.n_rirs, a.workers,
@@ -183,6 +198,7 @@ def eval_main(argv=None) -> int:
                 raise ValueError("the baseline and the model must share one sample rate")
             models.append((Path(a.baseline).stem, b))
         report = {"scenario": room.name, "data": info, "mixtures_per_repeat": a.mixtures,
+                  "scan_mixtures_per_repeat": a.scan_mixtures or a.mixtures,
                   "repeats": a.repeats, "clip_s": a.clip_s, "p_presence": a.p_presence, "models": {}}
         for name, m in models:
             rep = evaluate(m, sampler, a.mixtures, a.repeats, device, scan_mixtures=a.scan_mixtures,
