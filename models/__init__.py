@@ -2,6 +2,6 @@
 variant, the LSTM+DEG baseline, checkpoints and shared signal metrics. Imports nothing from
 ``train`` or ``realtime_tse``."""
 from .config import ModelConfig
-from .net import DQTSNet, build_model, count_parameters
+from .net import DQTSNet, StreamState, build_model, count_parameters
 
-__all__ = ["ModelConfig", "DQTSNet", "build_model", "count_parameters"]
+__all__ = ["ModelConfig", "DQTSNet", "StreamState", "build_model", "count_parameters"]

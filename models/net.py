@@ -12,13 +12,59 @@ frame has arrived. Algorithmic latency = one frame (n_fft samples) plus the bloc
 """
 from __future__ import annotations
 
+import dataclasses
+from dataclasses import dataclass
+
 import torch
 from torch import nn
 
 from .config import ModelConfig
 from .bands import BandMerge, BandSplit
 from .layers import DEG, FrameLayerNorm, FusionModule, GlobalLayerNorm, TFConv
-from .stft import istft, stft
+from .stft import istft, stft, stream_istft, stream_stft
+
+
+@dataclass
+class StreamState:
+    """Everything a causal :class:`DQTSNet` carries from one streaming block to the next.
+
+    Shapes (B streams, F = n_fft / 2 + 1 bins, K = ``cfg.n_pos`` positions along frequency, D =
+    ``d_model``, H = time-LSTM units):
+
+    * ``d_q`` [B]: query distance (metres) the state was primed with.
+    * ``in_buf`` [B, n_fft - hop]: input samples not yet framed (STFT history).
+    * ``ola`` [B, n_fft - hop]: overlap-add tail of the output not yet finished.
+    * ``enc_cache`` [B, 2, 2, F], ``dec_cache`` [B, D, 2, F]: the last two frames seen by the
+      causal 3x3 encoder and decoder convolutions.
+    * ``lstm``: per block, the time LSTM's ``(h, c)``, each [1, B * K, H].
+    * ``hist`` [B, <= cfg.reprime_frames, F] complex: recent STFT frames, re-run when ``d_q``
+      changes (:meth:`DQTSNet.reprime`).
+    """
+
+    d_q: torch.Tensor
+    in_buf: torch.Tensor
+    ola: torch.Tensor
+    enc_cache: torch.Tensor
+    dec_cache: torch.Tensor
+    lstm: list
+    hist: torch.Tensor
+
+    def tensors(self) -> list[torch.Tensor]:
+        """Every tensor of the state (for checks and device moves)."""
+        out = [self.d_q, self.in_buf, self.ola, self.enc_cache, self.dec_cache, self.hist]
+        for st in self.lstm:
+            if st is not None:
+                out.extend(st)
+        return out
+
+    def is_finite(self) -> bool:
+        """False when any value is NaN or infinite (e.g. after a non-finite input sample): such a
+        state poisons every later block and must be replaced by a fresh one."""
+        return all(bool(torch.isfinite(t).all()) for t in self.tensors())
+
+    def replace(self, **changes) -> "StreamState":
+        """A copy with some fields changed."""
+        return dataclasses.replace(self, **changes)
 
 
 class DQTSBlock(nn.Module):
@@ -145,7 +191,7 @@ class DQTSNet(nn.Module):
         return istft(spec * mask, cfg.n_fft, cfg.hop, mix.shape[-1])
 
     # -- streaming --------------------------------------------------------------------------------
-    def init_state(self, d_q: torch.Tensor, batch: int | None = None) -> dict:
+    def init_state(self, d_q: torch.Tensor, batch: int | None = None) -> StreamState:
         """Initial streaming state for query distances ``d_q`` [B] (metres).
 
         Raises:
@@ -159,21 +205,21 @@ class DQTSNet(nn.Module):
         d_q = d_q.expand(b) if d_q.shape[0] == 1 else d_q
         z = lambda *s: torch.zeros(*s, device=self._device())  # noqa: E731
         f = cfg.n_freq
-        return {
-            "d_q": d_q.clone(),
-            "in_buf": z(b, cfg.n_fft - cfg.hop),
-            "ola": z(b, cfg.n_fft - cfg.hop),
-            "enc_cache": z(b, 2, 2, f),
-            "dec_cache": z(b, cfg.d_model, 2, f),
-            "lstm": [blk.prime(d_q, cfg.n_pos) for blk in self.blocks],
-            "hist": torch.zeros(b, 0, f, dtype=torch.complex64, device=self._device()),
-        }
+        return StreamState(
+            d_q=d_q.clone(),
+            in_buf=z(b, cfg.n_fft - cfg.hop),
+            ola=z(b, cfg.n_fft - cfg.hop),
+            enc_cache=z(b, 2, 2, f),
+            dec_cache=z(b, cfg.d_model, 2, f),
+            lstm=[blk.prime(d_q, cfg.n_pos) for blk in self.blocks],
+            hist=torch.zeros(b, 0, f, dtype=torch.complex64, device=self._device()),
+        )
 
     def _device(self):
         return next(self.parameters()).device
 
-    def step(self, block: torch.Tensor, d_q: torch.Tensor, state: dict):
-        """Process ``block`` [B, k*hop] samples; returns (out [B, k*hop], new state).
+    def step(self, block: torch.Tensor, d_q: torch.Tensor, state: StreamState):
+        """Process ``block`` [B, k*hop] samples; returns (out [B, k*hop], new :class:`StreamState`).
 
         ``out`` is the offline output delayed by :attr:`stream_delay` samples. If ``d_q`` differs
         from the state's query, the time LSTMs are re-primed with the new distance token before the
@@ -181,63 +227,40 @@ class DQTSNet(nn.Module):
         not a multiple of hop.
         """
         cfg = self.cfg
-        hop, n_fft = cfg.hop, cfg.n_fft
         b, n = block.shape
-        if n % hop:
-            raise ValueError(f"block length {n} is not a multiple of hop {hop}")
+        if n % cfg.hop:
+            raise ValueError(f"block length {n} is not a multiple of hop {cfg.hop}")
         d_q = torch.as_tensor(d_q, dtype=torch.float32, device=block.device).reshape(-1).expand(b)
-        if not torch.equal(d_q, state["d_q"]):
+        if not torch.equal(d_q, state.d_q):
             state = self.reprime(state, d_q)
-        k = n // hop
-        x = torch.cat([state["in_buf"], block], dim=1)
-        frames = x.unfold(-1, n_fft, hop)  # [B, k, n_fft]
-        win = torch.hann_window(n_fft, periodic=True, device=block.device).sqrt()
-        spec = torch.fft.rfft(frames * win, dim=-1)  # [B, k, F]
-        e, enc_cache = self.enc_conv.step(self._features(spec), state["enc_cache"])
+        spec, in_buf = stream_stft(block, state.in_buf, cfg.n_fft, cfg.hop)  # [B, k, F]
+        e, enc_cache = self.enc_conv.step(self._features(spec), state.enc_cache)
         h = self._encode(e)
         lstm = []
-        for blk, st in zip(self.blocks, state["lstm"]):
+        for blk, st in zip(self.blocks, state.lstm):
             h, st = blk(h, d_q, st)
             lstm.append(st)
-        dec, dec_cache = self.dec_conv.step(self._unband(h), state["dec_cache"])
-        y = torch.fft.irfft(spec * self._mask(dec), n=n_fft, dim=-1) * win  # [B, k, n_fft]
-        total = (k - 1) * hop + n_fft
-        ola = nn.functional.fold(y.transpose(1, 2), output_size=(1, total), kernel_size=(1, n_fft),
-                                 stride=(1, hop)).reshape(b, total)
-        ola[:, : n_fft - hop] += state["ola"]
-        out = ola[:, :n]
-        new_state = {
-            "d_q": d_q.clone(),
-            "in_buf": x[:, -(n_fft - hop):],
-            "ola": ola[:, n:],
-            "enc_cache": enc_cache,
-            "dec_cache": dec_cache,
-            "lstm": lstm,
-            "hist": torch.cat([state["hist"], spec], 1)[:, -self.reprime_frames:],
-        }
-        return out, new_state
+        dec, dec_cache = self.dec_conv.step(self._unband(h), state.dec_cache)
+        out, ola = stream_istft(spec * self._mask(dec), state.ola, cfg.n_fft, cfg.hop)
+        hist = torch.cat([state.hist, spec], 1)[:, -cfg.reprime_frames:]
+        return out, StreamState(d_q=d_q.clone(), in_buf=in_buf, ola=ola, enc_cache=enc_cache,
+                                dec_cache=dec_cache, lstm=lstm, hist=hist)
 
-    reprime_frames = 32  # frames (0.5 s at 16 ms hop) re-run on a query change
-
-    def reprime(self, state: dict, d_q: torch.Tensor) -> dict:
+    def reprime(self, state: StreamState, d_q: torch.Tensor) -> StreamState:
         """Re-prime the time LSTMs for a new query ``d_q`` [B]: start from the new token and re-run
-        the last ``reprime_frames`` frames of the stream, so the new state has seen recent audio
-        under the new query. Caches for convolutions, STFT and overlap-add are kept."""
+        the last ``cfg.reprime_frames`` frames of the stream, so the new state has seen recent audio
+        under the new query (SPEC.md: a slider move is heard within one block). Caches for
+        convolutions, STFT and overlap-add are kept."""
         cfg = self.cfg
-        state = dict(state)
         lstm = [blk.prime(d_q, cfg.n_pos) for blk in self.blocks]
-        hist = state["hist"]
-        if hist.shape[1] > 0:
-            e = self.enc_conv(self._features(hist))
-            h = self._encode(e)
+        if state.hist.shape[1] > 0:
+            h = self._encode(self.enc_conv(self._features(state.hist)))
             new = []
             for blk, st in zip(self.blocks, lstm):
                 h, st = blk(h, d_q, st)
                 new.append(st)
             lstm = new
-        state["lstm"] = lstm
-        state["d_q"] = d_q.clone()
-        return state
+        return state.replace(lstm=lstm, d_q=d_q.clone())
 
 
 def build_model(cfg: ModelConfig) -> nn.Module:

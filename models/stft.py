@@ -60,3 +60,43 @@ def istft(spec: torch.Tensor, n_fft: int, hop: int, length: int) -> torch.Tensor
         frames.transpose(1, 2), output_size=(1, total), kernel_size=(1, n_fft), stride=(1, hop)
     ).reshape(b, total)
     return out[:, n_fft - hop: n_fft - hop + length]
+
+
+def stream_stft(block: torch.Tensor, in_buf: torch.Tensor, n_fft: int, hop: int):
+    """Streaming form of :func:`stft`: the frames completed by a new block.
+
+    Args:
+        block: [B, k * hop] new samples.
+        in_buf: [B, n_fft - hop] the samples before the block (zeros at the start of a stream,
+            matching :func:`stft`'s left pad).
+    Returns:
+        (spec [B, k, F] complex, new in_buf [B, n_fft - hop]). Frame j of the block equals frame
+        (frames so far + j) of :func:`stft` over the whole stream.
+    Raises:
+        ValueError: the block length is not a multiple of hop.
+    """
+    if block.shape[-1] % hop:
+        raise ValueError(f"block length {block.shape[-1]} is not a multiple of hop {hop}")
+    x = torch.cat([in_buf, block], dim=-1)
+    frames = x.unfold(-1, n_fft, hop)  # [B, k, n_fft]
+    spec = torch.fft.rfft(frames * sqrt_hann(n_fft, block.device, block.dtype), dim=-1)
+    return spec, x[:, x.shape[-1] - (n_fft - hop):]
+
+
+def stream_istft(spec: torch.Tensor, ola: torch.Tensor, n_fft: int, hop: int):
+    """Streaming form of :func:`istft`: overlap-add of k new frames onto the pending tail.
+
+    Args:
+        spec: [B, k, F] complex frames.
+        ola: [B, n_fft - hop] the overlap-add tail left by earlier frames (zeros at the start).
+    Returns:
+        (out [B, k * hop] finished samples, new ola [B, n_fft - hop]). The output is :func:`istft`'s
+        output delayed by n_fft - hop samples (a hop is finished only when the next frame arrives).
+    """
+    b, k, _ = spec.shape
+    frames = torch.fft.irfft(spec, n=n_fft, dim=-1) * sqrt_hann(n_fft, spec.device, spec.real.dtype)
+    total = (k - 1) * hop + n_fft
+    acc = torch.nn.functional.fold(frames.transpose(1, 2), output_size=(1, total),
+                                   kernel_size=(1, n_fft), stride=(1, hop)).reshape(b, total)
+    acc[:, : n_fft - hop] += ola
+    return acc[:, : k * hop], acc[:, k * hop:]

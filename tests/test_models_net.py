@@ -105,7 +105,7 @@ def test_streaming_query_change_takes_effect_in_one_block():
         for i in range(0, 32 * hop, 4 * hop):
             _, st4 = m.step(x[:, i:i + 4 * hop], torch.tensor([4.0]), st4)
         o_ref, _ = m.step(x[:, 32 * hop:36 * hop], torch.tensor([4.0]), st4)
-    assert float(st_new["d_q"][0]) == 4.0
+    assert float(st_new.d_q[0]) == 4.0
     changed = ((o_new - o_same) ** 2).sum() / (o_same ** 2).sum()
     err_to_ref = ((o_new - o_ref) ** 2).sum() / (o_ref ** 2).sum()
     # the block after the change is closer to the always-4 m stream than to the 1 m stream
