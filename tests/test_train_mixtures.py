@@ -181,3 +181,26 @@ def test_sampler_with_measured_rirs(setup, tmp_path):
     s = MixtureSampler(mb, mb.indices(), corpus, 16000, clip_s=0.5, r_spk=0.1, seed=0)
     for _ in range(4):
         _check(s.sample(), s, mb)
+
+
+def test_paired_examples_share_the_mixture_and_query_different_talkers(tmp_path):
+    """sample_paired_at(2m) and (2m+1): the same mixture, queried around talker 0 and talker 1."""
+    from train.corpus import SpeechCorpus
+    from train.mixtures import MixtureSampler
+    from train.rirbank import RIRBank, build_bank
+    from train.rooms import room_preset
+
+    _speech(tmp_path / "sp", n_speakers=4)
+    build_bank(room_preset("d1", n_rirs=12), tmp_path / "bank", workers=1, progress=False)
+    bank = RIRBank(tmp_path / "bank")
+    s = MixtureSampler(bank, bank.indices(), SpeechCorpus.from_folder(tmp_path / "sp"), 8000, 0.5,
+                       p_presence=1.0, min_gap_m=1.2, seed=5)
+    for m in range(3):
+        a, b = s.sample_paired_at(2 * m), s.sample_paired_at(2 * m + 1)
+        assert np.array_equal(a.mix, b.mix) and np.array_equal(a.distances, b.distances)
+        assert abs(a.d_q - a.distances[0]) <= 0.5 + 1e-9 and abs(b.d_q - b.distances[1]) <= 0.5 + 1e-9
+        assert a.kind == b.kind == "single"
+        assert np.allclose(a.target, a.sources[0]) and np.allclose(b.target, b.sources[1])
+    again = s.sample_paired_at(3)
+    assert np.array_equal(again.target, s.sample_paired_at(3).target)
+    assert not np.array_equal(s.sample_paired_at(0).mix, s.sample_paired_at(2).mix)

@@ -19,11 +19,18 @@ class ScheduledMixtures(torch.utils.data.Dataset):
         sampler: :class:`train.mixtures.MixtureSampler` (its ``seed`` fixes the sequence).
         batch: examples per step (to map an index to its step).
         presence_at, gap_at: functions step -> P(presence) and step -> minimum talker gap (m).
+        paired: draw examples in pairs of one mixture with two queries
+            (:meth:`train.mixtures.MixtureSampler.sample_paired_at`); needs an even batch.
+    Raises:
+        ValueError: paired with an odd batch.
     """
 
-    def __init__(self, sampler, batch: int, presence_at, gap_at):
+    def __init__(self, sampler, batch: int, presence_at, gap_at, paired: bool = False):
         self.sampler, self.batch = sampler, int(batch)
         self.presence_at, self.gap_at = presence_at, gap_at
+        self.paired = bool(paired)
+        if self.paired and self.batch % 2:
+            raise ValueError(f"paired queries need an even batch, got {batch}")
 
     def __len__(self) -> int:
         return 2 ** 62
@@ -32,7 +39,7 @@ class ScheduledMixtures(torch.utils.data.Dataset):
         step = int(i) // self.batch
         self.sampler.p_presence = float(self.presence_at(step))
         self.sampler.min_gap_m = float(self.gap_at(step))
-        m = self.sampler.sample_at(int(i))
+        m = self.sampler.sample_paired_at(int(i)) if self.paired else self.sampler.sample_at(int(i))
         return {"mix": torch.from_numpy(np.ascontiguousarray(m.mix, dtype=np.float32)),
                 "target": torch.from_numpy(np.ascontiguousarray(m.target, dtype=np.float32)),
                 "d_q": torch.tensor(m.d_q, dtype=torch.float32), "kind": m.kind}
@@ -52,14 +59,15 @@ class _Range(torch.utils.data.Sampler):
         return 2 ** 62
 
 
-def batches(sampler, batch: int, start_step: int, presence_at, gap_at, workers: int = 1):
+def batches(sampler, batch: int, start_step: int, presence_at, gap_at, workers: int = 1,
+            paired: bool = False):
     """Endless iterator of training batches from step ``start_step`` on: dicts with ``mix``,
     ``target`` [B, N], ``d_q`` [B] and ``kind`` (list of B str).
 
     ``workers`` > 0 builds them in that many worker processes (2 batches prefetched each);
-    0 builds them on the calling thread.
+    0 builds them on the calling thread. ``paired``: see :class:`ScheduledMixtures`.
     """
-    ds = ScheduledMixtures(sampler, batch, presence_at, gap_at)
+    ds = ScheduledMixtures(sampler, batch, presence_at, gap_at, paired)
     kw = dict(prefetch_factor=2, persistent_workers=False) if workers > 0 else {}
     return iter(torch.utils.data.DataLoader(ds, batch_size=batch, sampler=_Range(start_step * batch),
                                             num_workers=int(workers), **kw))

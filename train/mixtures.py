@@ -249,13 +249,22 @@ class MixtureSampler:
         raise RuntimeError(f"speaker {speaker!r}: no utterance gave a non-silent clip")
 
     # ------------------------------------------------------------------ public
-    def sample(self, rng: np.random.Generator | None = None, presence: bool | None = None) -> Mixture:
+    def sample(self, rng: np.random.Generator | None = None, presence: bool | None = None,
+               talker: int | None = None, query_rng: np.random.Generator | None = None) -> Mixture:
         """One mixture. ``rng``: generator to use (default the sampler's own);
-        ``presence``: force a presence (True) or absence (False) query (default: ``p_presence``)."""
+        ``presence``: force a presence (True) or absence (False) query (default: ``p_presence``);
+        ``talker``: the talker (0 or 1) a presence query is drawn around (default random);
+        ``query_rng``: a separate generator for the query, so that one mixture can be drawn again
+        with another query (:meth:`sample_paired_at`)."""
         rng = self.rng if rng is None else rng
         if presence is None:
             presence = bool(rng.random() < self.p_presence)
-        i, j, g = self._pick_pair(rng, presence)
+        if query_rng is not None:
+            # the mixture must not depend on the query: pick the pair as for presence, and fall
+            # back to presence when no absence query fits this pair
+            i, j, g = self._pick_pair(rng, True)
+        else:
+            i, j, g = self._pick_pair(rng, presence)
         spk = rng.choice(len(self.corpus.speakers), size=2, replace=False)
         speakers = (self.corpus.speakers[int(spk[0])], self.corpus.speakers[int(spk[1])])
         sources = np.zeros((2, self.n), dtype=np.float32)
@@ -267,11 +276,10 @@ class MixtureSampler:
             sources[k] = x.astype(np.float32)
             utts.append(u)
         distances = np.array([self.bank.meta_of(i)["distance"], self.bank.meta_of(j)["distance"]])
-        if presence:
-            d_q, _ = sample_presence_query(rng, distances, self.r_spk)
-        else:
-            d_q = sample_absence_query(rng, distances, self.r_spk, self._range(g))
-            assert d_q is not None  # _pick_pair checked feasibility
+        qrng = rng if query_rng is None else query_rng
+        d_q = None if presence else sample_absence_query(qrng, distances, self.r_spk, self._range(g))
+        if d_q is None:  # presence, or (paired draw only) no room for an absence query here
+            d_q, _ = sample_presence_query(qrng, distances, self.r_spk, k=talker)
         act = active_talkers(distances, d_q, self.r_spk)
         return Mixture(
             mix=sources.sum(axis=0), target=target_for_query(sources, distances, d_q, self.r_spk),
@@ -283,6 +291,18 @@ class MixtureSampler:
         """Mixture number ``k``: deterministic from ``(seed, k)`` (fixed validation/test sets,
         map-style datasets, one generator per data-loader worker not needed)."""
         return self.sample(np.random.default_rng([self.seed, 1, int(k)]), presence=presence)
+
+    def sample_paired_at(self, k: int) -> Mixture:
+        """Example ``k`` of a paired sequence: examples ``2m`` and ``2m + 1`` hold the *same*
+        mixture ``m``, queried around talker 0 and talker 1 respectively (each an absence query
+        instead with probability ``1 - p_presence``). One batch then shows the network the same
+        input with two queries and two different targets, so only the query can tell them apart.
+        Deterministic from ``(seed, k)``."""
+        m, j = divmod(int(k), 2)
+        qrng = np.random.default_rng([self.seed, 4, m, j])
+        presence = bool(qrng.random() < self.p_presence)
+        return self.sample(np.random.default_rng([self.seed, 3, m]), presence=presence, talker=j,
+                           query_rng=qrng)
 
     def sample_batch(self, n: int, start: int | None = None) -> dict:
         """``n`` mixtures as torch tensors: ``mix`` [B,N], ``target`` [B,N], ``d_q`` [B],

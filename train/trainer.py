@@ -67,6 +67,7 @@ class TrainConfig:
     presence_loss: str = "sdr"                     # train.losses.PRESENCE_LOSSES; "sdr" = eq. 8
     loss_schedule: list = field(default_factory=list)  # [[step, presence loss], ...] overrides
     workers: int = 1                               # DataLoader worker processes building mixtures
+    paired_queries: bool = False                   # each mixture twice per batch, one query per talker
 
     @property
     def total_steps(self) -> int:
@@ -396,7 +397,7 @@ class Trainer:
         stop = self._stop_now(stop_step, deadline)
         # example i of the run = train_sampler.sample_at(i), built in worker processes (train.data)
         data = batches(self.train_sampler, cfg.batch, st["step"], cfg.presence_at, cfg.gap_at,
-                       cfg.workers) if not stop else None
+                       cfg.workers, cfg.paired_queries) if not stop else None
         while not stop:
             batch = next(data)
             t_step = time.time()
