@@ -126,7 +126,7 @@ def train_main(argv=None) -> int:
             f"{info['speakers']['train']} training speakers) -> {a.out}")
         if a.minutes is not None:
             left = 60 * a.minutes - (time.time() - t_start)
-            say(f"budget {a.minutes:g} min from the start: {_mmss(t_data)} went into data preparation "
+            say(f"budget {a.minutes:.3g} min from the start: {_mmss(t_data)} went into data preparation "
                 f"(RIR bank, cached for later runs), {_mmss(max(left, 0))} left for training")
         step0 = trainer.state["step"]
         m = trainer.run(minutes=a.minutes, steps=a.steps, progress=not a.quiet, started_at=t_start)
@@ -213,3 +213,7 @@ def eval_main(argv=None) -> int:
         print(f"tse-eval: error: {e}", file=sys.stderr)
         return 2
     return 0
+
+
+if __name__ == "__main__":   # python -m train.cli ... runs tse-train (used by scripts/train_gpu.sh)
+    sys.exit(train_main())
