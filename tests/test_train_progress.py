@@ -82,7 +82,8 @@ def test_tse_train_says_where_it_resumes_and_ends_with_one_line(room_setup, tmp_
     # a budget already spent when training would start: nothing trained, said plainly
     assert train_main(args + ["--minutes", "0", "--resume"]) == 0
     out, err = capsys.readouterr()
-    assert out.strip().startswith("nothing trained (step 3)") and "budget 0 min" in err
+    assert out.strip().startswith("nothing trained: the 0-minute budget went into data preparation")
+    assert "budget 0 min from the start" in err and "0 s left for training" in err
 
 
 def test_tse_eval_cpu_default_and_per_mixture_progress(room_setup, tmp_path, capsys):  # noqa: F811

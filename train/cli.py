@@ -133,7 +133,11 @@ def train_main(argv=None) -> int:
     except (ValueError, FileNotFoundError, RuntimeError) as e:
         print(f"tse-train: error: {e}", file=sys.stderr)
         return 2
-    print(summary_line(m, trainer.state["step"], trainer.state["step"] - step0, a.out))
+    if not m and a.minutes is not None and t_data >= 60 * a.minutes:
+        print(f"nothing trained: the {a.minutes:.3g}-minute budget went into data preparation ({_mmss(t_data)}); "
+              f"the RIR bank is cached, so the same command trains for its whole budget next time")
+    else:
+        print(summary_line(m, trainer.state["step"], trainer.state["step"] - step0, a.out))
     return 0
 
 
