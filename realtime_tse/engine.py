@@ -28,10 +28,12 @@ newest finished samples are kept (slower; it lets a user hear the paper model).
 """
 from __future__ import annotations
 
+import logging
 import math
 import os
 import threading
 import time
+import warnings
 from datetime import datetime
 from pathlib import Path
 
@@ -41,14 +43,19 @@ import torch
 from models.checkpoint import CheckpointError, load_checkpoint
 from models.config import ModelConfig
 
-from .profile import (GRID_STEP_M, MIN_SCAN_S, ScanResult, ScanWorker, StreamingScanWorker, dbfs,
-                      default_grid, make_result, scan_levels)
+from .profile import (GRID_STEP_M, MIN_SCAN_S, SCAN_MAX_S, ScanResult, ScanWorker,
+                      StreamingScanWorker, _bar, default_grid, file_scan_levels, make_result,
+                      plan_excerpts)
+from .safety import OutputGuard, as_signals, restore_layout, sanitize
 
 __all__ = ["load_model", "default_model_path", "TSEModel", "Streamer", "LiveEngine", "ScanResult",
            "CheckpointError", "resample", "SHIPPED_MODEL_NAME"]
 
 SHIPPED_MODEL_NAME = "tse-lite-causal-d1.safetensors"
 MODEL_ENV = "REALTIME_TSE_MODEL"
+PROGRESS_MIN_S = 10.0  # offline extract / scan show a progress bar (on a terminal) from this length
+
+log = logging.getLogger(__name__)
 
 
 # ------------------------------------------------------------------------------------- helpers
@@ -92,17 +99,22 @@ def resample(x: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
     return np.ascontiguousarray(np.asarray(y, dtype=np.float32).reshape(-1, x.shape[0]).T)
 
 
-def _as_float_audio(mix) -> np.ndarray:
-    """numpy/torch/list -> float32 numpy; integer PCM is scaled to [-1, 1)."""
-    if isinstance(mix, torch.Tensor):
-        mix = mix.detach().cpu().numpy()
-    a = np.asarray(mix)
-    if a.dtype.kind in "iu":
-        half = float(2 ** (8 * a.dtype.itemsize - 1))
-        a = (a.astype(np.float64) - (half if a.dtype.kind == "u" else 0.0)) / half
-    elif a.dtype.kind not in "f":
-        raise TypeError(f"audio must be a float (or integer PCM) array, got dtype {a.dtype}")
-    return np.asarray(a, dtype=np.float32)
+def _signals(mix, allow_batch: bool, what: str) -> tuple[np.ndarray, str]:
+    """:func:`realtime_tse.safety.as_signals`, then NaN/Inf -> 0 with one warning naming the count."""
+    x, layout = as_signals(mix, allow_batch=allow_batch)
+    x, bad = sanitize(x)
+    if bad:
+        warnings.warn(f"{what}: {bad} non-finite samples (NaN/Inf) in the input were replaced by 0",
+                      RuntimeWarning, stacklevel=3)
+    return x, layout
+
+
+def _show_progress(progress: bool | None, seconds: float) -> bool | None:
+    """``progress`` None (auto): a bar only for audio of ``PROGRESS_MIN_S`` or more (and then only
+    on a terminal, tqdm's ``disable=None``)."""
+    if progress is None and seconds < PROGRESS_MIN_S:
+        return False
+    return progress
 
 
 def _level_db(x: np.ndarray) -> float:
@@ -151,7 +163,11 @@ class TSEModel:
         provenance: the checkpoint's provenance dict.
         device: ``torch.device``.
         path: the checkpoint file (or None).
-        max_chunk_s: offline inputs longer than this (per batch item) are processed in chunks.
+        scan_query_seconds: audio seconds x query rows per model call of :meth:`scan`.
+        max_chunk_s: audio seconds (summed over batch rows, at least 2 s per row) in one model
+            call of :meth:`extract`; longer inputs and larger batches are processed in chunks and
+            groups of rows, so memory does not grow with the input. Causal models: 4 s, streamed
+            exactly (``net.step``); bidirectional: 20 s, overlapping chunks cross-faded.
     """
 
     def __init__(self, net: torch.nn.Module, meta: dict, device: torch.device, path=None):
@@ -160,8 +176,10 @@ class TSEModel:
         self.provenance: dict = dict(meta.get("provenance") or {})
         self.device = torch.device(device)
         self.path = Path(path) if path is not None else None
-        self.max_chunk_s = 20.0
-        self.scan_batch = 32 if self.device.type == "cuda" else 1
+        self.max_chunk_s = 4.0 if self.causal else 20.0
+        # audio seconds x query rows per model call of a file scan: bounds its memory; on this
+        # CPU, 21 queries x 0.128 s steps ran 1.3x faster per query-second than 0.256 s steps
+        self.scan_query_seconds = 64.0 if self.device.type == "cuda" else 2.7
 
     # -- info ------------------------------------------------------------------------------------
     @property
@@ -210,28 +228,29 @@ class TSEModel:
                 self.net.step(x[:, : 4 * self.config.hop], d, st)
 
     # -- offline ---------------------------------------------------------------------------------
-    def extract(self, mix, distance_m, sample_rate: int | None = None) -> np.ndarray:
+    def extract(self, mix, distance_m, sample_rate: int | None = None,
+                progress: bool | None = None) -> np.ndarray:
         """Extract every talker within ``r_spk`` of ``distance_m`` (eq. 3; silence if none, eq. 4).
 
         Args:
-            mix: [N] or [B, N] float waveform (integer PCM is scaled to [-1, 1)).
+            mix: audio by the input rule of :mod:`realtime_tse.safety`: ``[N]`` mono, ``[N, C]``
+                frames x channels (C <= 8, N > C; mixed down), or ``[B, N]`` a batch (B < N);
+                float, or int8/int16/int32/uint8 PCM (scaled to [-1, 1)). NaN/Inf samples are
+                replaced by 0 (a ``RuntimeWarning`` gives the count).
             distance_m: query distance in metres (scalar, or [B] for a batch).
             sample_rate: rate of ``mix``; None = the model's rate. Another rate is resampled to the
                 model's rate and the output back to ``sample_rate``.
+            progress: a tqdm bar on stderr; None = only for ``PROGRESS_MIN_S`` (10 s) of audio or
+                more, and only on a terminal.
         Returns:
-            float32 array of the same shape as ``mix``.
+            float32 ``[N]`` for ``[N]`` and ``[N, C]`` input (the extraction is mono), ``[B, N]``
+            for a batch. Memory: the input and output plus one chunk (:attr:`max_chunk_s`).
         Raises:
-            ValueError: bad shape, empty or non-finite input, distance outside the model's range.
+            TypeError: samples of a dtype that is not a sample format (e.g. int64).
+            ValueError: empty input, more than 2 dimensions or an ambiguous 2-D shape, a
+                distance outside the model's range, or distances that do not match the batch.
         """
-        x = _as_float_audio(mix)
-        if x.ndim not in (1, 2):
-            raise ValueError(f"mix must be [N] or [B, N], got shape {x.shape}")
-        if x.shape[-1] == 0 or (x.ndim == 2 and x.shape[0] == 0):
-            raise ValueError("mix is empty")
-        if not np.all(np.isfinite(x)):
-            raise ValueError("mix contains NaN or infinite samples")
-        squeeze = x.ndim == 1
-        x2 = x[None] if squeeze else x
+        x2, layout = _signals(mix, True, "extract")
         d = self.check_distance(distance_m)
         if d.size == 1:
             d = np.repeat(d, x2.shape[0])
@@ -241,28 +260,37 @@ class TSEModel:
         sr = self.sample_rate if sample_rate is None else int(sample_rate)
         if sr != self.sample_rate:
             x2 = resample(x2, sr, self.sample_rate)
-        y = self._extract_model_rate(x2, d)
+        y = self._extract_model_rate(x2, d, _show_progress(progress, x2.size / self.sample_rate))
         if sr != self.sample_rate:
             y = resample(y, self.sample_rate, sr)
             y = _fit_length(y, n_in)
         y = y.astype(np.float32, copy=False)
-        return y[0] if squeeze else y
+        return restore_layout(y, layout)
 
-    def _extract_model_rate(self, x: np.ndarray, d: np.ndarray) -> np.ndarray:
+    def _extract_model_rate(self, x: np.ndarray, d: np.ndarray,
+                            progress: bool | None = False) -> np.ndarray:
+        """[B, N] at the model rate -> [B, N], in groups of rows and chunks of samples that hold
+        at most ``max(max_chunk_s, 2 s x rows)`` of audio per model call."""
         b, n = x.shape
-        chunk = int(max(2.0, self.max_chunk_s / b) * self.sample_rate)
-        xt = torch.from_numpy(np.ascontiguousarray(x)).to(self.device)
-        dt = torch.from_numpy(d).to(self.device)
-        with torch.inference_mode():
-            if n <= chunk:
-                y = self.net(xt, dt)
-            elif self.causal:
-                y = self._causal_chunked(xt, dt, chunk)
-            else:
-                y = self._overlap_chunked(xt, dt, chunk)
-        return y.float().cpu().numpy()
+        rows = max(1, min(b, int(self.max_chunk_s // 2.0)))
+        chunk = int(max(2.0, self.max_chunk_s / rows) * self.sample_rate)
+        out = np.empty((b, n), np.float32)
+        with _bar(b * n / self.sample_rate, progress, "extract") as bar, torch.inference_mode():
+            for g in range(0, b, rows):
+                xt = torch.from_numpy(np.ascontiguousarray(x[g:g + rows])).to(self.device)
+                dt = torch.from_numpy(np.ascontiguousarray(d[g:g + rows])).to(self.device)
+                if n <= chunk:
+                    y = self.net(xt, dt)
+                    bar.update(xt.numel() / self.sample_rate)
+                elif self.causal:
+                    y = self._causal_chunked(xt, dt, chunk, bar)
+                else:
+                    y = self._overlap_chunked(xt, dt, chunk, bar)
+                out[g:g + rows] = y.float().cpu().numpy()
+        return out
 
-    def _causal_chunked(self, x: torch.Tensor, d: torch.Tensor, chunk: int) -> torch.Tensor:
+    def _causal_chunked(self, x: torch.Tensor, d: torch.Tensor, chunk: int,
+                        bar=None) -> torch.Tensor:
         """Exact chunked form of the offline forward for causal nets: streaming steps of ``chunk``
         samples over the input padded by ``stream_delay``, then the delay removed."""
         hop = self.config.hop
@@ -277,9 +305,12 @@ class TSEModel:
         for i in range(0, total, chunk):
             o, st = self.net.step(xp[:, i:i + chunk], d, st)
             outs.append(o)
+            if bar is not None:
+                bar.update(o.numel() / self.sample_rate)
         return torch.cat(outs, 1)[:, delay:delay + n]
 
-    def _overlap_chunked(self, x: torch.Tensor, d: torch.Tensor, chunk: int) -> torch.Tensor:
+    def _overlap_chunked(self, x: torch.Tensor, d: torch.Tensor, chunk: int,
+                         bar=None) -> torch.Tensor:
         """Bidirectional nets: chunks overlapping by 1 s, cross-faded linearly."""
         b, n = x.shape
         ov = min(self.sample_rate, chunk // 4)
@@ -297,29 +328,48 @@ class TSEModel:
                 w[-ov:] = torch.minimum(w[-ov:], ramp.flip(0))
             out[:, s:e] += y * w
             wsum[s:e] += w
+            if bar is not None:
+                bar.update(b * (e - s) / self.sample_rate)
             if e == n:
                 break
         return out / wsum.clamp_min(1e-6)
 
     # -- distance scan -------------------------------------------------------------------------
-    def scan(self, mix, distances_m=None, sample_rate: int | None = None,
-             cancel=None) -> ScanResult:
-        """Distance profile of ``mix`` ([N]): normalised iSDR per query, indicator and peaks.
+    def scan(self, mix, distances_m=None, sample_rate: int | None = None, cancel=None,
+             max_seconds: float | None = SCAN_MAX_S, progress: bool | None = None) -> ScanResult:
+        """Distance profile of one signal: normalised iSDR per query, indicator and peaks.
+
+        All queries run as one batch over the audio, in bounded memory: causal models stream it
+        through ``net.step`` in short steps (:func:`realtime_tse.profile.file_scan_levels`),
+        bidirectional ones run on pieces of at most 8 s. Audio longer than ``max_seconds`` is
+        measured on evenly spread excerpts totalling ``max_seconds`` (4 s each, every one after
+        0.5 s of unmeasured warm-up; :func:`realtime_tse.profile.plan_excerpts`): the compute is
+        about Q x seconds x the model's per-query cost (lite-causal, 21 queries, one thread of this
+        2-core CPU: 1.3 to 2.5 s per audio second), so a whole 3-minute file would take 4 to 8
+        minutes; ``max_seconds=None`` measures the whole signal anyway.
 
         Args:
+            mix: one signal by the input rule of :mod:`realtime_tse.safety`: ``[N]``, ``[N, C]``
+                (C <= 8 channels, mixed down) or ``[1, N]``; NaN/Inf samples count as 0 (with a
+                ``RuntimeWarning``).
             distances_m: query grid in metres (None: ``d_min .. d_max`` in 0.25 m steps); must lie
                 in the model's range; returned sorted.
             sample_rate: rate of ``mix`` (None = the model's rate).
-            cancel: optional ``threading.Event``; when set, the scan stops between queries and
+            cancel: optional ``threading.Event``; when set, the scan stops between model calls and
                 raises :class:`realtime_tse.profile.ScanCancelled`.
+            max_seconds: most audio measured, seconds (default ``SCAN_MAX_S`` = 20 s; None: all).
+            progress: a tqdm bar on stderr; None = only for 10 s or more of measured audio, and
+                only on a terminal.
+        Returns:
+            :class:`ScanResult`; ``duration_s`` is the signal's length, ``measured_s`` the audio
+            the levels were measured on.
         Raises:
-            ValueError: not 1-D, shorter than 0.25 s, non-finite, or a distance out of range.
+            TypeError: not a sample dtype.
+            ValueError: a batch or an ambiguous shape, shorter than 0.25 s, a distance out of
+                range, ``max_seconds`` <= 0.
         """
-        x = _as_float_audio(mix)
-        if x.ndim != 1:
-            raise ValueError(f"scan needs a mono [N] signal, got shape {x.shape}")
-        if not np.all(np.isfinite(x)):
-            raise ValueError("audio contains NaN or infinite samples")
+        x2, _ = _signals(mix, False, "scan")
+        x = x2[0]
         sr = self.sample_rate if sample_rate is None else int(sample_rate)
         if len(x) < MIN_SCAN_S * sr:
             raise ValueError(f"audio too short for a distance scan ({len(x) / sr:.2f} s; need at "
@@ -331,10 +381,16 @@ class TSEModel:
         else:
             grid = np.sort(self.check_distance(distances_m).astype(np.float64))
         t0 = time.perf_counter()
-        xt = torch.from_numpy(np.ascontiguousarray(x)).to(self.device)
-        levels = scan_levels(self.net, xt, grid, self.scan_batch, cancel)
-        return make_result(grid, levels, dbfs(x), len(x) / self.sample_rate,
-                           time.perf_counter() - t0)
+        excerpts = plan_excerpts(len(x), self.sample_rate, max_seconds)
+        measured_s = sum(e - s for _, s, e in excerpts) / self.sample_rate
+        levels, e_in, n_meas = file_scan_levels(
+            self.net, x, self.sample_rate, grid, excerpts, self.causal, device=self.device,
+            query_seconds=self.scan_query_seconds, cancel=cancel,
+            progress=_show_progress(progress, measured_s))
+        res = make_result(grid, levels, float(10 * np.log10(e_in / max(n_meas, 1) + 1e-20)),
+                          len(x) / self.sample_rate, time.perf_counter() - t0)
+        res.measured_s = n_meas / self.sample_rate
+        return res
 
     # -- streaming -----------------------------------------------------------------------------
     def stream(self, block_ms: float = 64, aligned: bool = False,
@@ -371,6 +427,8 @@ class Streamer:
         block_samples: nominal block in samples (k hops).
         delay_samples: output delay relative to ``model.extract`` in samples.
         latency_s: algorithmic latency ``(block_samples + delay_samples) / sr``.
+        nonfinite_samples: NaN/Inf input samples replaced by 0 since construction.
+        state_resets: times the model state turned non-finite and was started afresh.
     """
 
     def __init__(self, model: TSEModel, block_ms: float = 64, aligned: bool = False,
@@ -389,6 +447,8 @@ class Streamer:
         self.prefill = 0 if self.aligned else self.unit
         self.delay_samples = self.prefill + self.n_fft - self.hop
         self.max_step = max(self.block_samples, (2 * self.sr) // self.hop * self.hop)
+        self.nonfinite_samples = 0
+        self.state_resets = 0
         self.reset()
 
     @property
@@ -409,16 +469,34 @@ class Streamer:
         self._d = None
 
     def process(self, block, distance_m) -> np.ndarray:
-        """Feed ``block`` ([n] float at the model rate) with query ``distance_m`` (metres); returns
-        [n] float32. Raises ValueError for a distance outside the model's range, a non-1-D block,
-        or (``aligned``) a block that is not a whole number of units."""
-        x = np.asarray(block, dtype=np.float32).reshape(-1) if np.ndim(block) <= 1 else None
-        if x is None:
-            raise ValueError(f"block must be 1-D, got shape {np.shape(block)}")
+        """Feed ``block`` at the model rate with query ``distance_m`` (metres).
+
+        ``block`` is one signal by the input rule of :mod:`realtime_tse.safety`: ``[n]``,
+        ``[n, C]`` (C <= 8 channels, mixed down) or ``[1, n]``; float, or int8/int16/int32/uint8
+        PCM scaled to [-1, 1) (the same numbers as ``extract``). NaN/Inf samples are replaced by 0
+        and counted in :attr:`nonfinite_samples`. When the model's output or state turns non-finite
+        anyway (e.g. overflow on absurd input), the state is started afresh and the step re-run
+        (counted in :attr:`state_resets`; zeros if it fails again), so one bad block never
+        poisons the blocks after it.
+
+        Returns:
+            [n] float32, finite.
+        Raises:
+            TypeError: not a sample dtype.
+            ValueError: a distance outside the model's range, a batch or ambiguous shape, or
+                (``aligned``) a block that is not a whole number of units.
+        """
         d = float(self.model.check_distance(distance_m)[0])
-        n = len(x)
-        if n == 0:
+        if np.size(block) == 0:
             return np.zeros(0, np.float32)
+        x2, _ = as_signals(block, allow_batch=False)
+        x, bad = sanitize(x2[0])
+        if bad:
+            if self.nonfinite_samples == 0:
+                log.warning("streaming input: %d non-finite samples (NaN/Inf) replaced by 0 "
+                            "(further ones only counted)", bad)
+            self.nonfinite_samples += bad
+        n = len(x)
         if self.aligned and (n % self.unit or len(self._in)):
             raise ValueError(f"aligned streamer needs blocks of whole {self.unit}-sample units, "
                              f"got {n}")
@@ -437,6 +515,22 @@ class Streamer:
         return np.asarray(res, dtype=np.float32)
 
     def _step(self, seg: np.ndarray, d: float) -> np.ndarray:
+        y = self._model_step(seg, d)
+        if np.isfinite(y).all() and (self._state is None or _finite_state(self._state)):
+            return y
+        self.state_resets += 1
+        log.warning("streaming model state turned non-finite; started afresh (reset %d)",
+                    self.state_resets)
+        self._state = None
+        self._hist = np.zeros(0, np.float32)
+        y = self._model_step(seg, d)
+        if np.isfinite(y).all() and (self._state is None or _finite_state(self._state)):
+            return y
+        self._state = None
+        self._hist = np.zeros(0, np.float32)
+        return np.zeros(len(seg), np.float32)
+
+    def _model_step(self, seg: np.ndarray, d: float) -> np.ndarray:
         net, dev = self.model.net, self.model.device
         dt = torch.tensor([d], dtype=torch.float32, device=dev)
         xt = torch.from_numpy(np.ascontiguousarray(seg)).to(dev)[None]
@@ -459,6 +553,19 @@ class Streamer:
         keep = self.window_frames * self.hop
         self._hist = win[-keep:] if len(win) > keep else win
         return out
+
+
+def _finite_state(state) -> bool:
+    """True when every floating tensor in a streaming state (nested dict/list) is finite."""
+    if isinstance(state, torch.Tensor):
+        if not (state.is_floating_point() or state.is_complex()):
+            return True
+        return bool(torch.isfinite(state).all())
+    if isinstance(state, dict):
+        return all(_finite_state(v) for v in state.values())
+    if isinstance(state, (list, tuple)):
+        return all(_finite_state(v) for v in state)
+    return True
 
 
 # ------------------------------------------------------------------------------------- live engine
@@ -540,7 +647,13 @@ class LiveEngine:
     Read-only stats: ``rtf`` (smoothed processing time / block duration), ``xruns``,
     ``algorithmic_latency_ms``, ``device_latency_ms``, ``input_level_db``, ``output_level_db``,
     ``device`` ("cpu"/"cuda"), ``model_sample_rate``, ``device_sample_rate``, ``latest_scan``,
-    ``scan_count``, ``scan_rate_hz``, ``scan_skips``, ``error``.
+    ``scan_count``, ``scan_rate_hz``, ``scan_skips``, ``error``, ``notice`` (one line, e.g. NaN
+    input), ``nonfinite_in``.
+
+    Output safety: every block that goes to the speakers (and so into a recording) passes
+    :class:`realtime_tse.safety.OutputGuard` (``output_guard``): NaN/Inf -> 0, a 5 Hz DC blocker
+    and a zero-latency peak limiter with a -1 dBFS ceiling; the input's NaN/Inf samples are replaced
+    by 0 before the model, the dry path and the scan.
 
     Args:
         model: a :class:`TSEModel`.
@@ -592,6 +705,9 @@ class LiveEngine:
         self._wet = 1.0
         self._volume = 1.0
         self.error: str | None = None
+        self.notice: str | None = None  # a one-line, non-fatal remark for the status bar / log
+        self.nonfinite_in = 0           # NaN/Inf input samples replaced by 0 since start()
+        self.output_guard = OutputGuard(model.sample_rate)  # DC blocker + -1 dBFS peak limiter
         self.input_level_db = -120.0
         self.output_level_db = -120.0
         self._rtf = 0.0
@@ -724,7 +840,10 @@ class LiveEngine:
                  volume=self.volume, algorithmic_latency_ms=self.algorithmic_latency_ms,
                  estimated_latency_ms=self.estimated_latency_ms, device=self.device,
                  scan_count=self.scan_count, scan_rate_hz=self.scan_rate_hz,
-                 scan_skips=self.scan_skips,
+                 scan_skips=self.scan_skips, nonfinite_in=self.nonfinite_in,
+                 state_resets=self.streamer.state_resets,
+                 limited_samples=self.output_guard.limiter.limited_samples,
+                 limiter_max_db=self.output_guard.limiter.max_reduction_db,
                  model=self.model.name)
         return s
 
@@ -747,6 +866,9 @@ class LiveEngine:
         self.error = None
         self.streamer.reset()
         self._dry[:] = 0
+        self.output_guard.reset()
+        self.nonfinite_in = 0
+        self.notice = None
         self._history.clear()
         self._rtf = 0.0
         self._blocks = 0
@@ -837,6 +959,9 @@ class LiveEngine:
         t0 = time.perf_counter()
         if self._blocks == 0 and self.audio_nice is not None:
             _set_thread_nice(self.audio_nice)  # the stream's worker thread, once per stream
+        block, bad = sanitize(np.asarray(block, dtype=np.float32).reshape(-1))
+        if bad:
+            self._note_nonfinite(bad)
         y = self.streamer.process(block, self._distance)
         nd = len(self._dry)
         if nd:
@@ -853,7 +978,7 @@ class LiveEngine:
         v = self._volume
         if v != 1.0:
             out = out * v
-        out = np.clip(out, -1.0, 1.0).astype(np.float32, copy=False)
+        out = self.output_guard.process(out)  # finite, no DC, |out| <= the -1 dBFS ceiling
         self.input_level_db = _level_db(block)
         self.output_level_db = _level_db(out)
         dt = time.perf_counter() - t0
@@ -864,7 +989,16 @@ class LiveEngine:
         return out
 
     def _tap(self, inp: np.ndarray, out: np.ndarray) -> None:
-        self._history.write(inp)
+        self._history.write(sanitize(inp)[0])
+
+    def _note_nonfinite(self, n: int) -> None:
+        """Count NaN/Inf input samples; the first time, log it and set :attr:`notice`."""
+        first = self.nonfinite_in == 0
+        self.nonfinite_in += int(n)
+        if first:
+            self.notice = "input has NaN/Inf samples: replaced by silence"
+            log.warning("live input: %d non-finite samples (NaN/Inf) replaced by 0 (further "
+                        "ones only counted in stats()['nonfinite_in'])", n)
 
     def _on_stream_error(self, message: str) -> None:
         self.error = message.splitlines()[0] if message else "audio stream failed"

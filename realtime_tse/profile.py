@@ -46,16 +46,22 @@ import torch
 
 from models.metrics import distance_profile, relative_level
 
+from .safety import sanitize
+
 TAU = 1e-2              # floor of the normalised iSDR (-20 dB), the tau_inactive of eq. 9
 GRID_STEP_M = 0.25      # default grid step of TSEModel.scan
 WINDOW_M = 1.0          # indicator window of the paper (sum of levels within 1 m)
 SILENCE_DBFS = -60.0    # below this input RMS nothing is detected
 MIN_SCAN_S = 0.25       # shortest audio a scan accepts
 LIVE_GRID_STEP_M = 0.5  # default grid step of the live scan
+SCAN_MAX_S = 20.0       # a file scan measures at most this much audio (excerpts spread evenly)
+SCAN_SEGMENT_S = 4.0    # ... in excerpts of about this length
+SCAN_WARMUP_S = 0.5     # ... each after this much unmeasured audio (the causal state settles)
+SCAN_QUERY_SECONDS = 2.7  # audio seconds x query rows per model call of a file scan (memory bound)
 
 __all__ = ["ScanResult", "ScanCancelled", "default_grid", "scan_levels", "make_result", "ScanWorker",
-           "StreamingScan", "StreamingScanWorker", "TAU", "GRID_STEP_M", "LIVE_GRID_STEP_M",
-           "SILENCE_DBFS"]
+           "StreamingScan", "StreamingScanWorker", "plan_excerpts", "file_scan_levels", "TAU",
+           "GRID_STEP_M", "LIVE_GRID_STEP_M", "SILENCE_DBFS", "SCAN_MAX_S"]
 
 
 @dataclass
@@ -70,6 +76,8 @@ class ScanResult:
         input_dbfs: RMS level of the scanned audio in dBFS.
         duration_s: length of the scanned audio in seconds.
         elapsed_s: compute time of the scan in seconds.
+        measured_s: seconds of audio the levels were measured on (``duration_s`` unless a long
+            file was scanned in excerpts, :func:`plan_excerpts`).
         timestamp: ``time.time()`` when the scan finished.
     """
 
@@ -81,6 +89,11 @@ class ScanResult:
     duration_s: float = 0.0
     elapsed_s: float = 0.0
     timestamp: float = field(default_factory=time.time)
+    measured_s: float | None = None
+
+    def __post_init__(self):
+        if self.measured_s is None:
+            self.measured_s = float(self.duration_s)
 
     def to_dict(self) -> dict:
         """JSON-able dict (lists of floats)."""
@@ -92,6 +105,7 @@ class ScanResult:
             "input_dbfs": round(float(self.input_dbfs), 2),
             "duration_s": round(float(self.duration_s), 3),
             "elapsed_s": round(float(self.elapsed_s), 3),
+            "measured_s": round(float(self.measured_s), 3),
         }
 
 
@@ -156,6 +170,138 @@ def make_result(distances_m, levels_db, input_dbfs: float, duration_s: float,
     return ScanResult(distances_m=d, isdr_db=lv, peaks_m=list(peaks), indicator=np.asarray(ind),
                       input_dbfs=float(input_dbfs), duration_s=float(duration_s),
                       elapsed_s=float(elapsed_s))
+
+
+def plan_excerpts(n: int, sample_rate: int, max_seconds: float | None,
+                  segment_s: float = SCAN_SEGMENT_S, warmup_s: float = SCAN_WARMUP_S) -> list:
+    """Where a file scan measures: ``[(warm_start, start, end), ...]`` in samples.
+
+    The whole signal (``[(0, 0, n)]``) when ``max_seconds`` is None or ``n`` is at most
+    ``max_seconds`` of audio; else ``k = ceil(max_seconds / segment_s)`` excerpts of
+    ``max_seconds / k`` seconds each, spread evenly from the start to the end, each preceded by
+    up to ``warmup_s`` of audio that the model runs on but that is not measured.
+
+    Raises:
+        ValueError: ``max_seconds`` <= 0.
+    """
+    if max_seconds is None or n <= max_seconds * sample_rate:
+        return [(0, 0, int(n))]
+    if max_seconds <= 0:
+        raise ValueError(f"max_seconds must be positive (or None for the whole file), "
+                         f"got {max_seconds}")
+    k = max(1, int(math.ceil(max_seconds / segment_s - 1e-9)))
+    seg = int(max_seconds * sample_rate / k)
+    warm = int(warmup_s * sample_rate)
+    starts = np.linspace(0, n - seg, k).round().astype(int) if k > 1 else [(n - seg) // 2]
+    return [(max(0, int(s) - warm), int(s), int(s) + seg) for s in starts]
+
+
+def _bar(total: float, enabled: bool | None, desc: str, unit: str = "s"):
+    """A tqdm progress bar on stderr (``enabled`` None: only on a terminal)."""
+    from tqdm.auto import tqdm  # noqa: PLC0415
+    return tqdm(total=round(float(total), 2), disable=None if enabled is None else not enabled,
+                desc=desc, unit=unit, leave=False, dynamic_ncols=True,
+                bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.0f}/{total:.0f} {unit} "
+                           "[{elapsed}<{remaining}]")
+
+
+@torch.inference_mode()
+def file_scan_levels(net: torch.nn.Module, x: np.ndarray, sample_rate: int, distances_m,
+                     excerpts: list, causal: bool, device=None,
+                     query_seconds: float = SCAN_QUERY_SECONDS,
+                     chunk_s: float = 8.0, cancel: threading.Event | None = None,
+                     progress: bool | None = False) -> tuple[np.ndarray, float, int]:
+    """Normalised iSDR per query over the measured parts of ``excerpts``, in bounded memory.
+
+    All Q queries run as one batch (the audio replicated over Q rows). Causal nets stream each
+    excerpt through ``net.step`` in steps of about ``query_seconds / Q`` seconds (whole hops), the
+    output aligned with the input by dropping ``net.stream_delay`` samples (the same numbers as the
+    offline forward, up to float rounding); bidirectional nets run the offline forward on pieces
+    of at most ``chunk_s`` measured seconds with ``1 s`` of context on each side, in groups of
+    queries so that one forward holds at most ``max(query_seconds, piece)`` seconds x rows. Peak
+    memory therefore does not grow with the file's length or the grid's size.
+
+    Args:
+        net: the model; x: [N] float32 at ``sample_rate``, finite; distances_m: [Q] metres.
+        excerpts: from :func:`plan_excerpts`.
+        cancel: checked between steps; when set, :class:`ScanCancelled` is raised.
+        progress: a tqdm bar over the audio seconds processed (None: only on a terminal).
+    Returns:
+        ``(levels_db [Q], input_energy, measured_samples)``: ``10 log10(E_out / E_in + tau)``
+        summed over the measured samples, the input energy and sample count they cover.
+    """
+    if device is None:
+        device = next(net.parameters()).device
+    d = np.asarray(distances_m, dtype=np.float32).reshape(-1)
+    q = len(d)
+    sr = int(sample_rate)
+    e_out = np.zeros(q, np.float64)
+    e_in = 0.0
+    measured = 0
+    total = sum(e - s for _, s, e in excerpts) / sr
+    with _bar(total, progress, "scan") as bar:
+        for w, s, e in excerpts:
+            seg_in = x[s:e].astype(np.float64)
+            e_in += float(np.dot(seg_in, seg_in))
+            measured += e - s
+            if causal:
+                e_out += _causal_excerpt_energy(net, x, d, w, s, e, sr, device, query_seconds,
+                                                cancel, bar)
+            else:
+                e_out += _offline_excerpt_energy(net, x, d, s, e, sr, device, query_seconds,
+                                                 chunk_s, cancel, bar)
+    levels = 10 * np.log10(e_out / (e_in + 1e-12) + TAU)
+    return levels, e_in, measured
+
+
+def _check_cancel(cancel) -> None:
+    if cancel is not None and cancel.is_set():
+        raise ScanCancelled()
+
+
+def _causal_excerpt_energy(net, x, d, w, s, e, sr, device, query_seconds, cancel, bar):
+    hop, delay = int(net.cfg.hop), int(net.stream_delay)
+    q = len(d)
+    step = max(1, int(query_seconds / q * sr) // hop) * hop
+    seg = x[w:min(len(x), e + delay)]
+    total = (e - w) + delay
+    total += (-total) % hop
+    if len(seg) < total:
+        seg = np.concatenate([seg, np.zeros(total - len(seg), np.float32)])
+    dq = torch.from_numpy(d).to(device)
+    st = net.init_state(dq)
+    xt = torch.from_numpy(np.ascontiguousarray(seg)).to(device)
+    acc = torch.zeros(q, dtype=torch.float64, device=device)
+    lo, hi = (s - w) + delay, (e - w) + delay  # measured part, in stream output samples
+    for i in range(0, total, step):
+        _check_cancel(cancel)
+        j = min(total, i + step)
+        out, st = net.step(xt[i:j][None].expand(q, -1), dq, st)
+        a, b = max(lo, i), min(hi, j)
+        if b > a:
+            acc += out[:, a - i:b - i].double().pow(2).sum(1)
+            bar.update((b - a) / sr)
+    return acc.cpu().numpy()
+
+
+def _offline_excerpt_energy(net, x, d, s, e, sr, device, query_seconds, chunk_s, cancel, bar):
+    q = len(d)
+    acc = np.zeros(q, np.float64)
+    piece = int(chunk_s * sr)
+    ctx = sr
+    whole = s == 0 and e == len(x) and len(x) <= piece
+    for ps in range(s, e, piece):
+        pe = min(e, ps + piece)
+        a, b = (ps, pe) if whole else (max(0, ps - ctx), min(len(x), pe + ctx))
+        xt = torch.from_numpy(np.ascontiguousarray(x[a:b])).to(device)
+        rows = max(1, int(max(query_seconds, (b - a) / sr) / ((b - a) / sr)))
+        for g in range(0, q, rows):
+            _check_cancel(cancel)
+            dq = torch.from_numpy(d[g:g + rows]).to(device)
+            y = net(xt[None].expand(len(dq), -1), dq)
+            acc[g:g + rows] += y[:, ps - a:pe - a].double().pow(2).sum(1).cpu().numpy()
+            bar.update((pe - ps) / sr * len(dq) / q)
+    return acc
 
 
 class _ScanThread:
@@ -362,8 +508,9 @@ class StreamingScan:
         self.restarts = 0
 
     def feed(self, x) -> int:
-        """Process the new samples ``x`` ([n] float at ``sample_rate``); returns the hops processed."""
-        x = np.asarray(x, dtype=np.float32).reshape(-1)
+        """Process the new samples ``x`` ([n] float at ``sample_rate``; NaN/Inf are taken as 0);
+        returns the hops processed."""
+        x, _ = sanitize(np.asarray(x, dtype=np.float32).reshape(-1))
         buf = np.concatenate([self._rem, x]) if len(self._rem) else x
         usable = len(buf) - len(buf) % self.hop
         self._rem = buf[usable:].copy()

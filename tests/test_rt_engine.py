@@ -20,6 +20,7 @@ from rt_fixtures import (DEMO_DIR, DEMO_MIX, SHIPPED, demo_at, demo_model_rate, 
 
 from models.checkpoint import CheckpointError  # noqa: E402
 from realtime_tse.engine import LiveEngine, Streamer, load_model  # noqa: E402
+from realtime_tse.safety import CEILING_DBFS, OutputGuard  # noqa: E402
 
 
 def _rel_err(a, b):
@@ -100,8 +101,8 @@ def test_extract_errors(model):
         model.extract(np.zeros((2, 2, 100), np.float32), 1.0)
     with pytest.raises(ValueError, match="batch"):
         model.extract(np.zeros((2, 1000), np.float32), [1.0, 2.0, 3.0])
-    with pytest.raises(ValueError, match="NaN"):
-        model.extract(np.full(1000, np.nan, np.float32), 1.0)
+    with pytest.raises(TypeError, match="int64"):
+        model.extract(np.zeros(1000, np.int64), 1.0)  # a list of Python ints is not PCM
 
 
 def test_long_input_is_chunked_exactly(model, demo_model_rate):
@@ -279,11 +280,17 @@ def test_live_engine_block_processing_controls(model, demo_model_rate):
     x = demo_model_rate[: 8 * B]
     eng.bypass = True
     out = np.concatenate([eng._process_block(x[i:i + B]) for i in range(0, len(x), B)])
-    np.testing.assert_allclose(out[D:], x[:len(x) - D], atol=1e-7)  # dry, aligned like the wet
+    # dry, aligned like the wet, through the output guard (DC blocker + limiter) of every block
+    dry = np.concatenate([np.zeros(D, np.float32), x])[:len(x)]
+    guard = OutputGuard(model.sample_rate)
+    want = np.concatenate([guard.process(dry[i:i + B]) for i in range(0, len(x), B)])
+    np.testing.assert_allclose(out, want, atol=1e-7)
+    np.testing.assert_allclose(out[D:], x[:len(x) - D], atol=0.02)  # (5 Hz high-pass: small)
     assert eng.input_level_db > -60 and eng.output_level_db > -60 and eng.rtf > 0
     eng.bypass = False
     eng.volume = 0.5
     eng.wet = 0.0
+    eng.output_guard = OutputGuard(model.sample_rate, dc_cutoff_hz=0)  # the gains alone
     blk = x[:B]
     o = eng._process_block(blk)
     np.testing.assert_allclose(o[D:], 0.5 * blk[:B - D], atol=1e-7)
