@@ -65,7 +65,8 @@ def _load(args):
 
 
 def read_audio(path, min_seconds: float = MIN_EXTRACT_S):
-    """Read a sound file as mono float32. Returns (x [N], sample_rate, info dict).
+    """Read a sound file as mono float32 (NaN/Inf samples -> 0, with a note). Returns
+    (x [N], sample_rate, info dict).
 
     Raises:
         CLIError: missing, unreadable, empty or shorter than ``min_seconds``.
@@ -91,14 +92,21 @@ def read_audio(path, min_seconds: float = MIN_EXTRACT_S):
         x = x.mean(axis=1)
     else:
         x = x[:, 0]
-    if not np.all(np.isfinite(x)):
-        raise CLIError(f"{p}: contains NaN or infinite samples")
+    from .safety import sanitize  # noqa: PLC0415
+    x, bad = sanitize(x)
+    if bad:
+        _note(f"{p.name}: {bad} NaN/Inf samples replaced by silence")
     return np.ascontiguousarray(x, dtype=np.float32), int(sr), {
         "channels": int(info.channels), "subtype": info.subtype, "format": info.format}
 
 
 def write_audio(path, x, sr: int, like_subtype: str | None = None) -> Path:
-    """Write mono float audio; float input subtypes stay float in WAV, else the format's default."""
+    """Write mono float audio; float input subtypes stay float in WAV, else the format's default.
+
+    An integer file (FLAC, 16-bit WAV, ...) cannot hold samples beyond full scale: when ``x`` has
+    any, it is passed through the peak limiter of :mod:`realtime_tse.safety` (ceiling -1 dBFS)
+    instead of being clipped, and a note says how many samples were over and by how much.
+    """
     import soundfile as sf  # noqa: PLC0415
     p = Path(path).expanduser()
     if p.parent and not p.parent.exists():
@@ -110,6 +118,20 @@ def write_audio(path, x, sr: int, like_subtype: str | None = None) -> Path:
     subtype = None
     if like_subtype in ("FLOAT", "DOUBLE") and ext in ("WAV", "W64", "AIFF", "CAF"):
         subtype = "FLOAT"
+    import numpy as np  # noqa: PLC0415
+    x = np.asarray(x, dtype=np.float32)
+    chosen = subtype or sf.default_subtype(ext if ext != "OGA" else "OGG") or ""
+    if not chosen.startswith(("FLOAT", "DOUBLE")):
+        over = int(np.count_nonzero(np.abs(x) > 1.0))
+        if over:
+            from .safety import CEILING_DBFS, PeakLimiter  # noqa: PLC0415
+            lim = PeakLimiter(sr, CEILING_DBFS)
+            peak = float(np.max(np.abs(x)))
+            x = lim.process(x)
+            _note(f"{over} output samples beyond full scale (peak {20 * np.log10(peak):+.1f} dBFS) "
+                  f"limited to {CEILING_DBFS:g} dBFS for {chosen or ext} (up to "
+                  f"{lim.max_reduction_db:.1f} dB of gain reduction); write a .wav from a float "
+                  f"input to keep the values")
     try:
         sf.write(str(p), x, sr, subtype=subtype)
     except (sf.SoundFileError, RuntimeError, OSError, TypeError, ValueError) as e:
@@ -142,10 +164,17 @@ def cmd_extract(args) -> int:
     t0 = time.perf_counter()
     xm = resample(x, sr, model.sample_rate)
     if args.streaming:
+        from .profile import _bar  # noqa: PLC0415
         s = model.stream(block_ms=args.block_ms)
         xp = np.concatenate([xm, np.zeros(s.delay_samples, np.float32)])
         B = s.block_samples
-        y = np.concatenate([s.process(xp[i:i + B], d) for i in range(0, len(xp), B)])
+        ys = []
+        with _bar(len(xp) / model.sample_rate, None if len(xp) >= 10 * model.sample_rate
+                  else False, "extract") as bar:
+            for i in range(0, len(xp), B):
+                ys.append(s.process(xp[i:i + B], d))
+                bar.update(len(ys[-1]) / model.sample_rate)
+        y = np.concatenate(ys)
         y = y[s.delay_samples:s.delay_samples + len(xm)]
         how = (f"streaming, {s.block_ms:g} ms blocks, algorithmic latency "
                f"{1e3 * s.latency_s:.0f} ms (output re-aligned to the input)")
@@ -166,6 +195,7 @@ def cmd_extract(args) -> int:
 
 
 def cmd_scan(args) -> int:
+    from .profile import SCAN_MAX_S  # noqa: PLC0415
     x, sr, _ = read_audio(args.input, MIN_SCAN_S)
     model = _load(args)
     grid = None
@@ -175,12 +205,16 @@ def cmd_scan(args) -> int:
             raise CLIError(f"--step must be positive, got {args.step}")
         grid = default_grid(*model.distance_range, args.step)
     try:
-        res = model.scan(x, grid, sample_rate=sr)
+        max_s = None if args.max_seconds is not None and args.max_seconds <= 0 else \
+            (args.max_seconds if args.max_seconds is not None else SCAN_MAX_S)
+        res = model.scan(x, grid, sample_rate=sr, max_seconds=max_s)
     except ValueError as e:
         raise CLIError(f"{args.input}: {e}") from e
+    part = "" if res.measured_s >= res.duration_s - 1e-6 else \
+        f"measured on {res.measured_s:.0f} s of {res.duration_s:.0f} s in excerpts, "
     print(f"{Path(args.input).name}: {_fmt_peaks(res)} "
           f"(scan of {len(res.distances_m)} distances, {res.distances_m[0]:g}..{res.distances_m[-1]:g} m, "
-          f"{res.elapsed_s:.1f} s)")
+          f"{part}{res.elapsed_s:.1f} s)")
     if args.verbose:
         for dq, lv, ind in zip(res.distances_m, res.isdr_db, res.indicator):
             print(f"  {dq:5.2f} m  level {lv:7.2f} dB  indicator {ind:7.2f}")
@@ -463,6 +497,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", metavar="OUT.json")
     s.add_argument("--plot", metavar="OUT.png")
     s.add_argument("--step", type=float, default=None, help="grid step in metres (default 0.25)")
+    s.add_argument("--max-seconds", type=float, default=None, metavar="S",
+                   help="measure at most S seconds of a long file, in excerpts spread over it "
+                        "(default 20; 0 = the whole file, slow: about 2 s per audio second)")
     s.add_argument("-v", "--verbose", action="store_true", help="print the whole profile")
     _common(s)
     s.set_defaults(func=cmd_scan)

@@ -9,6 +9,11 @@ second: a WAV file read back while still open shows everything up to the last fl
 file holds all encoded frames up to the last flush (the encoder keeps the last partial 4096-sample
 frame back) and stays decodable (its header says "length unknown" until ``close``).
 
+Samples: NaN/Inf are written as 0 (never as full-scale -32768), and for integer subtypes samples
+beyond full scale are clipped to [-1, 1]; both are counted (``nonfinite_samples``,
+``clipped_samples``), logged once and written to the sidecar. The live engine's output is already
+limited to -1 dBFS (:class:`realtime_tse.safety.OutputGuard`), so its recordings never clip.
+
 Decisions (recorded here, the SPEC is silent):
 
 - Never overwrite: ``take.wav`` exists -> ``take-1.wav``, ``take-2.wav``, ... The name is reserved
@@ -36,6 +41,8 @@ from datetime import datetime
 from pathlib import Path
 
 import numpy as np
+
+from .safety import sanitize
 
 __all__ = ["Recorder", "default_recordings_dir", "unique_path"]
 
@@ -160,6 +167,8 @@ class Recorder:
         self._t0 = time.monotonic()
         self._end_time: datetime | None = None
         self.frames_written = 0  # output frames written to disk
+        self.nonfinite_samples = 0  # NaN/Inf samples written as 0 (output and input)
+        self.clipped_samples = 0    # samples beyond full scale clipped (integer subtypes)
         self.input_frames_written = 0
         self._frames_queued = 0  # output frames handed to write() (audio time for note_distance)
         self._distances: list[dict] = []
@@ -177,7 +186,18 @@ class Recorder:
 
     # ---------------------------------------------------------------- producer side (any thread)
     def _block(self, block) -> np.ndarray:
-        a = np.array(block, dtype=np.float32, copy=True)
+        a, bad = sanitize(np.array(block, dtype=np.float32, copy=True))
+        if bad:
+            if self.nonfinite_samples == 0:
+                log.warning("recorder %s: NaN/Inf samples written as 0", self.path.name)
+            self.nonfinite_samples += bad
+        if not self.subtype.startswith(("FLOAT", "DOUBLE")):
+            over = int(np.count_nonzero(np.abs(a) > 1.0))
+            if over:
+                if self.clipped_samples == 0:
+                    log.warning("recorder %s: samples beyond full scale clipped", self.path.name)
+                self.clipped_samples += over
+                np.clip(a, -1.0, 1.0, out=a)
         if self.channels == 1:
             return a.reshape(-1)
         return a.reshape(-1, self.channels)
@@ -251,6 +271,7 @@ class Recorder:
             md.update(end_time=self._end_time.isoformat(timespec="milliseconds"),
                       frames=self.frames_written, duration_s=round(self.duration_s, 4),
                       input_frames=self.input_frames_written if self._in is not None else None)
+        md.update(nonfinite_samples=self.nonfinite_samples, clipped_samples=self.clipped_samples)
         if self.error:
             md["error"] = self.error
         return md
