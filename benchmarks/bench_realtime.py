@@ -2,7 +2,8 @@
 PulseAudio loopback (xruns, measured input-to-output delay, algorithmic latency), and the rate of
 the distance scan while streaming.
 
-    .venv/bin/python benchmarks/bench_realtime.py [--model CKPT] [--loop-seconds 60]
+    .venv/bin/python benchmarks/bench_realtime.py [--model CKPT] [--servers pulseaudio,pipewire]
+                                                  [--e2e-seconds 12] [--long-seconds 120]
                                                   [--out benchmarks/results/realtime.json]
 
 Model: the shipped checkpoint when present (or --model), else a randomly initialised lite-causal
@@ -11,14 +12,14 @@ net (speed does not depend on the weights); the JSON says which. Sections:
 1. ``streaming``: ``Streamer.process`` (the engine's real block path: numpy in, model step,
    numpy out) on 8 s of the demo, blocks of 16/32/64/128 ms, 1 and 2 torch threads: RTF = compute
    time / audio time, and per-block mean / 95th percentile / max in ms.
-2. ``loopback``: ``LiveEngine`` between two PulseAudio null sinks for ``--loop-seconds``: a harness
-   stream plays the demo (looped) into the engine's microphone and records its speaker. Xruns
-   counted from 2 s after the input starts; delays measured by cross-correlation on identical
-   signals, piece by piece (harness -> engine input from the engine's own input recording; the
-   model's look-ahead; engine output -> harness from its output recording), minus the harness's
-   own loop measured alone first; the design estimate, the algorithmic latency, and the distance
-   scan running beside it (updates per second, seconds per scan, share of a core). Skipped (and
-   said so) without pulseaudio / PortAudio.
+2. ``end_to_end``: ``LiveEngine`` (shipped model, distance scan on) between the measuring sinks of
+   ``realtime_tse/loopback.py`` on a private PulseAudio and on PipeWire-Pulse (under
+   ``dbus-run-session``), demo speech played in: the microphone-to-speaker delay per 1 s window by
+   cross-correlation of two channels recorded in one stream (no harness delay to subtract), its
+   drift, xruns after the first 2 s, drops and stall restarts, and the delay the engine itself
+   reports (``total_latency_ms``). The stream options (duplex vs separate streams, PortAudio
+   latency, device period, jitter buffer, device rate) are compared at 64 and 32 ms blocks; the
+   default settings then run ``--long-seconds`` as they are and with one more core kept busy.
 3. ``scan_file``: the same engine fed from the demo file (no devices) for 20 s with 2 torch
    threads (and 1, ``scan_file_1_thread``), for the scan rate without PulseAudio: updates per
    second of wall time, the scan's compute per audio second (``scan_rtf``), skip-aheads, and the
@@ -105,14 +106,39 @@ def bench_streaming(model: TSEModel, seconds: float = 8.0) -> list[dict]:
     return rows
 
 
-# ------------------------------------------------------------------------------------ 2. loopback
-class Pulse:
-    """A private PulseAudio daemon (scripts/pulse.sh) with a second null sink."""
+# ------------------------------------------------------------------------------------ 2. end-to-end
+class SoundServer:
+    """A private sound server for the loopback: ``"pulseaudio"`` (scripts/pulse.sh) or
+    ``"pipewire"`` (pipewire + wireplumber + pipewire-pulse under ``dbus-run-session``, in its own
+    XDG_RUNTIME_DIR). Sets PULSE_SERVER & co. in os.environ; ``stop()`` ends it by its pid /
+    process group. Raises RuntimeError (with the reason) when it cannot run here."""
 
-    def __init__(self):
-        self.dir = Path(tempfile.mkdtemp(prefix="rtse-bench-pulse-"))
-        self.env = {**os.environ, "RTSE_PULSE_DIR": str(self.dir)}
-        r = subprocess.run(["bash", str(REPO / "scripts" / "pulse.sh"), "start"], env=self.env,
+    def __init__(self, kind: str):
+        self.kind = kind
+        self.dir = Path(tempfile.mkdtemp(prefix=f"rtse-bench-{kind}-"))
+        self.saved = {k: os.environ.get(k) for k in ("PULSE_SERVER", "PULSE_RUNTIME_PATH",
+                                                     "PULSE_STATE_PATH", "XDG_RUNTIME_DIR")}
+        self.proc = None
+        if kind == "pulseaudio":
+            self._start_pulseaudio()
+        elif kind == "pipewire":
+            self._start_pipewire()
+        else:
+            raise ValueError(kind)
+        from realtime_tse.audio_io import list_devices
+        deadline = time.monotonic() + 20
+        while "pulse" not in [d.name for d in list_devices(refresh=True)]:
+            if time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"{kind}: PortAudio lists no 'pulse' device")
+            time.sleep(0.3)
+        info = subprocess.run(["pactl", "info"], capture_output=True, text=True, timeout=10)
+        self.version = next((ln.split(":", 1)[1].strip() for ln in info.stdout.splitlines()
+                             if ln.startswith("Server Name")), "?")
+
+    def _start_pulseaudio(self):
+        env = {**os.environ, "RTSE_PULSE_DIR": str(self.dir)}
+        r = subprocess.run(["bash", str(REPO / "scripts" / "pulse.sh"), "start"], env=env,
                            capture_output=True, text=True, timeout=30)
         if r.returncode != 0:
             raise RuntimeError(f"pulse.sh start failed: {r.stderr.strip()}")
@@ -120,157 +146,213 @@ class Pulse:
             if line.startswith("export "):
                 k, v = line[len("export "):].split("=", 1)
                 os.environ[k] = v
-        subprocess.run(["pactl", "load-module", "module-null-sink", "sink_name=bench_src",
-                        "rate=16000", "channels=1"], capture_output=True, timeout=10, check=True)
-        from realtime_tse.audio_io import list_devices
-        deadline = time.monotonic() + 15
-        while "pulse" not in [d.name for d in list_devices(refresh=True)]:
-            if time.monotonic() > deadline:
-                raise RuntimeError("PortAudio lists no 'pulse' device")
+
+    def _start_pipewire(self):
+        missing = [b for b in ("pipewire", "pipewire-pulse", "wireplumber", "dbus-run-session")
+                   if shutil.which(b) is None]
+        if missing:
+            raise RuntimeError(f"not installed: {', '.join(missing)} (apt-get install pipewire "
+                               "pipewire-pulse wireplumber dbus)")
+        rt = self.dir / "xdg"
+        rt.mkdir(mode=0o700)
+        env = {**os.environ, "XDG_RUNTIME_DIR": str(rt), "PIPEWIRE_RUNTIME_DIR": str(rt)}
+        for k in ("PULSE_SERVER", "PULSE_RUNTIME_PATH", "PULSE_STATE_PATH"):
+            env.pop(k, None)
+        log = open(self.dir / "pipewire.log", "w")
+        self.proc = subprocess.Popen(
+            ["dbus-run-session", "--", "bash", "-c",
+             "pipewire & sleep 0.5; wireplumber & pipewire-pulse & wait"],
+            env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        sock = rt / "pulse" / "native"
+        deadline = time.monotonic() + 20
+        while not sock.exists():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                tail = (self.dir / "pipewire.log").read_text()[-1500:]
+                self.stop()
+                raise RuntimeError(f"pipewire-pulse did not come up: {tail}")
             time.sleep(0.2)
+        os.environ["XDG_RUNTIME_DIR"] = str(rt)
+        os.environ["PULSE_SERVER"] = f"unix:{sock}"
 
     def stop(self):
-        subprocess.run(["bash", str(REPO / "scripts" / "pulse.sh"), "stop"], env=self.env,
-                       capture_output=True, timeout=30)
+        if self.kind == "pulseaudio":
+            subprocess.run(["bash", str(REPO / "scripts" / "pulse.sh"), "stop"],
+                           env={**os.environ, "RTSE_PULSE_DIR": str(self.dir)},
+                           capture_output=True, timeout=30)
+        elif self.proc is not None and self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, 15)  # the session we started (its own process group)
+                self.proc.wait(10)
+            except (OSError, subprocess.TimeoutExpired):
+                os.killpg(self.proc.pid, 9)
+        for k, v in self.saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-def _align(a: np.ndarray, b: np.ndarray) -> tuple[int, float]:
-    """Signed lag L with a[i + L] ~ b[i] (cross-correlation) and the correlation after aligning."""
-    n = 1 << int(np.ceil(np.log2(len(a) + len(b))))
-    c = np.fft.irfft(np.fft.rfft(a, n) * np.conj(np.fft.rfft(b, n)), n)
-    k = int(np.argmax(c))
-    lag = k if k < n // 2 else k - n
-    a2, b2 = (a[lag:], b) if lag >= 0 else (a, b[-lag:])
-    m = min(len(a2), len(b2))
-    return lag, float(np.corrcoef(a2[:m], b2[:m])[0, 1])
+def _busy_core():
+    """One process spinning on a core (the 'another core is busy' condition); stop by its pid."""
+    return subprocess.Popen([sys.executable, "-c", "while True: pass"])
 
 
-def _harness(sd, x: np.ndarray, fs: int, tail_s: float = 3.0):
-    """Play ``x`` on PortAudio's "pulse" device and record it at the same time (one duplex stream,
-    so play and record indices share a clock). Large buffers keep the harness free of xruns on a
-    busy CPU. Returns (recording, xrun count, PortAudio's reported latency in s)."""
-    play = np.concatenate([x, np.zeros(int(tail_s * fs), np.float32)])
-    got = np.zeros_like(play)
-    pos, hx = [0], [0]
-    done = threading.Event()
-
-    def cb(indata, outdata, frames, _t, status):
-        if status:
-            hx[0] += 1
-        p = pos[0]
-        n = min(frames, len(play) - p)
-        outdata[:n, 0] = play[p:p + n]
-        outdata[n:] = 0
-        got[p:p + n] = indata[:n, 0]
-        pos[0] = p + n
-        if n < frames:
-            raise sd.CallbackStop
-
-    h = sd.Stream(device=("pulse", "pulse"), samplerate=fs, blocksize=1024, channels=1,
-                  dtype="float32", latency="high", callback=cb, finished_callback=done.set)
-    h.start()
-    lat = float(sum(h.latency))
-    done.wait(len(play) / fs + 30)
-    h.close()
-    return got, hx[0], lat
-
-
-def bench_loopback(model: TSEModel, seconds: float, block_ms: float = 64,
-                   latency: str = "high") -> dict:
-    """Delays are measured piecewise on identical signals, so the model's output need not resemble
-    its input: harness out -> engine input (the engine records its input), engine input -> engine
-    output (the model's look-ahead, exact), engine output -> harness in (the engine records its
-    output). Their sum is the whole loop; minus the harness's own PortAudio latency it is the
-    engine's microphone-to-speaker delay."""
-    if shutil.which("pulseaudio") is None or shutil.which("pactl") is None:
-        return {"skipped": "pulseaudio / pactl not installed"}
+def bench_e2e(model: TSEModel, seconds: float, block_ms: float = 64, busy: bool = False,
+              bypass: bool = True, scan: bool = True, label: str = "", **stream_kwargs) -> dict:
+    """The engine (shipped model, distance scan on as in the app) between ``dut_mic`` and
+    ``meas_r`` of ``realtime_tse.loopback``'s topology, demo speech played in for ``seconds``.
+    Delay per 1 s window by cross-correlation of the recorded left (engine input) and right
+    (engine output) channels. ``bypass``: the engine plays its dry input delayed exactly like the
+    extraction (the model still runs), so the correlation is exact; the wet path has the same
+    delay by construction (``Streamer.delay_samples``). Xruns counted after the first 2 s."""
+    from realtime_tse.loopback import DUT_ENV, LoopbackRecorder, MeasureSinks, window_delays
+    fs = 16000
+    x = demo(fs, seconds)
+    sinks = MeasureSinks(fs)
+    extra_env = dict(stream_kwargs.pop("env", {}))
+    saved = {k: os.environ.get(k) for k in (*DUT_ENV, *extra_env)}
+    spin = _busy_core() if busy else None
+    eng = None
     try:
-        import sounddevice as sd
-    except OSError as e:
-        return {"skipped": f"PortAudio missing: {e}"}
-    pulse = Pulse()
-    tmp = Path(tempfile.mkdtemp(prefix="rtse-bench-rec-"))
-    try:
-        fs = 16000
-        x = demo(fs, seconds)
-        # the harness's own loop (play into bench_src, record its monitor): subtracted below
-        os.environ["PULSE_SOURCE"], os.environ["PULSE_SINK"] = "bench_src.monitor", "bench_src"
-        xh = x[: 4 * fs]
-        got_h, _, _ = _harness(sd, xh, fs, tail_s=2.0)
-        harness_loop, harness_corr = _align(got_h, xh)
-        os.environ["PULSE_SOURCE"], os.environ["PULSE_SINK"] = "bench_src.monitor", "vsink"
+        os.environ.update(DUT_ENV)
+        os.environ.update(extra_env)
         eng = LiveEngine(model, block_ms=block_ms, input_device="pulse", output_device="pulse",
-                         distance_m=1.0, device_rate=fs, prefill_blocks=2,
-                         latency=latency,
-                         stall_timeout_s=5.0, scan_seconds=3.0, torch_threads=1)
-        rec = eng.start_recording(tmp / "out.wav", record_input=True)
+                         distance_m=1.0, scan=scan, torch_threads=1, **stream_kwargs)
+        eng.bypass = bypass
+        t_open = time.monotonic()
         eng.start()
-        deadline = time.monotonic() + 10
-        while eng.stream.blocks_processed < 4 and time.monotonic() < deadline and not eng.error:
+        while eng.stream.callback_time_s < 1.0 and time.monotonic() - t_open < 20 \
+                and not eng.error:
             time.sleep(0.05)
         if eng.error:
-            eng.stop()
-            return {"error": eng.error}
-        os.environ["PULSE_SOURCE"], os.environ["PULSE_SINK"] = "vsink.monitor", "bench_src"
-        t_h = eng.stream.callback_time_s
-        scan0 = eng.scan_count
-        t0 = time.monotonic()
-        got, hx, h_lat = _harness(sd, x, fs)
-        wall = time.monotonic() - t0
+            return {"label": label, "error": eng.error}
+        t_first = time.monotonic() - t_open - eng.stream.callback_time_s
+        h = LoopbackRecorder(fs, max_s=seconds + 15).start()
+        t_play = eng.stream.callback_time_s
+        h.play(x)
+        while not h.done_playing and not eng.error:
+            time.sleep(0.1)
+        time.sleep(1.0)
+        left, right = h.stop()
         st = eng.stats()
         events = eng.xrun_events()
-        sc = eng._scanner
-        scans = eng.scan_count - scan0
-        scan_info = {"scans": scans, "updates_per_s": scans / wall,
-                     "seconds_per_scan": (sc.busy_s / sc.count) if sc and sc.count else None,
-                     "core_share": sc.duty_measured if sc else None,
-                     "queries": len(eng.scan_distances_m), "audio_s": eng.scan_seconds,
-                     "torch_threads": 1, "nice": sc.nice if sc else None,
-                     "scan_kind": type(sc).__name__ if sc else None,
-                     "skips": getattr(sc, "skips", None),
-                     "last_peaks_m": eng.latest_scan.peaks_m if eng.latest_scan else None}
-        eng.stop()
-        sr = model.sample_rate
-        xin, _ = sf.read(rec.input_path, dtype="float32")
-        yout, _ = sf.read(rec.path, dtype="float32")
-        D = eng.streamer.delay_samples
-        # engine exactness: its output is the offline extraction of its input, delayed by D
-        ref = np.concatenate([np.zeros(D, np.float32), model.extract(xin, 1.0)])[:len(xin)]
-        corr_engine = float(np.corrcoef(yout, ref)[0, 1])
-        # harness sample i -> engine input index i + lag_in -> engine output index
-        # i + lag_in + D -> harness recording index i + lag_in + D + lag_out
-        lag_in, corr_in = _align(xin, resample(x, fs, sr))
-        lag_out, corr_out = _align(resample(got, fs, sr), yout)
-        loop_ms = 1e3 * (lag_in + D + lag_out) / sr
-        # split at the engine: its input index counts from its first callback (t = 0 of the
-        # device clock); the harness started at device time t_h
-        input_path_ms = 1e3 * (lag_in / sr - t_h)
-        late = [e for e in events if e[0] > t_h + 2.0]
-        return {
-            "seconds": seconds, "block_ms": eng.streamer.block_ms, "device_rate": fs,
-            "model_rate": sr, "prefill_blocks": 2, "portaudio_latency": latency,
-            "xruns_total": st["xruns"], "xruns_after_2s": len(late),
-            "xrun_events": [(round(t, 3), k) for t, k in events[:20]],
-            "harness_xruns": hx,
-            "loop_delay_ms": loop_ms, "harness_reported_latency_ms": 1e3 * h_lat,
-            "harness_own_loop_ms": 1e3 * harness_loop / fs, "harness_own_loop_corr": harness_corr,
-            "measured_input_to_output_ms": loop_ms - 1e3 * harness_loop / fs,
-            "harness_to_engine_input_ms": input_path_ms,
-            "engine_output_to_harness_ms": loop_ms - input_path_ms - 1e3 * D / sr,
-            "estimated_latency_ms": st["estimated_latency_ms"],
-            "algorithmic_latency_ms": eng.algorithmic_latency_ms,
-            "device_latency_ms": 1e3 * st["device_latency_s"],
-            "corr_engine_vs_offline": corr_engine, "corr_input_path": corr_in,
-            "corr_output_path": corr_out,
-            "rtf": st["rtf"], "mean_block_ms": 1e3 * st["mean_process_s"],
-            "max_block_ms": 1e3 * st["max_process_s"], "scan": scan_info,
-        }
     finally:
-        for k in ("PULSE_SOURCE", "PULSE_SINK"):
-            os.environ.pop(k, None)
-        pulse.stop()
-        shutil.rmtree(tmp, ignore_errors=True)
+        if eng is not None:
+            eng.stop()
+        if spin is not None:
+            spin.kill()
+            spin.wait()
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        sinks.unload()
+    d = window_delays(left, right, fs)
+    good = d["corr"] > (0.9 if bypass else 0.3)
+    lags = 1e3 * d["lag_s"][good]
+    late = [e for e in events if e[0] > 2.0]
+    res = {
+        "label": label, "block_ms": eng.streamer.block_ms, "seconds": seconds, "busy_core": busy,
+        "bypass": bypass, "scan": scan, "streams": st["streams"],
+        "portaudio_latency": st["latency_request"], "device_rate": st["device_rate"],
+        "device_block_ms": 1e3 * st["device_blocksize"] / st["device_rate"],
+        "jitter_ms": st["jitter_ms"],
+        "delay_ms": float(np.median(lags)) if len(lags) else None,
+        "delay_min_ms": float(lags.min()) if len(lags) else None,
+        "delay_max_ms": float(lags.max()) if len(lags) else None,
+        "drift_ms": float(lags.max() - lags.min()) if len(lags) else None,
+        "windows": int(len(d["lag_s"])), "windows_matched": int(good.sum()),
+        "delay_first_window_ms": float(1e3 * d["lag_s"][0]) if len(d["lag_s"]) else None,
+        "reported_total_ms": st["total_latency_ms"],
+        "algorithmic_ms": st["algorithmic_latency_ms"],
+        "xruns_total": st["xruns"], "xruns_after_2s": len(late),
+        "xrun_kinds_after_2s": {k: sum(1 for e in late if e[1] == k) for k in
+                                sorted({e[1] for e in late})},
+        "first_xruns": [(round(t, 3), k) for t, k in events[:8]],
+        "output_drops": st["output_drops"], "output_rebuffers": st["output_rebuffers"],
+        "input_backlog_drops": st["input_backlog_drops"],
+        "input_startup_drops": st["input_startup_drops"],
+        "input_samples_dropped": st["input_samples_dropped"],
+        "max_input_age_ms": 1e3 * st["max_input_latency_s"],
+        "stall_restarts": st["stall_restarts"], "restarts": st["restarts"],
+        "first_callback_s": t_first, "harness_glitches": h.glitches,
+        "rtf": st["rtf"], "max_block_ms": 1e3 * st["max_process_s"],
+        "scan_updates": eng.scan_count, "error": st["error"], "load_average": os.getloadavg()[0],
+        "played_from_device_s": t_play, "env": extra_env,
+    }
+    return res
+
+
+def _print_e2e(r: dict) -> None:
+    if "delay_ms" not in r:
+        print(f"  {r.get('label')}: {r}", flush=True)
+        return
+    f = lambda v: "  n/a" if v is None else f"{v:5.1f}"  # noqa: E731
+    print(f"  {r['label']:<28} block {r['block_ms']:3.0f} ms  delay {f(r['delay_ms'])} ms "
+          f"(drift {f(r['drift_ms'])}, reported {r['reported_total_ms']:5.1f})  xruns>2s "
+          f"{r['xruns_after_2s']:4d} {r['xrun_kinds_after_2s']}  drops out/in "
+          f"{r['output_drops']}/{r['input_backlog_drops']}  rebuf {r['output_rebuffers']}  "
+          f"stalls {r['stall_restarts']}  windows {r['windows_matched']}/{r['windows']}  "
+          f"load {r['load_average']:.1f}", flush=True)
+
+
+OPTIONS = {  # label -> DuplexStream settings compared by the e2e section
+    "duplex high (old default)": dict(streams="duplex", latency="high", prefill_blocks=2),
+    "duplex low, 8 ms periods": dict(streams="duplex", latency="low", device_blocksize=128,
+                                     jitter_ms=16),
+    "separate low, 8 ms, jitter 16": dict(streams="separate", latency="low"),
+    "separate low, 4 ms, jitter 12": dict(streams="separate", latency="low",
+                                          device_blocksize=64, jitter_ms=12),
+    "separate 30 ms, 8 ms, jitter 16": dict(streams="separate", latency=0.03),
+    "separate low, 16 ms, jitter 24": dict(streams="separate", latency="low",
+                                           device_blocksize=256, jitter_ms=24),
+    "separate low, 8 ms, jitter 32": dict(streams="separate", latency="low", jitter_ms=32),
+    "separate low, 8 kHz devices": dict(streams="separate", latency="low", device_rate=8000),
+    "default, PULSE_LATENCY_MSEC=30": dict(env={"PULSE_LATENCY_MSEC": "30"}),
+    "duplex high, PULSE_LATENCY_MSEC=30": dict(streams="duplex", latency="high",
+                                               prefill_blocks=2,
+                                               env={"PULSE_LATENCY_MSEC": "30"}),
+}
+
+
+def bench_servers(model, servers, seconds, long_seconds, options, busy_long=True) -> dict:
+    out = {}
+    for kind in servers:
+        print(f"2. end-to-end through {kind}", flush=True)
+        try:
+            srv = SoundServer(kind)
+        except Exception as e:  # noqa: BLE001
+            print(f"  {kind} cannot run here: {e}", flush=True)
+            out[kind] = {"skipped": str(e)}
+            continue
+        rows = []
+        try:
+            print(f"  server: {srv.version}", flush=True)
+            for label in options:
+                for block in (64, 32):
+                    r = bench_e2e(model, seconds, block_ms=block, label=label, **OPTIONS[label])
+                    _print_e2e(r)
+                    rows.append(r)
+            best = [r for r in rows if r.get("streams") == "separate"
+                    and r.get("label") == "separate low, 8 ms, jitter 16"]
+            long = []
+            if long_seconds > 0:
+                for block in (64, 32):
+                    for busy in ((False, True) if busy_long else (False,)):
+                        r = bench_e2e(model, long_seconds, block_ms=block, busy=busy,
+                                      label=f"default, {'busy core' if busy else 'as is'}, long")
+                        _print_e2e(r)
+                        long.append(r)
+            wet = bench_e2e(model, min(seconds, 10.0), block_ms=64, bypass=False,
+                            label="default, wet output")
+            _print_e2e(wet)
+            out[kind] = {"server": srv.version, "options": rows, "long": long, "wet": wet,
+                         "default": best}
+        finally:
+            srv.stop()
+    return out
 
 
 # ------------------------------------------------------------------------------------ 3. scan, file
@@ -299,42 +381,55 @@ def bench_scan_file(model: TSEModel, seconds: float = 20.0, threads: int = 2) ->
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", default=None)
-    ap.add_argument("--loop-seconds", type=float, default=60.0)
+    ap.add_argument("--servers", default="pulseaudio,pipewire",
+                    help="sound servers for the end-to-end section, comma-separated")
+    ap.add_argument("--e2e-seconds", type=float, default=12.0,
+                    help="seconds of speech per option in the end-to-end comparison")
+    ap.add_argument("--long-seconds", type=float, default=120.0,
+                    help="the long run of the default settings (drift), 0 = none")
+    ap.add_argument("--options", default=";".join(OPTIONS),
+                    help="labels of OPTIONS to compare, separated by ';'")
     ap.add_argument("--stream-seconds", type=float, default=8.0)
     ap.add_argument("--scan-seconds", type=float, default=20.0)
-    ap.add_argument("--latency", default="high", help="PortAudio latency of the engine's stream")
     ap.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "realtime.json"))
-    ap.add_argument("--only", choices=["scan"], default=None,
-                    help="run only the file-fed scan section; update it in an existing --out")
+    ap.add_argument("--only", choices=["scan", "e2e"], default=None,
+                    help="run only one section; update it in an existing --out")
     a = ap.parse_args(argv)
     model, which = get_model(a.model)
     if a.only == "scan":
         return _main_scan_only(model, which, a)
+    out = Path(a.out)
+    doc = json.loads(out.read_text()) if out.is_file() else {}
     load0 = os.getloadavg()
     print(f"model: {which} ({model.config.preset}, {model.sample_rate} Hz); load average "
           f"{load0[0]:.1f} on {os.cpu_count()} cores", flush=True)
-    print("1. streaming RTF (Streamer.process, aligned blocks)")
-    streaming = bench_streaming(model, a.stream_seconds)
-    print(f"2. PulseAudio loopback, {a.loop_seconds:g} s")
-    loop = bench_loopback(model, a.loop_seconds, latency=a.latency)
-    for k, v in loop.items():
-        if k != "xrun_events":
+    if a.only is None:
+        print("1. streaming RTF (Streamer.process, aligned blocks)")
+        doc["streaming"] = bench_streaming(model, a.stream_seconds)
+    options = [o for o in a.options.split(";") if o]
+    e2e = bench_servers(model, [s for s in a.servers.split(",") if s], a.e2e_seconds,
+                        a.long_seconds, options)
+    doc["end_to_end"] = {
+        "method": "one stereo null sink 'meas': its left channel is the engine's microphone "
+                  "(remap source dut_mic), the engine plays into its right channel (remap sink "
+                  "meas_r); both recorded in one stream from meas.monitor; delay = lag of right "
+                  "behind left per 1 s window (realtime_tse/loopback.py). Engine in bypass "
+                  "(model running, dry path delayed like the extraction) except the 'wet' row.",
+        "date": time.strftime("%Y-%m-%d %H:%M:%S"), "load_average_start": load0,
+        "load_average_end": os.getloadavg(), **e2e}
+    doc.pop("loopback", None)  # the old piecewise measurement (superseded)
+    if a.only is None:
+        print(f"3. distance scan beside a file-fed engine, {a.scan_seconds:g} s")
+        doc["scan_file"] = bench_scan_file(model, a.scan_seconds)
+        for k, v in doc["scan_file"].items():
             print(f"  {k}: {v}")
-    print(f"3. distance scan beside a file-fed engine, {a.scan_seconds:g} s")
-    scan = bench_scan_file(model, a.scan_seconds)
-    for k, v in scan.items():
-        print(f"  {k}: {v}")
-    doc = {
+    doc.update({
         "model": which, "preset": model.config.preset, "sample_rate": model.sample_rate,
         "machine": {"processor": platform.processor() or platform.machine(),
-                    "cores": os.cpu_count(), "load_average_start": load0,
-                    "load_average_end": os.getloadavg(),
-                    "note": "2 shared cores; a training run and other jobs used the CPU at the same "
-                            "time, so figures are noisy upper bounds"},
-        "torch": torch.__version__, "date": time.strftime("%Y-%m-%d %H:%M:%S"),
-        "streaming": streaming, "loopback": loop, "scan_file": scan,
-    }
-    out = Path(a.out)
+                    "cores": os.cpu_count(),
+                    "note": "2 shared cores; training runs and other jobs used the CPU at the "
+                            "same time (load averages recorded per row), so figures are noisy"},
+        "torch": torch.__version__})
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(doc, indent=2) + "\n")
     print(f"wrote {out}")

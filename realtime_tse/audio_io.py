@@ -90,6 +90,7 @@ __all__ = [
     "list_devices",
     "find_device",
     "format_devices",
+    "devices_listed",
     "FileSource",
     "DuplexStream",
     "RingBuffer",
@@ -209,6 +210,31 @@ def find_device(spec: int | str | DeviceInfo | None, kind: str = "input") -> Dev
              + ", ".join(f"[{d.index}] {d.name}" for d in subs))
     fail(f"unknown audio {kind} device {spec!r}")
     raise AssertionError  # unreachable
+
+
+def devices_listed(names: Sequence[str], timeout_s: float = 4.0) -> bool | None:
+    """Whether PortAudio, initialised afresh in a child process, lists every device in ``names``
+    (exact names). ``None`` when the child gives no answer within ``timeout_s`` (a sound server
+    that hangs makes device probing hang). Safe while this process has a stream open (PortAudio
+    cannot be re-initialised in-process then). Takes about 0.2 s on an idle machine."""
+    import subprocess  # noqa: PLC0415
+    import sys  # noqa: PLC0415
+    code = ("import json, sounddevice as sd; "
+            "print(json.dumps([d['name'] for d in sd.query_devices()]))")
+    try:
+        r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                           timeout=timeout_s, env=os.environ.copy())
+    except subprocess.TimeoutExpired:
+        return None
+    except OSError as e:
+        log.warning("cannot list devices in a child process: %s", e)
+        return True  # cannot tell: treat as listed (the caller retries a bounded number of times)
+    import json  # noqa: PLC0415
+    try:
+        listed = set(json.loads(r.stdout.strip().splitlines()[-1]))
+    except (ValueError, IndexError):
+        return False  # PortAudio failed to initialise: no devices
+    return all(n in listed for n in names)
 
 
 # ------------------------------------------------------------------------------------ file input
@@ -388,6 +414,22 @@ class FileSource:
                 f"loop={self.loop}, position_s={self.position_s:.2f})")
 
 
+def _thread_ids() -> set[int]:
+    """Native ids of this process's threads (Linux /proc; empty elsewhere)."""
+    try:
+        return {int(t) for t in os.listdir("/proc/self/task")}
+    except OSError:
+        return set()
+
+
+def _thread_name(tid: int) -> str:
+    try:
+        with open(f"/proc/self/task/{tid}/comm") as f:
+            return f.read().strip()
+    except OSError:
+        return "?"
+
+
 # ------------------------------------------------------------------------------------ resampling
 def _resampler_lag(in_rate: float, out_rate: float, chunk: int, quality: str,
                    seconds: float = 3.0) -> int:
@@ -440,25 +482,38 @@ class DuplexStream:
     def __init__(self, process_block: ProcessFn, model_rate: int, block_samples: int,
                  input_device: int | str | None = None, output_device: int | str | None = None,
                  device_rate: int | None = None, input_file: str | Path | None = None,
-                 loop: bool = False, prefill_blocks: float = 1.0,
+                 loop: bool = False, prefill_blocks: float | None = None,
                  device_blocksize: int | None = None, latency: float | str | None = None,
                  ring_seconds: float = 2.0, quality: str = "HQ",
                  on_error: Callable[[str], None] | None = None,
                  on_end: Callable[[], None] | None = None,
                  stall_timeout_s: float | None = None, first_callback_timeout_s: float = 5.0,
                  max_start_retries: int = 2, startup_s: float = 1.0,
-                 boost_priority: bool = True, max_input_backlog_s: float | None = None):
+                 boost_priority: bool = True, max_input_backlog_s: float | None = None,
+                 streams: str = "auto", jitter_ms: float | None = None,
+                 max_stall_restarts: int = 3):
         if block_samples <= 0 or model_rate <= 0:
             raise ValueError("block_samples and model_rate must be positive")
+        if streams not in ("auto", "duplex", "separate"):
+            raise ValueError(f"streams must be 'auto', 'duplex' or 'separate', got {streams!r}")
+        if jitter_ms is not None and not 0.0 <= float(jitter_ms) <= 1000.0:
+            raise ValueError(f"jitter_ms must be within 0..1000 ms, got {jitter_ms}")
+        if prefill_blocks is not None and not 0.0 <= float(prefill_blocks) <= 64.0:
+            raise ValueError(f"prefill_blocks must be within 0..64, got {prefill_blocks}")
         self.process_block = process_block
         self.model_rate = int(model_rate)
         self.block_samples = int(block_samples)
         self.input_file = Path(input_file) if input_file is not None else None
         self.loop = bool(loop)
-        self.prefill_blocks = float(prefill_blocks)
         self.quality = quality
         self.ring_seconds = float(ring_seconds)
         self.latency_request = latency
+        self._latency_user = latency
+        self._pulse_env_noted = False
+        self._streams_request = streams
+        self.max_stall_restarts = int(max_stall_restarts)
+        self.stall_restarts = 0  # stalls (device still listed) recovered by reopening the stream
+        self._stall_times: list[float] = []
         self.on_error = on_error
         self.on_end = on_end
         self._stall_timeout = stall_timeout_s
@@ -496,10 +551,29 @@ class DuplexStream:
         else:
             self.mode = "duplex" if self.output_info is not None else "capture"
 
+        # stream layout: one PortAudio duplex stream, or an input and an output stream. Separate
+        # streams let the capture side drain what the sound server held before the first callback
+        # (a duplex stream reads capture only as fast as it plays, so such a backlog stays for good)
+        if self.mode != "duplex":
+            self.streams = "single"
+        elif streams == "auto":
+            self.streams = "separate"
+        else:
+            self.streams = streams
+        if latency is None and self.mode in ("duplex", "capture"):
+            self.latency_request = "low"  # PortAudio's 'high' let PulseAudio hold 2 s of capture
+
         self.device_rate = int(device_rate) if device_rate else self._pick_device_rate()
         r = self.device_rate / self.model_rate
-        self.device_blocksize = int(device_blocksize) if device_blocksize else \
-            max(1, int(round(self.block_samples * r)))
+        if device_blocksize:
+            self.device_blocksize = int(device_blocksize)
+        elif self.mode == "capture" or self.streams == "separate":
+            # small callbacks (8 ms, at most one model block): the delay a device buffer adds
+            # scales with its period
+            self.device_blocksize = max(1, min(int(round(self.block_samples * r)),
+                                               int(round(0.008 * self.device_rate))))
+        else:
+            self.device_blocksize = max(1, int(round(self.block_samples * r)))
         self.resampling = self.device_rate != self.model_rate and self.mode != "file-null"
 
         # jitter buffer and resampler lag compensation
@@ -513,14 +587,39 @@ class DuplexStream:
             if self.mode in ("duplex", "file"):
                 self._out_lag = _resampler_lag(self.model_rate, self.device_rate,
                                                self.block_samples, quality) + margin_dev
-        self.prefill_samples = int(round(self.prefill_blocks * self.block_samples * r)) + self._out_lag
+        # the jitter buffer: output samples queued ahead of the device when a block is written
+        if prefill_blocks is not None:
+            jit = int(round(float(prefill_blocks) * self.block_samples * r))
+        elif jitter_ms is not None:
+            jit = int(round(float(jitter_ms) * 1e-3 * self.device_rate))
+        elif self.mode == "duplex" and self.streams == "separate":
+            # one output period + 16 ms for the worker's wake-up and compute jitter
+            jit = self.device_blocksize + int(round(0.016 * self.device_rate))
+        else:
+            jit = int(round(self.block_samples * r))  # one block (file -> device, duplex)
+        self.prefill_blocks = jit / (self.block_samples * r)
+        self.jitter_samples = jit
+        self.prefill_samples = jit + self._out_lag
+        # above this output-ring level (when a block is written) the excess is dropped, not played
+        # late: the jitter buffer + an input and an output period of phase wander + 4 ms
+        self._out_bound = self.prefill_samples + 2 * self.device_blocksize \
+            + int(math.ceil(0.004 * self.device_rate))
+        # separate streams: each time the output ran dry the jitter buffer grows one period (at
+        # least 4 ms), up to the larger of 64 ms and twice the start value
+        self._jitter_max = max(self.prefill_samples * 2, int(round(0.064 * self.device_rate)))
+        self._jitter0 = (self.jitter_samples, self.prefill_samples, self._out_bound)
 
         cap_dev = int(self.ring_seconds * self.device_rate) + 4 * self.device_blocksize \
             + self.prefill_samples
         self._in_ring = RingBuffer(cap_dev)
         # input freshness: target after a trim, and the steady-state bound (device samples)
         self._in_target = self.device_blocksize + int(math.ceil(0.005 * self.device_rate))
-        if max_input_backlog_s is None:
+        if max_input_backlog_s is None and self.streams == "separate":
+            # the worker takes a block as soon as it is complete: more than a block + the jitter
+            # buffer + two periods waiting means the worker was held up; play fresh audio instead
+            bound = int(round(self.block_samples * r)) + self.prefill_samples \
+                + 2 * self.device_blocksize
+        elif max_input_backlog_s is None:
             bound = max(int(round(0.25 * self.device_rate)), 3 * self.device_blocksize)
         else:
             bound = int(round(float(max_input_backlog_s) * self.device_rate))
@@ -533,6 +632,8 @@ class DuplexStream:
         # counters written by the callback (ints only) and the preallocated xrun log
         self._xlog_frames = np.zeros(_XRUN_LOG_CAPACITY, np.int64)
         self._xlog_kind = np.zeros(_XRUN_LOG_CAPACITY, np.int8)
+        self._xlock = threading.Lock()
+        self._streams_open: list = []
         self._reset_counters()
 
         self.error: str | None = None
@@ -572,6 +673,9 @@ class DuplexStream:
         self._cb_frames = 0
         self._cb_tid = 0
         self._cb_boosted = False
+        self._out_cb_tid = 0
+        self._out_cb_boosted = False
+        self._stalled = False
         self._cb_error: str | None = None
         self._finished_unexpectedly = False
         self._eof = False
@@ -588,6 +692,20 @@ class DuplexStream:
         self._in_lat_max = 0.0
         self.stale_input_callbacks = 0  # callbacks whose input was older than expected
         self._stale_warned = False
+        # separate streams: the output callback's own counters (the input's are _cb_*)
+        self._out_cb_count = 0
+        self._out_cb_frames = 0
+        self._last_out_cb_count = 0
+        self._last_out_cb_time = time.monotonic()
+        self._out_flowing = False  # the worker has written audio: an empty ring is now an xrun
+        self._out_dry = False  # the output callback found the ring short since the last write
+        self._out_lat = 0.0  # PortAudio time_info: outputBufferDacTime - currentTime (last, max)
+        self._out_lat_max = 0.0
+        self.output_drops = 0  # blocks written short because the output ring held too much
+        self.output_samples_dropped = 0
+        self.output_rebuffers = 0  # jitter buffer refilled with silence after the ring ran dry
+        self._write_level = 0  # output-ring level (device samples) when the last block was written
+        self._write_level_max = 0
 
     # ---------------------------------------------------------------- public state
     @property
@@ -620,6 +738,28 @@ class DuplexStream:
             return 0.0
         return (self.block_samples / self.model_rate + self.prefill_samples / self.device_rate
                 + self._in_lag / self.model_rate + self.device_latency_s)
+
+    @property
+    def output_latency_s(self) -> float:
+        """Device output delay when the last output callback ran, as PortAudio's ``time_info``
+        reports it (``outputBufferDacTime - currentTime``, s; 0 where the backend does not say)."""
+        return self._out_lat
+
+    @property
+    def live_latency_s(self) -> float:
+        """Input-to-output delay from what the devices report now (s): the captured audio's age
+        (``input_latency_s``, else the stream's input latency), one block, the resampler
+        compensation, the output queued when the last block was written (the jitter buffer) and
+        the device's output delay (``output_latency_s``, else the stream's output latency).
+        Excludes the model's look-ahead (the engine adds it). 0 unless input and output run."""
+        if self.mode != "duplex":
+            return 0.0
+        lin = self._in_lat or self.device_latency[0]
+        lout = self._out_lat or self.device_latency[1]
+        queued = self._write_level if self.streams == "separate" and self._out_flowing \
+            else self.prefill_samples
+        return (lin + self.block_samples / self.model_rate + self._in_lag / self.model_rate
+                + queued / self.device_rate + lout)
 
     @property
     def callback_time_s(self) -> float:
@@ -673,6 +813,16 @@ class DuplexStream:
             "input_latency_s": self.input_latency_s,
             "max_input_latency_s": self.max_input_latency_s,
             "stale_input_callbacks": self.stale_input_callbacks,
+            "streams": self.streams, "latency_request": self.latency_request,
+            "jitter_ms": 1e3 * self.jitter_samples / self.device_rate,
+            "output_drops": self.output_drops,
+            "output_samples_dropped": self.output_samples_dropped,
+            "output_rebuffers": self.output_rebuffers,
+            "output_queue_s": self._write_level / self.device_rate,
+            "max_output_queue_s": self._write_level_max / self.device_rate,
+            "output_latency_s": self._out_lat, "max_output_latency_s": self._out_lat_max,
+            "live_latency_s": self.live_latency_s,
+            "stall_restarts": self.stall_restarts,
             "input_device": str(self.input_info) if self.input_info else None,
             "output_device": str(self.output_info) if self.output_info else None,
             "input_file": str(self.input_file) if self.input_file else None,
@@ -690,12 +840,43 @@ class DuplexStream:
             self._taps = [t for t in self._taps if t is not fn]
 
     # ---------------------------------------------------------------- callback side
-    def _xrun(self, kind: int) -> None:
-        i = self._xn
-        if i < _XRUN_LOG_CAPACITY:
-            self._xlog_frames[i] = self._cb_frames
-            self._xlog_kind[i] = kind
-        self._xn = i + 1
+    def _xrun(self, kind: int, frames: int | None = None) -> None:
+        with self._xlock:  # two callback threads with separate streams
+            i = self._xn
+            if i < _XRUN_LOG_CAPACITY:
+                self._xlog_frames[i] = self._cb_frames if frames is None else frames
+                self._xlog_kind[i] = kind
+            self._xn = i + 1
+
+    def _callback_output(self, outdata, frames, _time, status):
+        """The output stream's callback (separate streams): copy from the output ring, count
+        underflows, record the device's output delay from ``time_info``."""
+        try:
+            if status and status.output_underflow:
+                self.output_underflows += 1
+                self._xrun(1, self._out_cb_frames)
+            got = self._out_ring.readinto(outdata[:, 0])
+            if got < frames:
+                outdata[got:, 0] = 0
+                if self._out_flowing and not self._eof:
+                    self._out_dry = True
+                    self.late_underflows += 1
+                    self._xrun(3, self._out_cb_frames)
+            if outdata.shape[1] > 1:
+                outdata[:, 1:] = outdata[:, :1]
+            if _time is not None:
+                lat = _time.outputBufferDacTime - _time.currentTime
+                if 0.0 < lat < 3600.0:
+                    self._out_lat = lat
+                    if lat > self._out_lat_max:
+                        self._out_lat_max = lat
+            self._out_cb_frames += frames
+            self._out_cb_count += 1
+            if self._out_cb_tid == 0:
+                self._out_cb_tid = threading.get_native_id()
+        except BaseException as e:  # noqa: BLE001
+            self._cb_error = f"audio output callback failed: {type(e).__name__}: {e}"
+            raise self._sdmod.CallbackAbort from e
 
     def _callback_duplex(self, indata, outdata, frames, _time, status):
         try:
@@ -726,10 +907,17 @@ class DuplexStream:
                 if got < frames:
                     outdata[got:, 0] = 0
                     if not self._eof:
+                        self._out_dry = True
                         self.late_underflows += 1
                         self._xrun(3)
                 if outdata.shape[1] > 1:
                     outdata[:, 1:] = outdata[:, :1]
+                if _time is not None:
+                    olat = _time.outputBufferDacTime - _time.currentTime
+                    if 0.0 < olat < 3600.0:
+                        self._out_lat = olat
+                        if olat > self._out_lat_max:
+                            self._out_lat_max = olat
             self._cb_frames += frames
             self._cb_count += 1
             if self._cb_tid == 0:
@@ -775,6 +963,8 @@ class DuplexStream:
 
     def _prime(self) -> None:
         """Empty rings, fresh resamplers, the jitter buffer's silence, zeroed counters."""
+        if not self._started:
+            self.jitter_samples, self.prefill_samples, self._out_bound = self._jitter0
         self._reset_counters()
         self._stale_limit = math.inf  # set once the stream reports its input latency
         self._t_start = time.monotonic()
@@ -816,16 +1006,53 @@ class DuplexStream:
                 raise sd.CallbackAbort
             self._callback_duplex(None, outdata, frames, t, status)
 
+        def cb_out_separate(outdata, frames, t, status):
+            if gen != self._gen:
+                raise sd.CallbackAbort
+            self._callback_output(outdata, frames, t, status)
+
         def finished():
             if gen == self._gen:
                 self._finished_callback()
 
         common = dict(samplerate=self.device_rate, blocksize=self.device_blocksize,
                       dtype="float32", finished_callback=finished)
+        # PULSE_LATENCY_MSEC makes libpulse override the buffer sizes the ALSA "pulse" plugin set
+        # up for PortAudio; the plugin then never signals a writable period and the stream
+        # delivers nothing. Take the value as PortAudio's suggested latency instead and remove
+        # the variable from this process's environment (libpulse reads it again whenever the
+        # plugin re-prepares the stream, e.g. after an xrun).
+        pulse_ms = os.environ.pop("PULSE_LATENCY_MSEC", None)
+        if pulse_ms is not None:
+            try:
+                want = float(pulse_ms) / 1e3
+            except ValueError:
+                want = None
+            if want is not None and want > 0 and self._latency_user is None:
+                self.latency_request = want
+            if not self._pulse_env_noted:
+                self._pulse_env_noted = True
+                log.info("PULSE_LATENCY_MSEC=%s: used as PortAudio's suggested latency (%s), not "
+                         "passed to libpulse (its override stalls PortAudio's ALSA 'pulse' "
+                         "device); removed from this process's environment", pulse_ms,
+                         self.latency_request)
         if self.latency_request is not None:
             common["latency"] = self.latency_request
+        opened: list = []
+        tasks0 = _thread_ids()
         try:
-            if self.mode == "duplex":
+            if self.mode == "duplex" and self.streams == "separate":
+                # output first: it plays the jitter buffer's silence until the capture delivers
+                so = sd.OutputStream(device=self.output_info.index,
+                                     channels=self._channels(sd, self.output_info, "output"),
+                                     callback=cb_out_separate, **common)
+                opened.append(so)
+                s = sd.InputStream(device=self.input_info.index,
+                                   channels=self._channels(sd, self.input_info, "input"),
+                                   callback=cb_input, **common)
+                opened.append(s)
+                so.start()
+            elif self.mode == "duplex":
                 ch = (self._channels(sd, self.input_info, "input"),
                       self._channels(sd, self.output_info, "output"))
                 s = sd.Stream(device=(self.input_info.index, self.output_info.index), channels=ch,
@@ -838,21 +1065,35 @@ class DuplexStream:
                 s = sd.OutputStream(device=self.output_info.index,
                                     channels=self._channels(sd, self.output_info, "output"),
                                     callback=cb_output, **common)
+            if s not in opened:
+                opened.append(s)
             s.start()
         except sd.PortAudioError as e:
+            for o in opened:
+                try:
+                    o.close(ignore_errors=True)
+                except Exception:  # noqa: BLE001
+                    pass
             raise AudioDeviceError(
-                f"cannot open audio stream ({self.mode}, {self.device_rate} Hz, in="
-                f"{self.input_info}, out={self.output_info}): {e}. Available devices:\n"
-                f"{format_devices()}") from e
+                f"cannot open audio stream ({self.mode}, {self.streams} streams, "
+                f"{self.device_rate} Hz, in={self.input_info}, out={self.output_info}): {e}. "
+                f"Available devices:\n{format_devices()}") from e
         lat = s.latency
-        if isinstance(lat, (tuple, list)):
+        if len(opened) == 2:  # separate: (input stream's, output stream's)
+            self.device_latency = (float(opened[1].latency), float(opened[0].latency))
+        elif isinstance(lat, (tuple, list)):
             self.device_latency = (float(lat[0]), float(lat[1]))
         elif self.mode == "capture":
             self.device_latency = (float(lat), 0.0)
         else:
             self.device_latency = (0.0, float(lat))
         self._stale_limit = self.device_latency[0] + self.max_input_backlog_s
+        self._streams_open = opened
         self._stream = s
+        # the sound library's own threads (libpulse's "threaded-ml" mainloops move the audio
+        # between the server and PortAudio's buffers): starved, they make underflows
+        for tid in sorted(_thread_ids() - tasks0):
+            self._boost(tid, f"sound library thread {_thread_name(tid)}")
 
     def _channels(self, sd, info: DeviceInfo, kind: str) -> int:
         """Mono when the device accepts it, else its channel count capped at 2 (we use channel 0 /
@@ -878,15 +1119,19 @@ class DuplexStream:
 
     def _close_stream(self, timeout: float) -> None:
         s, self._stream = self._stream, None
-        if s is None:
+        streams, self._streams_open = (self._streams_open or [s]), []
+        if s is None and not any(streams):
             return
 
         def close():
-            try:
-                s.abort(ignore_errors=True)
-                s.close(ignore_errors=True)
-            except Exception:  # noqa: BLE001
-                pass
+            for x in streams:
+                if x is None:
+                    continue
+                try:
+                    x.abort(ignore_errors=True)
+                    x.close(ignore_errors=True)
+                except Exception:  # noqa: BLE001
+                    pass
 
         t = threading.Thread(target=close, name="DuplexStream-close", daemon=True)
         t.start()
@@ -929,24 +1174,75 @@ class DuplexStream:
 
     def _device_failed(self, message: str) -> bool:
         """A device error: restart the stream if it failed during start-up (less than
-        ``startup_s`` of audio; PortAudio's ALSA/PulseAudio path sometimes fails its first poll),
-        else fail. Returns True when restarted."""
+        ``startup_s`` of audio; PortAudio's ALSA/PulseAudio path sometimes fails its first poll);
+        later, when callbacks stopped, ask a child process whether PortAudio still lists the
+        devices: still listed = a stall (a busy machine or sound server), recovered by reopening
+        the stream (at most ``max_stall_restarts`` within 60 s, counted in ``stall_restarts``);
+        not listed = removed; no answer = the sound server hangs. Else fail with a message that
+        says which. Returns True when restarted."""
+        if self._stop_evt.is_set():
+            self._fail(message)
+            return False
         if self._cb_frames < self.startup_s * self.device_rate \
-                and self.restarts < self.max_start_retries and not self._stop_evt.is_set():
+                and self.restarts < self.max_start_retries:
             self.restarts += 1
             log.warning("audio stream failed during start-up (%s); restarting (%d/%d)", message,
                         self.restarts, self.max_start_retries)
-            self._close_stream(2.0)
-            self._prime()
-            if self._file is not None:
-                self._file.rewind()
-            try:
-                self._open_stream()
-                return True
-            except AudioDeviceError as e:
-                message = f"{message}; restart failed: {e}"
-        self._fail(message)
-        return False
+            return self._reopen(message)
+        if not self._stalled:
+            self._fail(message)
+            return False
+        names = [i.name for i in (self.input_info, self.output_info) if i is not None]
+        listed = devices_listed(names)
+        now = time.monotonic()
+        self._stall_times = [t for t in self._stall_times if now - t < 60.0]
+        who = " and ".join(f"'{n}'" for n in dict.fromkeys(names))
+        if listed is None:
+            self._fail(f"{message}, and the sound server does not answer (listing the devices "
+                       f"timed out): the server hangs or the machine is overloaded")
+            return False
+        if not listed:
+            self._fail(f"{message}: audio device {who} is no longer listed (unplugged, or its "
+                       "sound server stopped)")
+            return False
+        if len(self._stall_times) >= self.max_stall_restarts:
+            self._fail(f"{message}; audio device {who} is still listed but stalled "
+                       f"{len(self._stall_times) + 1} times within 60 s: the machine is too busy "
+                       "for this stream (a larger block helps)")
+            return False
+        self._stall_times.append(now)
+        self.stall_restarts += 1
+        log.warning("%s; device %s still listed: a stall, not a removal; reopening the stream "
+                    "(%d/%d within 60 s)", message, who, len(self._stall_times),
+                    self.max_stall_restarts)
+        return self._reopen(message, keep_counters=True)
+
+    def _reopen(self, message: str, keep_counters: bool = False) -> bool:
+        """Close the device stream(s), reset the rings and reopen; False (and failed) if the
+        reopen fails. ``keep_counters`` keeps the xrun and drop counts (a stall restart)."""
+        self._close_stream(2.0)
+        saved = self._counter_snapshot() if keep_counters else None
+        self._prime()
+        if saved is not None:
+            self.__dict__.update(saved)
+        if self._file is not None:
+            self._file.rewind()
+        try:
+            self._open_stream()
+            return True
+        except AudioDeviceError as e:
+            self._fail(f"{message}; reopening the stream failed: {e}")
+            return False
+
+    _KEPT_ON_STALL = ("input_overflows", "input_underflows", "output_underflows",
+                      "input_ring_overflows", "late_underflows", "blocks_processed", "_proc_sum",
+                      "max_process_s", "tap_errors", "output_ring_drops", "input_backlog_drops",
+                      "input_samples_dropped", "input_startup_drops", "stale_input_callbacks",
+                      "output_drops", "output_samples_dropped", "output_rebuffers",
+                      "_in_lat_max", "_out_lat_max", "_write_level_max", "_in_backlog_peak")
+
+    def _counter_snapshot(self) -> dict:
+        return {k: getattr(self, k) for k in self._KEPT_ON_STALL}
 
     def _process(self, blk: np.ndarray) -> np.ndarray:
         inp = blk.copy()
@@ -973,16 +1269,53 @@ class DuplexStream:
     def _emit(self, out: np.ndarray) -> None:
         if self._rs_out is not None:
             out = self._rs_out.resample_chunk(out)
+        if self.streams == "separate":
+            out = self._level_output(out)
         n = self._out_ring.write(out)
         if n < len(out):
             self.output_ring_drops += len(out) - n
 
+    def _level_output(self, out: np.ndarray) -> np.ndarray:
+        """The adaptive jitter buffer of separate streams (worker side, before a block is
+        written): at the first block and after the ring ran dry, queue silence up to
+        ``prefill_samples`` (counted in ``output_rebuffers`` after the first); when the ring
+        holds more than ``prefill_samples`` + two periods + 4 ms, drop that excess from the head
+        of the block (``output_drops``, ``output_samples_dropped``) instead of playing it late."""
+        level = self._out_ring.available
+        if not self._out_flowing or self._out_dry:
+            if self._out_flowing:
+                self.output_rebuffers += 1
+                if self.prefill_samples < self._jitter_max:  # adapt: one step deeper
+                    step = max(self.device_blocksize, int(round(0.004 * self.device_rate)))
+                    grow = min(step, self._jitter_max - self.prefill_samples)
+                    self.prefill_samples += grow
+                    self.jitter_samples += grow
+                    self._out_bound += grow
+            self._out_dry = False
+            if level < self.prefill_samples:
+                self._out_ring.write_zeros(self.prefill_samples - level)
+                level = self.prefill_samples
+            self._out_flowing = True
+        elif level > self._out_bound:
+            k = min(len(out), level - self.prefill_samples)
+            out = out[k:]
+            self.output_drops += 1
+            self.output_samples_dropped += k
+        self._write_level = level
+        if level > self._write_level_max:
+            self._write_level_max = level
+        return out
+
     def _check_device(self) -> str | None:
-        """An error message if the device stream failed or stalled, else None."""
+        """An error message if the device stream failed or stalled, else None. Sets
+        ``_stalled`` when the message is about callbacks that stopped (a stall or a removal:
+        ``_device_failed`` tells them apart)."""
+        self._stalled = False
         if self._cb_error is not None:
             return self._cb_error
         if self._finished_unexpectedly:
-            return "audio stream stopped unexpectedly (device removed or server gone)"
+            self._stalled = True
+            return "audio stream stopped unexpectedly"
         now = time.monotonic()
         if self._cb_count != self._last_cb_count:
             self._last_cb_count = self._cb_count
@@ -990,18 +1323,27 @@ class DuplexStream:
             if not self._cb_boosted and self._cb_tid:
                 self._cb_boosted = True
                 self._boost(self._cb_tid, "audio callback")
-            return None
-        if self._cb_count < 4:
-            # start-up: PortAudio/PulseAudio may call back once (priming) and then pause for
-            # more than a second before the stream really flows
-            if now - self._last_cb_time > self._first_cb_timeout:
-                return (f"audio device delivered no audio within {self._first_cb_timeout:.1f} s "
-                        "of start")
-            return None
-        stall = self._stall_timeout or max(1.0, 8 * self.device_blocksize / self.device_rate)
-        if now - self._last_cb_time > stall:
-            return (f"audio device stopped delivering audio for {now - self._last_cb_time:.1f} s "
-                    "(device removed or sound server gone)")
+        if self._out_cb_count != self._last_out_cb_count:
+            self._last_out_cb_count = self._out_cb_count
+            self._last_out_cb_time = now
+            if not self._out_cb_boosted and self._out_cb_tid:
+                self._out_cb_boosted = True
+                self._boost(self._out_cb_tid, "audio output callback")
+        stall = self._stall_timeout or max(1.5, 8 * self.device_blocksize / self.device_rate)
+        sides = [("input" if self.streams == "separate" else "audio", self._cb_count,
+                  self._last_cb_time)]
+        if self.streams == "separate":
+            sides.append(("output", self._out_cb_count, self._last_out_cb_time))
+        for what, count, last in sides:
+            if count < 4:
+                # start-up: PortAudio/PulseAudio may call back once (priming) and then pause for
+                # more than a second before the stream really flows
+                if now - last > self._first_cb_timeout:
+                    return (f"{what} device delivered no audio within "
+                            f"{self._first_cb_timeout:.1f} s of start")
+            elif now - last > stall:
+                self._stalled = True
+                return f"{what} device stopped delivering audio for {now - last:.1f} s"
         return None
 
     def _boost(self, tid: int, what: str) -> None:
@@ -1063,7 +1405,8 @@ class DuplexStream:
                 did = True
             if not did:
                 deficit = (B - self._acc.available) / self.model_rate
-                self._stop_evt.wait(min(0.005, max(0.001, deficit / 2)))
+                cap = 0.002 if self.streams == "separate" else 0.005
+                self._stop_evt.wait(min(cap, max(0.001, deficit / 2)))
 
     def _trim_input(self) -> None:
         """Keep the device input fresh (worker thread; device input only, never a file): during
@@ -1080,7 +1423,11 @@ class DuplexStream:
             n -= k
         if not startup and n > self._in_backlog_peak:
             self._in_backlog_peak = n
-        if self.stale_input_callbacks and not self._stale_warned:
+        if self.stale_input_callbacks and not self._stale_warned and self.streams == "separate":
+            self._stale_warned = True
+            log.info("captured audio arrived up to %.2f s late at start (held by the sound server "
+                     "before the first callback); dropped, not played", self._in_lat_max)
+        elif self.stale_input_callbacks and not self._stale_warned:
             self._stale_warned = True
             log.warning("captured audio arrives %.2f s late (device reports %.2f s): the sound "
                         "server holds a backlog recorded before the stream ran; it adds to the "
