@@ -199,3 +199,48 @@ def test_no_arguments_without_display_runs_the_headless_demo(capsys, rand_ckpt, 
     files = list((tmp_path / "recs").glob("tse-demo-*.wav"))
     assert len(files) == 1 and str(files[0]) in out
     assert sf.info(files[0]).duration > 0.5
+
+
+# ------------------------------------------------------------------------------------ safety
+def test_extract_loud_float_input_to_flac_is_limited_not_clipped(capsys, rand_ckpt, tmp_path):
+    from realtime_tse.safety import CEILING_DBFS
+    x = 6.0 * demo_at(16000, 2.0) / float(np.max(np.abs(demo_at(16000, 2.0))))  # peak 6.0
+    x[1000] = np.nan
+    src = tmp_path / "loud.wav"
+    sf.write(src, x, 16000, subtype="FLOAT")
+    out_p = tmp_path / "out.flac"
+    rc, out, err = run(capsys, "extract", src, "-d", 1.0, "-o", out_p, "--model", rand_ckpt)
+    assert rc == 0, err
+    assert "1 NaN/Inf samples replaced by silence" in err
+    y, _ = sf.read(out_p, dtype="float32")
+    assert np.all(np.isfinite(y))
+    assert float(np.max(np.abs(y))) <= 10 ** (CEILING_DBFS / 20) + 1e-4  # FLAC's 16-bit step
+    if "beyond full scale" in err:  # (the random model may or may not pass the peaks through)
+        assert "limited to -1 dBFS" in err
+
+
+def test_scan_of_a_long_file_measures_excerpts(capsys, rand_ckpt, tmp_path):
+    src = tmp_path / "long.wav"
+    sf.write(src, np.tile(demo_at(8000, 6.0), 2), 8000)  # 12 s
+    rc, out, err = run(capsys, "scan", src, "--model", rand_ckpt, "--step", 1.0,
+                       "--max-seconds", 4, "--json", tmp_path / "s.json")
+    assert rc == 0, err
+    assert "measured on 4 s of 12 s" in out
+    doc = json.loads((tmp_path / "s.json").read_text())
+    assert doc["measured_s"] == pytest.approx(4.0) and doc["duration_s"] == pytest.approx(12.0)
+
+
+def test_write_audio_limits_over_full_scale_for_integer_files_only(capsys, tmp_path):
+    from realtime_tse.cli import write_audio
+    from realtime_tse.safety import CEILING_DBFS
+    x = (0.5 * np.sin(np.arange(16000) / 5.0)).astype(np.float32)
+    x[4000:4642] *= 5.0  # 642 samples up to 2.5 (+8 dBFS)
+    write_audio(tmp_path / "o.flac", x, 16000)
+    err = capsys.readouterr().err
+    assert "beyond full scale (peak +8.0 dBFS) limited to -1 dBFS" in err
+    y, _ = sf.read(tmp_path / "o.flac", dtype="float32")
+    assert float(np.max(np.abs(y))) <= 10 ** (CEILING_DBFS / 20) + 1e-4
+    np.testing.assert_allclose(y[:4000], x[:4000], atol=1e-4)  # untouched before the burst
+    write_audio(tmp_path / "o.wav", x, 16000, like_subtype="FLOAT")  # float keeps the values
+    assert "beyond" not in capsys.readouterr().err
+    np.testing.assert_allclose(sf.read(tmp_path / "o.wav", dtype="float32")[0], x)

@@ -501,3 +501,115 @@ def test_live_engine_bidirectional_model_keeps_the_window_scan(tmp_path):
         assert eng.scan_skips == 0 and eng.scan_rate_hz > 0
     finally:
         eng.stop()
+
+
+# ------------------------------------------------------------------------------------ input rule
+def test_frames_by_channels_is_mixed_down_everywhere(model, demo_model_rate):
+    """[N, C] (soundfile's layout) is multichannel audio: the same as its mono mixdown in extract,
+    scan and Streamer.process; ambiguous shapes and batches where one signal is taken raise."""
+    sr = model.sample_rate
+    x = demo_model_rate[:sr]
+    st = np.stack([x, 0.5 * x], 1)  # [N, 2]
+    mono = st.mean(1)
+    y = model.extract(st, 1.0)
+    assert y.shape == (sr,)
+    np.testing.assert_allclose(y, model.extract(mono, 1.0), atol=1e-6)
+    r2, r1 = model.scan(st, [1.0, 3.0]), model.scan(mono, [1.0, 3.0])
+    np.testing.assert_allclose(r2.isdr_db, r1.isdr_db, atol=1e-4)
+    B = 512
+    s1, s2 = model.stream(block_ms=64, aligned=True), model.stream(block_ms=64, aligned=True)
+    for i in range(0, sr - B + 1, B):
+        np.testing.assert_allclose(s2.process(st[i:i + B], 1.0), s1.process(mono[i:i + B], 1.0),
+                                   atol=1e-6)
+    for amb in [(64, 64), (4000, 16)]:
+        with pytest.raises(ValueError, match="ambiguous"):
+            model.extract(np.zeros(amb, np.float32), 1.0)
+    with pytest.raises(ValueError, match="one signal"):
+        model.scan(np.zeros((2, sr), np.float32))
+    with pytest.raises(ValueError, match="one signal"):
+        model.stream().process(np.zeros((2, 512), np.float32), 1.0)
+
+
+def test_int16_stream_equals_float_stream(model, demo_model_rate):
+    x = demo_model_rate[: model.sample_rate]
+    xi = np.round(x * 32767).astype(np.int16)
+    xf = xi.astype(np.float32) / 32768.0
+    a, b = model.stream(block_ms=16), model.stream(block_ms=16)
+    for i in range(0, len(x), 300):  # blocks of any length
+        ya = a.process(xi[i:i + 300], 1.0)
+        np.testing.assert_allclose(ya, b.process(xf[i:i + 300], 1.0), atol=1e-6)
+    assert float(np.max(np.abs(ya))) < 1.0  # scaled, not ~1,500
+    np.testing.assert_allclose(model.extract(xi, 1.0), model.extract(xf, 1.0), atol=1e-6)
+
+
+def test_model_calls_stay_bounded_for_any_shape(model, monkeypatch):
+    """No input shape makes one model call hold more than max(max_chunk_s, 2 s x rows) of audio
+    (extract) or scan_query_seconds plus a hop per row (scan)."""
+    sr, hop = model.sample_rate, model.config.hop
+    sizes = []
+    fwd, step = model.net.forward, model.net.step
+    monkeypatch.setattr(model.net, "forward", lambda x, d: (sizes.append(x.numel()), fwd(x, d))[1])
+    monkeypatch.setattr(model.net, "step",
+                        lambda x, d, s: (sizes.append(x.numel()), step(x, d, s))[1])
+    rng = np.random.default_rng(0)
+    model.extract(0.1 * rng.standard_normal((12 * sr, 2)).astype(np.float32), 1.0)
+    model.extract(0.1 * rng.standard_normal((6, 3 * sr)).astype(np.float32), 1.0)
+    assert max(sizes) <= model.max_chunk_s * sr + 2 * hop
+    sizes.clear()
+    r = model.scan(0.1 * rng.standard_normal(30 * sr).astype(np.float32))
+    assert max(sizes) <= model.scan_query_seconds * sr + len(r.distances_m) * hop
+    assert r.duration_s == pytest.approx(30.0) and r.measured_s == pytest.approx(20.0, abs=1e-3)
+
+
+# ------------------------------------------------------------------------------------ NaN / state
+def test_nan_block_does_not_poison_the_stream(model, demo_model_rate):
+    B = 512
+    x = demo_model_rate[: 8 * B].copy()
+    bad = x.copy()
+    bad[B + 7] = np.nan
+    bad[B + 9] = np.inf
+    clean = bad.copy()
+    clean[B + 7] = clean[B + 9] = 0.0
+    s, ref = model.stream(block_ms=64), model.stream(block_ms=64)
+    y = np.concatenate([s.process(bad[i:i + B], 1.0) for i in range(0, len(x), B)])
+    want = np.concatenate([ref.process(clean[i:i + B], 1.0) for i in range(0, len(x), B)])
+    assert np.all(np.isfinite(y)) and s.nonfinite_samples == 2
+    np.testing.assert_allclose(y, want, atol=1e-6)
+    assert float(np.sqrt(np.mean(y[-B:] ** 2))) > 1e-4  # still extracting, not silence
+
+
+def test_non_finite_state_is_reset_to_a_fresh_stream(model, demo_model_rate):
+    B = 512
+    x = demo_model_rate[: 8 * B]
+    s = model.stream(block_ms=64, aligned=True)
+    for i in range(0, 3 * B, B):
+        s.process(x[i:i + B], 1.0)
+    ola = s._state["ola"] if isinstance(s._state, dict) else s._state.ola
+    with torch.inference_mode():
+        ola.fill_(float("nan"))  # a corrupted state (as after an overflow)
+    fresh = model.stream(block_ms=64, aligned=True)
+    for i in range(3 * B, len(x), B):
+        y = s.process(x[i:i + B], 1.0)
+        assert np.all(np.isfinite(y))
+        np.testing.assert_allclose(y, fresh.process(x[i:i + B], 1.0), atol=1e-5)
+    assert s.state_resets == 1
+
+
+def test_live_engine_sanitises_nan_and_limits_the_output(model, demo_model_rate, tmp_path):
+    eng = LiveEngine(model, block_ms=64, input_file=DEMO_MIX, output_device="null", scan=False)
+    ref = LiveEngine(model, block_ms=64, input_file=DEMO_MIX, output_device="null", scan=False)
+    B = eng.block_samples
+    x = demo_model_rate[: 10 * B].copy()
+    x[2 * B + 5] = np.nan
+    clean = np.nan_to_num(x, nan=0.0)
+    eng.volume = ref.volume = 2.0
+    eng.bypass = ref.bypass = True
+    loud = 8.0 * clean  # +18 dB: far over full scale
+    out = np.concatenate([eng._process_block(np.where(np.isnan(x), x, loud)[i:i + B])
+                          for i in range(0, len(x), B)])
+    want = np.concatenate([ref._process_block(loud[i:i + B]) for i in range(0, len(x), B)])
+    assert np.all(np.isfinite(out)) and float(np.max(np.abs(out))) <= 10 ** (CEILING_DBFS / 20)
+    np.testing.assert_allclose(out, want, atol=1e-6)
+    st = eng.stats()
+    assert st["nonfinite_in"] == 1 and st["limited_samples"] > 0 and "NaN" in eng.notice
+    assert eng.output_level_db > -40  # the meter shows the audio, not -120 dB

@@ -122,3 +122,22 @@ def test_bad_format_and_default_dir(tmp_path, monkeypatch):
     assert d == tmp_path / "Music" / "realtime-tse" and d.is_dir()
     monkeypatch.setenv("RTSE_RECORDINGS_DIR", str(tmp_path / "elsewhere"))
     assert default_recordings_dir() == tmp_path / "elsewhere"
+
+
+@pytest.mark.parametrize("suffix", [".wav", ".flac"])
+def test_nan_is_written_as_silence_and_clipping_is_counted(tmp_path, suffix):
+    x = _noise(4000, amp=0.5)
+    x[100:110] = np.nan
+    x[200] = np.inf
+    x[300:340] = 1.7  # beyond full scale
+    with Recorder(tmp_path / f"r{suffix}", FS) as rec:
+        rec.write(x)
+    y, _ = sf.read(rec.path, dtype="float32")
+    assert len(y) == len(x)
+    np.testing.assert_array_equal(y[100:110], 0.0)  # not -32768 (full scale)
+    assert y[200] == 0.0 and float(np.max(np.abs(y))) <= 1.0
+    np.testing.assert_allclose(y[300:340], 1.0, atol=1e-4)
+    ok = np.isfinite(x) & (np.abs(x) <= 1)
+    np.testing.assert_allclose(y[ok], x[ok], atol=1e-4)
+    md = json.loads(rec.sidecar_path.read_text())
+    assert md["nonfinite_samples"] == 11 and md["clipped_samples"] == 40
