@@ -648,7 +648,8 @@ class LiveEngine:
     (0..1 dry/wet mix), ``volume`` (output gain, 0..2).
 
     Read-only stats: ``rtf`` (smoothed processing time / block duration), ``xruns``,
-    ``algorithmic_latency_ms``, ``device_latency_ms``, ``input_level_db``, ``output_level_db``,
+    ``algorithmic_latency_ms``, ``device_latency_ms``, ``total_latency_ms`` (algorithmic +
+    buffers + device, as the devices report it), ``input_level_db``, ``output_level_db``,
     ``device`` ("cpu"/"cuda"), ``model_sample_rate``, ``device_sample_rate``, ``latest_scan``,
     ``scan_count``, ``scan_rate_hz``, ``scan_skips``, ``error``, ``notice`` (one line, e.g. NaN
     input), ``nonfinite_in``.
@@ -799,6 +800,20 @@ class LiveEngine:
                       + (self.streamer.n_fft - self.streamer.hop) / self.model.sample_rate)
 
     @property
+    def total_latency_ms(self) -> float:
+        """Input-to-output delay, ms, from what the devices report now: the captured audio's age,
+        the block, the output queued ahead of the device (jitter buffer), the device's output
+        delay (PortAudio ``time_info``) and the model's look-ahead (frame - hop). The
+        resamplers' filter delay is not in it; ``benchmarks/results/realtime.json`` sets it beside
+        the delay measured by cross-correlation through a null-sink loopback
+        (``reported_total_ms`` vs ``delay_ms``). For a file or without an output device: the
+        algorithmic latency."""
+        st = self._stream
+        if st is None or st.mode != "duplex":
+            return self.algorithmic_latency_ms
+        return 1e3 * (st.live_latency_s + self.streamer.delay_samples / self.model.sample_rate)
+
+    @property
     def device(self) -> str:
         return self.model.device.type
 
@@ -841,7 +856,8 @@ class LiveEngine:
         s = self._stream.stats() if self._stream is not None else {}
         s.update(rtf=self.rtf, distance_m=self.distance_m, bypass=self.bypass, wet=self.wet,
                  volume=self.volume, algorithmic_latency_ms=self.algorithmic_latency_ms,
-                 estimated_latency_ms=self.estimated_latency_ms, device=self.device,
+                 estimated_latency_ms=self.estimated_latency_ms,
+                 total_latency_ms=self.total_latency_ms, device=self.device,
                  scan_count=self.scan_count, scan_rate_hz=self.scan_rate_hz,
                  scan_skips=self.scan_skips, nonfinite_in=self.nonfinite_in,
                  state_resets=self.streamer.state_resets,
