@@ -91,6 +91,7 @@ __all__ = [
     "find_device",
     "format_devices",
     "devices_listed",
+    "list_devices_fresh",
     "FileSource",
     "DuplexStream",
     "RingBuffer",
@@ -212,28 +213,43 @@ def find_device(spec: int | str | DeviceInfo | None, kind: str = "input") -> Dev
     raise AssertionError  # unreachable
 
 
-def devices_listed(names: Sequence[str], timeout_s: float = 4.0) -> bool | None:
-    """Whether PortAudio, initialised afresh in a child process, lists every device in ``names``
-    (exact names). ``None`` when the child gives no answer within ``timeout_s`` (a sound server
-    that hangs makes device probing hang). Safe while this process has a stream open (PortAudio
-    cannot be re-initialised in-process then). Takes about 0.2 s on an idle machine."""
+def list_devices_fresh(timeout_s: float = 5.0) -> list[DeviceInfo] | None:
+    """The devices PortAudio lists when initialised afresh, in a child process: devices that
+    appeared (or vanished) since this process initialised PortAudio are seen, and it is safe while
+    a stream is open here. Indices are the child's (may differ from this process's): keep devices
+    by name. ``None`` when the child gives no answer within ``timeout_s``."""
+    import json  # noqa: PLC0415
     import subprocess  # noqa: PLC0415
     import sys  # noqa: PLC0415
-    code = ("import json, sounddevice as sd; "
-            "print(json.dumps([d['name'] for d in sd.query_devices()]))")
+    code = ("import json, sounddevice as sd; apis=[a['name'] for a in sd.query_hostapis()]; "
+            "print(json.dumps([[d['name'], d['max_input_channels'], d['max_output_channels'], "
+            "d['default_samplerate'], apis[d['hostapi']]] for d in sd.query_devices()]))")
     try:
         r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                            timeout=timeout_s, env=os.environ.copy())
     except subprocess.TimeoutExpired:
         return None
+    try:
+        rows = json.loads(r.stdout.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        return []  # PortAudio missing or failed to initialise: no devices
+    return [DeviceInfo(i, str(n), int(a), int(b), float(sr), str(h))
+            for i, (n, a, b, sr, h) in enumerate(rows)]
+
+
+def devices_listed(names: Sequence[str], timeout_s: float = 4.0) -> bool | None:
+    """Whether PortAudio, initialised afresh in a child process, lists every device in ``names``
+    (exact names). ``None`` when the child gives no answer within ``timeout_s`` (a sound server
+    that hangs makes device probing hang). Safe while this process has a stream open (PortAudio
+    cannot be re-initialised in-process then). Takes about 0.2 s on an idle machine."""
+    try:
+        devs = list_devices_fresh(timeout_s)
     except OSError as e:
         log.warning("cannot list devices in a child process: %s", e)
         return True  # cannot tell: treat as listed (the caller retries a bounded number of times)
-    import json  # noqa: PLC0415
-    try:
-        listed = set(json.loads(r.stdout.strip().splitlines()[-1]))
-    except (ValueError, IndexError):
-        return False  # PortAudio failed to initialise: no devices
+    if devs is None:
+        return None
+    listed = {d.name for d in devs}
     return all(n in listed for n in names)
 
 

@@ -305,9 +305,9 @@ def _run_live(eng, seconds: float | None, quiet: bool = False, label: str = "") 
                     print(f"[{now - t0:6.1f} s] {text}", flush=True)
             if not quiet and now - last_stat >= 5.0:
                 last_stat = now
-                print(f"[{now - t0:6.1f} s] RTF {eng.rtf:.2f}, xruns {eng.xruns}, "
-                      f"in {eng.input_level_db:.0f} dBFS, out {eng.output_level_db:.0f} dBFS",
-                      flush=True)
+                print(f"[{now - t0:6.1f} s] RTF {eng.rtf:.2f}, xruns {eng.xruns}, delay "
+                      f"{_fmt_delay(eng)}, in {eng.input_level_db:.0f} dBFS, out "
+                      f"{eng.output_level_db:.0f} dBFS", flush=True)
     except KeyboardInterrupt:
         print("stopped", file=sys.stderr)
         status = 130
@@ -317,6 +317,16 @@ def _run_live(eng, seconds: float | None, quiet: bool = False, label: str = "") 
         print(f"{PROG}: error: {eng.error}", file=sys.stderr)
         return 1
     return status
+
+
+def _fmt_delay(eng) -> str:
+    """The input-to-output delay as the devices report it, split into its parts (ms)."""
+    a = eng.algorithmic_latency_ms
+    t = getattr(eng, "total_latency_ms", a)
+    st = eng.stream
+    if st is None or st.mode != "duplex":
+        return f"{a:.0f} ms algorithmic (no device round trip)"
+    return f"{t:.0f} ms ({a:.0f} algorithmic + {t - a:.0f} buffers and devices)"
 
 
 def cmd_stream(args) -> int:
@@ -350,14 +360,16 @@ def cmd_stream(args) -> int:
     dst = str(st.output_info) if st.output_info else "none (taps only)"
     print(f"streaming {src} -> {dst}: distance {d:g} m, model {model.name} "
           f"({model.sample_rate} Hz, {model.device.type}), blocks {eng.streamer.block_ms:g} ms, "
-          f"algorithmic latency {eng.algorithmic_latency_ms:.0f} ms, device latency "
-          f"{eng.device_latency_ms:.0f} ms" + ("" if args.seconds else "; Ctrl-C stops"),
+          f"delay {_fmt_delay(eng)}" + ("" if args.seconds else "; Ctrl-C stops"),
           flush=True)
     rc = _run_live(eng, args.seconds)
     if rec is not None:
         print(f"recorded {rec.path} ({rec.duration_s:.2f} s, {rec.sample_rate} Hz)"
               + (f" and the input to {rec.input_path}" if rec.input_path else ""))
-    print(f"xruns: {eng.xruns}, RTF {eng.rtf:.2f}")
+    sst = eng.stream.stats() if eng.stream is not None else {}
+    extra = "".join(f", {k.replace('_', ' ')} {sst[k]}" for k in
+                    ("output_drops", "input_backlog_drops", "stall_restarts") if sst.get(k))
+    print(f"xruns: {eng.xruns}, RTF {eng.rtf:.2f}, delay {_fmt_delay(eng)}{extra}")
     return rc
 
 

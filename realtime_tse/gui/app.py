@@ -54,25 +54,31 @@ def _engine_module():
     return engine
 
 
-def _list_devices():
-    """(inputs, outputs): lists of (label, device index for the engine), the system's default
-    device first and marked "(default)". Never raises (no PortAudio: two empty lists)."""
+def _list_devices(fresh: bool = False):
+    """(inputs, outputs): lists of (label, device name for the engine), the system's default
+    device first and marked "(default)". Devices are kept by name (an index changes when a device
+    appears or goes). ``fresh``: list them from a new PortAudio in a child process, so that a
+    microphone or sound server that appeared since start is offered (safe while audio runs).
+    Never raises (no PortAudio: two empty lists)."""
     try:
-        from realtime_tse.audio_io import find_device, list_devices
-        devs = list_devices()
+        from realtime_tse.audio_io import find_device, list_devices, list_devices_fresh
+        devs = list_devices_fresh() if fresh else list_devices()
+        if devs is None:  # the child did not answer: keep to what this process knows
+            devs = list_devices()
     except Exception:  # no PortAudio, ...
         return [], []
     defaults = {}
     for kind in ("input", "output"):
         try:
-            defaults[kind] = find_device(None, kind).index
+            d = find_device(None, kind)
+            defaults[kind] = d.name
         except Exception:
             defaults[kind] = None
     ins, outs = [], []
     for i, d in enumerate(devs or []):
         get = (d.get if isinstance(d, dict) else lambda k, default=None, _d=d: getattr(_d, k, default))
         name = str(get("name", f"device {i}"))
-        idx = get("index", get("id", i))
+        idx = name  # the engine finds a device by its exact name
         host = get("hostapi_name", get("hostapi", ""))
         label = f"{name}" + (f" ({host})" if isinstance(host, str) and host else "")
         if int(get("max_input_channels", get("inputs", 0)) or 0) > 0:
@@ -86,6 +92,23 @@ def _list_devices():
             else:
                 outs.append((label, idx))
     return ins, outs
+
+
+class DeviceCombo(QComboBox):
+    """A combo box that calls ``on_open()`` just before its list pops up (the device lists are
+    refreshed then, so a device plugged in after start is offered)."""
+
+    def __init__(self, on_open=None, parent=None):
+        super().__init__(parent)
+        self.on_open = on_open
+
+    def showPopup(self):  # noqa: N802 (Qt's name)
+        if self.on_open is not None:
+            try:
+                self.on_open()
+            except Exception:  # noqa: BLE001  (a failed refresh must not block the list)
+                traceback.print_exc()
+        super().showPopup()
 
 
 def describe_room(prov: dict) -> str:
@@ -183,6 +206,19 @@ class EngineHost(QObject):
             kw["input_device"] = value
         else:
             kw["input_file"] = str(value)
+        names = [v for v in (kw.get("input_device"), kw["output_device"])
+                 if isinstance(v, str) and v != "null"]
+        if names:
+            try:
+                from realtime_tse.audio_io import list_devices  # noqa: PLC0415
+                known = {d.name for d in list_devices()}
+                if not all(n in known for n in names):
+                    # a device that appeared after start: PortAudio sees it only when initialised
+                    # again, which needs every stream closed
+                    self.stop_engine()
+                    list_devices(refresh=True)
+            except Exception:  # noqa: BLE001  (no PortAudio: the engine says so below)
+                pass
         params = dict(job["params"])
         lo, hi = model.distance_range
         params["distance_m"] = min(hi, max(lo, float(params.get("distance_m", (lo + hi) / 2))))
@@ -325,10 +361,10 @@ class MainWindow(QMainWindow):
 
         g_audio = QGroupBox("Audio")
         fa = QFormLayout(g_audio)
-        self.source_combo = QComboBox()
+        self.source_combo = DeviceCombo(self.refresh_devices)
         self.source_combo.setObjectName("sourceCombo")
         self.source_combo.setToolTip("What the app listens to: a microphone, the shipped demo, or a file (looped)")
-        self.output_combo = QComboBox()
+        self.output_combo = DeviceCombo(self.refresh_devices)
         self.output_combo.setObjectName("outputCombo")
         self.output_combo.setToolTip("Where the extracted speech is played")
         fa.addRow("Input", self.source_combo)
@@ -473,7 +509,10 @@ class MainWindow(QMainWindow):
             sb.addPermanentWidget(w)
         self.st_device.setToolTip("Where the model runs")
         self.st_rtf.setToolTip("Real-time factor: compute time / audio time (below 1 = real time)")
-        self.st_latency.setToolTip("Algorithmic latency (frame + block) + audio device latency")
+        self.st_latency.setToolTip(
+            "Microphone-to-speaker delay as the audio devices report it: the model's algorithmic "
+            "latency (block + frame - hop) + the captured audio's age + the jitter buffer + the "
+            "output device's delay (for a file: the algorithmic latency only)")
         self.st_xruns.setToolTip("Audio buffer under/overflows since start")
 
         # ---- hotkeys (window-wide)
@@ -703,11 +742,49 @@ class MainWindow(QMainWindow):
             self.show_message(message + " Choose another input or output on the left.")
             self.st_state.setText("stopped (audio error)")
 
+    def refresh_devices(self, fresh: bool = True) -> tuple[int, int]:
+        """Rebuild the device entries of the Input and Output lists from a fresh device list
+        (``_list_devices(fresh)``), keeping the demo/file entries and the current choices (by
+        device name; a chosen device that vanished stays listed, marked "(not found)").
+        Returns (inputs, outputs) listed."""
+        ins, outs = _list_devices(fresh=fresh)
+        cur_src, cur_out = self.current_source(), self.output_combo.currentData()
+        for combo, devs, cur, icon in ((self.source_combo, ins, cur_src, "\U0001f3a4"),
+                                       (self.output_combo, outs, cur_out, "\U0001f50a")):
+            combo.blockSignals(True)
+            try:
+                for k in range(combo.count() - 1, -1, -1):
+                    d = combo.itemData(k)
+                    if d and d[0] == "device":
+                        combo.removeItem(k)
+                at = 0 if combo is self.source_combo else 1  # output: after "None"
+                names = [n for _lab, n in devs]
+                entries = list(devs)
+                if cur and cur[0] == "device" and cur[1] not in names:
+                    entries.append((f"{cur[1]} (not found)", cur[1]))
+                for j, (label, name) in enumerate(entries):
+                    combo.insertItem(at + j, f"{icon} {label}", ("device", name))
+                for k in range(combo.count()):
+                    d = combo.itemData(k)
+                    if cur and d and d[0] == cur[0] and (d[0] != "device" or d[1] == cur[1]) \
+                            and (d[0] not in ("file",) or d[1] == cur[1]):
+                        combo.setCurrentIndex(k)
+                        break
+            finally:
+                combo.blockSignals(False)
+        self._inputs, self._outputs = ins, outs
+        return len(ins), len(outs)
+
     def _on_engine_error(self, engine, message):
-        """An engine reported an error: show it, keep the recording. Errors of an engine that is no
-        longer the current one (e.g. stopped by a restart) are ignored."""
+        """An engine reported an error: show it, keep the recording, refresh the device lists (a
+        device may have gone or come). Errors of an engine that is no longer the current one (e.g.
+        stopped by a restart) are ignored."""
         if self._closing or engine is None or engine is not self.engine:
             return
+        try:
+            self.refresh_devices()
+        except Exception:  # noqa: BLE001
+            traceback.print_exc()
         if self._reported_error == message:
             return
         self._reported_error = message
@@ -870,8 +947,11 @@ class MainWindow(QMainWindow):
         rtf = getattr(eng, "rtf", float("nan"))
         self.st_rtf.setText(f"RTF {rtf:.2f}" if isinstance(rtf, (int, float)) and math.isfinite(rtf) else "RTF \u2014")
         a = getattr(eng, "algorithmic_latency_ms", float("nan")) or 0.0
-        d = getattr(eng, "device_latency_ms", 0.0) or 0.0
-        self.st_latency.setText(f"latency {a + d:.0f} ms ({a:.0f} algorithmic + {d:.0f} device)")
+        t = getattr(eng, "total_latency_ms", None)
+        if t is None or not math.isfinite(t):
+            t = a + (getattr(eng, "device_latency_ms", 0.0) or 0.0)
+        self.st_latency.setText(f"delay {t:.0f} ms ({a:.0f} algorithmic + {t - a:.0f} "
+                                "buffers and devices)")
         self.st_xruns.setText(f"xruns {getattr(eng, 'xruns', 0)}")
         msr = getattr(self.model, "sample_rate", 0)
         dsr = getattr(eng, "device_sample_rate", None)
