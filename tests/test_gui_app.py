@@ -297,3 +297,36 @@ def test_first_launch_with_devices_uses_the_microphone_and_plays(pulse_null_sink
         assert "device" in w.st_latency.text() and "audio" in w.st_rates.text()
     finally:
         w.shutdown()
+
+
+def test_device_lists_refresh_when_opened_and_keep_devices_by_name(qtbot, tmp_path, model_path,
+                                                                    monkeypatch):
+    """A microphone that appears after start is offered when the list opens; a chosen device is
+    kept by name when indices shift, and marked when it is gone."""
+    from realtime_tse import audio_io
+    from realtime_tse.audio_io import AudioDeviceError, DeviceInfo
+    devs = [DeviceInfo(0, "USB mic", 1, 0, 48000.0, "ALSA")]
+    monkeypatch.setattr(audio_io, "list_devices", lambda refresh=False: list(devs))
+    monkeypatch.setattr(audio_io, "list_devices_fresh", lambda timeout_s=5.0: list(devs))
+
+    def no_default(spec, kind="input"):
+        raise AudioDeviceError("no default")
+    monkeypatch.setattr(audio_io, "find_device", no_default)
+    w = MainWindow(_settings(tmp_path), model_path=model_path, source=("demo", None), output=None,
+                   autostart=False)
+    qtbot.addWidget(w)
+    entries = lambda c: [c.itemData(k) for k in range(c.count())]  # noqa: E731
+    assert ("device", "USB mic") in entries(w.source_combo)
+    assert ("device", "pulse") not in entries(w.source_combo)
+    w.source_combo.setCurrentIndex(w.source_index("device", "USB mic"))
+    devs[:] = [DeviceInfo(0, "pulse", 32, 32, 44100.0, "ALSA"),
+               DeviceInfo(1, "USB mic", 1, 0, 48000.0, "ALSA")]  # indices shift
+    w.source_combo.showPopup()  # opening the list refreshes it
+    w.source_combo.hidePopup()
+    assert ("device", "pulse") in entries(w.source_combo)
+    assert ("device", "pulse") in entries(w.output_combo)
+    assert w.current_source() == ("device", "USB mic")  # kept by name, not by index
+    devs[:] = [DeviceInfo(0, "pulse", 32, 32, 44100.0, "ALSA")]  # the microphone is unplugged
+    assert w.refresh_devices() == (1, 1)
+    assert w.current_source() == ("device", "USB mic")
+    assert "(not found)" in w.source_combo.currentText()
