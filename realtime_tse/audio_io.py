@@ -576,14 +576,14 @@ class DuplexStream:
             self.streams = "separate"
         else:
             self.streams = streams
-        if latency is None and self.mode in ("duplex", "capture"):
+        if latency is None and self.streams == "separate":
             self.latency_request = "low"  # PortAudio's 'high' let PulseAudio hold 2 s of capture
 
         self.device_rate = int(device_rate) if device_rate else self._pick_device_rate()
         r = self.device_rate / self.model_rate
         if device_blocksize:
             self.device_blocksize = int(device_blocksize)
-        elif self.mode == "capture" or self.streams == "separate":
+        elif self.streams == "separate":
             # small callbacks (8 ms, at most one model block): the delay a device buffer adds
             # scales with its period
             self.device_blocksize = max(1, min(int(round(self.block_samples * r)),

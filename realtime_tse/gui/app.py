@@ -950,7 +950,7 @@ class MainWindow(QMainWindow):
         t = getattr(eng, "total_latency_ms", None)
         if t is None or not math.isfinite(t):
             t = a + (getattr(eng, "device_latency_ms", 0.0) or 0.0)
-        self.st_latency.setText(f"delay {t:.0f} ms ({a:.0f} algorithmic + {t - a:.0f} "
+        self.st_latency.setText(f"latency {t:.0f} ms ({a:.0f} algorithmic + {t - a:.0f} "
                                 "buffers and devices)")
         self.st_xruns.setText(f"xruns {getattr(eng, 'xruns', 0)}")
         msr = getattr(self.model, "sample_rate", 0)
