@@ -901,7 +901,10 @@ class LiveEngine:
         self._stream.start()
         if self.scan_enabled:
             if self.model.causal:
-                self._scanner = StreamingScanWorker(
+                # in a child process, out of this process's GIL (RTSE_SCAN_PROCESS=0: a thread;
+                # it falls back to the thread by itself when no process can start)
+                from .scan_process import ScanProcessWorker  # noqa: PLC0415
+                self._scanner = ScanProcessWorker(
                     self.model, self._history, window_s=self.scan_seconds,
                     distances_m=self.scan_distances_m, on_result=self.on_scan,
                     update_s=self.scan_update_s, torch_threads=self.torch_threads)
