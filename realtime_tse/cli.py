@@ -35,10 +35,8 @@ from pathlib import Path
 from .paths import demo_input_path
 
 PROG = "realtime-tse"
-REPO = Path(__file__).resolve().parents[1]
 DEMO_INPUT = demo_input_path()   # the repository's assets/demo/, or the installed package's copy
 MIN_EXTRACT_S = 0.1
-MIN_SCAN_S = 0.5
 
 
 class CLIError(Exception):
@@ -146,11 +144,14 @@ def _check_distance(model, d) -> float:
         raise CLIError(str(e)) from e
 
 
-def _fmt_peaks(res) -> str:
-    if not res.peaks_m:
-        return "no talker detected (input too quiet)" if res.input_dbfs < -60 else \
-            "no talker detected"
-    return "talkers at " + ", ".join(f"{d:.2f} m" for d in res.peaks_m)
+def _fmt_talkers(res) -> str:
+    """The detector's talkers of a ScanResult (``talkers_m``) as one line."""
+    from models.detection import MIN_CONTRAST_DB, SILENCE_DBFS  # noqa: PLC0415
+    if not res.talkers_m:
+        if res.input_dbfs < SILENCE_DBFS:
+            return "no talker detected (input too quiet)"
+        return f"no talker detected (no peak stands {MIN_CONTRAST_DB:g} dB above the median)"
+    return "talkers at " + ", ".join(f"{d:.2f} m" for d in res.talkers_m)
 
 
 # ------------------------------------------------------------------------------------ commands
@@ -164,7 +165,7 @@ def cmd_extract(args) -> int:
     t0 = time.perf_counter()
     xm = resample(x, sr, model.sample_rate)
     if args.streaming:
-        from .profile import _bar  # noqa: PLC0415
+        from .progress import progress_bar as _bar  # noqa: PLC0415
         s = model.stream(block_ms=args.block_ms)
         xp = np.concatenate([xm, np.zeros(s.delay_samples, np.float32)])
         B = s.block_samples
@@ -195,12 +196,13 @@ def cmd_extract(args) -> int:
 
 
 def cmd_scan(args) -> int:
-    from .profile import SCAN_MAX_S  # noqa: PLC0415
+    from .file_scan import SCAN_MAX_S  # noqa: PLC0415
+    from .scan_result import MIN_SCAN_S  # noqa: PLC0415
     x, sr, _ = read_audio(args.input, MIN_SCAN_S)
     model = _load(args)
     grid = None
     if args.step is not None:
-        from .profile import default_grid  # noqa: PLC0415
+        from .scan_result import default_grid  # noqa: PLC0415
         if args.step <= 0:
             raise CLIError(f"--step must be positive, got {args.step}")
         grid = default_grid(*model.distance_range, args.step)
@@ -212,7 +214,7 @@ def cmd_scan(args) -> int:
         raise CLIError(f"{args.input}: {e}") from e
     part = "" if res.measured_s >= res.duration_s - 1e-6 else \
         f"measured on {res.measured_s:.0f} s of {res.duration_s:.0f} s in excerpts, "
-    print(f"{Path(args.input).name}: {_fmt_peaks(res)} "
+    print(f"{Path(args.input).name}: {_fmt_talkers(res)} "
           f"(scan of {len(res.distances_m)} distances, {res.distances_m[0]:g}..{res.distances_m[-1]:g} m, "
           f"{part}{res.elapsed_s:.1f} s)")
     if args.verbose:
@@ -237,7 +239,8 @@ def cmd_scan(args) -> int:
 
 
 def plot_scan(res, path, title: str = "") -> Path:
-    """Level profile, indicator and peaks as a PNG (matplotlib, Agg backend)."""
+    """Level profile, indicator and the detected talkers (``talkers_m``) as a PNG (matplotlib, Agg
+    backend)."""
     import matplotlib  # noqa: PLC0415
     matplotlib.use("Agg", force=True)
     import matplotlib.pyplot as plt  # noqa: PLC0415
@@ -250,7 +253,7 @@ def plot_scan(res, path, title: str = "") -> Path:
     ax2.plot(res.distances_m, res.indicator, "-", color="tab:orange", alpha=0.8,
              label="indicator (sum within 1 m)")
     ax2.set_ylabel("indicator", color="tab:orange")
-    for i, d in enumerate(res.peaks_m):
+    for i, d in enumerate(res.talkers_m):
         ax.axvline(d, color="tab:red", ls="--", lw=1)
         ax.text(d, ax.get_ylim()[1], f" {d:.2f} m", color="tab:red", va="top",
                 fontsize=9, fontweight="bold" if i == 0 else "normal")
@@ -299,7 +302,7 @@ def _run_live(eng, seconds: float | None, quiet: bool = False, label: str = "") 
                 break
             if eng.scan_count != last_scan and eng.latest_scan is not None:
                 # print when the detected distances change, else at most every 2 s
-                last_scan, text = eng.scan_count, _fmt_peaks(eng.latest_scan)
+                last_scan, text = eng.scan_count, _fmt_talkers(eng.latest_scan)
                 if text != last_text or now - last_print >= 2.0:
                     last_text, last_print = text, now
                     print(f"[{now - t0:6.1f} s] {text}", flush=True)

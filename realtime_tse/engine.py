@@ -43,9 +43,10 @@ import torch
 from models.checkpoint import CheckpointError, load_checkpoint
 from models.config import ModelConfig
 
-from .profile import (GRID_STEP_M, MIN_SCAN_S, SCAN_MAX_S, ScanResult, ScanWorker,
-                      StreamingScanWorker, _bar, default_grid, file_scan_levels, make_result,
-                      plan_excerpts)
+from .file_scan import SCAN_MAX_S, file_scan_levels, plan_excerpts
+from .profile import ScanWorker, StreamingScanWorker
+from .progress import progress_bar as _bar
+from .scan_result import GRID_STEP_M, MIN_SCAN_S, ScanResult, default_grid, make_result
 from .safety import OutputGuard, as_signals, restore_layout, sanitize
 
 __all__ = ["load_model", "default_model_path", "TSEModel", "Streamer", "LiveEngine", "ScanResult",

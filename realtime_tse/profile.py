@@ -1,21 +1,14 @@
-"""Distance scan ("radar"): the output level of the model over a grid of query distances.
+"""The live distance scan ("radar"): the output level of the model over a grid of query distances,
+kept up to date beside the audio path.
 
 For each query distance ``d`` on a grid the model extracts from the same stretch of audio ``y``;
-the level of the output relative to the input,
-``10 log10(|x_hat_d|^2 / |y|^2 + tau)`` with ``tau = 1e-2`` (the normalised iSDR of SPEC.md, "Live
-distance profile"; it floors at -20 dB and does not depend on the input level), is high where a
-talker is and low elsewhere. The paper's distance estimator (Sec. III-C-3) sums these levels within
-1 m around each query and takes the peaks: :func:`models.metrics.distance_profile`.
-
-Choices written down here:
-
-* Default grid: ``d_min .. d_max`` of the model in 0.25 m steps (the paper scans 0 to 5 m in 0.5 m
-  steps for Table III; a finer grid costs twice as much and draws a smoother radar). The live engine
-  uses 0.5 m by default to update twice as often on a CPU.
-* Silence: when the audio is quieter than ``SILENCE_DBFS`` (RMS) the levels are meaningless, so
-  ``peaks_m`` is empty (nothing detected) while ``isdr_db`` is still returned.
-* Batching: queries run in batches of ``batch_size`` copies of the audio (CPU default 1: on a 2-core
-  CPU one batch of 11 was slower than 11 single calls, PLATFORM.md; on CUDA the whole grid at once).
+the level of the output relative to the input, the normalised iSDR
+``10 log10(|x_hat_d|^2 / |y|^2 + tau)`` (:mod:`models.detection`; it floors at -20 dB and does not
+depend on the input level), is high where a talker is and low elsewhere. The profile becomes a
+:class:`realtime_tse.scan_result.ScanResult` through the one detector
+(:func:`realtime_tse.scan_result.make_result`: the paper's indicator peaks and the talkers shown,
+none on silence). The query grids are in :mod:`realtime_tse.scan_result`, the offline file scan in
+:mod:`realtime_tse.file_scan`.
 
 Two live scanners:
 
@@ -39,269 +32,21 @@ from __future__ import annotations
 import math
 import threading
 import time
-from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
-from models.metrics import distance_profile, relative_level
+# the level, the detector and the file scan are defined elsewhere (re-exported for existing callers)
+from models.detection import SILENCE_DBFS, TAU, ScanCancelled, scan_levels  # noqa: F401
 
+from .file_scan import SCAN_MAX_S, file_scan_levels, plan_excerpts  # noqa: F401
 from .safety import sanitize
-
-TAU = 1e-2              # floor of the normalised iSDR (-20 dB), the tau_inactive of eq. 9
-GRID_STEP_M = 0.25      # default grid step of TSEModel.scan
-WINDOW_M = 1.0          # indicator window of the paper (sum of levels within 1 m)
-SILENCE_DBFS = -60.0    # below this input RMS nothing is detected
-MIN_SCAN_S = 0.25       # shortest audio a scan accepts
-LIVE_GRID_STEP_M = 0.5  # default grid step of the live scan
-SCAN_MAX_S = 20.0       # a file scan measures at most this much audio (excerpts spread evenly)
-SCAN_SEGMENT_S = 4.0    # ... in excerpts of about this length
-SCAN_WARMUP_S = 0.5     # ... each after this much unmeasured audio (the causal state settles)
-SCAN_QUERY_SECONDS = 2.7  # audio seconds x query rows per model call of a file scan (memory bound)
+from .scan_result import (GRID_STEP_M, LIVE_GRID_STEP_M, MIN_SCAN_S, ScanResult,  # noqa: F401
+                          default_grid, make_result)
 
 __all__ = ["ScanResult", "ScanCancelled", "default_grid", "scan_levels", "make_result", "ScanWorker",
            "StreamingScan", "StreamingScanWorker", "plan_excerpts", "file_scan_levels", "TAU",
-           "GRID_STEP_M", "LIVE_GRID_STEP_M", "SILENCE_DBFS", "SCAN_MAX_S"]
-
-
-@dataclass
-class ScanResult:
-    """One distance scan.
-
-    Attributes:
-        distances_m: [Q] query distances in metres, ascending.
-        isdr_db: [Q] normalised iSDR per query, ``10 log10(|x_hat|^2/|y|^2 + tau)`` in dB.
-        peaks_m: detected talker distances (indicator peaks), strongest first; empty on silence.
-        indicator: [Q] the paper's indicator (levels summed within 1 m, shifted to be >= 0).
-        input_dbfs: RMS level of the scanned audio in dBFS.
-        duration_s: length of the scanned audio in seconds.
-        elapsed_s: compute time of the scan in seconds.
-        measured_s: seconds of audio the levels were measured on (``duration_s`` unless a long
-            file was scanned in excerpts, :func:`plan_excerpts`).
-        timestamp: ``time.time()`` when the scan finished.
-    """
-
-    distances_m: np.ndarray
-    isdr_db: np.ndarray
-    peaks_m: list
-    indicator: np.ndarray
-    input_dbfs: float = float("nan")
-    duration_s: float = 0.0
-    elapsed_s: float = 0.0
-    timestamp: float = field(default_factory=time.time)
-    measured_s: float | None = None
-
-    def __post_init__(self):
-        if self.measured_s is None:
-            self.measured_s = float(self.duration_s)
-
-    def to_dict(self) -> dict:
-        """JSON-able dict (lists of floats)."""
-        return {
-            "distances_m": [round(float(v), 4) for v in self.distances_m],
-            "isdr_db": [round(float(v), 3) for v in self.isdr_db],
-            "indicator": [round(float(v), 3) for v in self.indicator],
-            "peaks_m": [float(v) for v in self.peaks_m],
-            "input_dbfs": round(float(self.input_dbfs), 2),
-            "duration_s": round(float(self.duration_s), 3),
-            "elapsed_s": round(float(self.elapsed_s), 3),
-            "measured_s": round(float(self.measured_s), 3),
-        }
-
-
-def default_grid(d_min: float, d_max: float, step: float = GRID_STEP_M) -> np.ndarray:
-    """Query distances ``d_min, d_min + step, ..., d_max`` (d_max included when on the grid)."""
-    if step <= 0:
-        raise ValueError(f"grid step must be positive, got {step}")
-    n = int(np.floor((d_max - d_min) / step + 1e-9)) + 1
-    return np.round(d_min + step * np.arange(n), 6)
-
-
-def dbfs(x: np.ndarray) -> float:
-    """RMS level in dBFS (-inf guarded to -200)."""
-    x = np.asarray(x, dtype=np.float64)
-    if x.size == 0:
-        return -200.0
-    return float(10 * np.log10(np.mean(x * x) + 1e-20))
-
-
-class ScanCancelled(Exception):
-    """A scan was abandoned because its ``cancel`` event was set."""
-
-
-@torch.inference_mode()
-def scan_levels(net: torch.nn.Module, mix: torch.Tensor, distances_m: np.ndarray,
-                batch_size: int = 1, cancel: threading.Event | None = None) -> np.ndarray:
-    """Normalised iSDR per query distance.
-
-    Args:
-        net: the model (offline ``forward(mix [B, N], d_q [B])``).
-        mix: [N] float32 tensor on the model's device.
-        distances_m: [Q] metres.
-        batch_size: queries per forward call.
-        cancel: checked between batches; when set, :class:`ScanCancelled` is raised.
-    Returns:
-        [Q] float64 numpy, dB.
-    """
-    d = torch.as_tensor(np.asarray(distances_m, dtype=np.float32), device=mix.device)
-    out = []
-    bs = max(1, int(batch_size))
-    for i in range(0, len(d), bs):
-        if cancel is not None and cancel.is_set():
-            raise ScanCancelled()
-        dq = d[i:i + bs]
-        y = mix[None, :].expand(len(dq), -1)
-        x_hat = net(y, dq)
-        out.append(relative_level(x_hat.double(), y.double(), tau=TAU).cpu().numpy())
-    return np.concatenate(out).astype(np.float64)
-
-
-def make_result(distances_m, levels_db, input_dbfs: float, duration_s: float,
-                elapsed_s: float) -> ScanResult:
-    """Indicator and peaks of a level profile (paper Sec. III-C-3) wrapped in a :class:`ScanResult`."""
-    d = np.asarray(distances_m, dtype=np.float64)
-    lv = np.asarray(levels_db, dtype=np.float64)
-    if len(d) >= 1:
-        ind, peaks = distance_profile(lv, d, window_m=WINDOW_M, n_peaks=2)
-    else:
-        ind, peaks = np.zeros(0), []
-    if input_dbfs < SILENCE_DBFS or not np.all(np.isfinite(lv)) or np.ptp(lv) < 1e-6:
-        peaks = []  # silence, or a flat profile: nothing to detect
-    return ScanResult(distances_m=d, isdr_db=lv, peaks_m=list(peaks), indicator=np.asarray(ind),
-                      input_dbfs=float(input_dbfs), duration_s=float(duration_s),
-                      elapsed_s=float(elapsed_s))
-
-
-def plan_excerpts(n: int, sample_rate: int, max_seconds: float | None,
-                  segment_s: float = SCAN_SEGMENT_S, warmup_s: float = SCAN_WARMUP_S) -> list:
-    """Where a file scan measures: ``[(warm_start, start, end), ...]`` in samples.
-
-    The whole signal (``[(0, 0, n)]``) when ``max_seconds`` is None or ``n`` is at most
-    ``max_seconds`` of audio; else ``k = ceil(max_seconds / segment_s)`` excerpts of
-    ``max_seconds / k`` seconds each, spread evenly from the start to the end, each preceded by
-    up to ``warmup_s`` of audio that the model runs on but that is not measured.
-
-    Raises:
-        ValueError: ``max_seconds`` <= 0.
-    """
-    if max_seconds is None or n <= max_seconds * sample_rate:
-        return [(0, 0, int(n))]
-    if max_seconds <= 0:
-        raise ValueError(f"max_seconds must be positive (or None for the whole file), "
-                         f"got {max_seconds}")
-    k = max(1, int(math.ceil(max_seconds / segment_s - 1e-9)))
-    seg = int(max_seconds * sample_rate / k)
-    warm = int(warmup_s * sample_rate)
-    starts = np.linspace(0, n - seg, k).round().astype(int) if k > 1 else [(n - seg) // 2]
-    return [(max(0, int(s) - warm), int(s), int(s) + seg) for s in starts]
-
-
-def _bar(total: float, enabled: bool | None, desc: str, unit: str = "s"):
-    """A tqdm progress bar on stderr (``enabled`` None: only on a terminal)."""
-    from tqdm.auto import tqdm  # noqa: PLC0415
-    return tqdm(total=round(float(total), 2), disable=None if enabled is None else not enabled,
-                desc=desc, unit=unit, leave=False, dynamic_ncols=True,
-                bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.0f}/{total:.0f} {unit} "
-                           "[{elapsed}<{remaining}]")
-
-
-@torch.inference_mode()
-def file_scan_levels(net: torch.nn.Module, x: np.ndarray, sample_rate: int, distances_m,
-                     excerpts: list, causal: bool, device=None,
-                     query_seconds: float = SCAN_QUERY_SECONDS,
-                     chunk_s: float = 8.0, cancel: threading.Event | None = None,
-                     progress: bool | None = False) -> tuple[np.ndarray, float, int]:
-    """Normalised iSDR per query over the measured parts of ``excerpts``, in bounded memory.
-
-    All Q queries run as one batch (the audio replicated over Q rows). Causal nets stream each
-    excerpt through ``net.step`` in steps of about ``query_seconds / Q`` seconds (whole hops), the
-    output aligned with the input by dropping ``net.stream_delay`` samples (the same numbers as the
-    offline forward, up to float rounding); bidirectional nets run the offline forward on pieces
-    of at most ``chunk_s`` measured seconds with ``1 s`` of context on each side, in groups of
-    queries so that one forward holds at most ``max(query_seconds, piece)`` seconds x rows. Peak
-    memory therefore does not grow with the file's length or the grid's size.
-
-    Args:
-        net: the model; x: [N] float32 at ``sample_rate``, finite; distances_m: [Q] metres.
-        excerpts: from :func:`plan_excerpts`.
-        cancel: checked between steps; when set, :class:`ScanCancelled` is raised.
-        progress: a tqdm bar over the audio seconds processed (None: only on a terminal).
-    Returns:
-        ``(levels_db [Q], input_energy, measured_samples)``: ``10 log10(E_out / E_in + tau)``
-        summed over the measured samples, the input energy and sample count they cover.
-    """
-    if device is None:
-        device = next(net.parameters()).device
-    d = np.asarray(distances_m, dtype=np.float32).reshape(-1)
-    q = len(d)
-    sr = int(sample_rate)
-    e_out = np.zeros(q, np.float64)
-    e_in = 0.0
-    measured = 0
-    total = sum(e - s for _, s, e in excerpts) / sr
-    with _bar(total, progress, "scan") as bar:
-        for w, s, e in excerpts:
-            seg_in = x[s:e].astype(np.float64)
-            e_in += float(np.dot(seg_in, seg_in))
-            measured += e - s
-            if causal:
-                e_out += _causal_excerpt_energy(net, x, d, w, s, e, sr, device, query_seconds,
-                                                cancel, bar)
-            else:
-                e_out += _offline_excerpt_energy(net, x, d, s, e, sr, device, query_seconds,
-                                                 chunk_s, cancel, bar)
-    levels = 10 * np.log10(e_out / (e_in + 1e-12) + TAU)
-    return levels, e_in, measured
-
-
-def _check_cancel(cancel) -> None:
-    if cancel is not None and cancel.is_set():
-        raise ScanCancelled()
-
-
-def _causal_excerpt_energy(net, x, d, w, s, e, sr, device, query_seconds, cancel, bar):
-    hop, delay = int(net.cfg.hop), int(net.stream_delay)
-    q = len(d)
-    step = max(1, int(query_seconds / q * sr) // hop) * hop
-    seg = x[w:min(len(x), e + delay)]
-    total = (e - w) + delay
-    total += (-total) % hop
-    if len(seg) < total:
-        seg = np.concatenate([seg, np.zeros(total - len(seg), np.float32)])
-    dq = torch.from_numpy(d).to(device)
-    st = net.init_state(dq)
-    xt = torch.from_numpy(np.ascontiguousarray(seg)).to(device)
-    acc = torch.zeros(q, dtype=torch.float64, device=device)
-    lo, hi = (s - w) + delay, (e - w) + delay  # measured part, in stream output samples
-    for i in range(0, total, step):
-        _check_cancel(cancel)
-        j = min(total, i + step)
-        out, st = net.step(xt[i:j][None].expand(q, -1), dq, st)
-        a, b = max(lo, i), min(hi, j)
-        if b > a:
-            acc += out[:, a - i:b - i].double().pow(2).sum(1)
-            bar.update((b - a) / sr)
-    return acc.cpu().numpy()
-
-
-def _offline_excerpt_energy(net, x, d, s, e, sr, device, query_seconds, chunk_s, cancel, bar):
-    q = len(d)
-    acc = np.zeros(q, np.float64)
-    piece = int(chunk_s * sr)
-    ctx = sr
-    whole = s == 0 and e == len(x) and len(x) <= piece
-    for ps in range(s, e, piece):
-        pe = min(e, ps + piece)
-        a, b = (ps, pe) if whole else (max(0, ps - ctx), min(len(x), pe + ctx))
-        xt = torch.from_numpy(np.ascontiguousarray(x[a:b])).to(device)
-        rows = max(1, int(max(query_seconds, (b - a) / sr) / ((b - a) / sr)))
-        for g in range(0, q, rows):
-            _check_cancel(cancel)
-            dq = torch.from_numpy(d[g:g + rows]).to(device)
-            y = net(xt[None].expand(len(dq), -1), dq)
-            acc[g:g + rows] += y[:, ps - a:pe - a].double().pow(2).sum(1).cpu().numpy()
-            bar.update((pe - ps) / sr * len(dq) / q)
-    return acc
+           "GRID_STEP_M", "LIVE_GRID_STEP_M", "SILENCE_DBFS", "SCAN_MAX_S", "MIN_SCAN_S"]
 
 
 class _ScanThread:

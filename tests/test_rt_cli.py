@@ -164,7 +164,7 @@ def test_scan_json_and_plot(capsys, rand_ckpt, short_wav, tmp_path):
     d = doc["distances_m"]
     assert d == sorted(d) and d[0] == 0.0 and d[-1] == 5.0 and len(d) == 11
     assert len(doc["isdr_db"]) == 11 and all(np.isfinite(doc["isdr_db"]))
-    assert all(x in d for x in doc["peaks_m"])
+    assert all(x in d for x in doc["peaks_m"]) and set(doc["talkers_m"]) <= set(doc["peaks_m"])
     assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and p.stat().st_size > 5000
 
 

@@ -263,7 +263,7 @@ def test_scan_default_grid_and_errors(model, demo_model_rate):
     np.testing.assert_allclose(np.diff(r.distances_m), 0.25)
     assert np.all(np.isfinite(r.isdr_db))
     silent = model.scan(np.zeros(model.sample_rate, np.float32), [1.0, 2.0, 3.0])
-    assert silent.peaks_m == []
+    assert silent.talkers_m == []  # the detector names no talker on silence
     with pytest.raises(ValueError, match="too short"):
         model.scan(np.zeros(100, np.float32))
     with pytest.raises(ValueError, match="range"):

@@ -124,14 +124,15 @@ def test_identity_query_is_about_0_db_and_peak_found():
     assert abs(r.isdr_db[i2]) < 0.1                     # output == input: ~0 dB
     assert r.isdr_db.min() == pytest.approx(10 * np.log10(TAU), abs=0.01)  # floor where gain 0
     assert r.peaks_m and r.peaks_m[0] == pytest.approx(2.0)
+    assert r.talkers_m and r.talkers_m[0] == pytest.approx(2.0)  # the detector agrees
     assert net.steps == 4  # one batched step per second of audio (max_step_s=1), not per query
 
 
-def test_silence_and_flat_profile_have_no_peaks():
+def test_silence_and_flat_profile_have_no_talkers():
     sc = StreamingScan(FakeNet(), 8000, [1.0, 2.0, 3.0], window_s=1.0)
     sc.feed(np.zeros(16000, np.float32))
     r = sc.result()
-    assert r.peaks_m == [] and np.all(np.isfinite(r.isdr_db))
+    assert r.talkers_m == [] and np.all(np.isfinite(r.isdr_db))
 
     class Flat(FakeNet):
         @staticmethod
@@ -139,7 +140,7 @@ def test_silence_and_flat_profile_have_no_peaks():
             return torch.ones_like(torch.as_tensor(d))
     r = StreamingScan(Flat(), 8000, [1.0, 2.0, 3.0], window_s=1.0)
     r.feed(_noise(1.0))
-    assert r.result().peaks_m == []
+    assert r.result().talkers_m == []
 
 
 # ------------------------------------------------------------------------------------ worker

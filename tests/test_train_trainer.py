@@ -92,7 +92,16 @@ def test_tse_train_and_eval_on_a_custom_room(room_setup, tmp_path, capsys):
     m = rep["models"]["best"]["mean"]
     assert rep["repeats"] == 2 and len(rep["models"]["best"]["repeats"]) == 2
     assert np.isfinite(m["mae_m"]) and m["mae_m"] >= 0 and np.isfinite(m["const_2p5_mae_m"])
-    assert "SDRi" in capsys.readouterr().out
+    assert 0 <= m["det_found"] <= 1 and m["det_false"] >= 0 and 0 <= m["det_none"] <= 1
+    out = capsys.readouterr().out
+    assert "SDRi" in out and "detector (what the app shows)" in out
+
+
+def test_detector_counts_found_and_false():
+    from train.evaluate import detector_counts
+    assert detector_counts([], [1.0, 3.0]) == (0, 0)
+    assert detector_counts([1.2, 3.0], [1.0, 3.0]) == (2, 0)
+    assert detector_counts([1.2, 2.0], [1.0, 3.0]) == (1, 1)   # 2.0 m is 1 m from 3 m
 
 
 def test_tse_train_errors_are_messages(tmp_path, capsys):

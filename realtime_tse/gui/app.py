@@ -297,7 +297,6 @@ class MainWindow(QMainWindow):
         self.ask_open_file = ask_open_file or self._qt_open_file
         self.open_url = open_url or QDesktopServices.openUrl
         self.recordings_dir = Path(recordings_dir) if recordings_dir else None
-        self.min_contrast_db = 3.0  # a profile peak this far above the median is drawn as a talker
         self.compute_device = device
         self.block_ms = block_ms
         self.messages: list[tuple[str, str]] = []
@@ -968,23 +967,22 @@ class MainWindow(QMainWindow):
             self.rec_time.setText(f"{int(t // 60):02d}:{t % 60:04.1f}")
 
     def _show_scan(self, scan):
-        """Profile + radar from one ScanResult. A peak is drawn as a talker only when its level
-        stands ``min_contrast_db`` above the profile's median: on a flat profile (silence, or a
-        model that does not separate) the indicator's peaks are noise, and the radar says so."""
+        """Profile + radar from one ScanResult, with the detector's talkers (``scan.talkers_m``,
+        :func:`models.detection.detect_talkers`: a peak standing ``MIN_CONTRAST_DB`` above the
+        profile's median; none on silence or a flat profile)."""
+        from models.detection import MIN_CONTRAST_DB  # noqa: PLC0415
         d = np.asarray(scan.distances_m, dtype=float)
         lv = np.asarray(scan.isdr_db, dtype=float)
-        peaks = [float(p) for p in (getattr(scan, "peaks_m", None) or [])]
         if d.size == 0 or d.size != lv.size:
             return
-        med = float(np.median(lv))
-        talkers = [p for p in peaks if float(np.interp(p, d, lv)) - med >= self.min_contrast_db]
+        talkers = [float(p) for p in scan.talkers_m]
         self.profile.set_profile(d, lv, talkers)
         self.radar.set_profile(d, lv, talkers)
         if talkers:
             text = ("Detected talkers: " + ", ".join(f"{p:.1f} m" for p in sorted(talkers))
                     + "   (click one on the radar to listen to it)")
         else:
-            text = (f"No clear talker: no peak of the profile stands {self.min_contrast_db:g} dB "
+            text = (f"No clear talker: no peak of the profile stands {MIN_CONTRAST_DB:g} dB "
                     "above its median")
         self.talkers_label.setText(text)
 
