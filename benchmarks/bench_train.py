@@ -83,7 +83,7 @@ def _data_rows(a, rows):
     step, cfg, _ = _stepper("lite-causal-bs", {}, a.batch, a.clip_s)
     sampler = MixtureSampler(bank, bank.indices(), corpus, cfg.sample_rate, a.clip_s, min_gap_m=1.0)
     for label, workers in [("lite-causal-bs + data inline", 0), ("lite-causal-bs + DataLoader worker", 1)]:
-        it = batches(sampler, a.batch, 0, lambda s: 0.9, lambda s: 1.0, workers)
+        it = batches(sampler, a.batch, 0, lambda s: {"p_presence": 0.9, "min_gap_m": 1.0}, workers)
         next(it)
         ts = []
         for _ in range(a.rounds * 2):

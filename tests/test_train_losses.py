@@ -62,3 +62,11 @@ def test_best_checkpoint_is_chosen_by_si_sdri_not_loss():
     assert selection_key(selective) > selection_key(gain_only)
     assert selection_key(selective) > selection_key(loud_absence)   # absence floor first
     assert selection_key(loud_absence) > selection_key({"si_sdri_single": 3.0, "absence_level_db": -1.0})
+
+
+def test_level_curriculum_is_linear_and_ends_at_its_last_value():
+    cfg = TrainConfig(level_curriculum=[[0, 6.0], [100, 0.0]])
+    assert cfg.boost_at(0) == 6.0 and abs(cfg.boost_at(50) - 3.0) < 1e-9 and cfg.boost_at(100) == 0.0
+    assert cfg.boost_at(10_000) == 0.0 and TrainConfig().boost_at(5) == 0.0
+    s = cfg.sampler_settings(25)
+    assert set(s) == {"p_presence", "min_gap_m", "near_boost_db"} and abs(s["near_boost_db"] - 4.5) < 1e-9

@@ -204,3 +204,22 @@ def test_paired_examples_share_the_mixture_and_query_different_talkers(tmp_path)
     again = s.sample_paired_at(3)
     assert np.array_equal(again.target, s.sample_paired_at(3).target)
     assert not np.array_equal(s.sample_paired_at(0).mix, s.sample_paired_at(2).mix)
+
+
+def test_near_boost_makes_the_nearer_talker_louder(tmp_path):
+    from train.corpus import SpeechCorpus
+    from train.mixtures import MixtureSampler, rms_dbfs
+    from train.rirbank import RIRBank, build_bank
+    from train.rooms import room_preset
+
+    _speech(tmp_path / "sp", n_speakers=4)
+    build_bank(room_preset("d1", n_rirs=12), tmp_path / "bank", workers=1, progress=False)
+    bank = RIRBank(tmp_path / "bank")
+    s = MixtureSampler(bank, bank.indices(), SpeechCorpus.from_folder(tmp_path / "sp"), 8000, 0.5,
+                       min_gap_m=1.0, seed=2)
+    s.near_boost_db = 6.0
+    for k in range(4):
+        m = s.sample_at(k)
+        near, far = (0, 1) if m.distances[0] <= m.distances[1] else (1, 0)
+        diff = rms_dbfs(m.sources[near]) - rms_dbfs(m.sources[far])
+        assert 1.0 - 1e-6 <= diff <= 11.0 + 1e-6   # 6 dB boost on top of levels within 5 dB

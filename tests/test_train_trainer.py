@@ -137,7 +137,7 @@ def test_best_checkpoint_follows_si_sdri_and_data_resumes_identically(room_setup
     assert meta["provenance"]["val_metrics"]["si_sdri_single"] == 1.5
 
     def take(start_step, n_steps):
-        it = batches(mk(), 2, start_step, cfg.presence_at, cfg.gap_at, workers=0)
+        it = batches(mk(), 2, start_step, cfg.sampler_settings, workers=0)
         return [next(it) for _ in range(n_steps)]
     a = take(0, 3)[2]
     b = take(2, 1)[0]

@@ -1,7 +1,8 @@
 """Training batches built in DataLoader worker processes, deterministic per example index.
 
 Example ``i`` of a run is ``sampler.sample_at(i)`` drawn under the schedule of its step
-``i // batch`` (presence probability and minimum talker gap of :class:`train.trainer.TrainConfig`),
+``i // batch`` (presence probability, minimum talker gap and near-talker level boost of
+:meth:`train.trainer.TrainConfig.sampler_settings`),
 so a resumed run continues the same sequence of mixtures, and the mixing (convolution, cropping,
 levels) runs beside the training thread instead of on it.
 """
@@ -18,16 +19,17 @@ class ScheduledMixtures(torch.utils.data.Dataset):
     Args:
         sampler: :class:`train.mixtures.MixtureSampler` (its ``seed`` fixes the sequence).
         batch: examples per step (to map an index to its step).
-        presence_at, gap_at: functions step -> P(presence) and step -> minimum talker gap (m).
+        schedule: function step -> dict of sampler attributes to set for that step's examples
+            (``p_presence``, ``min_gap_m``, ``near_boost_db``).
         paired: draw examples in pairs of one mixture with two queries
             (:meth:`train.mixtures.MixtureSampler.sample_paired_at`); needs an even batch.
     Raises:
         ValueError: paired with an odd batch.
     """
 
-    def __init__(self, sampler, batch: int, presence_at, gap_at, paired: bool = False):
+    def __init__(self, sampler, batch: int, schedule, paired: bool = False):
         self.sampler, self.batch = sampler, int(batch)
-        self.presence_at, self.gap_at = presence_at, gap_at
+        self.schedule = schedule
         self.paired = bool(paired)
         if self.paired and self.batch % 2:
             raise ValueError(f"paired queries need an even batch, got {batch}")
@@ -37,8 +39,8 @@ class ScheduledMixtures(torch.utils.data.Dataset):
 
     def __getitem__(self, i: int) -> dict:
         step = int(i) // self.batch
-        self.sampler.p_presence = float(self.presence_at(step))
-        self.sampler.min_gap_m = float(self.gap_at(step))
+        for k, v in self.schedule(step).items():
+            setattr(self.sampler, k, float(v))
         m = self.sampler.sample_paired_at(int(i)) if self.paired else self.sampler.sample_at(int(i))
         return {"mix": torch.from_numpy(np.ascontiguousarray(m.mix, dtype=np.float32)),
                 "target": torch.from_numpy(np.ascontiguousarray(m.target, dtype=np.float32)),
@@ -59,7 +61,7 @@ class _Range(torch.utils.data.Sampler):
         return 2 ** 62
 
 
-def batches(sampler, batch: int, start_step: int, presence_at, gap_at, workers: int = 1,
+def batches(sampler, batch: int, start_step: int, schedule, workers: int = 1,
             paired: bool = False):
     """Endless iterator of training batches from step ``start_step`` on: dicts with ``mix``,
     ``target`` [B, N], ``d_q`` [B] and ``kind`` (list of B str).
@@ -67,7 +69,7 @@ def batches(sampler, batch: int, start_step: int, presence_at, gap_at, workers: 
     ``workers`` > 0 builds them in that many worker processes (2 batches prefetched each);
     0 builds them on the calling thread. ``paired``: see :class:`ScheduledMixtures`.
     """
-    ds = ScheduledMixtures(sampler, batch, presence_at, gap_at, paired)
+    ds = ScheduledMixtures(sampler, batch, schedule, paired)
     kw = dict(prefetch_factor=2, persistent_workers=False) if workers > 0 else {}
     return iter(torch.utils.data.DataLoader(ds, batch_size=batch, sampler=_Range(start_step * batch),
                                             num_workers=int(workers), **kw))

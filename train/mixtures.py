@@ -170,6 +170,8 @@ class MixtureSampler:
         r_spk: speaker distance range (m), eq. 3.
         p_presence: probability of a presence query (mutable attribute, for the schedule).
         min_gap_m: minimum difference of the two talkers' distances (m), mutable (curriculum).
+        near_boost_db: dB added to the nearer talker's level after the uniform draw, mutable
+            (a training curriculum; 0 = SPEC's equal-level rule).
         seed: seed of ``sample()``'s generator and of ``sample_at()``.
         level_db: RMS range of each reverberant talker (dBFS).
         d_range: upper end of absence queries (m); None: each group's own ``d_range``.
@@ -186,6 +188,7 @@ class MixtureSampler:
         if self.n < 1:
             raise ValueError(f"clip_s={clip_s} gives no samples at {sample_rate} Hz")
         self.r_spk, self.p_presence, self.min_gap_m = float(r_spk), float(p_presence), float(min_gap_m)
+        self.near_boost_db = 0.0
         self.seed, self.level_db, self.d_range = int(seed), tuple(level_db), d_range
         self.rng = np.random.default_rng(self.seed)
         idx = np.asarray(bank_indices, dtype=np.int64)
@@ -269,6 +272,9 @@ class MixtureSampler:
         speakers = (self.corpus.speakers[int(spk[0])], self.corpus.speakers[int(spk[1])])
         sources = np.zeros((2, self.n), dtype=np.float32)
         levels = rng.uniform(self.level_db[0], self.level_db[1], size=2)
+        if self.near_boost_db:
+            d_i, d_j = self.bank.meta_of(i)["distance"], self.bank.meta_of(j)["distance"]
+            levels[0 if d_i <= d_j else 1] += self.near_boost_db
         utts = []
         for k, (ri, sp) in enumerate(zip((i, j), speakers)):
             x, u = self._talker(rng, sp, self.bank.rir(ri, self.sample_rate))

@@ -61,6 +61,7 @@ class TrainConfig:
     presence_switch_step: int | None = None        # default: half of epochs * steps_per_epoch
     warmup_steps: int = 0
     curriculum: list = field(default_factory=list)  # [[step, min_gap_m], ...], ascending steps
+    level_curriculum: list = field(default_factory=list)  # [[step, near_boost_db], ...] (see boost_at)
     val_mixtures: int = 64
     seed: int = 0
     threads: int = 0                               # torch CPU threads (0 = torch's default)
@@ -85,6 +86,27 @@ class TrainConfig:
             if step >= s:
                 name = str(n)
         return name
+
+    def boost_at(self, step: int) -> float:
+        """Level boost (dB) of the nearer talker at ``step``: linear between the ``level_curriculum``
+        points ``[[step, dB], ...]``, 0 before the first and after the last. A near talker louder
+        than the far one is the easier separation (as in a real room, where the direct sound of a
+        near talker is louder); fading the boost to 0 leaves the reverberation cue alone (SPEC's
+        equal-level mixtures)."""
+        pts = self.level_curriculum
+        if not pts or step >= pts[-1][0]:
+            return 0.0 if not pts else float(pts[-1][1])
+        if step < pts[0][0]:
+            return 0.0
+        for (s0, b0), (s1, b1) in zip(pts, pts[1:]):
+            if s0 <= step < s1:
+                return float(b0 + (b1 - b0) * (step - s0) / max(s1 - s0, 1))
+        return 0.0
+
+    def sampler_settings(self, step: int) -> dict:
+        """Mixture-sampler attributes for the examples of ``step`` (train.data)."""
+        return {"p_presence": self.presence_at(step), "min_gap_m": self.gap_at(step),
+                "near_boost_db": self.boost_at(step)}
 
     def gap_at(self, step: int) -> float:
         gap = 0.0
@@ -396,7 +418,7 @@ class Trainer:
         self.model.train()
         stop = self._stop_now(stop_step, deadline)
         # example i of the run = train_sampler.sample_at(i), built in worker processes (train.data)
-        data = batches(self.train_sampler, cfg.batch, st["step"], cfg.presence_at, cfg.gap_at,
+        data = batches(self.train_sampler, cfg.batch, st["step"], cfg.sampler_settings,
                        cfg.workers, cfg.paired_queries) if not stop else None
         while not stop:
             batch = next(data)
