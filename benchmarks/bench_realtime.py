@@ -26,6 +26,11 @@ net (speed does not depend on the weights); the JSON says which. Sections:
    audio worker's RTF while scanning. Causal models use the incremental streaming scan
    (``realtime_tse.profile.StreamingScanWorker``), bidirectional ones the window scan.
    ``--only scan`` runs this section alone and updates it in an existing JSON.
+4. ``end_to_end_scan_modes`` (``--only scan-modes``, PulseAudio): the default settings for
+   ``--long-seconds`` at 64 and 32 ms blocks with the distance scan off, in its own process (the
+   default, ``realtime_tse.scan_process``) and in a thread of the audio process
+   (``RTSE_SCAN_PROCESS=0``, as before issue 10's GIL fix), interleaved per block size;
+   ``--busy-core`` adds the same with one more core kept busy. Merged into an existing JSON.
 
 The machine is recorded with its load average: on a shared CPU every figure is noisy.
 """
@@ -279,7 +284,10 @@ def bench_e2e(model: TSEModel, seconds: float, block_ms: float = 64, busy: bool 
         "stall_restarts": st["stall_restarts"], "restarts": st["restarts"],
         "first_callback_s": t_first, "harness_glitches": h.glitches,
         "rtf": st["rtf"], "max_block_ms": 1e3 * st["max_process_s"],
-        "scan_updates": eng.scan_count, "error": st["error"], "load_average": os.getloadavg()[0],
+        "scan_updates": eng.scan_count,
+        "scan_mode": getattr(eng._scanner, "mode", "thread") if eng._scanner is not None else None,
+        "scan_process_restarts": getattr(eng._scanner, "process_restarts", None),
+        "error": st["error"], "load_average": os.getloadavg()[0],
         "played_from_device_s": t_play, "env": extra_env,
     }
     return res
@@ -355,6 +363,37 @@ def bench_servers(model, servers, seconds, long_seconds, options, busy_long=True
     return out
 
 
+SCAN_MODES = {  # label -> bench_e2e arguments of section 4
+    "scan off": dict(scan=False),
+    "scan in a process": dict(scan=True, env={"RTSE_SCAN_PROCESS": "1"}),
+    "scan in a thread": dict(scan=True, env={"RTSE_SCAN_PROCESS": "0"}),
+}
+
+
+def bench_scan_modes(model, seconds: float, busy_core: bool = False) -> dict:
+    """Section 4: end-to-end delay, drift and xruns per scan mode (``SCAN_MODES``) at 64 and
+    32 ms blocks through a private PulseAudio, the modes interleaved within each block size (and
+    again with one more core busy when ``busy_core``). Raises RuntimeError when PulseAudio cannot
+    run here."""
+    srv = SoundServer("pulseaudio")
+    rows = []
+    load0 = os.getloadavg()
+    try:
+        print(f"4. scan modes through {srv.version}, {seconds:g} s each", flush=True)
+        for busy in ((False, True) if busy_core else (False,)):
+            for block in (64, 32):
+                for label, kw in SCAN_MODES.items():
+                    r = bench_e2e(model, seconds, block_ms=block, busy=busy,
+                                  label=label + (", busy core" if busy else ""),
+                                  scan=kw["scan"], env=dict(kw.get("env", {})))
+                    _print_e2e(r)
+                    rows.append(r)
+    finally:
+        srv.stop()
+    return {"server": srv.version, "seconds": seconds, "date": time.strftime("%Y-%m-%d %H:%M:%S"),
+            "load_average_start": load0, "load_average_end": os.getloadavg(), "rows": rows}
+
+
 # ------------------------------------------------------------------------------------ 3. scan, file
 def bench_scan_file(model: TSEModel, seconds: float = 20.0, threads: int = 2) -> dict:
     eng = LiveEngine(model, block_ms=64, input_file=DEMO, output_device="null", loop=True,
@@ -392,12 +431,23 @@ def main(argv=None) -> int:
     ap.add_argument("--stream-seconds", type=float, default=8.0)
     ap.add_argument("--scan-seconds", type=float, default=20.0)
     ap.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "realtime.json"))
-    ap.add_argument("--only", choices=["scan", "e2e"], default=None,
+    ap.add_argument("--busy-core", action="store_true",
+                    help="scan-modes: also run every mode with one more core kept busy")
+    ap.add_argument("--only", choices=["scan", "e2e", "scan-modes"], default=None,
                     help="run only one section; update it in an existing --out")
     a = ap.parse_args(argv)
     model, which = get_model(a.model)
     if a.only == "scan":
         return _main_scan_only(model, which, a)
+    if a.only == "scan-modes":
+        res = bench_scan_modes(model, a.long_seconds, busy_core=a.busy_core)
+        out = Path(a.out)
+        doc = json.loads(out.read_text()) if out.is_file() else {}  # merge: read at the end
+        doc["end_to_end_scan_modes"] = {"model": which, **res}
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(doc, indent=2) + "\n")
+        print(f"wrote {out}")
+        return 0
     out = Path(a.out)
     doc = json.loads(out.read_text()) if out.is_file() else {}
     load0 = os.getloadavg()
