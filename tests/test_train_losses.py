@@ -25,8 +25,12 @@ def test_si_sdr_loss_ignores_gain_but_sdr_loss_rewards_it():
     assert presence_loss("sdr", 0.5 * mix, x) < presence_loss("sdr", mix, x) - 1.0
     assert abs(float(presence_loss("si_sdr", 0.5 * mix, x) - presence_loss("si_sdr", mix, x))) < 1e-3
     # the target itself is the best answer for each
-    for name in ("sdr", "si_sdr", "spectral"):
+    for name in ("sdr", "si_sdr", "si_sdr_level", "spectral"):
         assert presence_loss(name, x, x) < presence_loss(name, mix, x)
+    # silence for a presence query: free under plain SI-SDR, punished per dB by the level term
+    good = x + 0.1 * other
+    assert abs(float(presence_loss("si_sdr", 1e-3 * good, x) - presence_loss("si_sdr", good, x))) < 1e-2
+    assert float(presence_loss("si_sdr_level", 1e-3 * good, x) - presence_loss("si_sdr_level", good, x)) > 25
 
 
 def test_spectral_loss_is_zero_at_target_and_level_independent():
@@ -41,7 +45,7 @@ def test_batch_loss_finite_with_silent_targets_and_grad():
     tgt = mix.clone()
     tgt[1] = 0.0
     est = (0.7 * mix).requires_grad_(True)
-    for name in ("sdr", "si_sdr", "spectral"):
+    for name in ("sdr", "si_sdr", "si_sdr_level", "spectral"):
         loss = batch_loss(est, {"mix": mix, "target": tgt, "kind": ["single", "absence", "both"]}, name)
         loss.backward()
         assert torch.isfinite(loss) and torch.isfinite(est.grad).all()

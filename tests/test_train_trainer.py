@@ -144,3 +144,24 @@ def test_best_checkpoint_follows_si_sdri_and_data_resumes_identically(room_setup
     assert torch.equal(a["mix"], b["mix"]) and a["kind"] == b["kind"] and torch.equal(a["d_q"], b["d_q"])
     c = take(0, 1)[0]
     assert not torch.equal(a["mix"], c["mix"])
+
+
+def test_log_gains_new_columns_on_resume_without_misaligning(room_setup, tmp_path):
+    import csv as _csv
+
+    import train.trainer as tr
+    tmp, speech, room_toml, _ = room_setup
+    room = load_room_toml(room_toml)
+    build_bank(room, tmp / "bank_b", workers=1, progress=False)
+    bank = RIRBank(tmp / "bank_b")
+    corpus = SpeechCorpus.from_folder(speech)
+    s = MixtureSampler(bank, bank.indices(), corpus, 8000, 0.5, seed=0)
+    t = tr.Trainer(TrainConfig(batch=2, clip_s=0.5, model=dict(TINY)), room, s, s, tmp_path / "run")
+    (tmp_path / "run").mkdir()
+    t._log({"step": 1, "a": 1.0})
+    t._log({"step": 2, "a": 2.0})
+    t._log({"step": 3, "a": 3.0, "b": 9.0})
+    t._log({"step": 4, "a": 4.0, "b": 8.0})
+    rows = list(_csv.DictReader(open(tmp_path / "run" / "log.csv")))
+    assert [r["step"] for r in rows] == ["1", "2", "3", "4"]
+    assert [r["b"] for r in rows] == ["", "", "9.0", "8.0"] and rows[1]["a"] == "2.0"

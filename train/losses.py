@@ -10,6 +10,12 @@ presence loss is chosen by name:
     scores about 2.9 dB SDRi on single-talker queries (SPEC.md, Evaluation).
 ``"si_sdr"``
     Negative scale-invariant SDR: a gain on the mixture earns nothing, only selection does.
+``"si_sdr_level"``
+    Negative SI-SDR plus ``0.5 x |output level - target level|`` in dB. Plain SI-SDR ignores the
+    output's scale, so next to eq. 9 (which rewards a quiet output on absence queries) a model
+    learns to go silent for every query, saturating its sigmoid mask at 0 and stalling (measured:
+    every query -34 dB after 900 steps, SI-SDRi 0). The level term keeps presence outputs at the
+    target's level, while a gain on the mixture still earns nothing.
 ``"spectral"``
     Compressed spectral loss (magnitudes raised to 0.3, plus 0.3 x the compressed complex
     difference; as in DeepFilterNet / TF-GridNet recipes), normalised by the target's compressed
@@ -24,7 +30,8 @@ import torch
 from models.metrics import loss_active, loss_inactive, si_sdr
 from models.stft import stft
 
-PRESENCE_LOSSES = ("sdr", "si_sdr", "spectral")
+PRESENCE_LOSSES = ("sdr", "si_sdr", "si_sdr_level", "spectral")
+LEVEL_WEIGHT = 0.5  # loss per dB of output level error in "si_sdr_level"
 
 
 def spectral_loss(est: torch.Tensor, ref: torch.Tensor, n_fft: int = 256, hop: int = 128,
@@ -57,6 +64,9 @@ def presence_loss(name: str, est: torch.Tensor, ref: torch.Tensor) -> torch.Tens
         return loss_active(est, ref)
     if name == "si_sdr":
         return -si_sdr(est, ref)
+    if name == "si_sdr_level":
+        lev = 10 * torch.log10(((est * est).sum(-1) + 1e-8) / ((ref * ref).sum(-1) + 1e-8))
+        return -si_sdr(est, ref) + LEVEL_WEIGHT * lev.abs()
     if name == "spectral":
         return spectral_loss(est, ref)
     raise ValueError(f"unknown presence loss {name!r}; expected one of {PRESENCE_LOSSES}")

@@ -128,10 +128,13 @@ def validate(net, val_batches: list[dict], device) -> dict:
     """Validation loss and quick quality figures on fixed mixtures.
 
     Returns dict: val_loss, sdri_single (dB, mean SDR improvement on single-talker queries),
-    si_sdri_single (dB), absence_level_db (output level relative to the input on absence queries).
+    si_sdri_single (dB), absence_level_db (output level relative to the input on absence queries),
+    presence_level_db (output level relative to the target on single-talker queries: near 0 for a
+    useful model; far below 0 when it has collapsed to silence for every query, which the
+    scale-invariant SI-SDRi alone does not show).
     """
     net.eval()
-    losses, sdri, sisdri, absl = [], [], [], []
+    losses, sdri, sisdri, absl, presl = [], [], [], [], []
     with torch.no_grad():
         for b in val_batches:
             mix, tgt = b["mix"].to(device), b["target"].to(device)
@@ -142,13 +145,15 @@ def validate(net, val_batches: list[dict], device) -> dict:
                 if kind == "single":
                     sdri.append(float(sdr(est[k], tgt[k]) - sdr(mix[k], tgt[k])))
                     sisdri.append(float(si_sdr(est[k], tgt[k]) - si_sdr(mix[k], tgt[k])))
+                    presl.append(float(relative_level(est[k], tgt[k])))
                 elif kind == "absence":
                     absl.append(float(relative_level(est[k], mix[k])))
     net.train()
     nan = float("nan")
     return {"val_loss": float(np.mean(losses)), "sdri_single": float(np.mean(sdri)) if sdri else nan,
             "si_sdri_single": float(np.mean(sisdri)) if sisdri else nan,
-            "absence_level_db": float(np.mean(absl)) if absl else nan}
+            "absence_level_db": float(np.mean(absl)) if absl else nan,
+            "presence_level_db": float(np.mean(presl)) if presl else nan}
 
 
 ABSENCE_OK_DB = -10.0  # absence output (dB re input) a chosen checkpoint should reach (issue floor)
@@ -347,12 +352,24 @@ class Trainer:
         if self.rank != 0:
             return
         p = self.out / "log.csv"
-        new = not p.exists()
-        with open(p, "a", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=list(row))
-            if new:
-                w.writeheader()
-            w.writerow(row)
+        rows, fields = [], list(row)
+        if p.exists():
+            with open(p, newline="") as f:
+                r = csv.DictReader(f)
+                old = list(r.fieldnames or [])
+                if old != fields:  # a resumed run logging new columns: rewrite under the union
+                    rows = list(r)
+                    fields = old + [k for k in fields if k not in old]
+                else:
+                    fields = None
+        if fields is None:
+            with open(p, "a", newline="") as f:
+                csv.DictWriter(f, fieldnames=list(row)).writerow(row)
+            return
+        with open(p, "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=fields, restval="")
+            w.writeheader()
+            w.writerows(rows + [row])
 
     def train_step(self, batch: dict) -> tuple[float, float]:
         """One optimiser step; returns (loss, gradient norm before clipping)."""
