@@ -1,6 +1,6 @@
 """realtime-tse: distance-based single-channel target speech extraction, live.
 
-``from realtime_tse import load_model`` gives the engine's :func:`realtime_tse.engine.load_model`.
+``from realtime_tse import load_model`` gives :func:`realtime_tse.model.load_model`.
 Importing this package is light: torch loads on first use of ``load_model`` and Qt only with
 ``realtime_tse.gui``.
 """
@@ -12,6 +12,6 @@ __version__ = "0.1.0"
 
 def __getattr__(name):  # PEP 562: import the engine (and torch) only when asked
     if name == "load_model":
-        from .engine import load_model
+        from .model import load_model
         return load_model
     raise AttributeError(f"module 'realtime_tse' has no attribute {name!r}")

@@ -83,6 +83,7 @@ from typing import Callable, Iterator, Sequence
 import numpy as np
 
 from .ringbuffer import RingBuffer
+from .threads import AUDIO_NICE, set_thread_nice
 
 __all__ = [
     "AudioDeviceError",
@@ -1366,13 +1367,8 @@ class DuplexStream:
         """Raise a thread's scheduling priority (nice -10) where the OS allows it: on a busy
         machine an audio thread that waits behind other processes is what makes xruns.
         Needs root or RLIMIT_NICE on Linux; silently skipped elsewhere."""
-        if not self.boost_priority or not hasattr(os, "setpriority"):
-            return
-        try:
-            os.setpriority(os.PRIO_PROCESS, tid, max(-10, os.getpriority(os.PRIO_PROCESS, tid) - 10))
+        if self.boost_priority and set_thread_nice(AUDIO_NICE, tid):
             self.priority_boosted.append(what)
-        except OSError as e:
-            log.debug("cannot raise the priority of the %s thread: %s", what, e)
 
     def _run_worker(self) -> None:
         self._boost(threading.get_native_id(), "worker")

@@ -29,7 +29,6 @@ import os
 import subprocess
 import sys
 import time
-from datetime import datetime
 from pathlib import Path
 
 from .paths import demo_input_path
@@ -57,7 +56,7 @@ def _set_threads(n: int | None) -> None:
 
 
 def _load(args):
-    from .engine import load_model  # noqa: PLC0415
+    from .model import load_model  # noqa: PLC0415
     _set_threads(getattr(args, "threads", None))
     return load_model(args.model, device=args.device)
 
@@ -157,7 +156,7 @@ def _fmt_talkers(res) -> str:
 # ------------------------------------------------------------------------------------ commands
 def cmd_extract(args) -> int:
     import numpy as np  # noqa: PLC0415
-    from .engine import resample  # noqa: PLC0415
+    from .model import resample  # noqa: PLC0415
     x, sr, info = read_audio(args.input)
     out_path = Path(args.output)
     model = _load(args)
@@ -334,7 +333,7 @@ def _fmt_delay(eng) -> str:
 
 def cmd_stream(args) -> int:
     from .audio_io import AudioDeviceError  # noqa: PLC0415
-    from .engine import LiveEngine  # noqa: PLC0415
+    from .live import LiveEngine  # noqa: PLC0415
     if args.input_file and args.input_device is not None:
         raise CLIError("give either --input-device or --input-file, not both")
     if args.input_file:
@@ -420,8 +419,8 @@ def cmd_default(args) -> int:
 
 
 def headless_demo(args) -> int:
-    from .engine import LiveEngine  # noqa: PLC0415
-    from .recorder import default_recordings_dir  # noqa: PLC0415
+    from .live import LiveEngine  # noqa: PLC0415
+    from .recorder import recording_path  # noqa: PLC0415
     src = Path(args.input_file) if args.input_file else DEMO_INPUT
     x, sr, _ = read_audio(src)
     length = len(x) / sr
@@ -432,8 +431,7 @@ def headless_demo(args) -> int:
     d = _check_distance(model, args.distance if args.distance is not None else 1.0)
     out = args.output
     if out is None:
-        stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-        out = default_recordings_dir() / f"tse-demo-{stamp}-{d:g}m.wav"
+        out = recording_path(prefix="tse-demo", suffix=f"-{d:g}m")
     output_device = args.output_device
     if output_device is None:  # play on the default device when there is one, else file only
         try:

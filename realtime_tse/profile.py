@@ -41,6 +41,7 @@ from models.detection import SILENCE_DBFS, TAU, ScanCancelled, scan_levels  # no
 
 from .file_scan import SCAN_MAX_S, file_scan_levels, plan_excerpts  # noqa: F401
 from .safety import sanitize
+from .threads import set_thread_nice as _lower_priority  # the one thread-priority rule
 from .scan_result import (GRID_STEP_M, LIVE_GRID_STEP_M, MIN_SCAN_S, ScanResult,  # noqa: F401
                           default_grid, make_result)
 
@@ -75,6 +76,11 @@ class _ScanThread:
         self._started = time.monotonic()
         self._thread = threading.Thread(target=self._run, name="rtse-scan", daemon=True)
         self._thread.start()
+
+    def request_stop(self) -> None:
+        """Ask the thread to end after the query batch or step in progress, without waiting
+        (safe from any thread, e.g. an audio callback); :meth:`stop` waits for it."""
+        self._stop.set()
 
     def stop(self, timeout: float = 10.0) -> None:
         """Ask the thread to end (after the query batch or step in progress) and wait for it, at
@@ -455,12 +461,3 @@ class StreamingScanWorker(_ScanThread):
         self._pos = total - self.update_samples
         self.scan.restart()
         self.skips += 1
-
-
-def _lower_priority(nice: int) -> None:
-    """Best effort: set this thread's nice value (Linux threads have their own)."""
-    try:
-        import os
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), int(nice))
-    except (AttributeError, OSError, PermissionError):
-        pass

@@ -44,7 +44,7 @@ import numpy as np
 
 from .safety import sanitize
 
-__all__ = ["Recorder", "default_recordings_dir", "unique_path"]
+__all__ = ["Recorder", "default_recordings_dir", "recording_path", "unique_path"]
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +73,17 @@ def default_recordings_dir(create: bool = True) -> Path:
     if create:
         d.mkdir(parents=True, exist_ok=True)
     return d
+
+
+def recording_path(folder: str | Path | None = None, prefix: str = "tse", suffix: str = "",
+                   ext: str = ".wav") -> Path:
+    """The name of a new recording: ``<folder>/<prefix>-YYYYmmdd-HHMMSS<suffix><ext>`` (local time;
+    the one naming rule of the engine, the window and the CLI). ``folder`` None: the
+    :func:`default_recordings_dir`; a given folder is created. The :class:`Recorder` makes the name
+    unique (:func:`unique_path`)."""
+    d = default_recordings_dir() if folder is None else Path(folder).expanduser()
+    d.mkdir(parents=True, exist_ok=True)
+    return d / f"{prefix}-{datetime.now().strftime('%Y%m%d-%H%M%S')}{suffix}{ext}"
 
 
 def unique_path(path: str | Path, reserve: bool = True, companion_suffix: str | None = None) -> Path:

@@ -9,13 +9,18 @@ with at most two slice copies (wrap-around) and never allocate sample memory.
 Overflow policy: ``write`` stores what fits and drops the rest (the newest samples), returns how many
 it stored and adds the dropped count to ``dropped``/``overflows``. The caller decides what a drop
 means (the audio path counts it as an input overflow).
+
+:class:`History` keeps the newest samples of a stream in a ring nobody consumes (the live engine's
+input history, read by the distance scan).
 """
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 
-__all__ = ["RingBuffer"]
+__all__ = ["RingBuffer", "History"]
 
 
 class RingBuffer:
@@ -130,13 +135,89 @@ class RingBuffer:
         return n
 
     def _copy_out(self, out: np.ndarray, n: int) -> None:
-        start = self._r % self._cap
+        self.copy_at(self._r, out[:n])
+        self._r += n  # release after the copy
+
+    def copy_at(self, pos: int, out: np.ndarray) -> None:
+        """Copy ``len(out)`` samples from absolute position ``pos`` (counted like
+        ``total_written``) into ``out`` without consuming them. The caller keeps to samples still
+        held, ``total_read <= pos`` and ``pos + len(out) <= total_written``; others are whatever
+        the storage holds."""
+        n = len(out)
+        start = int(pos) % self._cap
         first = min(n, self._cap - start)
         out[:first] = self._buf[start:start + first]
         if n > first:
             out[first:n] = self._buf[:n - first]
-        self._r += n  # release after the copy
 
     def clear(self) -> None:
         """Drop everything readable. Consumer side only (it moves the read counter)."""
         self._r = self._w
+
+
+class History:
+    """The newest ``capacity`` samples of a stream, kept in a :class:`RingBuffer` that nobody
+    consumes: :meth:`write` from one thread (the audio worker's tap) overwrites the oldest samples;
+    :meth:`latest` and :meth:`read` from others (the distance scan) copy without consuming. A lock
+    is held only for the copies (microseconds), never during a computation, so a reader never sees
+    samples half overwritten.
+
+    Positions are absolute: sample ``k`` is the ``k``-th written since the last :meth:`clear`
+    (:attr:`total` counts them), the contract the scan workers read by.
+
+    Args:
+        capacity: samples kept (> 0). Raises ValueError otherwise.
+    """
+
+    def __init__(self, capacity: int):
+        self._ring = RingBuffer(capacity)
+        self._base = 0  # ring position of sample 0 (moved by clear())
+        self._lock = threading.Lock()
+
+    @property
+    def capacity(self) -> int:
+        return self._ring.capacity
+
+    @property
+    def total(self) -> int:
+        """Samples written since the last :meth:`clear`."""
+        return self._ring.total_written - self._base
+
+    def write(self, x: np.ndarray) -> None:
+        """Append ``x`` ([n] float32), dropping the oldest samples to make room."""
+        cap = self._ring.capacity
+        x = x[-cap:]
+        with self._lock:
+            self._ring.skip(len(x) - self._ring.space)  # nobody consumes: the writer makes room
+            self._ring.write(x)
+
+    def latest(self, n: int) -> np.ndarray:
+        """A copy of the newest ``min(n, total, capacity)`` samples, [n] float32."""
+        with self._lock:
+            n = int(min(n, self._ring.available, self.total))
+            return self._copy(self._ring.total_written - n, n)
+
+    def read(self, pos: int, n: int):
+        """Up to ``n`` samples from absolute position ``pos``.
+
+        Returns:
+            ``(x [m] float32, start)``: ``start > pos`` when the samples from ``pos`` on were
+            already overwritten (``x`` then begins at the oldest kept sample); ``m <= n``.
+        """
+        with self._lock:
+            oldest = self._ring.total_read - self._base
+            start = max(int(pos), oldest, 0)
+            n = int(max(0, min(n, self.total - start)))
+            return self._copy(self._base + start, n), start
+
+    def clear(self) -> None:
+        """Forget everything; positions start again at 0."""
+        with self._lock:
+            self._ring.clear()
+            self._base = self._ring.total_written
+
+    def _copy(self, ring_pos: int, n: int) -> np.ndarray:
+        """``n`` samples from ring position ``ring_pos`` (kept ones only; caller holds the lock)."""
+        out = np.empty(n, self._ring.dtype)
+        self._ring.copy_at(ring_pos, out)
+        return out

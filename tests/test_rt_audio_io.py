@@ -796,3 +796,24 @@ def test_end_to_end_delay_is_bounded_and_a_start_backlog_is_not_played(pulse_nul
     # the captured audio older than the stream was cut at start, and counted
     assert st["input_startup_drops"] >= 1 and st["input_samples_dropped"] > 0, summary
     assert 0.04 < st["live_latency_s"] < 0.4, summary
+
+
+def test_history_keeps_the_newest_samples_and_reads_by_absolute_position():
+    """The live engine's input history (a RingBuffer nobody consumes): the writer overwrites the
+    oldest samples; latest(n) and read(pos, n) copy without consuming; clear() restarts positions."""
+    from realtime_tse.ringbuffer import History
+    h = History(8)
+    x = np.arange(20, dtype=np.float32)
+    h.write(x[:5])
+    assert h.total == 5 and np.array_equal(h.latest(3), x[2:5]) and np.array_equal(h.latest(99), x[:5])
+    h.write(x[5:13])                                   # 13 written, the newest 8 kept (5..12)
+    got, start = h.read(2, 4)
+    assert start == 5 and np.array_equal(got, x[5:9])  # 2..4 were overwritten: starts at 5
+    got, start = h.read(10, 99)
+    assert start == 10 and np.array_equal(got, x[10:13])
+    h.write(x[:20])          # longer than the capacity: only its last 8 are written (and counted)
+    assert h.total == 21 and np.array_equal(h.latest(8), x[12:20])
+    h.clear()
+    assert h.total == 0 and len(h.latest(4)) == 0 and h.read(0, 4)[0].size == 0
+    h.write(x[:3])
+    assert np.array_equal(h.read(0, 8)[0], x[:3])

@@ -4,7 +4,7 @@
 the window, usable on its own (tests build it with a temporary QSettings file).
 
 Threading: the Qt thread never runs the model. Loading a checkpoint and (re)starting the
-:class:`realtime_tse.engine.LiveEngine` happen on a helper thread (:class:`EngineHost`), which hands
+:class:`realtime_tse.live.LiveEngine` happen on a helper thread (:class:`EngineHost`), which hands
 the running engine back through a queued Qt signal. A 25 Hz QTimer pulls levels, stats, the latest
 distance scan and errors from the engine; the sliders write ``distance_m``, ``bypass``, ``wet`` and
 ``volume`` straight into it (plain attribute writes, atomic in CPython).
@@ -21,7 +21,6 @@ import argparse
 import math
 import sys
 import threading
-import time
 import traceback
 from pathlib import Path
 
@@ -862,8 +861,8 @@ class MainWindow(QMainWindow):
             return None
         path = None
         if self.recordings_dir is not None:
-            self.recordings_dir.mkdir(parents=True, exist_ok=True)
-            path = self.recordings_dir / time.strftime("tse-%Y%m%d-%H%M%S.wav")
+            from realtime_tse.recorder import recording_path  # noqa: PLC0415
+            path = recording_path(self.recordings_dir)
         try:
             self.recorder = eng.start_recording(path)
         except Exception as e:
