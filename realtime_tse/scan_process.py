@@ -2,16 +2,24 @@
 
 Why: the streaming scan (:class:`realtime_tse.profile.StreamingScanWorker`) spends most of its
 time in torch kernels, which release the GIL, but the Python between them (the network's step is
-dozens of small ops per hop) holds it in bursts. The audio worker and the two PortAudio callbacks
-(8 ms periods) are Python too, so in one process they wait behind those bursts: measured on 2 busy
-cores at 64 ms blocks, 151 ms end-to-end with the scan off and 140 to 170 ms with bursts of xruns
-and up to 45 ms drift with the scan on in a thread. A child process has its own interpreter: what
-remains in the audio process is a pump thread that wakes every ``pump_s`` (25 ms) to copy the new
-input (microseconds) and to take the results.
+dozens of small ops per hop) holds it in bursts, and the audio worker and the two PortAudio
+callbacks (8 ms periods) are Python too. A child process has its own interpreter: what remains in
+the audio process is a pump thread that wakes every ``pump_s`` (25 ms) to copy the new input
+(microseconds) and to take the results.
+
+What it bought, measured (``benchmarks/bench_realtime.py --only gil`` and ``--only scan-modes``,
+2 cores at load average 4 to 8): little. A thread waking every 8 ms in the audio process was
+late by the same amount with the scan in a thread, in a process or off (p99 7 to 10 ms, set by
+the machine's scheduling: 4 ms without any engine), and the end-to-end xruns with the scan on came
+in bursts of a few seconds in either mode; the scan's CPU load, not the GIL, is what the audio
+feels on a saturated machine. The process keeps the scan from ever holding the audio's GIL
+(heavier models, longer steps) at the cost of a child's start-up (ready 1.4 to 2.4 s after
+start, mostly importing torch, at nice +5) and its memory (550 MB resident, torch's libraries
+included).
 
 Design (:class:`ScanProcessWorker`, a :class:`~realtime_tse.profile.StreamingScanWorker` with the
 same public interface: ``start``/``stop``, ``latest``, ``count``, ``rate_hz``, ``skips``,
-``busy_s``, ``audio_s``, ``error``, ``stats()``, ``on_result``, ``_stop``):
+``busy_s``, ``audio_s``, ``error``, ``stats()``, ``on_result``, ``request_stop``):
 
 * audio: a lock-free single-writer ring in shared memory (an unlinked temporary file in
   ``/dev/shm``, mapped by both processes; the child gets its descriptor): a 64-bit write counter and
@@ -32,7 +40,7 @@ same public interface: ``start``/``stop``, ``latest``, ``count``, ``rate_hz``, `
   this) and start a resource-tracker process; not fork: the audio process has PortAudio and Qt
   threads.
 
-Lifetime: :meth:`stop` (or setting ``_stop``, as the engine does when the stream ends or fails)
+Lifetime: :meth:`stop` (or ``request_stop``, as the engine calls when the stream ends or fails)
 asks the child to end, waits ``join_s`` (2 s), then terminates and finally kills it and reaps it:
 no orphan. The child also exits by itself within ``poll_s`` once its parent is gone (it watches
 ``os.getppid()``), and an ``atexit`` hook ends any child left at interpreter exit. A child
