@@ -280,7 +280,11 @@ class ScanProcessWorker(StreamingScanWorker):
 
     Arguments as for :class:`~realtime_tse.profile.StreamingScanWorker` (``model``, ``source``,
     ``window_s``, ``distances_m``, ``on_result``, ``update_s``, ``max_lag_s``, ``torch_threads``,
-    ``nice``, ``poll_s``, ``max_update_s``, ``net``, ``sample_rate``), plus:
+    ``nice``, ``poll_s``, ``max_update_s``, ``net``, ``sample_rate``); ``torch_threads`` applies
+    to the thread fallback only: the process always runs one intra-op thread (measured with the
+    engine on 2 torch threads, 2 cores at load average 3.4 to 4.9: a child on 2 threads too made
+    0.05 updates/s and the audio worker ran at RTF 0.91 with blocks up to 308 ms; a child on 1,
+    0.85 updates/s beside RTF 0.81). Plus:
 
     Args:
         use_process: False = the in-process thread; None = unless ``RTSE_SCAN_PROCESS=0``.
@@ -437,7 +441,7 @@ class ScanProcessWorker(StreamingScanWorker):
         except (AttributeError, OSError):
             base = 0
         nice = None if self.nice is None else min(19, base + int(self.nice))
-        threads = max(1, int(self.torch_threads or 1))
+        threads = 1  # whatever torch_threads says: see the class docstring
         params = {"sample_rate": self.sample_rate, "distances_m": self.scan.distances_m,
                   "window_s": self.scan.window_s,
                   "update_s": self.update_samples / self.sample_rate,
