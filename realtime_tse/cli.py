@@ -31,6 +31,7 @@ import sys
 import time
 from pathlib import Path
 
+from .live_config import DEFAULT_BLOCK_MS
 from .paths import demo_input_path
 
 PROG = "realtime-tse"
@@ -334,6 +335,7 @@ def _fmt_delay(eng) -> str:
 def cmd_stream(args) -> int:
     from .audio_io import AudioDeviceError  # noqa: PLC0415
     from .live import LiveEngine  # noqa: PLC0415
+    from .live_config import LiveConfig  # noqa: PLC0415
     if args.input_file and args.input_device is not None:
         raise CLIError("give either --input-device or --input-file, not both")
     if args.input_file:
@@ -343,10 +345,11 @@ def cmd_stream(args) -> int:
     model = _load(args)
     d = _check_distance(model, args.distance)
     try:
-        eng = LiveEngine(model, block_ms=args.block_ms, input_device=args.input_device,
-                         output_device=args.output_device, input_file=args.input_file,
-                         loop=args.loop, distance_m=d, scan=not args.no_scan,
-                         torch_threads=args.threads or 1)
+        live = LiveConfig(block_ms=args.block_ms, input_device=args.input_device,
+                          output_device=args.output_device, input_file=args.input_file,
+                          loop=args.loop, distance_m=d, scan=not args.no_scan,
+                          torch_threads=args.threads or 1)
+        eng = LiveEngine(model, live)
     except AudioDeviceError as e:
         raise CLIError(str(e)) from e
     rec = None
@@ -420,6 +423,7 @@ def cmd_default(args) -> int:
 
 def headless_demo(args) -> int:
     from .live import LiveEngine  # noqa: PLC0415
+    from .live_config import LiveConfig  # noqa: PLC0415
     from .recorder import recording_path  # noqa: PLC0415
     src = Path(args.input_file) if args.input_file else DEMO_INPUT
     x, sr, _ = read_audio(src)
@@ -439,9 +443,9 @@ def headless_demo(args) -> int:
             find_device(None, "output")
         except Exception:  # noqa: BLE001 - no PortAudio, no device: no sound, same job
             output_device = "null"
-    eng = LiveEngine(model, block_ms=args.block_ms, input_file=str(src),
-                     output_device=output_device, loop=seconds > length + 1e-6,
-                     distance_m=d, torch_threads=args.threads or 1)
+    eng = LiveEngine(model, LiveConfig(block_ms=args.block_ms, input_file=str(src),
+                                       output_device=output_device, loop=seconds > length + 1e-6,
+                                       distance_m=d, torch_threads=args.threads or 1))
     rec = eng.start_recording(out)
     truth = ""
     meta = src.with_name("demo.json")
@@ -492,7 +496,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output-device", default=None,
                    help="headless: output device (default: the default device, if any)")
     p.add_argument("-o", "--output", default=None, help="headless: where to write the extraction")
-    p.add_argument("--block-ms", type=float, default=64.0, help="headless: block length (ms)")
+    p.add_argument("--block-ms", type=float, default=DEFAULT_BLOCK_MS, help="headless: block length (ms)")
     sub = p.add_subparsers(dest="cmd", metavar="COMMAND")
 
     e = sub.add_parser("extract", help="extract the talker(s) at a distance from a file")
@@ -501,7 +505,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("-o", "--output", required=True, metavar="OUT")
     e.add_argument("--streaming", action="store_true",
                    help="run block by block as live (output re-aligned to the input)")
-    e.add_argument("--block-ms", type=float, default=64.0)
+    e.add_argument("--block-ms", type=float, default=DEFAULT_BLOCK_MS)
     _common(e)
     e.set_defaults(func=cmd_extract)
 
@@ -527,7 +531,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--record", metavar="OUT.wav", help="record the output (never overwrites)")
     t.add_argument("--record-input", action="store_true", help="also record the raw input")
     t.add_argument("--seconds", type=float, default=None)
-    t.add_argument("--block-ms", type=float, default=64.0)
+    t.add_argument("--block-ms", type=float, default=DEFAULT_BLOCK_MS)
     t.add_argument("--no-scan", action="store_true", help="no distance scan")
     _common(t)
     t.set_defaults(func=cmd_stream)

@@ -17,12 +17,14 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
+from .live_config import LiveConfig
+from .live_stats import LiveStats
 from .profile import ScanWorker, StreamingScanWorker
 from .ringbuffer import History
 from .safety import OutputGuard, sanitize
 from .scan_result import ScanResult, default_grid
-from .streamer import DEFAULT_BLOCK_MS, Streamer
-from .threads import AUDIO_NICE, set_thread_nice
+from .streamer import Streamer
+from .threads import set_thread_nice
 
 if TYPE_CHECKING:
     from .model import TSEModel
@@ -70,50 +72,38 @@ class LiveEngine:
 
     Args:
         model: a :class:`TSEModel`.
-        block_ms: block length (rounded to whole hops).
-        input_device / output_device: PortAudio index or name (None = default); output ``"null"``
-            = no output device (taps only).
-        input_file: a file that stands in for the microphone, paced in real time.
-        loop: restart the file at its end.
-        distance_m: initial query distance (default: the middle of the model's range).
-        scan: run the distance scan; ``scan_seconds`` of audio per scan, query grid
-            ``scan_distances_m`` (default ``d_min .. d_max`` in ``scan_step_m`` steps); causal
-            models: an update every ``scan_update_s`` of new audio; bidirectional: duty cycle
-            ``scan_duty`` (fraction of one core at most).
-        torch_threads: intra-op threads for the model on CPU (set process-wide at start; 1 keeps
-            the audio worker and the scan on separate cores of a small CPU). None = leave as is.
-        audio_nice: nice value asked for the audio worker thread (best effort: lowering it needs
-            CAP_SYS_NICE; without it the thread keeps its priority). None = leave as is. The scan
-            thread asks for +5 (``ScanWorker.nice``).
+        config: the live settings, :class:`realtime_tse.live_config.LiveConfig` (block, devices
+            or input file, initial distance, scan, threads, priorities, the audio stream's
+            settings); None = the defaults.
+        settings: LiveConfig fields given as keywords, over ``config`` (e.g. ``block_ms=64,
+            input_file=..., output_device="null", scan=False``); other keywords are
+            ``DuplexStream`` options (``LiveConfig.stream_options``).
         on_error(message), on_scan(ScanResult), on_end(): callbacks from worker threads.
-        stream_kwargs: extra keyword arguments for ``DuplexStream`` (device_rate, prefill_blocks,
-            latency, ...).
+    Attributes:
+        config: the LiveConfig in use.
     Raises (constructor): ValueError (bad distance / block), AudioDeviceError (unknown device,
     no PortAudio), ValueError from an unreadable input file.
     """
 
-    def __init__(self, model: "TSEModel", block_ms: float = DEFAULT_BLOCK_MS, input_device=None,
-                 output_device=None, input_file=None, loop: bool = True,
-                 distance_m: float | None = None, scan: bool = True, scan_seconds: float = 3.0,
-                 scan_step_m: float = 0.5, scan_distances_m=None, scan_duty: float = 0.5,
-                 scan_update_s: float = 0.25,
-                 torch_threads: int | None = 1, audio_nice: int | None = AUDIO_NICE, on_error=None,
-                 on_scan=None, on_end=None, **stream_kwargs):
+    def __init__(self, model: "TSEModel", config: LiveConfig | None = None, *, on_error=None,
+                 on_scan=None, on_end=None, **settings):
+        cfg = LiveConfig.build(config, **settings)
+        self.config = cfg
         self.model = model
-        self.streamer = Streamer(model, block_ms=block_ms, aligned=True)
+        self.streamer = Streamer(model, block_ms=cfg.block_ms, aligned=True)
         self.block_samples = self.streamer.block_samples
-        self._input_device, self._output_device = input_device, output_device
-        self.input_file = str(input_file) if input_file is not None else None
-        self.loop = bool(loop)
-        self._stream_kwargs = dict(stream_kwargs)
-        self.torch_threads = torch_threads
-        self.audio_nice = audio_nice
+        self._input_device, self._output_device = cfg.input_device, cfg.output_device
+        self.input_file = cfg.input_file
+        self.loop = bool(cfg.loop)
+        self._stream_kwargs = cfg.stream_kwargs()
+        self.torch_threads = cfg.torch_threads
+        self.audio_nice = cfg.audio_nice
         self.on_error = on_error
         self.on_scan = on_scan
         self.on_end = on_end
         lo, hi = model.distance_range
         self._distance = float(self.model.check_distance(
-            (lo + hi) / 2 if distance_m is None else distance_m)[0])
+            (lo + hi) / 2 if cfg.distance_m is None else cfg.distance_m)[0])
         self.bypass = False
         self._wet = 1.0
         self._volume = 1.0
@@ -131,17 +121,17 @@ class LiveEngine:
         self._recorder = None
         self._rec_tap = None  # the bound method added as a tap (kept: remove_tap compares identity)
         self._rec_lock = threading.Lock()
-        self.scan_enabled = bool(scan)
-        self.scan_seconds = float(scan_seconds)
+        self.scan_enabled = bool(cfg.scan)
+        self.scan_seconds = float(cfg.scan_seconds)
         # the streaming scan (causal models) reads new audio from here, up to ~1 s behind; the
         # window scan (bidirectional) the last scan_seconds
         self._history = History(int(max(self.scan_seconds, 2.0) * sr) + self.block_samples)
-        grid = scan_distances_m if scan_distances_m is not None else \
-            default_grid(lo, hi, scan_step_m)
+        grid = cfg.scan_distances_m if cfg.scan_distances_m is not None else \
+            default_grid(lo, hi, cfg.scan_step_m)
         self.scan_distances_m = np.sort(model.check_distance(grid).astype(np.float64))
         self._scanner: StreamingScanWorker | ScanWorker | None = None
-        self._scan_duty = scan_duty
-        self.scan_update_s = float(scan_update_s)
+        self._scan_duty = cfg.scan_duty
+        self.scan_update_s = float(cfg.scan_update_s)
         self._stream = self._make_stream()  # resolves devices now: errors surface here
         self._started = False
 
@@ -261,19 +251,24 @@ class LiveEngine:
         """The underlying :class:`realtime_tse.audio_io.DuplexStream`."""
         return self._stream
 
-    def stats(self) -> dict:
-        s = self._stream.stats() if self._stream is not None else {}
-        s.update(rtf=self.rtf, distance_m=self.distance_m, bypass=self.bypass, wet=self.wet,
-                 volume=self.volume, algorithmic_latency_ms=self.algorithmic_latency_ms,
-                 estimated_latency_ms=self.estimated_latency_ms,
-                 total_latency_ms=self.total_latency_ms, device=self.device,
-                 scan_count=self.scan_count, scan_rate_hz=self.scan_rate_hz,
-                 scan_skips=self.scan_skips, nonfinite_in=self.nonfinite_in,
-                 state_resets=self.streamer.state_resets,
-                 limited_samples=self.output_guard.limiter.limited_samples,
-                 limiter_max_db=self.output_guard.limiter.max_reduction_db,
-                 model=self.model.name)
-        return s
+    def stats(self) -> LiveStats:
+        """A typed snapshot of the engine and its stream (:class:`realtime_tse.live_stats.LiveStats`;
+        ``stats()["key"]`` also reads the stream's figures)."""
+        return LiveStats(
+            running=self.running, error=self.error, notice=self.notice, device=self.device,
+            model=self.model.name, rtf=self.rtf, distance_m=self.distance_m, bypass=self.bypass,
+            wet=self.wet, volume=self.volume, input_level_db=self.input_level_db,
+            output_level_db=self.output_level_db, xruns=self.xruns,
+            algorithmic_latency_ms=self.algorithmic_latency_ms,
+            device_latency_ms=self.device_latency_ms,
+            estimated_latency_ms=self.estimated_latency_ms,
+            total_latency_ms=self.total_latency_ms, model_sample_rate=self.model_sample_rate,
+            device_sample_rate=self.device_sample_rate, scan_count=self.scan_count,
+            scan_rate_hz=self.scan_rate_hz, scan_skips=self.scan_skips,
+            nonfinite_in=self.nonfinite_in, state_resets=self.streamer.state_resets,
+            limited_samples=self.output_guard.limiter.limited_samples,
+            limiter_max_db=self.output_guard.limiter.max_reduction_db,
+            stream=self._stream.stats() if self._stream is not None else {})
 
     # -- start / stop ---------------------------------------------------------------------------
     def _make_stream(self):

@@ -74,24 +74,15 @@ class RingBuffer:
     # ------------------------------------------------------------------ producer
     def write(self, x) -> int:
         """Append ``x`` (1-D); returns the number of samples stored, the rest is dropped."""
-        n_in = len(x)
-        n = min(n_in, self._cap - (self._w - self._r))
-        if n < n_in:
-            self.dropped += n_in - n
-            self.overflows += 1
-        if n <= 0:
-            return 0
-        start = self._w % self._cap
-        first = min(n, self._cap - start)
-        self._buf[start:start + first] = x[:first]
-        if n > first:
-            self._buf[:n - first] = x[first:n]
-        self._w += n  # publish after the copy
-        return n
+        return self._store(len(x), x)
 
     def write_zeros(self, n: int) -> int:
         """Append ``n`` zeros (silence); same drop policy as ``write``."""
-        n_in = int(n)
+        return self._store(int(n), None)
+
+    def _store(self, n_in: int, x) -> int:
+        """Store the first samples of ``x`` (None: zeros) that fit out of ``n_in``; count the rest
+        as dropped. Returns how many were stored."""
         n = min(n_in, self._cap - (self._w - self._r))
         if n < n_in:
             self.dropped += n_in - n
@@ -100,10 +91,10 @@ class RingBuffer:
             return 0
         start = self._w % self._cap
         first = min(n, self._cap - start)
-        self._buf[start:start + first] = 0
+        self._buf[start:start + first] = 0 if x is None else x[:first]
         if n > first:
-            self._buf[:n - first] = 0
-        self._w += n
+            self._buf[:n - first] = 0 if x is None else x[first:n]
+        self._w += n  # publish after the copy
         return n
 
     # ------------------------------------------------------------------ consumer

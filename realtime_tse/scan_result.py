@@ -20,8 +20,9 @@ import numpy as np
 
 from models.detection import MIN_CONTRAST_DB, detect_talkers
 
+from .live_config import LIVE_GRID_STEP_M
+
 GRID_STEP_M = 0.25      # default grid step of TSEModel.scan
-LIVE_GRID_STEP_M = 0.5  # default grid step of the live scan
 MIN_SCAN_S = 0.25       # shortest audio a scan accepts (TSEModel.scan and `realtime-tse scan`)
 
 __all__ = ["ScanResult", "make_result", "default_grid", "GRID_STEP_M", "LIVE_GRID_STEP_M",

@@ -21,14 +21,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
+from .live_config import DEFAULT_BLOCK_MS
 from .safety import as_signals, sanitize
 
 if TYPE_CHECKING:
     from .model import TSEModel
 
 __all__ = ["Streamer", "DEFAULT_BLOCK_MS"]
-
-DEFAULT_BLOCK_MS = 64.0  # the block of the streamer, the live engine, the CLI and the window (ms)
 
 log = logging.getLogger(__name__)
 

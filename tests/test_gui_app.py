@@ -209,6 +209,7 @@ def test_settings_persist_between_launches(window, qtbot, tmp_path, model_path):
     window.distance.set_value(2.25)
     window.vol_slider.setValue(33)
     window.resize(760, 560)  # inside the offscreen screen (800x600): restoreGeometry clamps to it
+    window.live_config.jitter_ms = 30.0  # a live setting (LiveConfig)
     size = window.size()  # what Qt made of it (the layout's minimum width may be larger)
     window.shutdown()
     w2 = MainWindow(_settings(tmp_path), model_path=model_path, output=None, autostart=False)
@@ -217,6 +218,7 @@ def test_settings_persist_between_launches(window, qtbot, tmp_path, model_path):
         assert w2.distance.value() == pytest.approx(2.25)
         assert w2.vol_slider.value() == 33
         assert w2.current_source()[0] == "demo"
+        assert w2.live_config.jitter_ms == 30.0 and w2.live_config == window.live_config
         # the width may differ by the status bar's text (the minimum width follows it)
         assert w2.size().height() == size.height() and abs(w2.size().width() - size.width()) < 60
     finally:

@@ -87,3 +87,14 @@ def test_weights_do_not_fit_config(tmp_path):
               metadata={"format": "realtime-tse", "config": big_cfg.to_json(), "provenance": "{}"})
     with pytest.raises(CheckpointError, match="do not fit"):
         load_checkpoint(p)
+
+
+def test_provenance_schema_round_trip_and_bare_room_name():
+    from models.provenance import Provenance
+    d = {"data": {"speech": "x"}, "trainer": {"step": 5}, "train_config": {"lr": 1e-3},
+         "room": {"name": "d1", "rt60_min": 0.2}, "parameters": 123, "credits": "c"}
+    p = Provenance.from_dict(d)
+    assert p.room["name"] == "d1" and p.trainer["step"] == 5 and p.extra == {"credits": "c"}
+    assert p.to_dict() == d
+    assert Provenance.from_dict({"room": "lab"}).room == {"name": "lab"}
+    assert Provenance.from_dict(None).to_dict() == {}

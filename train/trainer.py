@@ -38,6 +38,7 @@ from models.checkpoint import load_checkpoint, load_training_state, read_metadat
 from models.config import ModelConfig
 from models.metrics import loss_active, loss_inactive, relative_level, sdr, si_sdr
 from models.net import build_model, count_parameters
+from models.provenance import Provenance
 from train.data import batches
 from train.losses import batch_loss
 
@@ -334,8 +335,11 @@ class Trainer:
         return self._val
 
     def _prov(self) -> dict:
-        return {**self.provenance, "trainer": dict(self.state), "train_config": dataclasses.asdict(self.cfg),
-                "room": _room_dict(self.room), "parameters": count_parameters(self.net)}
+        """The checkpoint's provenance in the one schema (:class:`models.provenance.Provenance`)."""
+        p = Provenance.from_dict(self.provenance)
+        p.trainer, p.train_config = dict(self.state), dataclasses.asdict(self.cfg)
+        p.room, p.parameters = _room_dict(self.room), count_parameters(self.net)
+        return p.to_dict()
 
     def save(self, metrics: dict | None = None, best: bool = False) -> None:
         if self.rank != 0:

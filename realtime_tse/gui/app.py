@@ -13,7 +13,8 @@ Errors (device lost, bad checkpoint, unreadable file) appear in an inline banner
 window, never in a modal dialog: the app stays usable, and a recording in progress is stopped and
 kept. ``MainWindow.messages`` keeps every message shown, for tests and for the log.
 
-Settings (QSettings): window geometry, source, output device, distance, model path, volume, dry/wet.
+Settings (QSettings): window geometry, source, output device, distance, model path, volume, dry/wet,
+the live settings (:class:`realtime_tse.live_config.LiveConfig` as JSON under "live").
 """
 from __future__ import annotations
 
@@ -34,6 +35,7 @@ from PySide6.QtWidgets import (QApplication, QComboBox, QFileDialog, QFormLayout
                                QSizePolicy, QSlider, QSplitter, QStatusBar, QToolButton,
                                QVBoxLayout, QWidget)
 
+from ..live_config import LiveConfig
 from ..paths import demo_input_path, shipped_model_path
 from .widgets import TALKER_COLOR, DistanceControl, DistanceRadar, LevelMeter, ProfilePlot
 
@@ -73,24 +75,17 @@ def _list_devices(fresh: bool = False):
             defaults[kind] = d.name
         except Exception:
             defaults[kind] = None
-    ins, outs = [], []
-    for i, d in enumerate(devs or []):
-        get = (d.get if isinstance(d, dict) else lambda k, default=None, _d=d: getattr(_d, k, default))
-        name = str(get("name", f"device {i}"))
-        idx = name  # the engine finds a device by its exact name
-        host = get("hostapi_name", get("hostapi", ""))
-        label = f"{name}" + (f" ({host})" if isinstance(host, str) and host else "")
-        if int(get("max_input_channels", get("inputs", 0)) or 0) > 0:
-            if idx == defaults["input"]:
-                ins.insert(0, (label + " (default)", idx))
+    lists = {"input": [], "output": []}
+    for d in devs or []:  # realtime_tse.audio_io.DeviceInfo records
+        label = d.name + (f" ({d.hostapi})" if d.hostapi else "")
+        for kind, items in lists.items():
+            if not d.supports(kind):
+                continue
+            if d.name == defaults[kind]:  # the engine finds a device by its exact name
+                items.insert(0, (label + " (default)", d.name))
             else:
-                ins.append((label, idx))
-        if int(get("max_output_channels", get("outputs", 0)) or 0) > 0:
-            if idx == defaults["output"]:
-                outs.insert(0, (label + " (default)", idx))
-            else:
-                outs.append((label, idx))
-    return ins, outs
+                items.append((label, d.name))
+    return lists["input"], lists["output"]
 
 
 class DeviceCombo(QComboBox):
@@ -111,16 +106,16 @@ class DeviceCombo(QComboBox):
 
 
 def describe_room(prov: dict) -> str:
-    """One line about the training room, from a checkpoint's provenance (best effort)."""
+    """One line about the training room, from a checkpoint's provenance dict (the schema of
+    :class:`models.provenance.Provenance`; never raises)."""
+    from models.provenance import Provenance  # noqa: PLC0415
     if not isinstance(prov, dict) or not prov:
         return "training room: unknown (no provenance)"
-    room = prov.get("room") or prov.get("scenario") or prov.get("train_room")
-    if room is None and isinstance(prov.get("training"), dict):
-        room = prov["training"].get("room") or prov["training"].get("scenario")
+    room = Provenance.from_dict(prov).room
     if room is None:
         return "training room: not recorded"
-    if not isinstance(room, dict):
-        return f"training room: {room}"
+    if set(room) == {"name"}:  # only a name recorded: as it was written
+        return f"training room: {room['name']}"
     name = str(room.get("name", "?")).upper()
     parts = [name]
     rmin, rmax = room.get("room_min"), room.get("room_max")
@@ -167,10 +162,12 @@ class EngineHost(QObject):
         self.model_key = None
         self.busy = False
 
-    def request(self, *, model_path, source, output, params, device="auto", block_ms=64) -> None:
-        """Start (or restart) the engine. ``source``: ("device", id) | ("demo"|"file", path)."""
+    def request(self, *, model_path, source, output, params, device="auto",
+                live: LiveConfig | None = None) -> None:
+        """Start (or restart) the engine. ``source``: ("device", id) | ("demo"|"file", path);
+        ``live``: the live settings (the source and output given here replace its devices)."""
         job = dict(model_path=model_path, source=source, output=output, params=dict(params),
-                   device=device, block_ms=block_ms)
+                   device=device, live=live if live is not None else LiveConfig())
         with self._lock:
             self._pending = job
             self.busy = True
@@ -199,8 +196,8 @@ class EngineHost(QObject):
                 return
         kind, value = job["source"]
         # output None = no playback ("null" for the engine); the engine's None means "default"
-        kw = dict(block_ms=job["block_ms"], loop=True,
-                  output_device="null" if job["output"] is None else job["output"])
+        kw = dict(loop=True, output_device="null" if job["output"] is None else job["output"],
+                  input_device=None, input_file=None)
         if kind == "device":
             kw["input_device"] = value
         else:
@@ -222,7 +219,7 @@ class EngineHost(QObject):
         lo, hi = model.distance_range
         params["distance_m"] = min(hi, max(lo, float(params.get("distance_m", (lo + hi) / 2))))
         try:
-            eng = eng_mod.LiveEngine(model, **kw)
+            eng = eng_mod.LiveEngine(model, LiveConfig.build(job["live"], **kw))
             eng.on_error = lambda msg, _e=eng: self.engine_error.emit(_e, str(msg))
             for k, v in params.items():
                 setattr(eng, k, v)
@@ -281,6 +278,8 @@ class MainWindow(QMainWindow):
         model_path: checkpoint to use instead of the remembered / shipped one.
         source: ("demo", None) | ("file", path) | ("device", id) instead of the remembered one.
         output: output device id, or None for no playback; "remembered" keeps the saved choice.
+        block_ms: model block (ms) instead of the remembered live settings' (LiveConfig, kept in
+            the settings under "live").
         autostart: start the engine right away.
         ask_open_file: callable(caption, filter) -> path or "" (tests inject it; default QFileDialog).
         open_url: callable(QUrl) (tests inject it; default QDesktopServices.openUrl).
@@ -289,7 +288,7 @@ class MainWindow(QMainWindow):
     """
 
     def __init__(self, settings: QSettings | None = None, *, model_path=None, source=None,
-                 output="remembered", device="auto", block_ms=64, autostart=True,
+                 output="remembered", device="auto", block_ms=None, autostart=True,
                  ask_open_file=None, open_url=None, recordings_dir=None, distance=None):
         super().__init__()
         self.settings = settings if settings is not None else QSettings(SETTINGS_ORG, SETTINGS_APP)
@@ -297,7 +296,10 @@ class MainWindow(QMainWindow):
         self.open_url = open_url or QDesktopServices.openUrl
         self.recordings_dir = Path(recordings_dir) if recordings_dir else None
         self.compute_device = device
-        self.block_ms = block_ms
+        # the live settings, kept between launches (QSettings "live", JSON); block_ms overrides
+        self.live_config = LiveConfig.from_json(self.settings.value("live"))
+        if block_ms is not None:
+            self.live_config = LiveConfig.build(self.live_config, block_ms=float(block_ms))
         self.messages: list[tuple[str, str]] = []
         self.engine = None
         self.model = None
@@ -601,6 +603,7 @@ class MainWindow(QMainWindow):
         s.setValue("model_path", self.current_model_path() or "")
         s.setValue("volume", self.vol_slider.value() / 100.0)
         s.setValue("wet", self.wet_slider.value() / 100.0)
+        s.setValue("live", self.live_config.to_json())
         s.sync()
 
     # ----------------------------------------------------------------- choices
@@ -688,7 +691,7 @@ class MainWindow(QMainWindow):
         self.st_state.setText("starting audio\u2026")
         self.host.request(model_path=self.current_model_path(), source=self.current_source(),
                           output=self.current_output(), params=self._engine_params(),
-                          device=self.compute_device, block_ms=self.block_ms)
+                          device=self.compute_device, live=self.live_config)
 
     _active_source = None
     _running_source = ("demo", None)
@@ -935,30 +938,27 @@ class MainWindow(QMainWindow):
             self.in_meter.set_level(None)
             self.out_meter.set_level(None)
             return
-        err = getattr(eng, "error", None)
-        if err:
-            self._on_engine_error(eng, str(err))
-        self.in_meter.set_level(getattr(eng, "input_level_db", None))
-        self.out_meter.set_level(getattr(eng, "output_level_db", None))
-        dev = str(getattr(eng, "device", getattr(self.model, "device", "cpu")))
+        st = eng.stats()  # realtime_tse.live_stats.LiveStats
+        if st.error:
+            self._on_engine_error(eng, str(st.error))
+        self.in_meter.set_level(st.input_level_db)
+        self.out_meter.set_level(st.output_level_db)
+        dev = st.device
         self.st_device.setText(f"compute: {'CUDA' if dev.startswith('cuda') else dev.upper()}")
-        rtf = getattr(eng, "rtf", float("nan"))
-        self.st_rtf.setText(f"RTF {rtf:.2f}" if isinstance(rtf, (int, float)) and math.isfinite(rtf) else "RTF \u2014")
-        a = getattr(eng, "algorithmic_latency_ms", float("nan")) or 0.0
-        t = getattr(eng, "total_latency_ms", None)
-        if t is None or not math.isfinite(t):
-            t = a + (getattr(eng, "device_latency_ms", 0.0) or 0.0)
+        self.st_rtf.setText(f"RTF {st.rtf:.2f}" if math.isfinite(st.rtf) else "RTF \u2014")
+        a = st.algorithmic_latency_ms if math.isfinite(st.algorithmic_latency_ms) else 0.0
+        t = st.total_latency_ms
+        if not math.isfinite(t):
+            t = a + st.device_latency_ms
         self.st_latency.setText(f"latency {t:.0f} ms ({a:.0f} algorithmic + {t - a:.0f} "
                                 "buffers and devices)")
-        self.st_xruns.setText(f"xruns {getattr(eng, 'xruns', 0)}")
-        msr = getattr(self.model, "sample_rate", 0)
-        dsr = getattr(eng, "device_sample_rate", None)
+        self.st_xruns.setText(f"xruns {st.xruns}")
+        msr, dsr = st.model_sample_rate, st.device_sample_rate
         self.st_rates.setText(f"model {msr / 1000:g} kHz" + (f", audio {dsr / 1000:g} kHz" if dsr else ""))
-        n = getattr(eng, "scan_count", 0)
-        if n != self._last_scan_count:
-            scan = getattr(eng, "latest_scan", None)
+        if st.scan_count != self._last_scan_count:
+            scan = eng.latest_scan
             if scan is not None:
-                self._last_scan_count = n
+                self._last_scan_count = st.scan_count
                 self._show_scan(scan)
         rec = self.recorder
         if rec is not None:
