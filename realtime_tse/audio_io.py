@@ -85,6 +85,7 @@ import numpy as np
 from .devices import (NULL_DEVICE, AudioDeviceError, DeviceInfo, _sd, devices_listed,
                       find_device, format_devices, list_devices, list_devices_fresh)
 from .file_source import FileSource
+from .live_config import LiveConfig
 from .ringbuffer import RingBuffer
 from .threads import AUDIO_NICE, set_thread_nice
 
@@ -155,6 +156,10 @@ class DuplexStream:
     ``process_block(block) -> out_block``: ``block_samples`` float32 samples at ``model_rate`` in,
     the same number out; called from the worker thread only.
 
+    Settings: ``config``, a :class:`realtime_tse.live_config.LiveConfig` (None: the defaults with
+    ``loop=False``), and/or its fields as keywords over it (TypeError for other keywords); the
+    fields used here:
+
     Sources and sinks:
       - input: the microphone ``input_device`` (index/name/None = default), or ``input_file``;
       - output: ``output_device`` (index/name/None = default) or ``"null"`` (taps only).
@@ -179,18 +184,20 @@ class DuplexStream:
     """
 
     def __init__(self, process_block: ProcessFn, model_rate: int, block_samples: int,
-                 input_device: int | str | None = None, output_device: int | str | None = None,
-                 device_rate: int | None = None, input_file: str | Path | None = None,
-                 loop: bool = False, prefill_blocks: float | None = None,
-                 device_blocksize: int | None = None, latency: float | str | None = None,
-                 ring_seconds: float = 2.0, quality: str = "HQ",
+                 config: LiveConfig | None = None, *,
                  on_error: Callable[[str], None] | None = None,
-                 on_end: Callable[[], None] | None = None,
-                 stall_timeout_s: float | None = None, first_callback_timeout_s: float = 5.0,
-                 max_start_retries: int = 2, startup_s: float = 1.0,
-                 boost_priority: bool = True, max_input_backlog_s: float | None = None,
-                 streams: str = "auto", jitter_ms: float | None = None,
-                 max_stall_restarts: int = 3):
+                 on_end: Callable[[], None] | None = None, **settings):
+        # the settings: config (None: the defaults, a file played once) with keywords over it
+        cfg = LiveConfig.build(config if config is not None else LiveConfig(loop=False), **settings)
+        self.config = cfg
+        input_device, output_device, input_file = cfg.input_device, cfg.output_device, cfg.input_file
+        device_rate, loop, prefill_blocks = cfg.device_rate, cfg.loop, cfg.prefill_blocks
+        device_blocksize, latency, ring_seconds = cfg.device_blocksize, cfg.latency, cfg.ring_seconds
+        quality, stall_timeout_s = cfg.quality, cfg.stall_timeout_s
+        first_callback_timeout_s, max_start_retries = cfg.first_callback_timeout_s, cfg.max_start_retries
+        startup_s, boost_priority = cfg.startup_s, cfg.boost_priority
+        max_input_backlog_s, streams, jitter_ms = cfg.max_input_backlog_s, cfg.streams, cfg.jitter_ms
+        max_stall_restarts = cfg.max_stall_restarts
         if block_samples <= 0 or model_rate <= 0:
             raise ValueError("block_samples and model_rate must be positive")
         if streams not in ("auto", "duplex", "separate"):

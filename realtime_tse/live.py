@@ -76,8 +76,7 @@ class LiveEngine:
             or input file, initial distance, scan, threads, priorities, the audio stream's
             settings); None = the defaults.
         settings: LiveConfig fields given as keywords, over ``config`` (e.g. ``block_ms=64,
-            input_file=..., output_device="null", scan=False``); other keywords are
-            ``DuplexStream`` options (``LiveConfig.stream_options``).
+            input_file=..., output_device="null", scan=False``; TypeError for others).
         on_error(message), on_scan(ScanResult), on_end(): callbacks from worker threads.
     Attributes:
         config: the LiveConfig in use.
@@ -95,7 +94,6 @@ class LiveEngine:
         self._input_device, self._output_device = cfg.input_device, cfg.output_device
         self.input_file = cfg.input_file
         self.loop = bool(cfg.loop)
-        self._stream_kwargs = cfg.stream_kwargs()
         self.torch_threads = cfg.torch_threads
         self.audio_nice = cfg.audio_nice
         self.on_error = on_error
@@ -274,10 +272,7 @@ class LiveEngine:
     def _make_stream(self):
         from .audio_io import DuplexStream  # noqa: PLC0415
         return DuplexStream(self._process_block, self.model.sample_rate, self.block_samples,
-                            input_device=self._input_device, output_device=self._output_device,
-                            input_file=self.input_file, loop=self.loop,
-                            on_error=self._on_stream_error, on_end=self._on_stream_end,
-                            **self._stream_kwargs)
+                            self.config, on_error=self._on_stream_error, on_end=self._on_stream_end)
 
     def start(self) -> "LiveEngine":
         """Start audio (and the distance scan). Raises AudioDeviceError if the device fails."""

@@ -1,11 +1,11 @@
 """The live settings in one place (:class:`LiveConfig`): built by the CLI, saved and restored by the
-window (QSettings, as JSON; this module imports neither torch nor Qt), taken by :class:`realtime_tse.live.LiveEngine`, which hands the audio
-part to :class:`realtime_tse.audio_io.DuplexStream` (:meth:`LiveConfig.stream_kwargs`)."""
+window (QSettings, as JSON; this module imports neither torch nor Qt), taken by
+:class:`realtime_tse.live.LiveEngine` and by the :class:`realtime_tse.audio_io.DuplexStream` it opens."""
 from __future__ import annotations
 
 import dataclasses
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from .threads import AUDIO_NICE
 
@@ -14,11 +14,6 @@ __all__ = ["LiveConfig", "DEFAULT_BLOCK_MS", "LIVE_GRID_STEP_M"]
 # defined here, where the window can import them without torch; the streamer and the scan grid use them
 DEFAULT_BLOCK_MS = 64.0  # the block of the streamer, the live engine, the CLI and the window (ms)
 LIVE_GRID_STEP_M = 0.5   # default grid step of the live scan (m)
-
-# the DuplexStream settings that LiveConfig names; others go through ``stream_options``
-_STREAM_FIELDS = ("device_rate", "prefill_blocks", "device_blocksize", "latency", "jitter_ms",
-                  "streams", "max_input_backlog_s")
-
 
 @dataclass
 class LiveConfig:
@@ -38,9 +33,9 @@ class LiveConfig:
         torch_threads: intra-op threads for the model on CPU (None: leave as is).
         audio_nice: nice value asked for the audio worker thread (None: leave as is).
         device_rate, prefill_blocks, device_blocksize, latency, jitter_ms, streams,
-            max_input_backlog_s: the audio stream's settings (None: its defaults; see
-            :class:`realtime_tse.audio_io.DuplexStream`).
-        stream_options: any other ``DuplexStream`` keyword (e.g. ``stall_timeout_s``).
+            max_input_backlog_s, ring_seconds, quality, stall_timeout_s, first_callback_timeout_s,
+            max_start_retries, startup_s, boost_priority, max_stall_restarts: the audio stream's
+            settings (None: chosen by the stream; see :class:`realtime_tse.audio_io.DuplexStream`).
     """
 
     block_ms: float = DEFAULT_BLOCK_MS
@@ -64,30 +59,30 @@ class LiveConfig:
     jitter_ms: float | None = None
     streams: str = "auto"
     max_input_backlog_s: float | None = None
-    stream_options: dict = field(default_factory=dict)
+    ring_seconds: float = 2.0
+    quality: str = "HQ"
+    stall_timeout_s: float | None = None
+    first_callback_timeout_s: float = 5.0
+    max_start_retries: int = 2
+    startup_s: float = 1.0
+    boost_priority: bool = True
+    max_stall_restarts: int = 3
 
     @classmethod
     def build(cls, base: "LiveConfig | None" = None, **settings) -> "LiveConfig":
-        """``base`` (default: the defaults) with ``settings`` over it; keywords that are not fields
-        go to ``stream_options`` (DuplexStream keywords)."""
+        """``base`` (default: the defaults) with ``settings`` (field names) over it.
+
+        Raises:
+            TypeError: a keyword that is not a field.
+        """
         names = {f.name for f in dataclasses.fields(cls)}
-        known = {k: v for k, v in settings.items() if k in names}
-        extra = {k: v for k, v in settings.items() if k not in names}
-        cfg = dataclasses.replace(base if base is not None else cls(), **known)
-        if extra:
-            cfg.stream_options = {**cfg.stream_options, **extra}
+        unknown = sorted(set(settings) - names)
+        if unknown:
+            raise TypeError(f"unknown live setting(s): {', '.join(unknown)}")
+        cfg = dataclasses.replace(base if base is not None else cls(), **settings)
         if cfg.input_file is not None:
             cfg.input_file = str(cfg.input_file)
         return cfg
-
-    def stream_kwargs(self) -> dict:
-        """The keywords for ``DuplexStream`` beyond the devices, file and callbacks (None-valued
-        settings left out, so the stream's own defaults apply)."""
-        kw = {k: getattr(self, k) for k in _STREAM_FIELDS if getattr(self, k) is not None}
-        if kw.get("streams") == "auto":
-            del kw["streams"]
-        kw.update(self.stream_options)
-        return kw
 
     def to_json(self) -> str:
         """JSON text (the window stores it in its settings)."""

@@ -3,17 +3,35 @@ typed LiveStats snapshot."""
 import subprocess
 import sys
 
+import pytest
+
 from realtime_tse.live_config import DEFAULT_BLOCK_MS, LiveConfig
 from realtime_tse.live_stats import LiveStats
 
 
-def test_build_overrides_and_stream_options():
+def test_build_overrides_and_refuses_unknown_settings():
     base = LiveConfig(block_ms=32.0, input_file="a.wav")
     cfg = LiveConfig.build(base, scan=False, latency="low", stall_timeout_s=2.0)
     assert cfg.block_ms == 32.0 and cfg.scan is False and cfg.input_file == "a.wav"
+    assert cfg.latency == "low" and cfg.stall_timeout_s == 2.0
     assert base.scan is True  # the base is not changed
-    assert cfg.stream_kwargs() == {"latency": "low", "stall_timeout_s": 2.0}
-    assert LiveConfig().block_ms == DEFAULT_BLOCK_MS == 64.0 and LiveConfig().stream_kwargs() == {}
+    assert LiveConfig().block_ms == DEFAULT_BLOCK_MS == 64.0
+    with pytest.raises(TypeError, match="no_such_setting"):
+        LiveConfig.build(no_such_setting=1)
+
+
+def test_stream_and_engine_take_the_config(tmp_path):
+    import numpy as np
+    import soundfile as sf
+
+    from realtime_tse.audio_io import DuplexStream
+    p = tmp_path / "a.wav"
+    sf.write(p, np.zeros(1600, np.float32), 16000)
+    s = DuplexStream(lambda b: b, 16000, 800, LiveConfig(input_file=str(p), output_device="null",
+                                                         prefill_blocks=2.0))
+    assert s.config.prefill_blocks == 2.0 and s.loop is True and s.mode == "file-null"
+    s2 = DuplexStream(lambda b: b, 16000, 800, input_file=str(p), output_device="null")
+    assert s2.loop is False  # without a config a file plays once, as before
 
 
 def test_json_round_trip_and_tolerant_reading():

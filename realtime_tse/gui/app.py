@@ -39,9 +39,8 @@ from ..live_config import LiveConfig
 from ..paths import demo_input_path, shipped_model_path
 from .widgets import TALKER_COLOR, DistanceControl, DistanceRadar, LevelMeter, ProfilePlot
 
-__all__ = ["MainWindow", "EngineHost", "main", "REPO_ROOT", "DEMO_INPUT", "SHIPPED_MODEL"]
+__all__ = ["MainWindow", "EngineHost", "main", "DEMO_INPUT", "SHIPPED_MODEL"]
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 DEMO_INPUT = demo_input_path()        # repository assets/ or the installed package's copy
 SHIPPED_MODEL = shipped_model_path()
 UI_HZ = 25
