@@ -21,14 +21,13 @@ from __future__ import annotations
 import argparse
 import math
 import sys
-import threading
 import traceback
 from pathlib import Path
 
 import numpy as np
 
 # PySide6 must be imported before pyqtgraph so pyqtgraph picks the PySide6 binding
-from PySide6.QtCore import QEvent, QObject, QSettings, Qt, QTimer, QUrl, Signal
+from PySide6.QtCore import QEvent, QSettings, Qt, QTimer, QUrl, Signal
 from PySide6.QtGui import QDesktopServices, QKeySequence, QShortcut
 from PySide6.QtWidgets import (QApplication, QComboBox, QFileDialog, QFormLayout, QFrame,
                                QGroupBox, QHBoxLayout, QLabel, QMainWindow, QPushButton,
@@ -37,6 +36,8 @@ from PySide6.QtWidgets import (QApplication, QComboBox, QFileDialog, QFormLayout
 
 from ..live_config import LiveConfig
 from ..paths import demo_input_path, shipped_model_path
+from .devices import DeviceCombo, list_device_choices
+from .engine_host import EngineHost, describe_room, one_line, source_text
 from .widgets import TALKER_COLOR, DistanceControl, DistanceRadar, LevelMeter, ProfilePlot
 
 __all__ = ["MainWindow", "EngineHost", "main", "DEMO_INPUT", "SHIPPED_MODEL"]
@@ -46,226 +47,6 @@ SHIPPED_MODEL = shipped_model_path()
 UI_HZ = 25
 SETTINGS_ORG = "realtime-tse"
 SETTINGS_APP = "realtime-tse"
-
-
-# --------------------------------------------------------------------------- engine access
-def _engine_module():
-    from realtime_tse import engine  # imported late: torch loads in a second, after the window shows
-    return engine
-
-
-def _list_devices(fresh: bool = False):
-    """(inputs, outputs): lists of (label, device name for the engine), the system's default
-    device first and marked "(default)". Devices are kept by name (an index changes when a device
-    appears or goes). ``fresh``: list them from a new PortAudio in a child process, so that a
-    microphone or sound server that appeared since start is offered (safe while audio runs).
-    Never raises (no PortAudio: two empty lists)."""
-    try:
-        from realtime_tse.audio_io import find_device, list_devices, list_devices_fresh
-        devs = list_devices_fresh() if fresh else list_devices()
-        if devs is None:  # the child did not answer: keep to what this process knows
-            devs = list_devices()
-    except Exception:  # no PortAudio, ...
-        return [], []
-    defaults = {}
-    for kind in ("input", "output"):
-        try:
-            d = find_device(None, kind)
-            defaults[kind] = d.name
-        except Exception:
-            defaults[kind] = None
-    lists = {"input": [], "output": []}
-    for d in devs or []:  # realtime_tse.audio_io.DeviceInfo records
-        label = d.name + (f" ({d.hostapi})" if d.hostapi else "")
-        for kind, items in lists.items():
-            if not d.supports(kind):
-                continue
-            if d.name == defaults[kind]:  # the engine finds a device by its exact name
-                items.insert(0, (label + " (default)", d.name))
-            else:
-                items.append((label, d.name))
-    return lists["input"], lists["output"]
-
-
-class DeviceCombo(QComboBox):
-    """A combo box that calls ``on_open()`` just before its list pops up (the device lists are
-    refreshed then, so a device plugged in after start is offered)."""
-
-    def __init__(self, on_open=None, parent=None):
-        super().__init__(parent)
-        self.on_open = on_open
-
-    def showPopup(self):  # noqa: N802 (Qt's name)
-        if self.on_open is not None:
-            try:
-                self.on_open()
-            except Exception:  # noqa: BLE001  (a failed refresh must not block the list)
-                traceback.print_exc()
-        super().showPopup()
-
-
-def describe_room(prov: dict) -> str:
-    """One line about the training room, from a checkpoint's provenance dict (the schema of
-    :class:`models.provenance.Provenance`; never raises)."""
-    from models.provenance import Provenance  # noqa: PLC0415
-    if not isinstance(prov, dict) or not prov:
-        return "training room: unknown (no provenance)"
-    room = Provenance.from_dict(prov).room
-    if room is None:
-        return "training room: not recorded"
-    if set(room) == {"name"}:  # only a name recorded: as it was written
-        return f"training room: {room['name']}"
-    name = str(room.get("name", "?")).upper()
-    parts = [name]
-    rmin, rmax = room.get("room_min"), room.get("room_max")
-    try:
-        if rmin and rmax:
-            fmt = lambda v: " x ".join(f"{x:g}" for x in v)  # noqa: E731
-            parts.append(f"{fmt(rmin)} m" if list(rmin) == list(rmax) else f"{fmt(rmin)} to {fmt(rmax)} m")
-        t0, t1 = room.get("rt60_min"), room.get("rt60_max")
-        if t0 is not None:
-            parts.append(f"RT60 {t0:g} s" if t1 in (None, t0) else f"RT60 {t0:g}-{t1:g} s")
-        if room.get("mic") is None and "mic" in room:
-            parts.append("random mic")
-    except (TypeError, ValueError):
-        pass
-    return "training room: " + ", ".join(parts)
-
-
-class EngineHost(QObject):
-    """Loads models and (re)starts the engine on a helper thread; one job at a time, latest wins.
-
-    Order of a job: load the model (if it changed), build the new engine (this checks the devices
-    and opens the input file), and only then stop the old engine and start the new one; so a bad
-    checkpoint or an unreadable file leaves the running engine alone.
-
-    Signals (queued to the Qt thread):
-        ready(engine, model): a new engine is running (the previous one has been stopped).
-        failed(kind, message): "model" (bad checkpoint) or "source" (unknown device, unreadable
-            file): the previous engine keeps running; "audio" (the new engine failed to start):
-            no engine runs now.
-        engine_error(engine, message): an engine reported an error (device lost, ...).
-    """
-
-    ready = Signal(object, object)
-    failed = Signal(str, str)
-    engine_error = Signal(object, str)
-
-    def __init__(self, parent=None):
-        super().__init__(parent)
-        self._lock = threading.Lock()
-        self._pending = None
-        self._thread: threading.Thread | None = None
-        self.engine = None
-        self.model = None
-        self.model_key = None
-        self.busy = False
-
-    def request(self, *, model_path, source, output, params, device="auto",
-                live: LiveConfig | None = None) -> None:
-        """Start (or restart) the engine. ``source``: ("device", id) | ("demo"|"file", path);
-        ``live``: the live settings (the source and output given here replace its devices)."""
-        job = dict(model_path=model_path, source=source, output=output, params=dict(params),
-                   device=device, live=live if live is not None else LiveConfig())
-        with self._lock:
-            self._pending = job
-            self.busy = True
-            if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(target=self._run, name="tse-engine-host", daemon=True)
-                self._thread.start()
-
-    def _run(self):
-        while True:
-            with self._lock:
-                job, self._pending = self._pending, None
-                if job is None:
-                    self.busy = False
-                    return
-            self._do(job)
-
-    def _do(self, job):
-        eng_mod = _engine_module()
-        key = (str(job["model_path"]) if job["model_path"] else None, job["device"])
-        model = self.model
-        if model is None or key != self.model_key:
-            try:
-                model = eng_mod.load_model(job["model_path"], device=job["device"])
-            except Exception as e:  # CheckpointError, OSError, anything odd in a user's file
-                self.failed.emit("model", f"Could not load the model: {_one_line(e)}")
-                return
-        kind, value = job["source"]
-        # output None = no playback ("null" for the engine); the engine's None means "default"
-        kw = dict(loop=True, output_device="null" if job["output"] is None else job["output"],
-                  input_device=None, input_file=None)
-        if kind == "device":
-            kw["input_device"] = value
-        else:
-            kw["input_file"] = str(value)
-        names = [v for v in (kw.get("input_device"), kw["output_device"])
-                 if isinstance(v, str) and v != "null"]
-        if names:
-            try:
-                from realtime_tse.audio_io import list_devices  # noqa: PLC0415
-                known = {d.name for d in list_devices()}
-                if not all(n in known for n in names):
-                    # a device that appeared after start: PortAudio sees it only when initialised
-                    # again, which needs every stream closed
-                    self.stop_engine()
-                    list_devices(refresh=True)
-            except Exception:  # noqa: BLE001  (no PortAudio: the engine says so below)
-                pass
-        params = dict(job["params"])
-        lo, hi = model.distance_range
-        params["distance_m"] = min(hi, max(lo, float(params.get("distance_m", (lo + hi) / 2))))
-        try:
-            eng = eng_mod.LiveEngine(model, LiveConfig.build(job["live"], **kw))
-            eng.on_error = lambda msg, _e=eng: self.engine_error.emit(_e, str(msg))
-            for k, v in params.items():
-                setattr(eng, k, v)
-        except Exception as e:  # unknown device, unreadable file, ...
-            self.failed.emit("source", f"Could not use {_source_text(job['source'])}: {_one_line(e)}")
-            return
-        self.stop_engine()
-        self.model, self.model_key = model, key
-        try:
-            eng.start()
-        except Exception as e:
-            try:
-                eng.stop()
-            except Exception:
-                pass
-            self.failed.emit("audio", f"Could not start audio ({_source_text(job['source'])}): {_one_line(e)}")
-            return
-        self.engine = eng
-        self.ready.emit(eng, model)
-
-    def stop_engine(self):
-        eng, self.engine = self.engine, None
-        if eng is not None:
-            try:
-                eng.stop()
-            except Exception:
-                traceback.print_exc()
-
-    def wait(self, timeout: float = 10.0) -> bool:
-        t = self._thread
-        if t is not None:
-            t.join(timeout)
-        return not (t and t.is_alive())
-
-
-def _one_line(e) -> str:
-    text = str(e).strip().splitlines()
-    return text[0] if text else type(e).__name__
-
-
-def _source_text(source) -> str:
-    kind, value = source
-    if kind == "demo":
-        return "demo input"
-    if kind == "file":
-        return f"file {Path(value).name}"
-    return f"input device {value}"
 
 
 # --------------------------------------------------------------------------- the window
@@ -529,7 +310,7 @@ class MainWindow(QMainWindow):
         if geo is not None:
             self.restoreGeometry(geo)
         # inputs / outputs
-        self._inputs, self._outputs = _list_devices()
+        self._inputs, self._outputs = list_device_choices()
         self.source_combo.blockSignals(True)
         for label, idx in self._inputs:
             self.source_combo.addItem(f"\U0001f3a4 {label}", ("device", idx))
@@ -714,14 +495,14 @@ class MainWindow(QMainWindow):
         self.profile.curve.setData([], [])
         self.radar.clear()
         self._running_source = self.current_source()
-        self.st_state.setText(f"running: {_source_text(self._running_source)}")
+        self.st_state.setText(f"running: {source_text(self._running_source)}")
 
     def _on_engine_failed(self, kind, message):
         if kind == "model":
             # the file did not load: fall back to the model that runs (if any) in the combo box
             self.show_message(message + (" \u2014 still using the previous model." if self.engine else ""))
             if self.engine is not None:
-                self.st_state.setText(f"running: {_source_text(self._running_source)}")
+                self.st_state.setText(f"running: {source_text(self._running_source)}")
             cur = self.host.model_key[0] if self.host.model_key else None
             i = self.model_combo.findData(cur) if cur else 0
             self.model_combo.setCurrentIndex(max(0, i))
@@ -731,7 +512,7 @@ class MainWindow(QMainWindow):
             self.show_message(message + (" \u2014 still playing the previous input." if self.engine else ""))
             if self.engine is not None:
                 self._select_source(self._running_source)
-                self.st_state.setText(f"running: {_source_text(self._running_source)}")
+                self.st_state.setText(f"running: {source_text(self._running_source)}")
             else:
                 self.st_state.setText("stopped")
         else:
@@ -744,10 +525,10 @@ class MainWindow(QMainWindow):
 
     def refresh_devices(self, fresh: bool = True) -> tuple[int, int]:
         """Rebuild the device entries of the Input and Output lists from a fresh device list
-        (``_list_devices(fresh)``), keeping the demo/file entries and the current choices (by
+        (``list_device_choices(fresh)``), keeping the demo/file entries and the current choices (by
         device name; a chosen device that vanished stays listed, marked "(not found)").
         Returns (inputs, outputs) listed."""
-        ins, outs = _list_devices(fresh=fresh)
+        ins, outs = list_device_choices(fresh=fresh)
         cur_src, cur_out = self.current_source(), self.output_combo.currentData()
         for combo, devs, cur, icon in ((self.source_combo, ins, cur_src, "\U0001f3a4"),
                                        (self.output_combo, outs, cur_out, "\U0001f50a")):
