@@ -432,6 +432,7 @@ class ScanProcessWorker(StreamingScanWorker):
                 log.warning("%s", self.error)
         finally:
             self._end_child()
+            self._file.close()  # the mapping stays valid for the views until they go
 
     def _launch(self, payload: tuple) -> None:
         self._flush_feed()
