@@ -784,6 +784,7 @@ def test_end_to_end_delay_is_bounded_and_a_start_backlog_is_not_played(pulse_nul
         sinks.unload()
     summary = "; ".join(f"lags {a['lag_ms']} corr {a['corr']} drops "
                         f"{a['st']['input_startup_drops']}/{a['st']['input_samples_dropped']} "
+                        f"stale {a['st']['stale_input_callbacks']} "
                         f"reported {1e3 * a['st']['live_latency_s']:.0f} ms" for a in attempts)
     print("end-to-end:", summary)
     st = r["st"]
@@ -793,8 +794,12 @@ def test_end_to_end_delay_is_bounded_and_a_start_backlog_is_not_played(pulse_nul
     # silence: low correlation), the first ones included: bounded (a played backlog lags ~1 s)
     assert max(r["heard"]) < 400, summary
     assert 40 <= min(r["heard"]), summary  # at least the 64 ms block minus a period
-    # the captured audio older than the stream was cut at start, and counted
-    assert st["input_startup_drops"] >= 1 and st["input_samples_dropped"] > 0, summary
+    # the captured audio older than the stream was cut at start, and counted, where the server
+    # handed such audio over (it does not always: with 'low' latency a new record stream may
+    # start at "now", and then there is nothing stale to drop; the bounded first windows above
+    # show that nothing stale was played either way)
+    if st["stale_input_callbacks"] > 0:
+        assert st["input_startup_drops"] >= 1 and st["input_samples_dropped"] > 0, summary
     assert 0.04 < st["live_latency_s"] < 0.4, summary
 
 
