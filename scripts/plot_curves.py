@@ -43,7 +43,7 @@ def plot(out: str | Path, runs: dict[str, str | Path]) -> None:
     a2.axhline(-10.0, ls="--", c="grey", lw=0.8)
     a1.set_ylabel("val. SI-SDRi, single (dB)")
     a2.set_ylabel("absence output re input (dB)")
-    a2.set_xlabel("CPU-hours of training steps (1 thread)")
+    a2.set_xlabel("hours spent in training steps (wall clock, 1 thread, on 2 shared cores)")
     a1.legend(fontsize=8)
     a1.grid(alpha=0.3)
     a2.grid(alpha=0.3)
