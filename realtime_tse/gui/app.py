@@ -284,6 +284,10 @@ class MainWindow(QMainWindow):
         self.st_xruns = QLabel()
         self.st_rates = QLabel()
         sb.addWidget(self.st_state, 1)
+        for w in (self.st_state, self.st_device, self.st_rtf, self.st_latency, self.st_xruns, self.st_rates):
+            # an explicit minimum width replaces the text's: the status text changes every tick and
+            # must not make the window wider than the user made it (it is cut when too narrow)
+            w.setMinimumWidth(24)
         for w in (self.st_device, self.st_rtf, self.st_latency, self.st_xruns, self.st_rates):
             w.setContentsMargins(6, 0, 6, 0)
             sb.addPermanentWidget(w)
