@@ -175,8 +175,17 @@ def test_falls_back_to_the_thread_when_no_process_can_start(model, monkeypatch):
         assert _wait(lambda: w.mode == "thread", 30), w.stats()
         assert "cannot start the scan process" in w.fallback_reason
         assert "no processes here" in w.fallback_reason and w.pid is None
-        src.write(demo_at(model.sample_rate, 1.0))
-        assert _wait(lambda: w.count >= 1 or w.error is not None), w.stats()
+        # keep feeding: the thread takes its start position in the history when it first runs,
+        # which may be after a single write (it would then wait for audio that never comes)
+        audio = demo_at(model.sample_rate, 1.0)
+        step = model.sample_rate // 4
+
+        def fed_and_done():
+            if w.count >= 1 or w.error is not None:
+                return True
+            src.write(audio[:step])
+            return False
+        assert _wait(fed_and_done), w.stats()
         assert w.error is None and np.all(np.isfinite(w.latest.isdr_db))
     finally:
         w.stop()
