@@ -332,3 +332,29 @@ def test_device_lists_refresh_when_opened_and_keep_devices_by_name(qtbot, tmp_pa
     assert w.refresh_devices() == (1, 1)
     assert w.current_source() == ("device", "USB mic")
     assert "(not found)" in w.source_combo.currentText()
+
+
+def test_nan_in_an_audio_file_is_said_once_and_never_played(qtbot, tmp_path, model_path):
+    """A float WAV holding one NaN (a broken file): the window says so once (info banner), the
+    output stays finite and audible (the meter is not at its -120 dB floor)."""
+    import numpy as np
+    import soundfile as sf
+
+    from tests.rt_fixtures import demo_at
+    x = demo_at(16000, 4.0).astype(np.float32)
+    x[8000] = np.nan
+    path = tmp_path / "broken.wav"
+    sf.write(path, x, 16000, subtype="FLOAT")
+    w = MainWindow(_settings(tmp_path), model_path=model_path, source=("file", str(path)), output=None,
+                   recordings_dir=tmp_path / "recordings", open_url=lambda u: None,
+                   ask_open_file=lambda *a: "")
+    qtbot.addWidget(w)
+    try:
+        qtbot.waitUntil(lambda: any("NaN" in t for _, t in w.messages), timeout=60000)
+        _pump(qtbot, 1.5)
+        nan_msgs = [(lv, t) for lv, t in w.messages if "NaN" in t]
+        assert len(nan_msgs) == 1 and nan_msgs[0][0] == "info"
+        st = w.engine.stats()
+        assert st.nonfinite_in >= 1 and np.isfinite(st.output_level_db) and st.output_level_db > -100
+    finally:
+        w.shutdown()

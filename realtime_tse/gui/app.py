@@ -86,6 +86,7 @@ class MainWindow(QMainWindow):
         self.recorder = None
         self.last_recording: Path | None = None
         self._last_scan_count = -1
+        self._last_notice: str | None = None
         self._reported_error = None
         self._closing = False
         self.host = EngineHost(self)
@@ -725,6 +726,9 @@ class MainWindow(QMainWindow):
         st = eng.stats()  # realtime_tse.live_stats.LiveStats
         if st.error:
             self._on_engine_error(eng, str(st.error))
+        if st.notice and st.notice != self._last_notice:  # e.g. NaN input: said once, not per tick
+            self._last_notice = st.notice
+            self.show_message(st.notice, level="info")
         self.in_meter.set_level(st.input_level_db)
         self.out_meter.set_level(st.output_level_db)
         dev = st.device
