@@ -5,6 +5,14 @@ from pathlib import Path
 import pytest
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+# One intra-op thread for the tests and the processes they start: on a 2-core machine with any
+# other load, torch's default of 2 OpenMP threads spins on its barriers and made one streaming test
+# take 385 s instead of under a second (a fresh-clone run beside a training job; PLATFORM.md saw
+# 40x on `scan`). The tests check values, not speed; speed lives in benchmarks/.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+import torch  # noqa: E402
+
+torch.set_num_threads(1)
 
 from tests.audio_fixtures import pulse_null_sink  # noqa: E402,F401
 
