@@ -183,6 +183,8 @@ def cmd_extract(args) -> int:
         how = "offline"
     if sr != model.sample_rate:
         y = resample(y, model.sample_rate, sr)
+        _note(f"the model runs at {model.sample_rate} Hz: the input was resampled to it and the "
+              f"output back to {sr} Hz (content above {model.sample_rate // 2} Hz is not kept)")
     y = np.asarray(y[:len(x)], dtype=np.float32)
     if len(y) < len(x):
         y = np.pad(y, (0, len(x) - len(y)))
@@ -276,7 +278,8 @@ def cmd_devices(args) -> int:
     except AudioDeviceError as e:
         raise CLIError(str(e)) from e
     if not devs:
-        print("no audio devices found")
+        print("no audio devices found (PortAudio lists none: no sound card or sound server here; "
+              "on Linux start PulseAudio/PipeWire, or use `stream --input-file F` / the app's demo)")
         return 0
     for d in devs:
         print(f"  {d}")

@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT))
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--out", default=str(ROOT / "docs" / "screenshot.png"))
+    ap.add_argument("-o", "--out", default=str(ROOT / "docs" / "screenshot.png"))
     ap.add_argument("--seconds", type=float, default=6.0, help="run time before the shot (s)")
     ap.add_argument("--distance", type=float, default=1.0, help="query distance shown (m)")
     ap.add_argument("--model", help="checkpoint (default: the shipped one)")

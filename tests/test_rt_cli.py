@@ -69,6 +69,7 @@ def test_extract_stereo_44k_int16(capsys, rand_ckpt, tmp_path):
     rc, out, err = run(capsys, "extract", src, "-d", 2.0, "-o", out_p, "--model", rand_ckpt)
     assert rc == 0, err
     assert "2 channels" in err and "mixed down" in err
+    assert "resampled" in err and "44100 Hz" in err   # the model's rate differs: said, not hidden
     info = sf.info(out_p)
     assert info.samplerate == 44100 and info.channels == 1 and info.frames == len(x)
     y, _ = sf.read(out_p, dtype="float32")
