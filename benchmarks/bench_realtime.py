@@ -61,6 +61,7 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from realtime_tse.loopback import restore_env, save_env  # noqa: E402
 from realtime_tse.engine import LiveEngine, TSEModel, default_model_path, load_model, resample  # noqa: E402
 
 DEMO = REPO / "assets" / "demo" / "demo_mix.wav"
@@ -127,8 +128,8 @@ class SoundServer:
     def __init__(self, kind: str):
         self.kind = kind
         self.dir = Path(tempfile.mkdtemp(prefix=f"rtse-bench-{kind}-"))
-        self.saved = {k: os.environ.get(k) for k in ("PULSE_SERVER", "PULSE_RUNTIME_PATH",
-                                                     "PULSE_STATE_PATH", "XDG_RUNTIME_DIR")}
+        self.saved = save_env(("PULSE_SERVER", "PULSE_RUNTIME_PATH", "PULSE_STATE_PATH",
+                               "XDG_RUNTIME_DIR"))
         self.proc = None
         if kind == "pulseaudio":
             self._start_pulseaudio()
@@ -196,11 +197,7 @@ class SoundServer:
                 self.proc.wait(10)
             except (OSError, subprocess.TimeoutExpired):
                 os.killpg(self.proc.pid, 9)
-        for k, v in self.saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+        restore_env(self.saved)
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
@@ -222,7 +219,7 @@ def bench_e2e(model: TSEModel, seconds: float, block_ms: float = 64, busy: bool 
     x = demo(fs, seconds)
     sinks = MeasureSinks(fs)
     extra_env = dict(stream_kwargs.pop("env", {}))
-    saved = {k: os.environ.get(k) for k in (*DUT_ENV, *extra_env)}
+    saved = save_env((*DUT_ENV, *extra_env))
     spin = _busy_core() if busy else None
     eng = None
     try:
@@ -254,11 +251,7 @@ def bench_e2e(model: TSEModel, seconds: float, block_ms: float = 64, busy: bool 
         if spin is not None:
             spin.kill()
             spin.wait()
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+        restore_env(saved)
         sinks.unload()
     d = window_delays(left, right, fs)
     good = d["corr"] > (0.9 if bypass else 0.3)
@@ -428,7 +421,7 @@ def bench_gil(model, seconds: float, rounds: int = 2, block_ms: float = 64) -> d
     load0 = os.getloadavg()
     for rnd in range(rounds):
         for label, kw in SCAN_MODES.items():
-            saved = {k: os.environ.get(k) for k in kw.get("env", {})}
+            saved = save_env(kw.get("env", {}))
             os.environ.update(kw.get("env", {}))
             try:
                 eng = LiveEngine(model, block_ms=block_ms, input_file=DEMO, output_device="null",
@@ -460,11 +453,7 @@ def bench_gil(model, seconds: float, rounds: int = 2, block_ms: float = 64) -> d
                 mode = getattr(sc, "mode", "thread") if sc is not None else None
                 eng.stop()
             finally:
-                for k, v in saved.items():
-                    if v is None:
-                        os.environ.pop(k, None)
-                    else:
-                        os.environ[k] = v
+                restore_env(saved)
             lt, bt = 1e3 * np.asarray(late), 1e3 * np.asarray(times)
             r = {"round": rnd, "label": label, "scan_mode": mode, "seconds": seconds,
                  "block_ms": block_ms, "probe_wakeups": int(len(lt)),

@@ -29,9 +29,24 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["MeasureSinks", "LoopbackRecorder", "window_delays", "DUT_ENV"]
+__all__ = ["MeasureSinks", "LoopbackRecorder", "window_delays", "DUT_ENV", "save_env", "restore_env"]
 
 DUT_ENV = {"PULSE_SOURCE": "dut_mic", "PULSE_SINK": "meas_r"}
+
+
+def save_env(keys) -> dict:
+    """The current values of environment variables ``keys`` (None where unset), for
+    :func:`restore_env`."""
+    return {k: os.environ.get(k) for k in keys}
+
+
+def restore_env(saved: dict) -> None:
+    """Put back variables saved by :func:`save_env` (unsetting those that were unset)."""
+    for k, v in saved.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
 
 
 def _pactl(*args: str, timeout: float = 10.0) -> str:
@@ -98,17 +113,10 @@ class LoopbackRecorder:
         self._si = self._so = None
 
     def _env(self, source: str, sink: str):
-        saved = {k: os.environ.get(k) for k in ("PULSE_SOURCE", "PULSE_SINK")}
+        saved = save_env(("PULSE_SOURCE", "PULSE_SINK"))
         os.environ["PULSE_SOURCE"], os.environ["PULSE_SINK"] = source, sink
         return saved
 
-    @staticmethod
-    def _restore(saved: dict) -> None:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
 
     def _icb(self, indata, frames, _t, status):
         if status:
@@ -155,7 +163,7 @@ class LoopbackRecorder:
                                        callback=self._ocb)
             self._so.start()
         finally:
-            self._restore(saved)
+            restore_env(saved)
         return self
 
     def play(self, x: np.ndarray) -> None:

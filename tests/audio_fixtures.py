@@ -25,6 +25,8 @@ from pathlib import Path
 
 import pytest
 
+from realtime_tse.loopback import restore_env, save_env
+
 REPO = Path(__file__).resolve().parents[1]
 PULSE_SH = REPO / "scripts" / "pulse.sh"
 
@@ -106,7 +108,7 @@ def pulse_null_sink():
             k, v = line[len("export "):].split("=", 1)
             pulse_env[k] = v
     pid = int((d / "runtime" / "pid").read_text().strip())
-    saved = {k: os.environ.get(k) for k in (*pulse_env, _OWNER_PID, _OWNER_DIR)}
+    saved = save_env((*pulse_env, _OWNER_PID, _OWNER_DIR))
     os.environ.update(pulse_env)
     os.environ[_OWNER_PID] = str(pid)
     os.environ[_OWNER_DIR] = str(d)
@@ -128,11 +130,7 @@ def pulse_null_sink():
         subprocess.run(["bash", str(PULSE_SH), "stop"], env=env, capture_output=True, timeout=30)
         if _pid_alive(pid):
             os.kill(pid, signal.SIGKILL)
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+        restore_env(saved)
         try:
             list_devices(refresh=True)  # forget the pulse devices
         except Exception:  # noqa: BLE001

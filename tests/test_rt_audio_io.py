@@ -743,13 +743,14 @@ def test_end_to_end_delay_is_bounded_and_a_start_backlog_is_not_played(pulse_nul
     backlog must be counted as dropped. Generous bounds (a loaded 2-core machine): the design
     gives ~90 ms for a 64 ms block; the old duplex stream measured ~2,000 ms. Retried like the
     other real-audio tests."""
-    from realtime_tse.loopback import DUT_ENV, LoopbackRecorder, MeasureSinks, window_delays
+    from realtime_tse.loopback import (DUT_ENV, LoopbackRecorder, MeasureSinks, restore_env,
+                                       save_env, window_delays)
     fs = 16000
     x, sr = sf.read(DEMO_MIX, dtype="float32")
     assert sr == fs
     x = np.tile(x, 2)[:10 * fs]
     sinks = MeasureSinks(fs)
-    saved = {k: os.environ.get(k) for k in DUT_ENV}
+    saved = save_env(DUT_ENV)
     attempts = []
     try:
         for _ in range(3):
@@ -776,11 +777,7 @@ def test_end_to_end_delay_is_bounded_and_a_start_backlog_is_not_played(pulse_nul
             if st["error"] is None and r["matched"] >= 4 and max(heard) < 400:
                 break
     finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+        restore_env(saved)
         sinks.unload()
     summary = "; ".join(f"lags {a['lag_ms']} corr {a['corr']} drops "
                         f"{a['st']['input_startup_drops']}/{a['st']['input_samples_dropped']} "
