@@ -1,0 +1,167 @@
+"""The thread-priority rule (realtime_tse/threads.py): audio threads ask for SCHED_FIFO, fall back
+to nice, then to nothing, never raise; the scan keeps its nice value. No timing assertions."""
+from __future__ import annotations
+
+import logging
+import os
+import threading
+
+import pytest
+
+from realtime_tse import threads as T
+
+
+@pytest.fixture(autouse=True)
+def fresh_state(monkeypatch):
+    monkeypatch.delenv(T.RT_ENV, raising=False)
+    monkeypatch.setattr(T, "_logged", set())
+    monkeypatch.setattr(T, "_granted", {})
+    monkeypatch.setattr(T, "_last", {"policy": None, "priority": None, "nice": None})
+
+
+class FakeOS:
+    """Records sched_setscheduler / setpriority calls; each may be made to raise."""
+
+    def __init__(self, monkeypatch, fifo_error=None, nice_error=None):
+        self.sched, self.nice = [], []
+        self.policy = {}
+
+        def sched_setscheduler(tid, policy, param):
+            if fifo_error is not None and policy & ~getattr(os, "SCHED_RESET_ON_FORK", 0) \
+                    == os.SCHED_FIFO:
+                raise fifo_error
+            self.sched.append((tid, policy, param.sched_priority))
+            self.policy[tid] = policy
+
+        def sched_getscheduler(tid):
+            return self.policy.get(tid, os.SCHED_OTHER)
+
+        def setpriority(which, tid, nice):
+            if nice_error is not None:
+                raise nice_error
+            self.nice.append((tid, nice))
+
+        monkeypatch.setattr(os, "sched_setscheduler", sched_setscheduler)
+        monkeypatch.setattr(os, "sched_getscheduler", sched_getscheduler)
+        monkeypatch.setattr(os, "setpriority", setpriority)
+
+    def fifo_calls(self):
+        reset = getattr(os, "SCHED_RESET_ON_FORK", 0)
+        return [c for c in self.sched if c[1] & ~reset == os.SCHED_FIFO]
+
+
+pytestmark = pytest.mark.skipif(not hasattr(os, "SCHED_FIFO"), reason="no SCHED_FIFO here")
+
+
+def test_audio_thread_gets_fifo_with_reset_on_fork(monkeypatch, caplog):
+    fake = FakeOS(monkeypatch)
+    with caplog.at_level(logging.INFO, logger=T.__name__):
+        assert T.set_thread_nice(T.AUDIO_NICE, 1234) is True
+        assert T.set_thread_nice(T.AUDIO_NICE, 1235) is True
+    assert [(tid, prio) for tid, _, prio in fake.fifo_calls()] == [(1234, T.AUDIO_RT_PRIORITY),
+                                                                   (1235, T.AUDIO_RT_PRIORITY)]
+    assert all(p & getattr(os, "SCHED_RESET_ON_FORK", 0) == getattr(os, "SCHED_RESET_ON_FORK", 0)
+               for _, p, _ in fake.sched)
+    assert fake.nice == []  # FIFO granted: no nice fallback
+    pol = T.audio_policy()
+    assert pol["policy"] == "fifo" and pol["priority"] == T.AUDIO_RT_PRIORITY
+    assert pol["threads"] == {"fifo": 2}
+    infos = [r for r in caplog.records if r.levelno == logging.INFO]
+    assert len(infos) == 1 and "SCHED_FIFO" in infos[0].getMessage()  # logged once
+
+
+def test_fifo_refused_falls_back_to_nice(monkeypatch, caplog):
+    fake = FakeOS(monkeypatch, fifo_error=PermissionError(1, "Operation not permitted"))
+    with caplog.at_level(logging.INFO, logger=T.__name__):
+        assert T.set_audio_priority(42) == "nice"
+        assert T.set_thread_nice(T.AUDIO_NICE, 43) is True
+    assert fake.nice == [(42, T.AUDIO_NICE), (43, T.AUDIO_NICE)]
+    assert T.audio_policy()["policy"] == "nice"
+    infos = [r.getMessage() for r in caplog.records if r.levelno == logging.INFO]
+    assert len(infos) == 1 and "refused" in infos[0]
+
+
+def test_everything_refused_never_raises(monkeypatch):
+    FakeOS(monkeypatch, fifo_error=PermissionError(1, "no"), nice_error=PermissionError(13, "no"))
+    assert T.set_audio_priority(7) == "none"
+    assert T.set_thread_nice(T.AUDIO_NICE, 7) is False
+    assert T.set_thread_nice(T.SCAN_NICE, 7) is False
+    assert T.audio_policy()["threads"] == {"none": 2}
+
+
+def test_no_sched_api_falls_back(monkeypatch):
+    fake = FakeOS(monkeypatch)
+    monkeypatch.delattr(os, "sched_setscheduler")
+    assert T.set_audio_priority(9) == "nice"
+    assert fake.nice == [(9, T.AUDIO_NICE)]
+
+
+@pytest.mark.parametrize("value", ["0", "off", "no", "false", "nice"])
+def test_env_turns_fifo_off(monkeypatch, value):
+    monkeypatch.setenv(T.RT_ENV, value)
+    fake = FakeOS(monkeypatch)
+    fake.policy[5] = os.SCHED_FIFO  # granted earlier: goes back to SCHED_OTHER
+    assert T.audio_rt_priority() is None
+    assert T.set_audio_priority(5) == "nice"
+    assert fake.fifo_calls() == []
+    assert fake.sched == [(5, os.SCHED_OTHER, 0)]
+    assert fake.nice == [(5, T.AUDIO_NICE)]
+
+
+@pytest.mark.parametrize("value, prio", [("7", 7), ("99", 99), ("", T.AUDIO_RT_PRIORITY),
+                                         ("abc", T.AUDIO_RT_PRIORITY),
+                                         ("150", T.AUDIO_RT_PRIORITY),
+                                         ("-3", T.AUDIO_RT_PRIORITY)])
+def test_env_priority(monkeypatch, value, prio):
+    monkeypatch.setenv(T.RT_ENV, value)
+    fake = FakeOS(monkeypatch)
+    assert T.set_audio_priority(11) == "fifo"
+    assert [c[2] for c in fake.fifo_calls()] == [prio]
+
+
+def test_scan_keeps_its_nice_and_leaves_realtime(monkeypatch):
+    fake = FakeOS(monkeypatch)
+    assert T.set_thread_nice(T.SCAN_NICE, 21) is True
+    assert fake.fifo_calls() == [] and fake.nice == [(21, T.SCAN_NICE)]
+    fake.policy[22] = os.SCHED_FIFO | getattr(os, "SCHED_RESET_ON_FORK", 0)
+    assert T.set_thread_nice(T.SCAN_NICE, 22) is True
+    assert (22, os.SCHED_OTHER, 0) in fake.sched
+    assert T.audio_policy()["policy"] is None  # the scan is not an audio thread
+
+
+def test_bad_arguments_never_raise():
+    assert T.set_thread_nice("x") is False
+    assert T.set_audio_priority("y") == "none"
+
+
+def _policy(tid):
+    return os.sched_getscheduler(tid) & ~getattr(os, "SCHED_RESET_ON_FORK", 0)
+
+
+def test_real_thread_fifo_and_children_start_normal():
+    """On the real OS, in a throwaway thread: whatever is granted, nothing raises; where FIFO is
+    allowed (root here), a thread started from the audio thread is not real-time."""
+    seen = {}
+
+    def child():
+        seen["child"] = _policy(threading.get_native_id())
+
+    def audio():
+        tid = threading.get_native_id()
+        seen["granted"] = T.set_audio_priority()
+        seen["self"] = _policy(tid)
+        th = threading.Thread(target=child)
+        th.start()
+        th.join()
+        try:  # back to normal before the thread ends (it is ours, but be tidy)
+            os.sched_setscheduler(tid, os.SCHED_OTHER, os.sched_param(0))
+        except OSError:
+            pass
+
+    th = threading.Thread(target=audio)
+    th.start()
+    th.join()
+    assert seen["granted"] in ("fifo", "nice", "none")
+    if seen["granted"] == "fifo":
+        assert seen["self"] == os.SCHED_FIFO
+    assert seen["child"] == os.SCHED_OTHER
