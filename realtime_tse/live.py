@@ -46,13 +46,14 @@ def level_dbfs(x: np.ndarray, floor_db: float = -120.0) -> float:
 class LiveEngine:
     """Live extraction: microphone (or a file paced in real time) -> model -> speakers.
 
-    Built on :class:`realtime_tse.audio_io.DuplexStream`: its worker thread calls this engine's
-    block processor (the :class:`Streamer`, then bypass / dry-wet / volume), taps feed the distance
-    scan and the recorder. The distance scan runs in its own low-priority thread: for causal
-    checkpoints :class:`realtime_tse.profile.StreamingScanWorker` (one batched streaming state for
-    the query grid, fed with the new input every ``scan_update_s``; the profile covers the last
-    ``scan_seconds``), for bidirectional ones :class:`realtime_tse.profile.ScanWorker` (the offline
-    model on the last ``scan_seconds`` of input, every cycle).
+    Built on :func:`realtime_tse.audio_io.make_stream`'s stream: its worker thread calls this
+    engine's block processor (the :class:`Streamer`, then bypass / dry-wet / volume), taps feed
+    the distance scan and the recorder. The distance scan runs in its own low-priority thread:
+    for causal checkpoints :class:`realtime_tse.profile.StreamingScanWorker` (one batched
+    streaming state for the query grid, fed with the new input every ``scan_update_s``; the
+    profile covers the last ``scan_seconds``), for bidirectional ones
+    :class:`realtime_tse.profile.ScanWorker` (the offline model on the last ``scan_seconds`` of
+    input, every cycle).
 
     Settable from any thread (plain attribute writes): ``distance_m`` (validated; applied within
     one block), ``bypass`` (the dry input, delayed like the extraction, goes out), ``wet``
@@ -246,7 +247,7 @@ class LiveEngine:
 
     @property
     def stream(self):
-        """The underlying :class:`realtime_tse.audio_io.DuplexStream`."""
+        """The underlying :class:`realtime_tse.audio_stream.AudioStream` (one class per mode)."""
         return self._stream
 
     def stats(self) -> LiveStats:
@@ -270,9 +271,9 @@ class LiveEngine:
 
     # -- start / stop ---------------------------------------------------------------------------
     def _make_stream(self):
-        from .audio_io import DuplexStream  # noqa: PLC0415
-        return DuplexStream(self._process_block, self.model.sample_rate, self.block_samples,
-                            self.config, on_error=self._on_stream_error, on_end=self._on_stream_end)
+        from .audio_io import make_stream  # noqa: PLC0415
+        return make_stream(self._process_block, self.model.sample_rate, self.block_samples,
+                           self.config, on_error=self._on_stream_error, on_end=self._on_stream_end)
 
     def start(self) -> "LiveEngine":
         """Start audio (and the distance scan). Raises AudioDeviceError if the device fails."""

@@ -1,6 +1,7 @@
 """The live settings in one place (:class:`LiveConfig`): built by the CLI, saved and restored by the
 window (QSettings, as JSON; this module imports neither torch nor Qt), taken by
-:class:`realtime_tse.live.LiveEngine` and by the :class:`realtime_tse.audio_io.DuplexStream` it opens."""
+:class:`realtime_tse.live.LiveEngine` and by the audio stream it opens
+(:func:`realtime_tse.audio_io.make_stream`)."""
 from __future__ import annotations
 
 import dataclasses
@@ -35,7 +36,7 @@ class LiveConfig:
         device_rate, prefill_blocks, device_blocksize, latency, jitter_ms, streams,
             max_input_backlog_s, ring_seconds, quality, stall_timeout_s, first_callback_timeout_s,
             max_start_retries, startup_s, boost_priority, max_stall_restarts: the audio stream's
-            settings (None: chosen by the stream; see :class:`realtime_tse.audio_io.DuplexStream`).
+            settings (None: chosen by the stream; see :func:`realtime_tse.audio_io.make_stream`).
     """
 
     block_ms: float = DEFAULT_BLOCK_MS

@@ -29,7 +29,7 @@ class LiveStats:
         nonfinite_in: NaN/Inf input samples replaced by 0; state_resets: streaming states restarted;
         limited_samples, limiter_max_db: output samples the -1 dBFS limiter touched, its deepest
             gain reduction (dB).
-        stream: the audio stream's own figures (``DuplexStream.stats()``: ``mode``,
+        stream: the audio stream's own figures (``AudioStream.stats()``: ``mode``,
             ``max_process_s``, ``device_rate``, ...; empty without a stream).
 
     ``stats["key"]`` and ``stats.get("key")`` read a field or, failing that, a ``stream`` figure;

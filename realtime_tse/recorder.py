@@ -228,7 +228,7 @@ class Recorder:
         self._q.put(("in", self._block(block)))
 
     def tap(self, input_block, output_block) -> None:
-        """A ``DuplexStream.add_tap`` callback: records the output (and the input on request)."""
+        """An ``AudioStream.add_tap`` callback: records the output (and the input on request)."""
         self.write(output_block)
         if self._in is not None:
             self.write_input(input_block)

@@ -1,4 +1,4 @@
-"""Tests of realtime_tse.ringbuffer and realtime_tse.audio_io.
+"""Tests of realtime_tse.ringbuffer and the live audio stream (realtime_tse.audio_io, its modes).
 
 Fast tests need no sound card; the ``audio`` ones run real PortAudio streams through a private
 PulseAudio null sink (``tests/audio_fixtures.py``).
@@ -20,8 +20,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from realtime_tse.audio_io import (AudioDeviceError, DuplexStream, FileSource, find_device,
-                                   list_devices)
+from realtime_tse.audio_io import (AudioDeviceError, FileSource, find_device, list_devices,
+                                   make_stream)
 from realtime_tse.ringbuffer import RingBuffer
 
 # the ``pulse_null_sink`` fixture comes from tests/conftest.py (tests/audio_fixtures.py)
@@ -177,12 +177,12 @@ def test_filesource_unreadable_file_is_a_clear_error(tmp_path):
         FileSource(bad, 16000)
 
 
-# ------------------------------------------------------------------ DuplexStream without devices
+# ------------------------------------------------------------------ a stream without devices
 def test_duplexstream_file_to_null_output_runs_in_real_time(tone_file):
     p, _, _ = tone_file
     inputs, outputs, ended = [], [], threading.Event()
-    s = DuplexStream(lambda b: 0.5 * b, 16000, 800, input_file=p, output_device="null",
-                     on_end=ended.set)
+    s = make_stream(lambda b: 0.5 * b, 16000, 800, input_file=p, output_device="null",
+                    on_end=ended.set)
     assert s.mode == "file-null"
     s.add_tap(lambda i, o: (inputs.append(i), outputs.append(o)))
     t0 = time.monotonic()
@@ -211,7 +211,7 @@ def test_duplexstream_reports_a_failing_processor(tone_file):
             raise RuntimeError("model exploded")
         return block
 
-    s = DuplexStream(bad, 16000, 800, input_file=p, output_device="null", on_error=errors.append)
+    s = make_stream(bad, 16000, 800, input_file=p, output_device="null", on_error=errors.append)
     s.add_tap(lambda i, o: taps.append(o))
     s.start()
     assert s.wait(5.0)
@@ -222,10 +222,33 @@ def test_duplexstream_reports_a_failing_processor(tone_file):
 
 def test_duplexstream_rejects_wrong_block_length(tone_file):
     p, _, _ = tone_file
-    s = DuplexStream(lambda b: b[:-1], 16000, 800, input_file=p, output_device="null")
+    s = make_stream(lambda b: b[:-1], 16000, 800, input_file=p, output_device="null")
     s.start()
     assert s.wait(5.0)
     assert "expected 800" in s.error
+
+
+def test_each_mode_is_its_own_class(monkeypatch, tone_file):
+    """make_stream picks one class per mode from the sources and sinks (no device is opened)."""
+    from realtime_tse import audio_io, audio_modes
+    p, _, _ = tone_file
+    fake = audio_io.DeviceInfo(0, "fake", 1, 1, 16000.0, "fake")
+    monkeypatch.setattr(audio_io, "find_device", lambda spec, kind="input": fake)
+    kw = dict(device_rate=16000, boost_priority=False)
+    cases = [(dict(input_file=p, output_device="null"), audio_modes.TimedFileStream, "file-null",
+              "single"),
+             (dict(input_file=p), audio_modes.FilePlaybackStream, "file", "single"),
+             (dict(output_device="null"), audio_modes.CaptureStream, "capture", "single"),
+             (dict(streams="duplex"), audio_modes.SingleStreamDuplex, "duplex", "duplex"),
+             (dict(), audio_modes.SeparateStreamsDuplex, "duplex", "separate")]
+    for settings, cls, mode, streams in cases:
+        s = make_stream(lambda b: b, 16000, 800, **settings, **kw)
+        assert (type(s), s.mode, s.streams) == (cls, mode, streams), settings
+        assert s.stats()["mode"] == mode and (s.estimated_latency_s > 0) == (mode == "duplex")
+        s.stop()
+    sep = make_stream(lambda b: b, 16000, 800, **kw)
+    assert sep.latency_request == "low" and sep.device_blocksize == 128  # 8 ms periods
+    assert audio_io.DuplexStream is make_stream  # the old name still works
 
 
 class _FakeTime:
@@ -252,8 +275,8 @@ def test_input_backlog_is_dropped_oldest_first_and_counted(monkeypatch):
             time.sleep(0.4)
         return b
 
-    s = DuplexStream(process, fs, B, output_device="null", device_rate=fs, startup_s=0.2,
-                     max_input_backlog_s=0.1, boost_priority=False)
+    s = make_stream(process, fs, B, output_device="null", device_rate=fs, startup_s=0.2,
+                    max_input_backlog_s=0.1, boost_priority=False)
     assert s.mode == "capture" and s.max_input_backlog_s == pytest.approx(0.1)
     taps = []
     s.add_tap(lambda i, o: taps.append(i))
@@ -354,7 +377,7 @@ def test_pulse_devices_are_found(pulse_null_sink):
     with pytest.raises(AudioDeviceError, match=r"\[\d+\] pulse"):
         find_device("bogus", "output")
     with pytest.raises(ValueError, match="needs input_file"):
-        DuplexStream(lambda b: b, 16000, 256, input_device="null", output_device="null")
+        make_stream(lambda b: b, 16000, 256, input_device="null", output_device="null")
 
 
 class _Harness:
@@ -451,14 +474,14 @@ class _Harness:
 
 def _loopback_once(pulse, monkeypatch, src: str, x: np.ndarray, device_rate: int, block: int,
                    **kw) -> dict:
-    """The DuplexStream under test (0.5 x identity) hears ``src``'s monitor and plays into vsink;
+    """The stream under test (0.5 x identity) hears ``src``'s monitor and plays into vsink;
     the harness plays ``x`` into ``src`` and records vsink's monitor on the same clock."""
     fs = 16000
     h = _Harness(monkeypatch, sink=src, source=f"{pulse.sink}.monitor")  # a mic always delivers
     monkeypatch.setenv("PULSE_SOURCE", f"{src}.monitor")  # the DUT's microphone
     monkeypatch.setenv("PULSE_SINK", pulse.sink)  # the DUT's speaker
-    dut = DuplexStream(lambda b: 0.5 * b, fs, block, input_device="pulse", output_device="pulse",
-                       device_rate=device_rate, **kw)
+    dut = make_stream(lambda b: 0.5 * b, fs, block, input_device="pulse", output_device="pulse",
+                      device_rate=device_rate, **kw)
     dut.start()
     try:
         deadline = time.monotonic() + 15
@@ -496,7 +519,7 @@ def _harness_self_delay(pulse, monkeypatch, x: np.ndarray) -> float:
 @pytest.mark.parametrize("device_rate,seconds", [(16000, 10.0), (48000, 4.0)])
 def test_duplex_loopback_through_pulse_null_sink(pulse_null_sink, monkeypatch, record_property,
                                                  device_rate, seconds):
-    """Demo mixture -> null sink -> its monitor = the DuplexStream's microphone -> 0.5 x identity
+    """Demo mixture -> null sink -> its monitor = the stream's microphone -> 0.5 x identity
     -> vsink -> vsink.monitor -> the harness, which also played the mixture (one clock).
 
     The 2-core test machine is shared: a sound-server stall makes every client glitch at once.
@@ -556,15 +579,15 @@ def test_file_to_device_paced_by_device_and_captured(pulse_null_sink, monkeypatc
     monkeypatch.setenv("PULSE_SOURCE", f"{pulse_null_sink.sink}.monitor")
     monkeypatch.setenv("PULSE_SINK", pulse_null_sink.sink)
     got = []
-    cap = DuplexStream(lambda b: b, fs, 1024, input_device="pulse", output_device="null")
+    cap = make_stream(lambda b: b, fs, 1024, input_device="pulse", output_device="null")
     cap.add_tap(lambda i, o: got.append(i))
     cap.start()
     deadline = time.monotonic() + 15
     while cap.callback_time_s < 0.5 and time.monotonic() < deadline:
         time.sleep(0.05)
     ended = threading.Event()
-    play = DuplexStream(lambda b: b, fs, 1024, input_file=clip, output_device="pulse",
-                        on_end=ended.set)
+    play = make_stream(lambda b: b, fs, 1024, input_file=clip, output_device="pulse",
+                       on_end=ended.set)
     assert (cap.mode, play.mode) == ("capture", "file")
     t0 = time.monotonic()
     play.start()
@@ -587,8 +610,8 @@ def test_file_to_device_paced_by_device_and_captured(pulse_null_sink, monkeypatc
 @pytest.mark.audio
 def test_callback_failure_stops_stream_and_reports(pulse_null_sink):
     errors, outs = [], []
-    s = DuplexStream(lambda b: b, 16000, 512, input_device="pulse", output_device="pulse",
-                     on_error=errors.append)
+    s = make_stream(lambda b: b, 16000, 512, input_device="pulse", output_device="pulse",
+                    on_error=errors.append)
     s.add_tap(lambda i, o: outs.append(o))
     s.start()
     deadline = time.monotonic() + 15
@@ -614,11 +637,11 @@ out = subprocess.run(["bash", sys.argv[2], "start"], capture_output=True, text=T
 for line in out.splitlines():
     k, v = line[len("export "):].split("=", 1); os.environ[k] = v
 pid = int(open(os.path.join(sys.argv[1], "runtime", "pid")).read())
-from realtime_tse.audio_io import DuplexStream, list_devices
+from realtime_tse.audio_io import list_devices, make_stream
 list_devices(refresh=True)
 errors = []
-s = DuplexStream(lambda b: b, 16000, 512, input_device="pulse", output_device="pulse",
-                 on_error=errors.append)
+s = make_stream(lambda b: b, 16000, 512, input_device="pulse", output_device="pulse",
+                on_error=errors.append)
 s.start()
 t = time.monotonic()
 while s.callback_time_s < 1.5 and time.monotonic() - t < 15: time.sleep(0.02)
@@ -661,17 +684,17 @@ def test_vanishing_device_is_detected(pulse_null_sink, tmp_path, how):
 
 
 def _fake_capture(monkeypatch, listed, **kw):
-    """A capture DuplexStream on a fake microphone whose first 'stream' stops calling back after
+    """A capture stream on a fake microphone whose first 'stream' stops calling back after
     0.4 s (a stall); reopened streams deliver normally. ``listed``: what the device probe says."""
-    from realtime_tse import audio_io
+    from realtime_tse import audio_device, audio_io
     fake_dev = audio_io.DeviceInfo(0, "fake mic", 1, 0, 16000.0, "fake")
     monkeypatch.setattr(audio_io, "find_device", lambda spec, kind="input": fake_dev)
     probes = []
-    monkeypatch.setattr(audio_io, "devices_listed",
+    monkeypatch.setattr(audio_device, "devices_listed",
                         lambda names, timeout_s=4.0: probes.append(list(names)) or listed)
     fs, B = 16000, 160
-    s = DuplexStream(lambda b: b, fs, B, output_device="null", device_rate=fs, startup_s=0.1,
-                     stall_timeout_s=0.5, boost_priority=False, **kw)
+    s = make_stream(lambda b: b, fs, B, output_device="null", device_rate=fs, startup_s=0.1,
+                    stall_timeout_s=0.5, boost_priority=False, **kw)
     opens = []
 
     def fake_open():
@@ -758,8 +781,8 @@ def test_end_to_end_delay_is_bounded_and_a_start_backlog_is_not_played(pulse_nul
             h.play(x)
             time.sleep(1.0)  # captured audio piles up in the server before the stream runs
             os.environ.update(DUT_ENV)
-            dut = DuplexStream(lambda b: 0.5 * b, fs, 1024, input_device="pulse",
-                               output_device="pulse")
+            dut = make_stream(lambda b: 0.5 * b, fs, 1024, input_device="pulse",
+                              output_device="pulse")
             dut.start()
             while not h.done_playing and dut.error is None:
                 time.sleep(0.1)

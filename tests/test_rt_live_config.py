@@ -24,13 +24,13 @@ def test_stream_and_engine_take_the_config(tmp_path):
     import numpy as np
     import soundfile as sf
 
-    from realtime_tse.audio_io import DuplexStream
+    from realtime_tse.audio_io import make_stream
     p = tmp_path / "a.wav"
     sf.write(p, np.zeros(1600, np.float32), 16000)
-    s = DuplexStream(lambda b: b, 16000, 800, LiveConfig(input_file=str(p), output_device="null",
-                                                         prefill_blocks=2.0))
+    s = make_stream(lambda b: b, 16000, 800, LiveConfig(input_file=str(p), output_device="null",
+                                                        prefill_blocks=2.0))
     assert s.config.prefill_blocks == 2.0 and s.loop is True and s.mode == "file-null"
-    s2 = DuplexStream(lambda b: b, 16000, 800, input_file=str(p), output_device="null")
+    s2 = make_stream(lambda b: b, 16000, 800, input_file=str(p), output_device="null")
     assert s2.loop is False  # without a config a file plays once, as before
 
 

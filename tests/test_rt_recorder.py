@@ -71,7 +71,7 @@ def test_round_trip_and_input_file(tmp_path, suffix, subtype, atol):
     out_x, in_x = _noise(5000, 2), _noise(5000, 3)
     with Recorder(tmp_path / f"rec{suffix}", FS, model_name="lite-causal", subtype=subtype,
                   record_input=True) as r:
-        for k in range(0, 5000, 1000):  # as a DuplexStream tap would call it
+        for k in range(0, 5000, 1000):  # as an audio stream's tap would call it
             r.tap(in_x[k:k + 1000], out_x[k:k + 1000])
     info = sf.info(r.path)
     assert info.format == ("WAV" if suffix == ".wav" else "FLAC") and info.subtype == subtype
