@@ -37,6 +37,14 @@ net (speed does not depend on the weights); the JSON says which. Sections:
    records how late it runs (scheduling + waiting for the GIL), with the audio worker's time per
    block. The scan child is ready before measuring (its start-up is not in it); rounds interleave
    the modes. Merged into an existing JSON.
+6. ``end_to_end_sched`` (``--only sched [--servers pulseaudio|pipewire] [--seconds 30]
+   [--rounds 1] [--busy busy|idle|both]``): the default stream per block size (64, 32 ms) x scan
+   off / on (child process) x audio-thread scheduling (``SCHED_FIFO`` vs nice -10, through
+   ``RTSE_RT_SCHED``, ``realtime_tse/threads.py``), by default with one more core kept busy;
+   rows per server (``server`` field), merged into an existing JSON.
+7. ``end_to_end_long`` (``--only long --minutes 10``): one long run (64 ms blocks, scan on,
+   SCHED_FIFO by default): delay at start and at end (median of the first / last minute), their
+   difference (drift), range and xruns after 2 s; per server, merged into an existing JSON.
 
 The machine is recorded with its load average: on a shared CPU every figure is noisy.
 """
@@ -62,6 +70,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from realtime_tse.loopback import restore_env, save_env  # noqa: E402
+from realtime_tse.threads import AUDIO_RT_PRIORITY, RT_ENV, audio_policy  # noqa: E402
 from realtime_tse.engine import LiveEngine, TSEModel, default_model_path, load_model, resample  # noqa: E402
 
 DEMO = REPO / "assets" / "demo" / "demo_mix.wav"
@@ -222,6 +231,8 @@ def bench_e2e(model: TSEModel, seconds: float, block_ms: float = 64, busy: bool 
     saved = save_env((*DUT_ENV, *extra_env))
     spin = _busy_core() if busy else None
     eng = None
+    load_start = os.getloadavg()[0]
+    granted_policy, boosted = None, []
     try:
         os.environ.update(DUT_ENV)
         os.environ.update(extra_env)
@@ -245,6 +256,8 @@ def bench_e2e(model: TSEModel, seconds: float, block_ms: float = 64, busy: bool 
         left, right = h.stop()
         st = eng.stats()
         events = eng.xrun_events()
+        granted_policy = audio_policy()["policy"]  # the latest request: this stream's threads
+        boosted = list(getattr(eng.stream, "priority_boosted", []))
     finally:
         if eng is not None:
             eng.stop()
@@ -257,6 +270,8 @@ def bench_e2e(model: TSEModel, seconds: float, block_ms: float = 64, busy: bool 
     good = d["corr"] > (0.9 if bypass else 0.3)
     lags = 1e3 * d["lag_s"][good]
     late = [e for e in events if e[0] > 2.0]
+    early = sum(1 for e in events if e[0] <= 2.0)
+    edge = max(3, min(60, len(lags) // 10))  # windows averaged for the delay at start / at end
     res = {
         "label": label, "block_ms": eng.streamer.block_ms, "seconds": seconds, "busy_core": busy,
         "bypass": bypass, "scan": scan, "streams": st["streams"],
@@ -271,7 +286,15 @@ def bench_e2e(model: TSEModel, seconds: float, block_ms: float = 64, busy: bool 
         "delay_first_window_ms": float(1e3 * d["lag_s"][0]) if len(d["lag_s"]) else None,
         "reported_total_ms": st["total_latency_ms"],
         "algorithmic_ms": st["algorithmic_latency_ms"],
-        "xruns_total": st["xruns"], "xruns_after_2s": len(late),
+        "delay_start_ms": float(np.median(lags[:edge])) if len(lags) else None,
+        "delay_end_ms": float(np.median(lags[-edge:])) if len(lags) else None,
+        "drift_end_minus_start_ms": (float(np.median(lags[-edge:]) - np.median(lags[:edge]))
+                                     if len(lags) else None),
+        "delay_p1_p99_ms": ([float(np.percentile(lags, 1)), float(np.percentile(lags, 99))]
+                            if len(lags) else None),
+        "edge_windows": int(min(edge, len(lags))),
+        # the event log keeps the first 4096 xruns: count the late ones from the total
+        "xruns_total": st["xruns"], "xruns_after_2s": max(len(late), st["xruns"] - early),
         "xruns_after_10s": sum(1 for e in events if e[0] > 10.0),
         "xrun_seconds_after_2s": len({int(e[0]) for e in late}),  # bursts: seconds with any
         "xrun_kinds_after_2s": {k: sum(1 for e in late if e[1] == k) for k in
@@ -289,7 +312,9 @@ def bench_e2e(model: TSEModel, seconds: float, block_ms: float = 64, busy: bool 
         "scan_mode": getattr(eng._scanner, "mode", "thread") if eng._scanner is not None else None,
         "scan_process_restarts": getattr(eng._scanner, "process_restarts", None),
         "error": st["error"], "load_average": os.getloadavg()[0],
+        "load_average_start": load_start,
         "played_from_device_s": t_play, "env": extra_env,
+        "scheduling": granted_policy, "priority_boosted": boosted,
     }
     return res
 
@@ -393,6 +418,73 @@ def bench_scan_modes(model, seconds: float, busy_core: bool = False) -> dict:
         srv.stop()
     return {"server": srv.version, "seconds": seconds, "date": time.strftime("%Y-%m-%d %H:%M:%S"),
             "load_average_start": load0, "load_average_end": os.getloadavg(), "rows": rows}
+
+
+SCHED_MODES = {  # label -> environment of section 6 (realtime_tse/threads.py reads RTSE_RT_SCHED)
+    "fifo": {RT_ENV: str(AUDIO_RT_PRIORITY)},
+    "nice": {RT_ENV: "0"},
+}
+SCAN_ONOFF = {"scan off": dict(scan=False, env={}),
+              "scan on (process)": dict(scan=True, env={"RTSE_SCAN_PROCESS": "1"})}
+
+
+def bench_sched(model, kind: str, seconds: float, rounds: int = 1, blocks=(64, 32),
+                busy_modes=(True,), sched_modes=tuple(SCHED_MODES)) -> dict:
+    """Section 6 (``--only sched``): the default stream through one sound server (``kind``) per
+    block size x scan off / on (child process) x audio-thread scheduling (``SCHED_FIFO`` vs nice
+    -10, ``SCHED_MODES``), FIFO and nice back to back so that both see the same machine;
+    ``busy_modes``: with (True) and/or without (False) one more process spinning on a core.
+    Raises RuntimeError when the server cannot run here."""
+    srv = SoundServer(kind)
+    rows = []
+    load0 = os.getloadavg()
+    try:
+        print(f"6. scheduling through {srv.version}, {seconds:g} s each, {rounds} round(s)",
+              flush=True)
+        for rnd in range(rounds):
+            for busy in busy_modes:
+                for block in blocks:
+                    for scan_label, skw in SCAN_ONOFF.items():
+                        for sched in sched_modes:
+                            label = f"{scan_label}, {sched}" + (", busy core" if busy else "")
+                            r = bench_e2e(model, seconds, block_ms=block, busy=busy, label=label,
+                                          scan=skw["scan"],
+                                          env={**skw["env"], **SCHED_MODES[sched]})
+                            r.update(server=kind, server_version=srv.version, round=rnd,
+                                     scan_label=scan_label, scheduling_asked=sched)
+                            _print_e2e(r)
+                            rows.append(r)
+    finally:
+        srv.stop()
+    return {"server": srv.version, "seconds": seconds, "rounds": rounds,
+            "date": time.strftime("%Y-%m-%d %H:%M:%S"), "load_average_start": load0,
+            "load_average_end": os.getloadavg(), "rows": rows}
+
+
+def bench_long(model, kind: str, minutes: float, block_ms: float = 64, scan: bool = True,
+               sched: str = "fifo", busy: bool = False) -> dict:
+    """Section 7 (``--only long --minutes M``): one run of the default settings for ``minutes``
+    (scan on in its child process by default): delay at start and at end (median of the first /
+    last minute's windows), their difference (drift) and the range, xruns after 2 s."""
+    srv = SoundServer(kind)
+    try:
+        print(f"7. {minutes:g}-minute run through {srv.version}, {block_ms:g} ms blocks, scan "
+              f"{'on' if scan else 'off'}, {sched}", flush=True)
+        env = {**(SCAN_ONOFF["scan on (process)"]["env"] if scan else {}), **SCHED_MODES[sched]}
+        r = bench_e2e(model, 60.0 * minutes, block_ms=block_ms, busy=busy, scan=scan, env=env,
+                      label=f"{minutes:g} min, scan {'on' if scan else 'off'}, {sched}"
+                            + (", busy core" if busy else ""))
+        r.update(server=kind, server_version=srv.version, scheduling_asked=sched,
+                 minutes=minutes, date=time.strftime("%Y-%m-%d %H:%M:%S"))
+        _print_e2e(r)
+        if r.get("delay_ms") is not None:
+            print(f"  delay at start {r['delay_start_ms']:.1f} ms, at end {r['delay_end_ms']:.1f}"
+                  f" ms (drift {r['drift_end_minus_start_ms']:+.1f} ms; p1..p99 "
+                  f"{r['delay_p1_p99_ms'][0]:.1f}..{r['delay_p1_p99_ms'][1]:.1f}, min..max "
+                  f"{r['delay_min_ms']:.1f}..{r['delay_max_ms']:.1f})", flush=True)
+    finally:
+        srv.stop()
+    return r
 
 
 def _late_probe(stop: threading.Event, period_s: float, out: list) -> None:
@@ -512,12 +604,27 @@ def main(argv=None) -> int:
                     help="scan-modes: also run every mode with one more core kept busy")
     ap.add_argument("--gil-seconds", type=float, default=15.0,
                     help="gil: seconds measured per scan mode and round")
-    ap.add_argument("--only", choices=["scan", "e2e", "scan-modes", "gil"], default=None,
-                    help="run only one section; update it in an existing --out")
+    ap.add_argument("--only", choices=["scan", "e2e", "scan-modes", "gil", "sched", "long"],
+                    default=None, help="run only one section; update it in an existing --out")
+    ap.add_argument("--seconds", type=float, default=30.0,
+                    help="sched: seconds of speech per row")
+    ap.add_argument("--rounds", type=int, default=1, help="sched: rounds of all rows")
+    ap.add_argument("--blocks", default="64,32", help="sched: block sizes (ms), comma-separated")
+    ap.add_argument("--busy", default="busy",
+                    help="sched: 'busy' (one more core spinning), 'idle' or 'both'")
+    ap.add_argument("--sched", default="fifo,nice",
+                    help="sched: audio-thread scheduling modes compared (fifo, nice)")
+    ap.add_argument("--minutes", type=float, default=10.0, help="long: minutes of the run")
+    ap.add_argument("--long-block-ms", type=float, default=64.0, help="long: block (ms)")
+    ap.add_argument("--long-scan", choices=["on", "off"], default="on", help="long: the scan")
+    ap.add_argument("--long-sched", choices=list(SCHED_MODES), default="fifo",
+                    help="long: audio-thread scheduling")
     a = ap.parse_args(argv)
     model, which = get_model(a.model)
     if a.only == "scan":
         return _main_scan_only(model, which, a)
+    if a.only in ("sched", "long"):
+        return _main_sched(model, which, a)
     if a.only in ("scan-modes", "gil"):
         if a.only == "gil":
             print(f"5. the scan's cost to the audio process, {a.gil_seconds:g} s per mode",
@@ -565,6 +672,36 @@ def main(argv=None) -> int:
                     "note": "2 shared cores; training runs and other jobs used the CPU at the "
                             "same time (load averages recorded per row), so figures are noisy"},
         "torch": torch.__version__})
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(doc, indent=2) + "\n")
+    print(f"wrote {out}")
+    return 0
+
+
+def _main_sched(model, which, a) -> int:
+    """``--only sched`` / ``--only long``: rows per server into ``end_to_end_sched[server]`` /
+    ``end_to_end_long[server]`` of an existing ``--out`` (read and merged at the end)."""
+    servers = [s for s in a.servers.split(",") if s]
+    results = {}
+    for kind in servers:
+        try:
+            if a.only == "sched":
+                busy = {"busy": (True,), "idle": (False,), "both": (False, True)}[a.busy]
+                res = bench_sched(model, kind, a.seconds, rounds=a.rounds,
+                                  blocks=tuple(float(b) for b in a.blocks.split(",")),
+                                  busy_modes=busy,
+                                  sched_modes=tuple(m for m in a.sched.split(",") if m))
+            else:
+                res = bench_long(model, kind, a.minutes, block_ms=a.long_block_ms,
+                                 scan=a.long_scan == "on", sched=a.long_sched)
+        except RuntimeError as e:
+            print(f"  {kind} cannot run here: {e}", flush=True)
+            res = {"skipped": str(e)}
+        results[kind] = {"model": which, **res}
+    key = "end_to_end_sched" if a.only == "sched" else "end_to_end_long"
+    out = Path(a.out)
+    doc = json.loads(out.read_text()) if out.is_file() else {}
+    doc.setdefault(key, {}).update(results)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(doc, indent=2) + "\n")
     print(f"wrote {out}")
