@@ -15,6 +15,11 @@ kept. ``MainWindow.messages`` keeps every message shown, for tests and for the l
 
 Settings (QSettings): window geometry, source, output device, distance, model path, volume, dry/wet,
 the live settings (:class:`realtime_tse.live_config.LiveConfig` as JSON under "live").
+
+The window's parts, each in its own module: :mod:`.layout` (the widgets, one function per panel,
+and which action each triggers), :mod:`.window_settings` (what it remembers), :mod:`.readout` (what
+it shows of the engine: status bar, meters, scan, model), :mod:`.devices` (the device lists),
+:mod:`.engine_host` (the engine off the Qt thread); this module: the window's state and actions.
 """
 from __future__ import annotations
 
@@ -24,29 +29,22 @@ import sys
 import traceback
 from pathlib import Path
 
-import numpy as np
-
 # PySide6 must be imported before pyqtgraph so pyqtgraph picks the PySide6 binding
-from PySide6.QtCore import QEvent, QSettings, Qt, QTimer, QUrl, Signal
-from PySide6.QtGui import QDesktopServices, QKeySequence, QShortcut
-from PySide6.QtWidgets import (QApplication, QComboBox, QFileDialog, QFormLayout, QFrame,
-                               QGroupBox, QHBoxLayout, QLabel, QMainWindow, QPushButton,
-                               QSizePolicy, QSlider, QSplitter, QStatusBar, QToolButton,
-                               QVBoxLayout, QWidget)
+from PySide6.QtCore import QEvent, QSettings, Qt, QTimer, QUrl
+from PySide6.QtGui import QDesktopServices
+from PySide6.QtWidgets import QApplication, QFileDialog, QMainWindow
 
 from ..live_config import LiveConfig
-from ..paths import demo_input_path, shipped_model_path
-from .devices import DeviceCombo, list_device_choices
-from .engine_host import EngineHost, describe_room, one_line, source_text
-from .widgets import TALKER_COLOR, DistanceControl, DistanceRadar, LevelMeter, ProfilePlot
+from .devices import list_device_choices
+from .engine_host import EngineHost, describe_room, source_text
+from .layout import build_ui
+from .readout import show_model, show_scan, show_stats
+from .window_settings import (DEMO_INPUT, SETTINGS_APP, SETTINGS_ORG, SHIPPED_MODEL,
+                              restore_settings, save_settings)
 
-__all__ = ["MainWindow", "EngineHost", "main", "DEMO_INPUT", "SHIPPED_MODEL"]
+__all__ = ["MainWindow", "EngineHost", "main", "DEMO_INPUT", "SHIPPED_MODEL", "describe_room"]
 
-DEMO_INPUT = demo_input_path()        # repository assets/ or the installed package's copy
-SHIPPED_MODEL = shipped_model_path()
 UI_HZ = 25
-SETTINGS_ORG = "realtime-tse"
-SETTINGS_APP = "realtime-tse"
 
 
 # --------------------------------------------------------------------------- the window
@@ -95,8 +93,8 @@ class MainWindow(QMainWindow):
         self.host.engine_error.connect(self._on_engine_error)
 
         self.setWindowTitle("realtime-tse \u2014 listen by distance")
-        self._build_ui()
-        self._restore(model_path, source, output, distance)
+        build_ui(self)
+        restore_settings(self, model_path, source, output, distance)
         self.timer = QTimer(self)
         self.timer.setInterval(int(1000 / UI_HZ))
         self.timer.timeout.connect(self._tick)
@@ -104,292 +102,10 @@ class MainWindow(QMainWindow):
         if autostart:
             self.restart_engine()
 
-    # ----------------------------------------------------------------- layout
-    def _build_ui(self):
-        central = QWidget()
-        outer = QVBoxLayout(central)
-        outer.setContentsMargins(8, 6, 8, 4)
-        outer.setSpacing(6)
-
-        # error / info banner (hidden until a message arrives)
-        self.banner = QFrame()
-        self.banner.setObjectName("banner")
-        bl = QHBoxLayout(self.banner)
-        bl.setContentsMargins(10, 4, 4, 4)
-        self.banner_text = QLabel()
-        self.banner_text.setWordWrap(True)
-        self.banner_text.setTextInteractionFlags(Qt.TextSelectableByMouse)
-        close = QToolButton()
-        close.setText("\u2715")
-        close.setToolTip("Dismiss")
-        close.clicked.connect(self.banner.hide)
-        bl.addWidget(self.banner_text, 1)
-        bl.addWidget(close)
-        self.banner.hide()
-        outer.addWidget(self.banner)
-
-        body = QHBoxLayout()
-        body.setSpacing(8)
-        outer.addLayout(body, 1)
-
-        # ---- left column: source, model, mix, levels, record
-        left = QVBoxLayout()
-        left.setSpacing(6)
-        side = QWidget()
-        side.setLayout(left)
-        side.setFixedWidth(330)
-        body.addWidget(side)
-
-        g_audio = QGroupBox("Audio")
-        fa = QFormLayout(g_audio)
-        self.source_combo = DeviceCombo(self.refresh_devices)
-        self.source_combo.setObjectName("sourceCombo")
-        self.source_combo.setToolTip("What the app listens to: a microphone, the shipped demo, or a file (looped)")
-        self.output_combo = DeviceCombo(self.refresh_devices)
-        self.output_combo.setObjectName("outputCombo")
-        self.output_combo.setToolTip("Where the extracted speech is played")
-        fa.addRow("Input", self.source_combo)
-        fa.addRow("Output", self.output_combo)
-        left.addWidget(g_audio)
-
-        g_model = QGroupBox("Model")
-        vm = QVBoxLayout(g_model)
-        row = QHBoxLayout()
-        self.model_combo = QComboBox()
-        self.model_combo.setObjectName("modelCombo")
-        self.model_combo.setSizePolicy(QSizePolicy.Expanding, QSizePolicy.Fixed)
-        self.open_model_btn = QPushButton("Open\u2026")
-        self.open_model_btn.setToolTip("Open a checkpoint (.safetensors) trained for your own room")
-        self.open_model_btn.clicked.connect(self.browse_checkpoint)
-        row.addWidget(self.model_combo, 1)
-        row.addWidget(self.open_model_btn)
-        vm.addLayout(row)
-        self.model_info = QLabel("loading\u2026")
-        self.model_info.setWordWrap(True)
-        vm.addWidget(self.model_info)
-        left.addWidget(g_model)
-
-        g_mix = QGroupBox("Output mix")
-        fm = QFormLayout(g_mix)
-        self.bypass_btn = QPushButton("Bypass  [B]")
-        self.bypass_btn.setObjectName("bypassButton")
-        self.bypass_btn.setCheckable(True)
-        self.bypass_btn.setToolTip("Hear the unprocessed input (hotkey B)")
-        self.bypass_btn.toggled.connect(self._on_bypass)
-        self.wet_slider = QSlider(Qt.Horizontal)
-        self.wet_slider.setRange(0, 100)
-        self.wet_slider.setValue(100)
-        self.wet_slider.setToolTip("0 % = the input as it is, 100 % = only the extracted talker")
-        self.wet_label = QLabel()
-        self.wet_label.setMinimumWidth(74)
-        self.wet_slider.valueChanged.connect(self._on_wet)
-        self.vol_slider = QSlider(Qt.Horizontal)
-        self.vol_slider.setRange(0, 200)
-        self.vol_slider.setValue(100)
-        self.vol_slider.setToolTip("Output gain: 100 % = unchanged, up to 200 % (+6 dB)")
-        self.vol_label = QLabel()
-        self.vol_label.setMinimumWidth(74)
-        self.vol_slider.valueChanged.connect(self._on_volume)
-        wrow = QHBoxLayout()
-        wrow.addWidget(self.wet_slider, 1)
-        wrow.addWidget(self.wet_label)
-        vrow = QHBoxLayout()
-        vrow.addWidget(self.vol_slider, 1)
-        vrow.addWidget(self.vol_label)
-        fm.addRow(self.bypass_btn)
-        fm.addRow("Dry/wet", wrow)
-        fm.addRow("Volume", vrow)
-        self.in_meter = LevelMeter("In")
-        self.out_meter = LevelMeter("Out")
-        fm.addRow(self.in_meter)
-        fm.addRow(self.out_meter)
-        left.addWidget(g_mix)
-
-        g_rec = QGroupBox("Record the extracted speech")
-        vr = QVBoxLayout(g_rec)
-        rrow = QHBoxLayout()
-        self.record_btn = QPushButton("\u25cf Record  [R]")
-        self.record_btn.setObjectName("recordButton")
-        self.record_btn.setCheckable(True)
-        self.record_btn.setToolTip("Start/stop recording the output to a WAV file (hotkey R)")
-        self.record_btn.clicked.connect(self._on_record_clicked)
-        self.rec_time = QLabel("")
-        self.rec_time.setMinimumWidth(70)
-        self.folder_btn = QPushButton("Open folder")
-        self.folder_btn.setToolTip("Open the recordings folder")
-        self.folder_btn.clicked.connect(self.open_recordings_folder)
-        rrow.addWidget(self.record_btn)
-        rrow.addWidget(self.rec_time)
-        rrow.addStretch(1)
-        rrow.addWidget(self.folder_btn)
-        vr.addLayout(rrow)
-        self.rec_path = QLabel("not recording")
-        self.rec_path.setWordWrap(True)
-        self.rec_path.setTextInteractionFlags(Qt.TextSelectableByMouse)
-        vr.addWidget(self.rec_path)
-        left.addWidget(g_rec)
-        keys = QLabel("<b>Keys</b>: \u2190 \u2192 move the distance 5 cm (Page Up/Down: 50 cm) "
-                      "&middot; <b>B</b> bypass &middot; <b>R</b> record")
-        keys.setWordWrap(True)
-        keys.setContentsMargins(4, 4, 4, 0)
-        left.addWidget(keys)
-        left.addStretch(1)
-
-        # ---- right: distance control on top, radar + profile below
-        right = QVBoxLayout()
-        right.setSpacing(6)
-        body.addLayout(right, 1)
-        dist_box = QFrame()
-        dist_box.setFrameShape(QFrame.StyledPanel)
-        dl = QVBoxLayout(dist_box)
-        dl.setContentsMargins(10, 6, 10, 6)
-        self.distance = DistanceControl(0.0, 5.0, 1.0)
-        self.distance.distanceChanged.connect(self._on_distance)
-        dl.addWidget(self.distance)
-        hint = QLabel("Drag the slider, use the arrow keys, click a ring or a talker on the radar, or "
-                      "drag the orange line in the profile. You hear only the talkers within the "
-                      "highlighted band.")
-        hint.setWordWrap(True)
-        hf = hint.font()
-        hf.setPointSizeF(hf.pointSizeF() * 0.9)
-        hint.setFont(hf)
-        dl.addWidget(hint)
-        right.addWidget(dist_box)
-
-        split = QSplitter(Qt.Vertical)
-        self.radar = DistanceRadar(5.0)
-        self.radar.setObjectName("radar")
-        self.radar.distanceClicked.connect(self.distance.set_value)
-        self.profile = ProfilePlot(0.0, 5.0)
-        self.profile.distanceDragged.connect(self.distance.set_value)
-        split.addWidget(self.radar)
-        split.addWidget(self.profile)
-        split.setStretchFactor(0, 3)
-        split.setStretchFactor(1, 2)
-        split.setSizes([330, 220])
-        split.setChildrenCollapsible(False)
-        right.addWidget(split, 1)
-        self.talkers_label = QLabel("Detected talkers: \u2014")
-        self.talkers_label.setStyleSheet(f"color: {TALKER_COLOR.name()}; font-weight: bold;")
-        right.addWidget(self.talkers_label)
-
-        self.setCentralWidget(central)
-
-        # ---- status bar
-        sb = QStatusBar()
-        self.setStatusBar(sb)
-        self.st_state = QLabel("starting\u2026")
-        self.st_device = QLabel()
-        self.st_rtf = QLabel()
-        self.st_latency = QLabel()
-        self.st_xruns = QLabel()
-        self.st_rates = QLabel()
-        sb.addWidget(self.st_state, 1)
-        for w in (self.st_state, self.st_device, self.st_rtf, self.st_latency, self.st_xruns, self.st_rates):
-            # an explicit minimum width replaces the text's: the status text changes every tick and
-            # must not make the window wider than the user made it (it is cut when too narrow)
-            w.setMinimumWidth(24)
-        for w in (self.st_device, self.st_rtf, self.st_latency, self.st_xruns, self.st_rates):
-            w.setContentsMargins(6, 0, 6, 0)
-            sb.addPermanentWidget(w)
-        self.st_device.setToolTip("Where the model runs")
-        self.st_rtf.setToolTip("Real-time factor: compute time / audio time (below 1 = real time)")
-        self.st_latency.setToolTip(
-            "Microphone-to-speaker delay as the audio devices report it: the model's algorithmic "
-            "latency (block + frame - hop) + the captured audio's age + the jitter buffer + the "
-            "output device's delay (for a file: the algorithmic latency only)")
-        self.st_xruns.setToolTip("Audio buffer under/overflows since start")
-
-        # ---- hotkeys (window-wide)
-        QShortcut(QKeySequence("B"), self, activated=self.bypass_btn.toggle)
-        QShortcut(QKeySequence("R"), self, activated=self.toggle_recording)
-
-        self._on_wet(self.wet_slider.value())
-        self._on_volume(self.vol_slider.value())
-        self.resize(1120, 720)
-
     # ----------------------------------------------------------------- settings
-    def _restore(self, model_path, source, output, distance=None):
-        s = self.settings
-        geo = s.value("geometry")
-        if geo is not None:
-            self.restoreGeometry(geo)
-        # inputs / outputs
-        self._inputs, self._outputs = list_device_choices()
-        self.source_combo.blockSignals(True)
-        for label, idx in self._inputs:
-            self.source_combo.addItem(f"\U0001f3a4 {label}", ("device", idx))
-        if DEMO_INPUT.is_file():
-            self.source_combo.addItem("Demo: two talkers (1 m, 3 m)", ("demo", str(DEMO_INPUT)))
-        self.source_combo.addItem("Audio file\u2026", ("browse", None))
-        self.source_combo.blockSignals(False)
-        if source is None:
-            kind = s.value("source/kind", "")
-            value = s.value("source/value", "")
-            if kind == "file" and value and Path(value).is_file():
-                source = ("file", value)
-            elif kind == "device" and any(str(i) == str(value) or lab == value for lab, i in self._inputs):
-                source = ("device", next(i for lab, i in self._inputs if str(i) == str(value) or lab == value))
-            elif kind == "demo":
-                source = ("demo", str(DEMO_INPUT))
-            elif self._inputs:
-                source = ("device", self._inputs[0][1])
-            else:
-                source = ("demo", str(DEMO_INPUT))  # no microphone: a first launch plays the demo
-        if source[0] == "demo" and not source[1]:
-            source = ("demo", str(DEMO_INPUT))
-        self._select_source(source)
-        self.source_combo.activated.connect(self._on_source_activated)
-
-        self.output_combo.addItem("None (no playback)", ("none", None))
-        for label, idx in self._outputs:
-            self.output_combo.addItem(f"\U0001f50a {label}", ("device", idx))
-        if output == "remembered":
-            saved = s.value("output", None)
-            i = self.output_combo.findText(str(saved)) if saved is not None else -1
-            i = i if i >= 0 else (1 if self._outputs else 0)
-        else:
-            i = 0
-            for k in range(self.output_combo.count()):
-                d = self.output_combo.itemData(k)
-                if output is not None and d[0] == "device" and str(d[1]) == str(output):
-                    i = k
-        self.output_combo.setCurrentIndex(i)
-        self.output_combo.activated.connect(lambda _i: self.restart_engine())
-
-        # model
-        self.model_combo.blockSignals(True)
-        self.model_combo.addItem("Shipped: tse-lite-causal-d1" if SHIPPED_MODEL.is_file()
-                                 else "Shipped model (missing)", None)
-        self.model_combo.blockSignals(False)
-        mp = model_path if model_path is not None else (s.value("model_path", "") or None)
-        if mp and Path(mp).is_file():
-            self._add_model_item(mp)
-        self.model_combo.activated.connect(lambda _i: self.restart_engine())
-
-        # mix + distance
-        self.vol_slider.setValue(int(round(float(s.value("volume", 1.0)) * 100)))
-        self.wet_slider.setValue(int(round(float(s.value("wet", 1.0)) * 100)))
-        self._saved_distance = float(distance if distance is not None else s.value("distance", 1.0))
-        self.distance.set_value(self._saved_distance)
-
     def save_settings(self):
-        s = self.settings
-        s.setValue("geometry", self.saveGeometry())
-        kind, value = self.current_source()
-        s.setValue("source/kind", kind)
-        if kind == "device":
-            label = next((lab for lab, i in self._inputs if i == value), str(value))
-            s.setValue("source/value", label)
-        else:
-            s.setValue("source/value", str(value or ""))
-        s.setValue("output", self.output_combo.currentText())
-        s.setValue("distance", float(self.distance.value()))
-        s.setValue("model_path", self.current_model_path() or "")
-        s.setValue("volume", self.vol_slider.value() / 100.0)
-        s.setValue("wet", self.wet_slider.value() / 100.0)
-        s.setValue("live", self.live_config.to_json())
-        s.sync()
+        """Remember the window's choices (QSettings; see :mod:`.window_settings`)."""
+        save_settings(self)
 
     # ----------------------------------------------------------------- choices
     def current_source(self):
@@ -535,29 +251,8 @@ class MainWindow(QMainWindow):
         Returns (inputs, outputs) listed."""
         ins, outs = list_device_choices(fresh=fresh)
         cur_src, cur_out = self.current_source(), self.output_combo.currentData()
-        for combo, devs, cur, icon in ((self.source_combo, ins, cur_src, "\U0001f3a4"),
-                                       (self.output_combo, outs, cur_out, "\U0001f50a")):
-            combo.blockSignals(True)
-            try:
-                for k in range(combo.count() - 1, -1, -1):
-                    d = combo.itemData(k)
-                    if d and d[0] == "device":
-                        combo.removeItem(k)
-                at = 0 if combo is self.source_combo else 1  # output: after "None"
-                names = [n for _lab, n in devs]
-                entries = list(devs)
-                if cur and cur[0] == "device" and cur[1] not in names:
-                    entries.append((f"{cur[1]} (not found)", cur[1]))
-                for j, (label, name) in enumerate(entries):
-                    combo.insertItem(at + j, f"{icon} {label}", ("device", name))
-                for k in range(combo.count()):
-                    d = combo.itemData(k)
-                    if cur and d and d[0] == cur[0] and (d[0] != "device" or d[1] == cur[1]) \
-                            and (d[0] not in ("file",) or d[1] == cur[1]):
-                        combo.setCurrentIndex(k)
-                        break
-            finally:
-                combo.blockSignals(False)
+        self.source_combo.set_devices(ins, "\U0001f3a4", cur_src, at=0)
+        self.output_combo.set_devices(outs, "\U0001f50a", cur_out, at=1)  # output: after "None"
         self._inputs, self._outputs = ins, outs
         return len(ins), len(outs)
 
@@ -584,22 +279,8 @@ class MainWindow(QMainWindow):
         self.engine = None  # its stream is gone; the host stops it on the next restart
 
     def _show_model(self, model):
-        cfg = getattr(model, "config", None)
-        sr = getattr(model, "sample_rate", getattr(cfg, "sample_rate", 0))
-        lo, hi = getattr(model, "distance_range", (getattr(cfg, "d_min", 0.0), getattr(cfg, "d_max", 5.0)))
-        r_spk = getattr(cfg, "r_spk", 0.5)
-        preset = getattr(cfg, "preset", "?")
-        prov = getattr(model, "provenance", {}) or {}
-        self.model_info.setText(
-            f"<b>{preset}</b> &middot; {sr / 1000:g} kHz &middot; distances {lo:g}\u2013{hi:g} m "
-            f"&middot; talker range \u00b1{r_spk:g} m<br>{describe_room(prov)}")
-        self.distance.set_range(lo, hi)
-        self.distance.set_value(self._saved_distance if self._saved_distance is not None else self.distance.value())
+        show_model(self, model, self._saved_distance)
         self._saved_distance = None
-        self.radar.set_range(hi, r_spk)
-        self.radar.set_query(self.distance.value())
-        self.profile.set_range(lo, hi)
-        self.profile.set_query(self.distance.value())
 
     # ----------------------------------------------------------------- user actions
     def _on_distance(self, d):
@@ -729,49 +410,16 @@ class MainWindow(QMainWindow):
         if st.notice and st.notice != self._last_notice:  # e.g. NaN input: said once, not per tick
             self._last_notice = st.notice
             self.show_message(st.notice, level="info")
-        self.in_meter.set_level(st.input_level_db)
-        self.out_meter.set_level(st.output_level_db)
-        dev = st.device
-        self.st_device.setText(f"compute: {'CUDA' if dev.startswith('cuda') else dev.upper()}")
-        self.st_rtf.setText(f"RTF {st.rtf:.2f}" if math.isfinite(st.rtf) else "RTF \u2014")
-        a = st.algorithmic_latency_ms if math.isfinite(st.algorithmic_latency_ms) else 0.0
-        t = st.total_latency_ms
-        if not math.isfinite(t):
-            t = a + st.device_latency_ms
-        self.st_latency.setText(f"latency {t:.0f} ms ({a:.0f} algorithmic + {t - a:.0f} "
-                                "buffers and devices)")
-        self.st_xruns.setText(f"xruns {st.xruns}")
-        msr, dsr = st.model_sample_rate, st.device_sample_rate
-        self.st_rates.setText(f"model {msr / 1000:g} kHz" + (f", audio {dsr / 1000:g} kHz" if dsr else ""))
+        show_stats(self, st)  # meters and status bar
         if st.scan_count != self._last_scan_count:
             scan = eng.latest_scan
             if scan is not None:
                 self._last_scan_count = st.scan_count
-                self._show_scan(scan)
+                show_scan(self, scan)  # profile, radar, detected talkers
         rec = self.recorder
         if rec is not None:
             t = float(getattr(rec, "elapsed_s", 0.0))
             self.rec_time.setText(f"{int(t // 60):02d}:{t % 60:04.1f}")
-
-    def _show_scan(self, scan):
-        """Profile + radar from one ScanResult, with the detector's talkers (``scan.talkers_m``,
-        :func:`models.detection.detect_talkers`: a peak standing ``MIN_CONTRAST_DB`` above the
-        profile's median; none on silence or a flat profile)."""
-        from models.detection import MIN_CONTRAST_DB  # noqa: PLC0415
-        d = np.asarray(scan.distances_m, dtype=float)
-        lv = np.asarray(scan.isdr_db, dtype=float)
-        if d.size == 0 or d.size != lv.size:
-            return
-        talkers = [float(p) for p in scan.talkers_m]
-        self.profile.set_profile(d, lv, talkers)
-        self.radar.set_profile(d, lv, talkers)
-        if talkers:
-            text = ("Detected talkers: " + ", ".join(f"{p:.1f} m" for p in sorted(talkers))
-                    + "   (click one on the radar to listen to it)")
-        else:
-            text = (f"No clear talker: no peak of the profile stands {MIN_CONTRAST_DB:g} dB "
-                    "above its median")
-        self.talkers_label.setText(text)
 
     # ----------------------------------------------------------------- shutdown
     def shutdown(self):

@@ -1,5 +1,6 @@
 """The window's device lists: PortAudio devices (by name, the default first) for the source and
-output combos, and a combo box that refreshes its list when it opens."""
+output combos, and a combo box that refreshes its list when it opens and replaces its device
+entries keeping the current choice."""
 from __future__ import annotations
 
 import traceback
@@ -59,3 +60,29 @@ class DeviceCombo(QComboBox):
             except Exception:  # noqa: BLE001  (a failed refresh must not block the list)
                 traceback.print_exc()
         super().showPopup()
+
+    def set_devices(self, devices, icon: str, current, at: int) -> None:
+        """Replace the device entries by ``devices`` ((label, name) pairs, shown with ``icon``)
+        from position ``at`` on, keeping the other entries and the ``current`` choice (item data;
+        a chosen device that vanished stays listed, marked "(not found)"). Emits no signals."""
+        self.blockSignals(True)
+        try:
+            for k in range(self.count() - 1, -1, -1):
+                d = self.itemData(k)
+                if d and d[0] == "device":
+                    self.removeItem(k)
+            names = [n for _lab, n in devices]
+            entries = list(devices)
+            if current and current[0] == "device" and current[1] not in names:
+                entries.append((f"{current[1]} (not found)", current[1]))
+            for j, (label, name) in enumerate(entries):
+                self.insertItem(at + j, f"{icon} {label}", ("device", name))
+            for k in range(self.count()):
+                d = self.itemData(k)
+                if current and d and d[0] == current[0] \
+                        and (d[0] != "device" or d[1] == current[1]) \
+                        and (d[0] not in ("file",) or d[1] == current[1]):
+                    self.setCurrentIndex(k)
+                    break
+        finally:
+            self.blockSignals(False)

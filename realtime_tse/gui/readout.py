@@ -1,0 +1,72 @@
+"""What the window shows of the engine (a part of :class:`realtime_tse.gui.app.MainWindow`): the
+meters and the status bar from each tick's stats, the profile, radar and detected talkers from a
+distance scan, and what the loaded model is."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .engine_host import describe_room
+
+__all__ = ["show_stats", "show_scan", "show_model"]
+
+
+def show_stats(win, st) -> None:
+    """The level meters and the status bar from one :class:`realtime_tse.live_stats.LiveStats`."""
+    win.in_meter.set_level(st.input_level_db)
+    win.out_meter.set_level(st.output_level_db)
+    dev = st.device
+    win.st_device.setText(f"compute: {'CUDA' if dev.startswith('cuda') else dev.upper()}")
+    win.st_rtf.setText(f"RTF {st.rtf:.2f}" if math.isfinite(st.rtf) else "RTF \u2014")
+    a = st.algorithmic_latency_ms if math.isfinite(st.algorithmic_latency_ms) else 0.0
+    t = st.total_latency_ms
+    if not math.isfinite(t):
+        t = a + st.device_latency_ms
+    win.st_latency.setText(f"latency {t:.0f} ms ({a:.0f} algorithmic + {t - a:.0f} "
+                           "buffers and devices)")
+    win.st_xruns.setText(f"xruns {st.xruns}")
+    msr, dsr = st.model_sample_rate, st.device_sample_rate
+    win.st_rates.setText(f"model {msr / 1000:g} kHz" + (f", audio {dsr / 1000:g} kHz" if dsr else ""))
+
+
+def show_scan(win, scan) -> None:
+    """Profile + radar from one ScanResult, with the detector's talkers (``scan.talkers_m``,
+    :func:`models.detection.detect_talkers`: a peak standing ``MIN_CONTRAST_DB`` above the
+    profile's median; none on silence or a flat profile)."""
+    from models.detection import MIN_CONTRAST_DB  # noqa: PLC0415
+    d = np.asarray(scan.distances_m, dtype=float)
+    lv = np.asarray(scan.isdr_db, dtype=float)
+    if d.size == 0 or d.size != lv.size:
+        return
+    talkers = [float(p) for p in scan.talkers_m]
+    win.profile.set_profile(d, lv, talkers)
+    win.radar.set_profile(d, lv, talkers)
+    if talkers:
+        text = ("Detected talkers: " + ", ".join(f"{p:.1f} m" for p in sorted(talkers))
+                + "   (click one on the radar to listen to it)")
+    else:
+        text = (f"No clear talker: no peak of the profile stands {MIN_CONTRAST_DB:g} dB "
+                "above its median")
+    win.talkers_label.setText(text)
+
+
+def show_model(win, model, distance_m: float | None = None) -> None:
+    """The model's line (preset, rate, distances, training room) and the distance range of the
+    control, radar and profile; the query goes to ``distance_m`` (None: it stays where it is,
+    within the new range)."""
+    cfg = getattr(model, "config", None)
+    sr = getattr(model, "sample_rate", getattr(cfg, "sample_rate", 0))
+    lo, hi = getattr(model, "distance_range", (getattr(cfg, "d_min", 0.0), getattr(cfg, "d_max", 5.0)))
+    r_spk = getattr(cfg, "r_spk", 0.5)
+    preset = getattr(cfg, "preset", "?")
+    prov = getattr(model, "provenance", {}) or {}
+    win.model_info.setText(
+        f"<b>{preset}</b> &middot; {sr / 1000:g} kHz &middot; distances {lo:g}\u2013{hi:g} m "
+        f"&middot; talker range \u00b1{r_spk:g} m<br>{describe_room(prov)}")
+    win.distance.set_range(lo, hi)
+    win.distance.set_value(distance_m if distance_m is not None else win.distance.value())
+    win.radar.set_range(hi, r_spk)
+    win.radar.set_query(win.distance.value())
+    win.profile.set_range(lo, hi)
+    win.profile.set_query(win.distance.value())
