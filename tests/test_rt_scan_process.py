@@ -19,8 +19,8 @@ from rt_fixtures import DEMO_MIX, demo_at, model, one_torch_thread, rand_ckpt  #
 
 from realtime_tse import scan_process  # noqa: E402
 from realtime_tse.profile import StreamingScan, StreamingScanWorker  # noqa: E402
-from realtime_tse.scan_process import (ScanProcessWorker, SharedRingReader,  # noqa: E402
-                                       _ring_write)
+from realtime_tse.scan_child import SharedRingReader, ring_write  # noqa: E402
+from realtime_tse.scan_process import ScanProcessWorker  # noqa: E402
 
 DEADLINE_S = 120.0  # for a child to start and deliver on a busy machine
 
@@ -64,7 +64,7 @@ def _scan_children() -> list[int]:
             cmd = (d / "cmdline").read_bytes()
         except OSError:
             continue
-        if ppid == me and b"realtime_tse.scan_process" in cmd:
+        if ppid == me and b"realtime_tse.scan_child" in cmd:
             found.append(int(d.name))
     return found
 
@@ -84,16 +84,16 @@ def test_shared_ring_reads_what_was_written_across_the_wrap_and_reports_overwrit
     hdr = np.frombuffer(buf, np.int64, 2, 0)
     ring = np.frombuffer(buf, np.float32, 10, 16)
     assert r.capacity == 10 and r.total == 0 and not r.stop_requested
-    _ring_write(hdr, ring, np.arange(7, dtype=np.float32))
+    ring_write(hdr, ring, np.arange(7, dtype=np.float32))
     x, start = r.read(2, 100)
     assert start == 2 and x.tolist() == [2, 3, 4, 5, 6]
-    _ring_write(hdr, ring, np.arange(7, 13, dtype=np.float32))  # wraps: slots 7..9, 0..2
+    ring_write(hdr, ring, np.arange(7, 13, dtype=np.float32))  # wraps: slots 7..9, 0..2
     assert r.total == 13
     x, start = r.read(5, 4)
     assert start == 5 and x.tolist() == [5, 6, 7, 8]
     x, start = r.read(1, 100)  # 1, 2 were overwritten: starts at the oldest kept, 3
     assert start == 3 and x.tolist() == list(range(3, 13))
-    _ring_write(hdr, ring, np.arange(13, 38, dtype=np.float32))  # longer than the ring
+    ring_write(hdr, ring, np.arange(13, 38, dtype=np.float32))  # longer than the ring
     x, start = r.read(0, 100)
     assert r.total == 38 and start == 28 and x.tolist() == list(range(28, 38))
     hdr[1] = 1
