@@ -55,6 +55,7 @@ import json
 import os
 import platform
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -620,6 +621,9 @@ def main(argv=None) -> int:
     ap.add_argument("--long-sched", choices=list(SCHED_MODES), default="fifo",
                     help="long: audio-thread scheduling")
     a = ap.parse_args(argv)
+    # `kill PID` (SIGTERM) unwinds like Ctrl-C: the private sound server and the busy-core
+    # process are stopped by their finally blocks instead of being left running
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     model, which = get_model(a.model)
     if a.only == "scan":
         return _main_scan_only(model, which, a)
