@@ -8,6 +8,7 @@
     realtime-tse stream [--input-device X --output-device Y | --input-file F] --distance D
                         [--record OUT.wav] [--seconds S] [--block-ms 64] [--model CKPT]
     realtime-tse devices
+    realtime-tse calibrate --out my_room/ [--room my_room.toml] [--distances 0.5,1,2]   (cli_calibrate.py)
 
 Input files: anything soundfile reads, any sample rate (resampled to the model's with soxr and the
 output back to the input's rate), integer or float samples; several channels are averaged to mono
@@ -299,8 +300,11 @@ def _common(p, model=True):
 
 def build_parser() -> argparse.ArgumentParser:
     from .cli_live import cmd_stream  # noqa: PLC0415 (the live commands import this module)
+    # allow_abbrev=False: the top-level options must not swallow a command's option by prefix
+    # (``calibrate --out`` would otherwise be ambiguous with --output / --output-device)
     p = argparse.ArgumentParser(
-        prog=PROG, description="Distance-based target speech extraction: hear the talker at a "
+        prog=PROG, allow_abbrev=False,
+        description="Distance-based target speech extraction: hear the talker at a "
         "chosen distance from the microphone. With no command: the desktop app (or, without a "
         "display, a headless run of the demo).")
     _common(p)
@@ -353,6 +357,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     v = sub.add_parser("devices", help="list audio devices")
     v.set_defaults(func=cmd_devices)
+
+    from .cli_calibrate import add_calibrate_parser  # noqa: PLC0415
+    add_calibrate_parser(sub)
     return p
 
 
