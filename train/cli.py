@@ -1,13 +1,24 @@
 """Command lines ``tse-train`` and ``tse-eval``.
 
     tse-train ROOM --speech DIR --out RUN_DIR [--train-config T.toml] [--minutes M | --steps S] [--resume]
+    tse-train [ROOM] --measured RIRS.csv --init CKPT --speech DIR --out RUN_DIR [--r-spk M] [--lr LR]
     tse-eval CKPT --scenario ROOM --speech DIR [--json OUT.json] [--baseline CKPT]
+    tse-eval CKPT --measured RIRS.csv --speech DIR [--json OUT.json]
 
 ``ROOM`` is a paper preset (d1, d2, d3) or a TOML file describing your own room (see
 :func:`train.rooms.load_room_toml`). ``--speech`` is a folder of audio files with one sub-folder per
 speaker (LibriSpeech layout works) or a CSV with columns ``path,speaker``. The speakers are split
 into disjoint train / validation / test sets (the paper's 128:48:64 proportions, fixed seed), so
 ``tse-eval`` tests on speakers the model never heard.
+
+Measured RIRs (``--measured``: a CSV read by :class:`train.measured.MeasuredRIRs`, e.g. the
+``rirs.csv`` that ``realtime-tse calibrate`` writes) replace the simulated bank: ``tse-train``
+fine-tunes on their train split (``--init CKPT``: weights only, a fresh optimiser from step 0, the
+checkpoint's model config; the paper's D4 starts from its D3 model) and validates on their val split,
+or on the train RIRs with the validation speakers when the val split holds fewer than two RIRs of
+one room; ``tse-eval --measured`` tests on their test split. ``r_spk`` (eq. 3) is ``--r-spk``, else
+the init checkpoint's (the model was trained for it), else the ROOM's, else 0.5 m (the paper used
+0.1 m for D4's dense real RIRs).
 """
 from __future__ import annotations
 
@@ -72,9 +83,58 @@ def prepare_data(room, speech: str, bank: str | None, n_rirs: int | None, worker
     return room, rb, samplers, info
 
 
+def _has_pair(rb, idx) -> bool:
+    """Whether some room of ``rb`` holds two RIRs among ``idx`` (a mixture needs two)."""
+    return any(len(v) >= 2 for v in rb.groups(idx).values()) if len(idx) else False
+
+
+def prepare_measured(csv_path: str, speech: str, sample_rate: int, clip_s: float, seed: int,
+                     r_spk: float, split_seed: int = 0):
+    """Measured RIRs and the speech split -> (bank, samplers dict, info, notes).
+
+    ``samplers["test"]`` is None when the CSV's test split holds no two RIRs of one room; the
+    validation sampler uses the train RIRs when the val split has no such pair (``notes`` says so).
+    Raises train.measured.MeasuredRIRError (a ValueError) for a bad CSV, ValueError when the train
+    split holds no two RIRs of one room.
+    """
+    from train.measured import MeasuredRIRs
+    from train.mixtures import MixtureSampler
+    rb = MeasuredRIRs(csv_path)
+    idx = {name: rb.indices(name) for name in ("train", "val", "test")}
+    if not _has_pair(rb, idx["train"]):
+        raise ValueError(f"{rb.csv_path}: the train split holds {len(idx['train'])} RIR(s) and no two "
+                         "of one room: a mixture needs two (measure more distances or positions)")
+    notes = []
+    if not _has_pair(rb, idx["val"]):
+        idx["val"] = idx["train"]
+        notes.append("validating on the training RIRs with the validation speakers (the measured "
+                     "val split holds no two RIRs of one room)")
+    corpus = load_speech(speech)
+    tr, va, te = corpus.split(seed=split_seed)
+    samplers = {}
+    for name, corp, extra in (("train", tr, 0), ("val", va, 1), ("test", te, 2)):
+        samplers[name] = (MixtureSampler(rb, idx[name], corp, sample_rate, clip_s, r_spk=r_spk,
+                                         seed=seed * 10 + extra)
+                          if _has_pair(rb, idx[name]) else None)
+    info = {"room": ",".join(r or rb.csv_path.parent.name for r in rb.rooms),
+            "measured_rirs": str(rb.csv_path), "n_rirs": len(rb),
+            "rirs": {k: int(len(v)) for k, v in idx.items()}, "r_spk": r_spk, "speech": str(speech),
+            "speakers": {"train": len(tr.speakers), "val": len(va.speakers), "test": len(te.speakers)},
+            "test_speakers": list(te.speakers)[:300]}
+    return rb, samplers, info, notes
+
+
+def _measured_r_spk(a, init_cfg, room) -> float:
+    if a.r_spk is not None:
+        return float(a.r_spk)
+    if init_cfg is not None:
+        return float(init_cfg.r_spk)
+    return float(room.r_spk) if room is not None else 0.5
+
+
 def train_main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="tse-train", description="Train a distance-based TSE model for a room.")
-    ap.add_argument("room", help="d1 | d2 | d3 | my_room.toml")
+    ap.add_argument("room", nargs="?", help="d1 | d2 | d3 | my_room.toml (optional with --measured)")
     ap.add_argument("--speech", required=True, help="speech folder (one sub-folder per speaker) or CSV")
     ap.add_argument("--out", required=True, help="run folder (checkpoints, log.csv)")
     ap.add_argument("--train-config", help="TOML with [train] (and [train.model]) settings")
@@ -86,8 +146,20 @@ def train_main(argv=None) -> int:
     ap.add_argument("--n-rirs", type=int, help="override the room's number of RIRs")
     ap.add_argument("--workers", type=int, default=2, help="processes simulating RIRs")
     ap.add_argument("--threads", type=int, help="torch CPU threads")
+    ap.add_argument("--measured", metavar="RIRS.csv",
+                    help="train on measured RIRs (e.g. realtime-tse calibrate's rirs.csv) instead of "
+                         "a simulated bank")
+    ap.add_argument("--init", metavar="CKPT", help="fine-tune: start from this checkpoint's weights "
+                                                  "(fresh optimiser, step 0)")
+    ap.add_argument("--r-spk", type=float, help="speaker range (m) of the measured data (default: "
+                                                "the init checkpoint's, else the room's)")
+    ap.add_argument("--lr", type=float, help="learning rate (default: the recipe's)")
     ap.add_argument("--quiet", action="store_true")
     a = ap.parse_args(argv)
+    if a.room is None and not a.measured:
+        ap.error("ROOM is required (a preset or a TOML) unless --measured is given")
+    if a.r_spk is not None and not a.r_spk > 0:
+        ap.error("--r-spk must be > 0 m")
     t_start = time.time()   # a --minutes budget counts from here: RIR simulation is part of it
     say = (lambda msg: None) if a.quiet else (lambda msg: print(msg, file=sys.stderr, flush=True))
     try:
@@ -108,21 +180,52 @@ def train_main(argv=None) -> int:
             cfg.model_preset = a.model_preset
         if a.threads:
             cfg.threads = a.threads
+        if a.lr is not None:
+            cfg.lr = a.lr
         if a.train_config is None and recipe:
             say(f"no GPU here: training with the CPU recipe {_shown(recipe)} ({cfg.model_preset}, batch "
                 f"{cfg.batch} x {cfg.clip_s:g} s); --train-config chooses another")
-        sr = ModelConfig.preset(cfg.model_preset, **cfg.model).sample_rate
-        room = load_room(a.room)
-        room, rb, samplers, info = prepare_data(room, a.speech, a.bank, a.n_rirs, a.workers, sr, cfg.clip_s,
-                                                cfg.seed, progress=not a.quiet)
+        init_cfg = None
+        if a.init:
+            from models.checkpoint import read_metadata
+            init_cfg = read_metadata(a.init)[0]
+            if a.model_preset or cfg.model:
+                say(f"fine-tuning keeps the model of {a.init} ({init_cfg.preset}, "
+                    f"{init_cfg.sample_rate} Hz): --model-preset and [train.model] are not used")
+        sr = (init_cfg or ModelConfig.preset(cfg.model_preset, **cfg.model)).sample_rate
+        room = load_room(a.room) if a.room else None
+        overrides = {}
+        if a.measured:
+            from train.measured import MeasuredRoom
+            r_spk = _measured_r_spk(a, init_cfg, room)
+            rb, samplers, info, notes = prepare_measured(a.measured, a.speech, sr, cfg.clip_s,
+                                                         cfg.seed, r_spk)
+            for n in notes:
+                say(n)
+            if room is None:
+                far = max(m["distance"] for m in rb.meta)
+                room = MeasuredRoom(info["room"], r_spk, far, str(a.measured))
+            elif room.r_spk != r_spk:   # the model (trained from scratch) learns the data's r_spk
+                room = room.replace(r_spk=r_spk)
+            if init_cfg is not None and r_spk != init_cfg.r_spk:
+                overrides["r_spk"] = r_spk
+            if not a.init:
+                say("training from scratch on measured RIRs: a few measured RIRs are little data; "
+                    "--init CKPT fine-tunes a model trained on a simulated bank (the paper's D4)")
+        else:
+            room, rb, samplers, info = prepare_data(room, a.speech, a.bank, a.n_rirs, a.workers, sr,
+                                                    cfg.clip_s, cfg.seed, progress=not a.quiet)
+            if init_cfg is not None and a.r_spk is not None:
+                overrides["r_spk"] = float(a.r_spk)
         t_data = time.time() - t_start
         trainer = Trainer(cfg, room, samplers["train"], samplers["val"], a.out, provenance={"data": info},
-                          resume=a.resume)
+                          resume=a.resume, init=a.init, init_overrides=overrides)
         if a.resume and trainer.resumed_step is not None:
             say(f"resuming from step {trainer.resumed_step:,} ({Path(a.out) / 'last.safetensors'})")
         elif a.resume:
             say(f"nothing to resume in {a.out} (no last.safetensors): starting at step 0")
-        say(f"training {cfg.model_preset} on {room.name} ({len(rb)} RIRs, "
+        what = f"fine-tuning {a.init}" if a.init else f"training {cfg.model_preset}"
+        say(f"{what} on {room.name} ({len(rb)} {'measured ' if a.measured else ''}RIRs, "
             f"{info['speakers']['train']} training speakers) -> {a.out}")
         if a.minutes is not None:
             left = 60 * a.minutes - (time.time() - t_start)
@@ -159,7 +262,10 @@ def _shown(path) -> str:
 def eval_main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="tse-eval", description="Table I / II / III style evaluation.")
     ap.add_argument("ckpt", help="checkpoint (.safetensors)")
-    ap.add_argument("--scenario", required=True, help="d1 | d2 | d3 | my_room.toml")
+    ap.add_argument("--scenario", help="d1 | d2 | d3 | my_room.toml")
+    ap.add_argument("--measured", metavar="RIRS.csv", help="test on the test split of measured RIRs "
+                                                          "instead of a scenario")
+    ap.add_argument("--r-spk", type=float, help="speaker range (m) with --measured (default: the model's)")
     ap.add_argument("--speech", required=True, help="speech folder or CSV (its test split is used)")
     ap.add_argument("--json", help="write the report here")
     ap.add_argument("--baseline", help="a second checkpoint (e.g. the LSTM+DEG baseline) for Table II")
@@ -175,6 +281,8 @@ def eval_main(argv=None) -> int:
     ap.add_argument("--p-presence", type=float, default=0.7, help="share of presence queries")
     ap.add_argument("--quiet", action="store_true")
     a = ap.parse_args(argv)
+    if (a.scenario is None) == (a.measured is None):
+        ap.error("give one of --scenario ROOM or --measured RIRS.csv")
     try:
         import torch
 
@@ -190,9 +298,22 @@ def eval_main(argv=None) -> int:
                       f"{min(a.scan_mixtures, a.mixtures)} of each (--mixtures / --scan-mixtures for more)",
                       file=sys.stderr, flush=True)
         net, meta = load_checkpoint(a.ckpt, device=device)
-        room = load_room(a.scenario)
-        room, rb, samplers, info = prepare_data(room, a.speech, a.bank, a.n_rirs, a.workers,
-                                                net.cfg.sample_rate, a.clip_s, seed=12345, progress=not a.quiet)
+        if a.measured:
+            r_spk = float(a.r_spk) if a.r_spk is not None else float(net.cfg.r_spk)
+            rb, samplers, info, _notes = prepare_measured(a.measured, a.speech, net.cfg.sample_rate,
+                                                          a.clip_s, 12345, r_spk)
+            if samplers["test"] is None:
+                raise ValueError(f"{a.measured}: its test split holds {info['rirs']['test']} RIR(s) and no "
+                                 "two of one room, so there is nothing to test on (realtime-tse "
+                                 "calibrate marks every third RIR as test from six RIRs on; or set "
+                                 "split=test in the CSV)")
+            scenario = f"measured:{info['room']}"
+        else:
+            room = load_room(a.scenario)
+            room, rb, samplers, info = prepare_data(room, a.speech, a.bank, a.n_rirs, a.workers,
+                                                    net.cfg.sample_rate, a.clip_s, seed=12345,
+                                                    progress=not a.quiet)
+            scenario = room.name
         sampler = samplers["test"]
         sampler.p_presence = a.p_presence
         models = [(Path(a.ckpt).stem, net)]
@@ -201,14 +322,14 @@ def eval_main(argv=None) -> int:
             if b.cfg.sample_rate != net.cfg.sample_rate:
                 raise ValueError("the baseline and the model must share one sample rate")
             models.append((Path(a.baseline).stem, b))
-        report = {"scenario": room.name, "data": info, "mixtures_per_repeat": a.mixtures,
+        report = {"scenario": scenario, "data": info, "mixtures_per_repeat": a.mixtures,
                   "scan_mixtures_per_repeat": a.scan_mixtures or a.mixtures,
                   "repeats": a.repeats, "clip_s": a.clip_s, "p_presence": a.p_presence, "models": {}}
         for name, m in models:
             rep = evaluate(m, sampler, a.mixtures, a.repeats, device, scan_mixtures=a.scan_mixtures,
                            progress=not a.quiet)
             report["models"][name] = rep
-            print(format_report(name, rep, PAPER_D1 if room.name == "d1" else None))
+            print(format_report(name, rep, PAPER_D1 if scenario == "d1" else None))
             print()
         if a.json:
             Path(a.json).parent.mkdir(parents=True, exist_ok=True)

@@ -28,17 +28,33 @@ early: ``MeasuredRIRError`` (a ValueError) names the CSV line and the file.
 from __future__ import annotations
 
 import csv
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-__all__ = ["MeasuredRIRs", "MeasuredRIRError"]
+__all__ = ["MeasuredRIRs", "MeasuredRIRError", "MeasuredRoom"]
 
 SPLITS = ("train", "val", "test")
 
 
 class MeasuredRIRError(ValueError):
     """Bad CSV, missing file, unreadable audio or a bad distance."""
+
+
+@dataclass(frozen=True)
+class MeasuredRoom:
+    """What the trainer needs to know of measured RIRs when no room TOML is given (the room of a
+    :class:`train.trainer.Trainer`): ``name``, ``r_spk`` (m, eq. 3), ``d_max`` (m, the query range:
+    the largest measured distance) and the CSV (provenance)."""
+
+    name: str
+    r_spk: float
+    d_max: float
+    csv: str
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "measured": self.csv, "r_spk": self.r_spk, "d_max": self.d_max}
 
 
 class MeasuredRIRs:

@@ -224,14 +224,25 @@ class Trainer:
     """Runs training for one run folder.
 
     Args:
-        cfg: TrainConfig. room: train.rooms.RoomSpec (for provenance and the distance range).
+        cfg: TrainConfig. room: train.rooms.RoomSpec (for provenance and the distance range), or
+            :class:`train.measured.MeasuredRoom` for measured RIRs.
         train_sampler, val_sampler: train.mixtures.MixtureSampler over the train / val splits.
         out_dir: run folder. provenance: extra JSON-able facts (speech corpus, bank, room).
         resume: continue from ``out_dir/last.safetensors`` if it exists.
+        init: fine-tune: start from this checkpoint's weights (and its model config, so
+            ``cfg.model_preset`` / ``cfg.model`` are not used), with a fresh optimiser at step 0,
+            as the paper's D4 model starts from its D3 model. A resumable ``last.safetensors`` in
+            ``out_dir`` wins over it with ``resume``.
+        init_overrides: ModelConfig fields to change in the init checkpoint's config (``r_spk``:
+            metadata the scan reads, not a weight).
+    Raises:
+        ValueError: a resumed run whose model config differs; models.checkpoint.CheckpointError
+            (a ValueError) for an unreadable ``init``.
     """
 
     def __init__(self, cfg: TrainConfig, room, train_sampler, val_sampler, out_dir, provenance=None,
-                 resume: bool = False, device: str | None = None):
+                 resume: bool = False, device: str | None = None, init=None,
+                 init_overrides: dict | None = None):
         self.cfg, self.room = cfg, room
         self.train_sampler, self.val_sampler = train_sampler, val_sampler
         self.out = Path(out_dir)
@@ -251,15 +262,27 @@ class Trainer:
             torch.set_num_threads(cfg.threads)
         # query range of the model: the room's largest talker distance rounded up to 0.5 m
         # (D1: 4.7 m -> 5.0 m, the paper's 0 to 5 m scan of Table III)
-        d_max = math.ceil(2 * float(getattr(room, "d_max", None) or _room_range(room))) / 2
-        mcfg = ModelConfig.preset(cfg.model_preset, **{"r_spk": float(room.r_spk), "d_max": d_max,
-                                                         **cfg.model})
+        init_net = None
+        if init is not None:   # fine-tuning: the checkpoint's model, weights only
+            init_net, init_meta = load_checkpoint(init, device="cpu")
+            mcfg = dataclasses.replace(init_meta["config"], **(init_overrides or {})).validate()
+        else:
+            d_max = math.ceil(2 * float(getattr(room, "d_max", None) or _room_range(room))) / 2
+            mcfg = ModelConfig.preset(cfg.model_preset, **{"r_spk": float(room.r_spk), "d_max": d_max,
+                                                             **cfg.model})
         torch.manual_seed(cfg.seed)
         self.net = build_model(mcfg).to(self.device)
+        if init_net is not None:
+            self.net.load_state_dict(init_net.state_dict())
         self.opt = torch.optim.Adam(self.net.parameters(), lr=cfg.lr)
         self.state = {"step": 0, "epoch": 0, "best_val": math.inf, "lr": cfg.lr,
                       "train_seconds": 0.0}
         self.provenance = dict(provenance or {})
+        if init_net is not None:
+            p0 = Provenance.from_dict(init_meta["provenance"])
+            self.provenance["init"] = {"checkpoint": str(init), "step": p0.trainer.get("step"),
+                                       "room": (p0.room or {}).get("name"),
+                                       "changed": dict(init_overrides or {})}
         self.resumed_step: int | None = None   # the step a resumed run continues from
         last = self.out / "last.safetensors"
         if resume and last.exists():
