@@ -49,7 +49,7 @@ from .playrec import PlayRecord
 from .rir_metrics import SPEED_OF_SOUND, decay_end, direct_path_index, drr_db, power_db, rt60_s
 
 __all__ = ["SweepConfig", "LevelReport", "RIRMeasurement", "CalibrationError", "LevelError",
-           "DecayError", "TimelineError", "make_sweep", "test_signal", "check_levels",
+           "DecayError", "TimelineError", "make_sweep", "take_signal", "check_levels",
            "deconvolve_rir", "trim_rir", "analyse_take", "measure_rir", "latency_from",
            "SPEED_OF_SOUND", "PREROLL_S"]
 
@@ -231,7 +231,7 @@ def make_sweep(cfg: SweepConfig) -> np.ndarray:
     return s * (10.0 ** (cfg.level_dbfs / 20.0) / np.max(np.abs(s)))
 
 
-def test_signal(cfg: SweepConfig) -> tuple[np.ndarray, np.ndarray]:
+def take_signal(cfg: SweepConfig) -> tuple[np.ndarray, np.ndarray]:
     """One take's signal and where each sweep starts: (float32 [lead + R * (sweep + gap)] samples,
     int64 [R] start sample of each sweep)."""
     s = make_sweep(cfg)
@@ -245,7 +245,7 @@ def test_signal(cfg: SweepConfig) -> tuple[np.ndarray, np.ndarray]:
 
 # ----------------------------------------------------------------------------------- levels
 def check_levels(rec: np.ndarray, cfg: SweepConfig) -> LevelReport:
-    """Level checks of one take's recording ``rec`` (float [M], M = len(test_signal(cfg)[0])).
+    """Level checks of one take's recording ``rec`` (float [M], M = len(take_signal(cfg)[0])).
 
     Raises:
         LevelError: clipped (turn down), silent (nothing arrived: cable, volume, device, mute) or
@@ -355,14 +355,14 @@ def trim_rir(h: np.ndarray, fs: int, onset: float, start: int) -> tuple[np.ndarr
 def analyse_take(rec: np.ndarray, cfg: SweepConfig, distance_m: float,
                  latency_s: float | None = None) -> RIRMeasurement:
     """Everything from one take's recording ``rec`` (float [M] aligned with
-    ``test_signal(cfg)``): levels, deconvolution, trimming, RT60, DRR, direct-path distance.
+    ``take_signal(cfg)``): levels, deconvolution, trimming, RT60, DRR, direct-path distance.
 
     ``distance_m``: tape distance (m; 0 for the latency take). ``latency_s``: the loop latency when
     known (s). Raises LevelError, TimelineError or DecayError (all CalibrationError, with the fix).
     """
     fs = cfg.sample_rate
     levels = check_levels(rec, cfg)
-    _x, offsets = test_signal(cfg)
+    _x, offsets = take_signal(cfg)
     sweep = make_sweep(cfg)
     period = cfg.sweep_n + cfg.gap_n
     r = np.asarray(rec, dtype=np.float64)
@@ -430,7 +430,7 @@ def measure_rir(play_record: PlayRecord, cfg: SweepConfig, distance_m: float,
     again, ``retries`` times at most; ``say(msg)`` is told. Other errors propagate:
     :class:`CalibrationError` (level, decay) and ``AudioDeviceError`` (device gone mid-sweep).
     """
-    x, _ = test_signal(cfg)
+    x, _ = take_signal(cfg)
     for attempt in range(retries + 1):
         rec = np.asarray(play_record(x, cfg.sample_rate), dtype=np.float64)
         if rec.shape != x.shape:

@@ -201,8 +201,7 @@ class DuplexPlayRecord:
                 raise AudioDeviceError(
                     f"the audio device stopped mid-sweep ({why}, {played:.1f} s of "
                     f"{len(x) / self.sample_rate:.1f} s played): was it unplugged, or did the sound "
-                    "server stop? Reconnect it and run the same command again (finished distances "
-                    "are kept)")
+                    "server stop? Reconnect it and measure again")
         rec, self._rec = self._rec, None
         return rec
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from realtime_tse.calibration import (DecayError, LevelError, SweepConfig, TimelineError,
-                                      analyse_take, latency_from, measure_rir, test_signal)
+                                      analyse_take, latency_from, measure_rir, take_signal)
 from realtime_tse.calibration_folder import (RoomSetup, Session, assign_splits, parse_distances,
                                              read_room_toml, work_dir_for)
 from realtime_tse.cli_calibrate import CalibrateOptions, Stop, run_calibration
@@ -17,7 +17,6 @@ from realtime_tse.devices import AudioDeviceError
 from realtime_tse.rir_metrics import SPEED_OF_SOUND, direct_path_index, drr_db, rt60_s
 from tests.calibration_fixtures import FS, FakeRoom, identity, room_rirs, simulate
 
-test_signal.__test__ = False  # a library function named test_*, not a test
 
 CFG = SweepConfig(sample_rate=FS, sweep_s=1.5, repeats=2, gap_s=1.5, lead_s=0.5)
 SETUP = RoomSetup("lab", (5.0, 4.0, 2.7), (1.0, 1.0, 1.0))
@@ -93,7 +92,7 @@ def test_a_sweep_shorter_than_the_rt60_or_a_short_gap_is_refused():
 
 def test_repeats_that_disagree_are_measured_again_or_aligned():
     h = simulate(SETUP.size_m, SETUP.mic_m, (3.0, 2.5, 1.6), 0.3)
-    x, offsets = test_signal(CFG)
+    x, offsets = take_signal(CFG)
     # 10 ms of audio inserted between the two sweeps, in every attempt: refused after 2 retries
     room = FakeRoom([h], LAT, jump_at=int(offsets[1]) - 100, jump=160)
     said = []
