@@ -425,17 +425,25 @@ SCHED_MODES = {  # label -> environment of section 6 (realtime_tse/threads.py re
     "fifo": {RT_ENV: str(AUDIO_RT_PRIORITY)},
     "nice": {RT_ENV: "0"},
 }
+STREAM_VARIANTS = {  # label -> LiveConfig stream settings of section 6 (--variants)
+    "default": {},
+    "jitter 16": dict(jitter_ms=16),
+    "4 ms periods, jitter 12": dict(device_blocksize=64, jitter_ms=12),
+    "4 ms periods, jitter 16": dict(device_blocksize=64, jitter_ms=16),
+}
 SCAN_ONOFF = {"scan off": dict(scan=False, env={}),
               "scan on (process)": dict(scan=True, env={"RTSE_SCAN_PROCESS": "1"})}
 
 
 def bench_sched(model, kind: str, seconds: float, rounds: int = 1, blocks=(64, 32),
-                busy_modes=(True,), sched_modes=tuple(SCHED_MODES)) -> dict:
+                busy_modes=(True,), sched_modes=tuple(SCHED_MODES), variants=("default",),
+                scans=tuple(SCAN_ONOFF)) -> dict:
     """Section 6 (``--only sched``): the default stream through one sound server (``kind``) per
     block size x scan off / on (child process) x audio-thread scheduling (``SCHED_FIFO`` vs nice
     -10, ``SCHED_MODES``), FIFO and nice back to back so that both see the same machine;
     ``busy_modes``: with (True) and/or without (False) one more process spinning on a core.
-    Raises RuntimeError when the server cannot run here."""
+    ``variants``: stream settings of ``STREAM_VARIANTS`` (device period, jitter buffer), each
+    row labelled with its variant. Raises RuntimeError when the server cannot run here."""
     srv = SoundServer(kind)
     rows = []
     load0 = os.getloadavg()
@@ -445,16 +453,22 @@ def bench_sched(model, kind: str, seconds: float, rounds: int = 1, blocks=(64, 3
         for rnd in range(rounds):
             for busy in busy_modes:
                 for block in blocks:
-                    for scan_label, skw in SCAN_ONOFF.items():
-                        for sched in sched_modes:
-                            label = f"{scan_label}, {sched}" + (", busy core" if busy else "")
-                            r = bench_e2e(model, seconds, block_ms=block, busy=busy, label=label,
-                                          scan=skw["scan"],
-                                          env={**skw["env"], **SCHED_MODES[sched]})
-                            r.update(server=kind, server_version=srv.version, round=rnd,
-                                     scan_label=scan_label, scheduling_asked=sched)
-                            _print_e2e(r)
-                            rows.append(r)
+                    for scan_label in scans:
+                        skw = SCAN_ONOFF[scan_label]
+                        for variant in variants:
+                            for sched in sched_modes:
+                                label = (f"{scan_label}, {sched}"
+                                         + ("" if variant == "default" else f", {variant}")
+                                         + (", busy core" if busy else ""))
+                                r = bench_e2e(model, seconds, block_ms=block, busy=busy,
+                                              label=label, scan=skw["scan"],
+                                              env={**skw["env"], **SCHED_MODES[sched]},
+                                              **STREAM_VARIANTS[variant])
+                                r.update(server=kind, server_version=srv.version, round=rnd,
+                                         scan_label=scan_label, scheduling_asked=sched,
+                                         variant=variant)
+                                _print_e2e(r)
+                                rows.append(r)
     finally:
         srv.stop()
     return {"server": srv.version, "seconds": seconds, "rounds": rounds,
@@ -615,6 +629,13 @@ def main(argv=None) -> int:
                     help="sched: 'busy' (one more core spinning), 'idle' or 'both'")
     ap.add_argument("--sched", default="fifo,nice",
                     help="sched: audio-thread scheduling modes compared (fifo, nice)")
+    ap.add_argument("--variants", default="default",
+                    help="sched: stream settings compared, labels of STREAM_VARIANTS separated "
+                         "by ';'")
+    ap.add_argument("--scans", default=";".join(SCAN_ONOFF),
+                    help="sched: scan modes, labels of SCAN_ONOFF separated by ';'")
+    ap.add_argument("--key", default=None,
+                    help="sched: JSON key of the rows (default end_to_end_sched)")
     ap.add_argument("--minutes", type=float, default=10.0, help="long: minutes of the run")
     ap.add_argument("--long-block-ms", type=float, default=64.0, help="long: block (ms)")
     ap.add_argument("--long-scan", choices=["on", "off"], default="on", help="long: the scan")
@@ -694,7 +715,9 @@ def _main_sched(model, which, a) -> int:
                 res = bench_sched(model, kind, a.seconds, rounds=a.rounds,
                                   blocks=tuple(float(b) for b in a.blocks.split(",")),
                                   busy_modes=busy,
-                                  sched_modes=tuple(m for m in a.sched.split(",") if m))
+                                  sched_modes=tuple(m for m in a.sched.split(",") if m),
+                                  variants=tuple(v for v in a.variants.split(";") if v),
+                                  scans=tuple(v for v in a.scans.split(";") if v))
             else:
                 res = bench_long(model, kind, a.minutes, block_ms=a.long_block_ms,
                                  scan=a.long_scan == "on", sched=a.long_sched)
@@ -702,7 +725,7 @@ def _main_sched(model, which, a) -> int:
             print(f"  {kind} cannot run here: {e}", flush=True)
             res = {"skipped": str(e)}
         results[kind] = {"model": which, **res}
-    key = "end_to_end_sched" if a.only == "sched" else "end_to_end_long"
+    key = (a.key or "end_to_end_sched") if a.only == "sched" else "end_to_end_long"
     out = Path(a.out)
     doc = json.loads(out.read_text()) if out.is_file() else {}
     doc.setdefault(key, {}).update(results)
