@@ -15,7 +15,10 @@ then (:func:`analyse_take`):
    the sweep's band, :func:`deconvolve_rir`), checks that the repeats' direct paths arrive within
    5 ms of each other (more: the audio stream dropped or inserted audio, :class:`TimelineError`),
    aligns them on the first one's (two device clocks, or a sound server, make the delay drift by
-   a few samples per second) and averages them (the noise falls by 10 log10(repeats) dB);
+   a few samples per second), averages them (the noise falls by 10 log10(repeats) dB) and checks
+   that every repeat's first 50 ms lie within -30 dB of the average, or within 10 dB of what the
+   noise alone explains (else a dropout in one sweep: :class:`TimelineError`; :func:`measure_rir`
+   plays such takes again);
 3. finds the direct path, cuts the RIR where its decay meets the noise floor (:func:`trim_rir`),
    and measures RT60 (pyroomacoustics ``measure_rt60``, the Schroeder decay fitted from -5 dB over
    30 dB and extrapolated to 60 dB: T30), DRR (the figures are :mod:`realtime_tse.rir_metrics`)
@@ -61,6 +64,7 @@ ADVISE_SNR_DB = 30.0       # ... less than this: a warning with the fix
 QUIET_DBFS = -45.0         # sweep RMS below this at the input: a warning (turn up)
 DECONV_FLOOR_DB = 40.0     # dB: spectrum bins this far below the sweep's peak are left out
 MAX_SPREAD_S = 0.005       # s: repeats of a take whose delays differ more: audio was dropped
+MAX_REPEAT_DIFF_DB = -30.0  # dB: repeats whose early RIRs differ more (and 10 dB over the noise)
 
 
 class CalibrationError(ValueError):
@@ -339,7 +343,8 @@ def trim_rir(h: np.ndarray, fs: int, onset: float, start: int) -> tuple[np.ndarr
     if end >= int(0.85 * g):
         raise DecayError(f"the RIR has not decayed into the noise floor {g / fs:.2f} s after the "
                          "sweep: the gap after each sweep is too short for this room and this loop "
-                         f"latency; rerun with a longer --gap-s (e.g. {2 * g / fs:.1f})")
+                         f"latency (then use a longer --gap-s, e.g. {2 * g / fs:.1f}), or the audio "
+                         "dropped out during the sweep (then measure again)")
     out = np.zeros(end - start, np.float64)
     lo = max(start, 0)
     out[lo - start:] = h[lo:end]
@@ -385,6 +390,18 @@ def analyse_take(rec: np.ndarray, cfg: SweepConfig, distance_m: float,
         hs[k] = _shift(hs[k], int(round(onsets[0] - onsets[k])))
     h = hs.mean(axis=0)
     onset = direct_path_index(h)
+    if len(hs) > 1:  # the early RIR (direct sound + 50 ms) of every repeat must agree
+        a, b = max(int(onset - 0.0025 * fs), 0), int(onset + 0.05 * fs)
+        ref = max(float(np.sum(h[a:b] ** 2)), 1e-30)
+        diff = max(float(np.sum((hk[a:b] - h[a:b]) ** 2)) for hk in hs)
+        noise = float(np.mean(hs[:, int(0.9 * cfg.gap_n):] ** 2))  # per sample, one repeat
+        expected = noise * (b - a) * (len(hs) - 1) / len(hs)       # what the noise alone makes
+        worst = diff / ref
+        if worst > 10.0 ** (MAX_REPEAT_DIFF_DB / 10.0) and diff > 10.0 * expected:
+            raise TimelineError(f"the {cfg.repeats} sweeps gave different RIRs (difference "
+                                f"{10 * np.log10(worst):.0f} dB re the RIR): audio dropped out during "
+                                "the take (a busy machine or sound server), or something moved; "
+                                "measure again")
     delay_s = onset / fs
     path_m = None
     if latency_s is not None:

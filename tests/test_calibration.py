@@ -258,3 +258,13 @@ def test_cli_errors_are_one_line_and_write_nothing(tmp_path, monkeypatch, capsys
     assert "shorter than the room's RT60 (1.5 s" in capsys.readouterr().err
     assert main(base[:-3] + ["--distances", "1,12", "--yes"]) == 1
     assert "outside the room" in capsys.readouterr().err
+
+
+def test_a_dropout_in_one_sweep_is_caught():
+    h = simulate(SETUP.size_m, SETUP.mic_m, (3.0, 2.5, 1.6), 0.3)
+    x, offsets = take_signal(CFG)
+    rec = FakeRoom([h], LAT)(x, FS)
+    i = int(offsets[1]) + LAT + int(1.2 * FS)
+    rec[i:i + int(0.03 * FS)] = 0.0  # 30 ms of the second sweep lost (its top octave: -21 dB)
+    with pytest.raises(TimelineError, match="different RIRs"):
+        analyse_take(rec, CFG, 2.0)
