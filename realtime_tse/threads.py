@@ -14,14 +14,24 @@ Two kinds of request, told apart by the nice value asked for:
 - **Everything else** (the distance scan asks for ``SCAN_NICE`` = +5): that nice value only (a
   thread found under a real-time policy is put back to ``SCHED_OTHER`` first).
 
-Safety of a real-time thread that runs a model: the worker sleeps between blocks (it waits on its
-stop event while a block is incomplete), so it takes only its real-time factor of one core (about
-0.25 with the shipped model); a model slower than real time would keep one core busy, and Linux's
-RT throttling (``kernel.sched_rt_runtime_us``, 950,000 of every 1,000,000 us) still leaves every
-core 5 % for normal tasks, and the other cores stay free. The policy is set with
-``SCHED_RESET_ON_FORK``: threads and processes started from an audio thread (torch's intra-op
-pool, the scan's child process, a restarted stream's helpers) begin as normal threads, never
-inherit the real-time policy.
+Safety of real-time threads (a thread under ``SCHED_FIFO`` that does not sleep takes its core
+from every normal process; Linux's RT throttling, ``kernel.sched_rt_runtime_us`` = 950,000 of
+every 1,000,000 us, leaves normal tasks only 5 % of it):
+
+- The worker sleeps between blocks (it waits on its stop event while a block is incomplete), so
+  it takes its real-time factor of one core (about 0.2 with the shipped model); the callbacks
+  copy and return.
+- Never the main thread: it runs the window's event loop, the command line or a test runner
+  (a block processed synchronously asks from the calling thread); it gets nice -10 instead.
+- A guard (:func:`_watch_once`, in a small ``SCHED_FIFO`` thread one priority above the audio
+  threads, 2 wake-ups a second) demotes any thread it granted ``SCHED_FIFO`` that used more than
+  ``MAX_RT_SHARE`` (70 %) of a core over the last ``WATCH_WINDOW_S`` (2 s) to nice -10, with one
+  warning: a model slower than real time or a library thread spinning (PortAudio polling a sound
+  server that went away, seen here at 94 % of a core) must not starve the machine. Threads are
+  read from ``/proc/self/task``; where that does not exist no ``SCHED_FIFO`` is asked for.
+- The policy is set with ``SCHED_RESET_ON_FORK``: threads and processes started from an audio
+  thread (torch's intra-op pool, the scan's child process, a restarted stream's helpers) begin as
+  normal threads, never inherit the real-time policy.
 
 Switch: ``RTSE_RT_SCHED`` in the environment, read at each request: ``0`` / ``off`` / ``no`` /
 ``false`` / ``nice`` = no ``SCHED_FIFO`` (nice -10 as before); an integer 1..99 = that FIFO
@@ -30,14 +40,20 @@ per outcome (INFO) and kept in :func:`audio_policy`. Nothing here ever raises.
 """
 from __future__ import annotations
 
+import collections
 import logging
 import os
 import threading
+import time
 
 AUDIO_NICE = -10
 SCAN_NICE = 5
 AUDIO_RT_PRIORITY = 3  # SCHED_FIFO priority of audio threads (1..99; below the sound server's)
 RT_ENV = "RTSE_RT_SCHED"
+MAX_RT_SHARE = 0.7     # share of one core over WATCH_WINDOW_S above which a FIFO thread is demoted
+WATCH_WINDOW_S = 2.0
+WATCH_PERIOD_S = 0.5
+_TASK_DIR = "/proc/self/task"
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +62,9 @@ _logged: set[str] = set()
 _granted: dict[str, int] = {}   # outcome -> how many threads got it ("fifo", "nice", "none")
 _last: dict = {"policy": None, "priority": None, "nice": None}
 _OFF = {"0", "off", "no", "false", "nice", "none"}
+_watched: dict[int, dict] = {}  # tid -> {"nice": fallback nice, "samples": deque of (t, cpu s)}
+_demoted: list[int] = []
+_watchdog: threading.Thread | None = None
 
 
 def audio_rt_priority() -> int | None:
@@ -60,10 +79,96 @@ def audio_rt_priority() -> int | None:
 
 def audio_policy() -> dict:
     """What the audio threads were granted so far: ``policy`` of the latest request (``"fifo"``,
-    ``"nice"``, ``"none"`` or None before any), its ``priority`` / ``nice``, and ``threads``
-    (outcome -> count)."""
+    ``"nice"``, ``"none"`` or None before any), its ``priority`` / ``nice``, ``threads``
+    (outcome -> count) and ``demoted`` (threads the guard took off ``SCHED_FIFO``)."""
     with _lock:
-        return {**_last, "threads": dict(_granted)}
+        return {**_last, "threads": dict(_granted), "demoted": len(_demoted)}
+
+
+def thread_cpu_s(tid: int) -> float | None:
+    """CPU time (user + system, s) a thread of this process has used; None when it is gone or
+    the OS does not say (Linux ``/proc/self/task/<tid>/stat``)."""
+    try:
+        with open(f"{_TASK_DIR}/{int(tid)}/stat", "rb") as f:
+            st = f.read()
+        fields = st[st.rindex(b")") + 2:].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _demote(tid: int, nice: int, share: float) -> None:
+    try:
+        if os.sched_getscheduler(tid) & ~getattr(os, "SCHED_RESET_ON_FORK", 0) != os.SCHED_FIFO:
+            return  # no longer ours to demote (policy changed, or the id was reused)
+        os.sched_setscheduler(tid, os.SCHED_OTHER, os.sched_param(0))
+    except (AttributeError, OSError, ValueError, TypeError) as e:
+        log.debug("cannot take thread %d off SCHED_FIFO: %s", tid, e)
+        return
+    ok = _set_nice(nice, tid)
+    _demoted.append(tid)
+    log.warning("audio thread %d used %.0f %% of a core for %.0f s under SCHED_FIFO: demoted to "
+                "%s so that it cannot starve the machine", tid, 100 * share, WATCH_WINDOW_S,
+                f"nice {nice}" if ok else "normal priority")
+
+
+def _watch_once(now: float, read=thread_cpu_s) -> list[int]:
+    """One look of the guard (module docstring) at every thread it granted ``SCHED_FIFO``:
+    forget threads that ended, demote those above ``MAX_RT_SHARE`` of a core over
+    ``WATCH_WINDOW_S``. ``now``: monotonic seconds; ``read(tid)``: CPU seconds or None.
+    Returns the tids demoted. Call with ``_lock`` held."""
+    out = []
+    for tid, w in list(_watched.items()):
+        c = read(tid)
+        if c is None:
+            del _watched[tid]
+            continue
+        q = w["samples"]
+        q.append((now, c))
+        while len(q) > 2 and now - q[1][0] >= WATCH_WINDOW_S:
+            q.popleft()  # q[0]: the newest sample at least a window old
+        span = now - q[0][0]
+        if span >= WATCH_WINDOW_S:
+            share = (c - q[0][1]) / span
+            if share > MAX_RT_SHARE:
+                del _watched[tid]
+                _demote(tid, w["nice"], share)
+                out.append(tid)
+    return out
+
+
+def _watchdog_main(priority: int) -> None:
+    global _watchdog
+    set_thread_realtime(min(99, priority + 1))  # preempts a spinning audio thread (best effort)
+    while True:
+        time.sleep(WATCH_PERIOD_S)
+        with _lock:
+            if not _watched:
+                _watchdog = None
+                return
+            try:
+                _watch_once(time.monotonic())
+            except Exception as e:  # noqa: BLE001  (the guard never takes the process down)
+                log.debug("real-time guard: %s", e)
+
+
+def _start_watchdog(priority: int) -> None:
+    """Start the guard's thread unless it runs (call with ``_lock`` held)."""
+    global _watchdog
+    if _watchdog is None or not _watchdog.is_alive():
+        _watchdog = threading.Thread(target=_watchdog_main, args=(priority,), daemon=True,
+                                     name="rtse-rt-guard")
+        _watchdog.start()
+
+
+def _watch(tid: int, nice: int, priority: int) -> None:
+    with _lock:
+        c = thread_cpu_s(tid)
+        q = collections.deque()
+        if c is not None:
+            q.append((time.monotonic(), c))
+        _watched[tid] = {"nice": nice, "samples": q}
+        _start_watchdog(priority)
 
 
 def _note(outcome: str, detail: str, priority: int | None, nice: int | None) -> None:
@@ -129,12 +234,18 @@ def set_audio_priority(tid: int | None = None, nice: int = AUDIO_NICE) -> str:
     except (TypeError, ValueError):
         return "none"
     prio = audio_rt_priority()
-    if prio is not None and set_thread_realtime(prio, tid):
+    main = tid == threading.main_thread().native_id
+    watchable = os.path.isdir(_TASK_DIR)
+    if prio is not None and not main and watchable and set_thread_realtime(prio, tid):
+        _watch(tid, nice, prio)
         _note("fifo", f"SCHED_FIFO priority {prio} (RTSE_RT_SCHED=0 turns it off)", prio, None)
         return "fifo"
-    if prio is None:
-        _leave_realtime(tid)  # turned off: a thread granted FIFO earlier goes back to normal
-    why = "SCHED_FIFO off (RTSE_RT_SCHED)" if prio is None else "SCHED_FIFO refused"
+    if prio is None or main:
+        _leave_realtime(tid)  # a thread granted FIFO earlier goes back to normal
+    why = ("SCHED_FIFO off (RTSE_RT_SCHED)" if prio is None else
+           "no SCHED_FIFO for the main thread" if main else
+           "no SCHED_FIFO without /proc/self/task (no guard)" if not watchable else
+           "SCHED_FIFO refused")
     if _set_nice(nice, tid):
         _note("nice", f"{why}; nice {nice}", None, nice)
         return "nice"

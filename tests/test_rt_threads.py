@@ -17,6 +17,11 @@ def fresh_state(monkeypatch):
     monkeypatch.setattr(T, "_logged", set())
     monkeypatch.setattr(T, "_granted", {})
     monkeypatch.setattr(T, "_last", {"policy": None, "priority": None, "nice": None})
+    monkeypatch.setattr(T, "_watched", {})
+    monkeypatch.setattr(T, "_demoted", [])
+    monkeypatch.setattr(T, "_watchdog", None)
+    # fake thread ids: no guard thread (the guard's logic is tested through _watch_once)
+    monkeypatch.setattr(T, "_start_watchdog", lambda priority: None)
 
 
 class FakeOS:
@@ -129,6 +134,71 @@ def test_scan_keeps_its_nice_and_leaves_realtime(monkeypatch):
     assert T.audio_policy()["policy"] is None  # the scan is not an audio thread
 
 
+def test_main_thread_never_gets_fifo(monkeypatch):
+    fake = FakeOS(monkeypatch)
+    assert T.set_thread_nice(T.AUDIO_NICE, threading.main_thread().native_id) is True
+    assert fake.fifo_calls() == []
+    assert fake.nice == [(threading.main_thread().native_id, T.AUDIO_NICE)]
+
+
+def test_no_fifo_where_threads_cannot_be_watched(monkeypatch, tmp_path):
+    fake = FakeOS(monkeypatch)
+    monkeypatch.setattr(T, "_TASK_DIR", str(tmp_path / "absent"))
+    assert T.set_audio_priority(31) == "nice"
+    assert fake.fifo_calls() == []
+
+
+def test_granted_threads_are_watched(monkeypatch):
+    FakeOS(monkeypatch)
+    started = []
+    monkeypatch.setattr(T, "_start_watchdog", lambda priority: started.append(priority))
+    assert T.set_audio_priority(1234) == "fifo"
+    assert 1234 in T._watched and started == [T.AUDIO_RT_PRIORITY]
+
+
+def test_guard_demotes_a_thread_that_does_not_sleep(monkeypatch, caplog):
+    """_watch_once with a fake clock and fake CPU readings: a FIFO thread busy 90 % of a core over
+    the window goes to SCHED_OTHER + nice -10 (one warning); one at 20 % stays; an ended one is
+    forgotten."""
+    fake = FakeOS(monkeypatch)
+    for tid in (1, 2, 3):
+        assert T.set_audio_priority(tid) == "fifo"
+    cpu = {1: 0.0, 2: 0.0, 3: 0.0}
+    gone = set()
+
+    def read(tid):
+        return None if tid in gone else cpu[tid]
+
+    for tid in T._watched:
+        T._watched[tid]["samples"].clear()
+    demoted = []
+    with caplog.at_level(logging.WARNING, logger=T.__name__):
+        t = 0.0
+        for _ in range(int(2 * T.WATCH_WINDOW_S / T.WATCH_PERIOD_S)):
+            demoted += T._watch_once(t, read)
+            t += T.WATCH_PERIOD_S
+            cpu[1] += 0.9 * T.WATCH_PERIOD_S
+            cpu[2] += 0.2 * T.WATCH_PERIOD_S
+            gone.add(3)
+    assert demoted == [1]
+    assert (1, os.SCHED_OTHER, 0) in fake.sched and (1, T.AUDIO_NICE) in fake.nice
+    assert (2, os.SCHED_OTHER, 0) not in fake.sched
+    assert set(T._watched) == {2}
+    assert T.audio_policy()["demoted"] == 1
+    warns = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warns) == 1 and "demoted" in warns[0]
+
+
+def test_guard_leaves_a_thread_no_longer_fifo(monkeypatch):
+    fake = FakeOS(monkeypatch)
+    assert T.set_audio_priority(8) == "fifo"
+    fake.policy[8] = os.SCHED_OTHER  # changed by someone else (or the id was reused)
+    T._watched[8]["samples"].clear()
+    T._watch_once(0.0, lambda tid: 0.0)
+    T._watch_once(T.WATCH_WINDOW_S, lambda tid: T.WATCH_WINDOW_S)  # 100 % of a core
+    assert fake.nice == [] and T.audio_policy()["demoted"] == 0
+
+
 def test_bad_arguments_never_raise():
     assert T.set_thread_nice("x") is False
     assert T.set_audio_priority("y") == "none"
@@ -138,9 +208,10 @@ def _policy(tid):
     return os.sched_getscheduler(tid) & ~getattr(os, "SCHED_RESET_ON_FORK", 0)
 
 
-def test_real_thread_fifo_and_children_start_normal():
+def test_real_thread_fifo_and_children_start_normal(monkeypatch):
     """On the real OS, in a throwaway thread: whatever is granted, nothing raises; where FIFO is
     allowed (root here), a thread started from the audio thread is not real-time."""
+    monkeypatch.setattr(T, "_start_watchdog", lambda priority: None)  # the thread ends at once
     seen = {}
 
     def child():
