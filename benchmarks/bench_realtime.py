@@ -234,6 +234,7 @@ def bench_e2e(model: TSEModel, seconds: float, block_ms: float = 64, busy: bool 
     eng = None
     load_start = os.getloadavg()[0]
     granted_policy, boosted = None, []
+    demoted0, demoted = audio_policy()["demoted"], 0
     try:
         os.environ.update(DUT_ENV)
         os.environ.update(extra_env)
@@ -258,6 +259,7 @@ def bench_e2e(model: TSEModel, seconds: float, block_ms: float = 64, busy: bool 
         st = eng.stats()
         events = eng.xrun_events()
         granted_policy = audio_policy()["policy"]  # the latest request: this stream's threads
+        demoted = audio_policy()["demoted"] - demoted0  # taken off FIFO by the guard
         boosted = list(getattr(eng.stream, "priority_boosted", []))
     finally:
         if eng is not None:
@@ -315,7 +317,7 @@ def bench_e2e(model: TSEModel, seconds: float, block_ms: float = 64, busy: bool 
         "error": st["error"], "load_average": os.getloadavg()[0],
         "load_average_start": load_start,
         "played_from_device_s": t_play, "env": extra_env,
-        "scheduling": granted_policy, "priority_boosted": boosted,
+        "scheduling": granted_policy, "priority_boosted": boosted, "rt_demoted": demoted,
     }
     return res
 
