@@ -358,3 +358,18 @@ def test_nan_in_an_audio_file_is_said_once_and_never_played(qtbot, tmp_path, mod
         assert st.nonfinite_in >= 1 and np.isfinite(st.output_level_db) and st.output_level_db > -100
     finally:
         w.shutdown()
+
+
+def test_model_menu_opens_the_calibration_dialog_and_mutes_playback(window, qtbot):
+    bar = window.menuBar()
+    menus = [a.menu() for a in bar.actions() if a.text().replace("&", "") == "Model"]
+    assert len(menus) == 1
+    acts = [a for a in menus[0].actions() if a.text() == "Calibrate room\u2026"]
+    assert len(acts) == 1
+    before = window.engine.volume
+    acts[0].trigger()
+    dlg = window.calibrate_dialog
+    qtbot.waitUntil(dlg.isVisible, timeout=5000)
+    assert window.engine.volume == 0.0
+    dlg.reject()
+    assert window.engine.volume == before

@@ -37,6 +37,7 @@ from PySide6.QtWidgets import QApplication, QFileDialog, QMainWindow
 from ..live_config import LiveConfig
 from .devices import list_device_choices
 from .engine_host import EngineHost, describe_room, source_text
+from .calibrate_dialog import add_calibrate_action
 from .layout import build_ui
 from .readout import show_model, show_scan, show_stats
 from .window_settings import (DEMO_INPUT, SETTINGS_APP, SETTINGS_ORG, SHIPPED_MODEL,
@@ -94,6 +95,7 @@ class MainWindow(QMainWindow):
 
         self.setWindowTitle("realtime-tse \u2014 listen by distance")
         build_ui(self)
+        add_calibrate_action(self)  # menu bar: Model -> Calibrate room...
         restore_settings(self, model_path, source, output, distance)
         self.timer = QTimer(self)
         self.timer.setInterval(int(1000 / UI_HZ))
