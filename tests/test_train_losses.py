@@ -74,3 +74,38 @@ def test_level_curriculum_is_linear_and_ends_at_its_last_value():
     assert cfg.boost_at(10_000) == 0.0 and TrainConfig().boost_at(5) == 0.0
     s = cfg.sampler_settings(25)
     assert set(s) == {"p_presence", "min_gap_m", "near_boost_db"} and abs(s["near_boost_db"] - 4.5) < 1e-9
+
+
+def test_pit_pairs_scores_each_pair_by_its_better_assignment():
+    g = torch.Generator().manual_seed(3)
+    t0, t1, mix = (torch.randn(1, 4000, generator=g) for _ in range(3))
+    tgt = torch.cat([t0, t1])
+    good = tgt + 0.1 * torch.randn(2, 4000, generator=g)
+    swapped = good.flip(0)
+    b = {"target": tgt, "mix": torch.cat([mix, mix]), "kind": ["single", "single"]}
+    for name in ("si_sdr", "sdr"):
+        right = float(batch_loss(good, b, name))
+        wrong = float(batch_loss(swapped, b, name))
+        assert wrong > right + 10  # the query-bound loss punishes the swapped answer ...
+        assert abs(float(batch_loss(swapped, b, name, pit_pairs=True)) - right) < 1e-4  # ... PIT not
+        assert abs(float(batch_loss(good, b, name, pit_pairs=True)) - right) < 1e-4
+
+
+def test_pit_pairs_leave_pairs_with_an_absence_query_alone():
+    g = torch.Generator().manual_seed(4)
+    t0, mix = torch.randn(1, 4000, generator=g), torch.randn(1, 4000, generator=g)
+    b = {"target": torch.cat([t0, torch.zeros(1, 4000)]), "mix": torch.cat([mix, mix]),
+         "kind": ["single", "absence"]}
+    est = torch.cat([0.5 * mix, t0])  # swapped: PIT must not rescue it
+    assert float(batch_loss(est, b, "si_sdr", pit_pairs=True)) == pytest.approx(
+        float(batch_loss(est, b, "si_sdr")), abs=1e-5)
+    with pytest.raises(ValueError, match="even"):
+        batch_loss(est[:1], {"target": b["target"][:1], "mix": b["mix"][:1], "kind": ["single"]},
+                   "si_sdr", pit_pairs=True)
+
+
+def test_pit_steps_need_paired_queries():
+    from train.trainer import TrainConfig
+    with pytest.raises(ValueError, match="paired_queries"):
+        TrainConfig.from_dict({"pit_steps": 100})
+    assert TrainConfig.from_dict({"pit_steps": 100, "paired_queries": True}).pit_steps == 100

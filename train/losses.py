@@ -72,11 +72,20 @@ def presence_loss(name: str, est: torch.Tensor, ref: torch.Tensor) -> torch.Tens
     raise ValueError(f"unknown presence loss {name!r}; expected one of {PRESENCE_LOSSES}")
 
 
-def batch_loss(est: torch.Tensor, batch: dict, presence: str = "sdr") -> torch.Tensor:
+def batch_loss(est: torch.Tensor, batch: dict, presence: str = "sdr", pit_pairs: bool = False
+               ) -> torch.Tensor:
     """Mean loss of a batch mixing presence and absence queries.
 
     est, batch["target"], batch["mix"]: [B, N]; batch["kind"]: list of "single"/"both"/"absence".
     Presence examples use ``presence_loss(presence, ...)``, absence examples eq. 9.
+
+    ``pit_pairs``: the batch holds pairs (rows ``2m``, ``2m + 1``: one mixture queried around each of
+    its two talkers, :meth:`train.mixtures.MixtureSampler.sample_paired_at`). Where both rows of a
+    pair are single-talker queries, the pair is scored with the better of the two assignments of
+    estimates to targets (permutation-invariant training, PIT): the network is rewarded for
+    separating the two talkers before it has learnt which one the query means, the grouping that a
+    query-only loss cannot teach from scratch (issue 8 diagnostics in ``train/configs/README.md``).
+    Other pairs are scored as usual. Raises ValueError for an odd batch.
     """
     absent = torch.tensor([k == "absence" for k in batch["kind"]], device=est.device)
     out = est.new_zeros(est.shape[0])
@@ -84,4 +93,16 @@ def batch_loss(est: torch.Tensor, batch: dict, presence: str = "sdr") -> torch.T
         out = out.index_put((~absent,), presence_loss(presence, est[~absent], batch["target"][~absent]))
     if absent.any():
         out = out.index_put((absent,), loss_inactive(est[absent], batch["mix"][absent]))
+    if pit_pairs:
+        if est.shape[0] % 2:
+            raise ValueError(f"pit_pairs needs an even batch of pairs, got {est.shape[0]} rows")
+        single = torch.tensor([k == "single" for k in batch["kind"]], device=est.device).reshape(-1, 2)
+        both = single.all(1)
+        if both.any():
+            rows = torch.nonzero(both.repeat_interleave(2)).flatten()        # pairs' rows, in order
+            swapped = rows.reshape(-1, 2).flip(1).flatten()                   # each row's partner
+            cross = presence_loss(presence, est[rows], batch["target"][swapped]).reshape(-1, 2)
+            same = out[rows].reshape(-1, 2)
+            best = torch.where((cross.sum(1) < same.sum(1))[:, None], cross, same)
+            out = out.index_put((rows,), best.flatten())
     return out.mean()

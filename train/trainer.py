@@ -70,6 +70,7 @@ class TrainConfig:
     loss_schedule: list = field(default_factory=list)  # [[step, presence loss], ...] overrides
     workers: int = 1                               # DataLoader worker processes building mixtures
     paired_queries: bool = False                   # each mixture twice per batch, one query per talker
+    pit_steps: int = 0                             # steps scored with PIT over each pair (needs paired_queries)
 
     @property
     def total_steps(self) -> int:
@@ -122,6 +123,8 @@ class TrainConfig:
         unknown = set(d) - names
         if unknown:
             raise ValueError(f"unknown [train] keys {sorted(unknown)}; allowed: {sorted(names)}")
+        if d.get("pit_steps") and not d.get("paired_queries"):
+            raise ValueError("pit_steps needs paired_queries = true (PIT scores the two queries of a pair)")
         return cls(**d)
 
 
@@ -132,10 +135,12 @@ def validate(net, val_batches: list[dict], device) -> dict:
     si_sdri_single (dB), absence_level_db (output level relative to the input on absence queries),
     presence_level_db (output level relative to the target on single-talker queries: near 0 for a
     useful model; far below 0 when it has collapsed to silence for every query, which the
-    scale-invariant SI-SDRi alone does not show).
+    scale-invariant SI-SDRi alone does not show), sep_si_sdri_single (dB, on the same queries: the
+    SI-SDRi towards whichever of the two talkers the output is closer to; above si_sdri_single when
+    the network separates the talkers but answers the query with the wrong one, e.g. during PIT).
     """
     net.eval()
-    losses, sdri, sisdri, absl, presl = [], [], [], [], []
+    losses, sdri, sisdri, absl, presl, sep = [], [], [], [], [], []
     with torch.no_grad():
         for b in val_batches:
             mix, tgt = b["mix"].to(device), b["target"].to(device)
@@ -147,6 +152,9 @@ def validate(net, val_batches: list[dict], device) -> dict:
                     sdri.append(float(sdr(est[k], tgt[k]) - sdr(mix[k], tgt[k])))
                     sisdri.append(float(si_sdr(est[k], tgt[k]) - si_sdr(mix[k], tgt[k])))
                     presl.append(float(relative_level(est[k], tgt[k])))
+                    if "sources" in b:
+                        src = b["sources"][k].to(device)
+                        sep.append(max(float(si_sdr(est[k], s) - si_sdr(mix[k], s)) for s in src))
                 elif kind == "absence":
                     absl.append(float(relative_level(est[k], mix[k])))
     net.train()
@@ -154,7 +162,8 @@ def validate(net, val_batches: list[dict], device) -> dict:
     return {"val_loss": float(np.mean(losses)), "sdri_single": float(np.mean(sdri)) if sdri else nan,
             "si_sdri_single": float(np.mean(sisdri)) if sisdri else nan,
             "absence_level_db": float(np.mean(absl)) if absl else nan,
-            "presence_level_db": float(np.mean(presl)) if presl else nan}
+            "presence_level_db": float(np.mean(presl)) if presl else nan,
+            "sep_si_sdri_single": float(np.mean(sep)) if sep else nan}
 
 
 ABSENCE_OK_DB = -10.0  # absence output (dB re input) a chosen checkpoint should reach (issue floor)
@@ -404,7 +413,8 @@ class Trainer:
         mix, tgt = batch["mix"].to(self.device), batch["target"].to(self.device)
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.device.type == "cuda"):
             est = self.model(mix, batch["d_q"].to(self.device))
-        loss = batch_loss(est.float(), dict(batch, mix=mix, target=tgt), cfg.loss_at(st["step"]))
+        loss = batch_loss(est.float(), dict(batch, mix=mix, target=tgt), cfg.loss_at(st["step"]),
+                          pit_pairs=cfg.paired_queries and st["step"] < cfg.pit_steps)
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         gn = float(torch.nn.utils.clip_grad_norm_(self.net.parameters(), cfg.clip_norm))
