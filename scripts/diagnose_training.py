@@ -1,0 +1,120 @@
+"""Diagnostics behind the issue 8 recipe choice (train/configs/README.md, "Why PIT first").
+
+    python scripts/diagnose_training.py probe  [--gap 2.5]      # is near-vs-far visible locally?
+    python scripts/diagnose_training.py nearer [--steps 600]    # can the net extract the nearer talker?
+
+``probe``: on D1 mixtures (8 kHz, 1 s, talkers at least ``--gap`` m apart) it reports the SI-SDRi of
+the oracle ideal ratio mask of the nearer talker (what a magnitude mask could reach) and of a small
+MLP trained on 400 mixtures to predict that mask from local log-magnitude context (7 frames x 3 bins
+around each bin). ``nearer``: trains ``lite-causal-bs`` for ``--steps`` steps of 8 x 1 s with
+negative SI-SDR to output the nearer talker (query = its distance, so the query carries no choice)
+and prints validation SI-SDRi every 100 steps. Both need the speech corpus (``--speech``) and build
+or reuse the D1 bank of 4,000 RIRs.
+"""
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+import torch
+
+
+def _samplers(speech: str, gap: float):
+    from train.cli import load_room, prepare_data
+    _, _, s, _ = prepare_data(load_room("d1"), speech, None, 4000, 1, 8000, 1.0, 0, progress=False)
+    for k in ("train", "val"):
+        s[k].min_gap_m = gap
+    return s["train"], s["val"]
+
+
+def _nearer(sampler, start: int, n: int):
+    """(mix [n, N], nearer talker [n, N], farther talker [n, N], nearer distance [n])."""
+    mix, near, far, d = [], [], [], []
+    for k in range(n):
+        m = sampler.sample_at(start + k, presence=True)
+        t = int(np.argmin(m.distances))
+        mix.append(m.mix), near.append(m.sources[t]), far.append(m.sources[1 - t]), d.append(m.distances[t])
+    return (torch.tensor(np.stack(mix)), torch.tensor(np.stack(near)), torch.tensor(np.stack(far)),
+            torch.tensor(d, dtype=torch.float32))
+
+
+def _context(spec: torch.Tensor) -> torch.Tensor:
+    """[B, T, F] complex -> [B, T, F, 23]: log power of 7 frames x 3 bins relative to the bin itself,
+    its own log power and its frequency position."""
+    lm = torch.log10(spec.abs() ** 2 + 1e-8)
+    b, t, f = lm.shape
+    pad = torch.nn.functional.pad(lm, (1, 1, 6, 0), value=-8.0)
+    c = torch.stack([pad[:, 6 - dt:6 - dt + t, 1 + df:1 + df + f] for dt in range(7) for df in (-1, 0, 1)], -1)
+    pos = torch.linspace(0, 1, f)[None, None, :, None].expand(b, t, f, 1)
+    return torch.cat([c - c[..., 4:5], lm[..., None], pos], -1)
+
+
+def probe(a) -> None:
+    from models.metrics import si_sdr
+    from models.stft import istft, stft
+    tr, va = _samplers(a.speech, a.gap)
+    x, s, i, _ = _nearer(tr, 0, 400)
+    xv, sv, iv, _ = _nearer(va, 50000, 64)
+    sx, ss, si = (stft(z, 256, 128) for z in (x, s, i))
+    vx, vs, vi = (stft(z, 256, 128) for z in (xv, sv, iv))
+    n = xv.shape[-1]
+    base = si_sdr(xv, sv)
+    irm = lambda a_, b_: a_.abs() / (a_.abs() + b_.abs() + 1e-8)  # noqa: E731
+    print(f"gap >= {a.gap} m: oracle IRM SI-SDRi {float((si_sdr(istft(vx * irm(vs, vi), 256, 128, n), sv) - base).mean()):+.2f} dB")
+    f, fv = _context(sx), _context(vx)
+    flat = f.reshape(-1, f.shape[-1])
+    mu, sd = flat.mean(0), flat.std(0) + 1e-6
+    mlp = torch.nn.Sequential(torch.nn.Linear(flat.shape[1], 64), torch.nn.ReLU(), torch.nn.Linear(64, 64),
+                              torch.nn.ReLU(), torch.nn.Linear(64, 1))
+    opt = torch.optim.Adam(mlp.parameters(), 3e-3)
+    w = (sx.abs() ** 2).reshape(-1)
+    w, y, ff = w / w.mean(), irm(ss, si).reshape(-1), (flat - mu) / sd
+    for _ in range(1500):
+        k = torch.randint(0, ff.shape[0], (4096,))
+        loss = (w[k] * (torch.sigmoid(mlp(ff[k])[:, 0]) - y[k]) ** 2).mean()
+        opt.zero_grad(), loss.backward(), opt.step()
+    with torch.no_grad():
+        mask = torch.sigmoid(mlp((fv - mu) / sd)[..., 0])
+    print(f"gap >= {a.gap} m: local log-magnitude probe SI-SDRi "
+          f"{float((si_sdr(istft(vx * mask, 256, 128, n), sv) - base).mean()):+.2f} dB")
+
+
+def nearer(a) -> None:
+    from models.config import ModelConfig
+    from models.metrics import si_sdr
+    from models.net import build_model
+    tr, va = _samplers(a.speech, a.gap)
+    torch.manual_seed(0)
+    net = build_model(ModelConfig.preset("lite-causal-bs"))
+    opt = torch.optim.Adam(net.parameters(), a.lr)
+    val = [_nearer(va, 50000 + 8 * k, 8) for k in range(4)]
+    t0 = time.time()
+    for step in range(a.steps + 1):
+        if step % 100 == 0:
+            net.eval()
+            with torch.no_grad():
+                g = [float((si_sdr(net(x, d), s) - si_sdr(x, s)).mean()) for x, s, _, d in val]
+            net.train()
+            print(f"step {step} ({time.time() - t0:.0f} s): validation SI-SDRi {np.mean(g):+.2f} dB", flush=True)
+        x, s, _, d = _nearer(tr, 8 * step, 8)
+        loss = -si_sdr(net(x, d), s).mean()
+        opt.zero_grad(), loss.backward()
+        torch.nn.utils.clip_grad_norm_(net.parameters(), 5.0)
+        opt.step()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("what", choices=("probe", "nearer"))
+    ap.add_argument("--speech", default="../shared/data/speechocean762")
+    ap.add_argument("--gap", type=float, default=2.5, help="minimum talker distance gap, m")
+    ap.add_argument("--steps", type=int, default=600)
+    ap.add_argument("--lr", type=float, default=1e-3)
+    a = ap.parse_args()
+    torch.set_num_threads(1)
+    (probe if a.what == "probe" else nearer)(a)
+
+
+if __name__ == "__main__":
+    main()
