@@ -381,10 +381,11 @@ def main(argv=None) -> int:
         return 1
     except Exception as e:  # noqa: BLE001 - one clear line, never a traceback
         from models.checkpoint import CheckpointError  # noqa: PLC0415
-        try:
-            from .audio_io import AudioDeviceError  # noqa: PLC0415
-        except ImportError:  # pragma: no cover
-            AudioDeviceError = CheckpointError  # noqa: N806
+
+        # the error type only, from where it is defined: importing the audio stack here (as this
+        # did, from .audio_io) loaded it for the first time inside an error path, where its
+        # `from .devices import find_device` could bind a test's stand-in for good
+        from .devices import AudioDeviceError  # noqa: PLC0415
         if isinstance(e, (CheckpointError, AudioDeviceError, ValueError, OSError)):
             print(f"{PROG}: error: {e}", file=sys.stderr)
             return 1

@@ -236,8 +236,13 @@ def test_room_toml_is_read_and_checked(tmp_path):
 
 
 def test_cli_errors_are_one_line_and_write_nothing(tmp_path, monkeypatch, capsys):
-    from realtime_tse import devices
+    # Modules that copy `find_device` at import (`from .devices import find_device`) are imported
+    # before the stand-in goes in: one imported for the first time while it is in place keeps it
+    # after the test (realtime_tse.audio_io did, and a later test of the window then found no
+    # default device). Checked at the end.
+    from realtime_tse import audio_io, devices, playrec
     from realtime_tse.cli import main
+    real_find_device = devices.find_device
 
     def no_device(spec, kind="input"):
         raise AudioDeviceError(f"no default {kind} device. Available {kind} devices:\n  (none)")
@@ -258,6 +263,7 @@ def test_cli_errors_are_one_line_and_write_nothing(tmp_path, monkeypatch, capsys
     assert "shorter than the room's RT60 (1.5 s" in capsys.readouterr().err
     assert main(base[:-3] + ["--distances", "1,12", "--yes"]) == 1
     assert "outside the room" in capsys.readouterr().err
+    assert audio_io.find_device is real_find_device and playrec.find_device is real_find_device
 
 
 def test_a_dropout_in_one_sweep_is_caught():
