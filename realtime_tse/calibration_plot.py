@@ -97,13 +97,19 @@ def plot_calibration(measured: list[dict], reference: dict | None, path, title: 
     ``measured``: dicts with ``rir``, ``sample_rate``, ``distance_m``, ``direct_s``, ``drr_db``,
     ``rt60_s`` (:func:`load_rirs`). Returns the path. Raises OSError when it cannot be written.
     """
+    # matplotlib's object API with the Agg canvas, not pyplot: this runs on the calibration
+    # dialog's helper thread in a Qt process, where pyplot's global state (its backend, which
+    # matplotlib.use(..., force=True) would switch for the whole process, closing every pyplot
+    # figure from this thread) must not be touched
     import matplotlib
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
     p = Path(path)
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.2), dpi=100)
+    fig = Figure(figsize=(11, 4.2), dpi=100)
+    FigureCanvasAgg(fig)
+    ax1, ax2 = fig.subplots(1, 2)
     dists = sorted({m["distance_m"] for m in measured})
-    cmap = plt.get_cmap("viridis")
+    cmap = matplotlib.colormaps["viridis"]
     color = {d: cmap(i / max(len(dists) - 1, 1)) for i, d in enumerate(dists)}
     seen = set()
     for m in measured:
@@ -140,10 +146,7 @@ def plot_calibration(measured: list[dict], reference: dict | None, path, title: 
     ax2.set_title("direct-to-reverberant ratio against distance", fontsize=9)
     fig.suptitle(f"room calibration {title}".strip(), fontsize=10)
     fig.tight_layout()
-    try:
-        p.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(p)
-    finally:
-        plt.close(fig)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(p)
     return p
 

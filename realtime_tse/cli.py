@@ -243,11 +243,13 @@ def cmd_scan(args) -> int:
 def plot_scan(res, path, title: str = "") -> Path:
     """Level profile, indicator and the detected talkers (``talkers_m``) as a PNG (matplotlib, Agg
     backend)."""
-    import matplotlib  # noqa: PLC0415
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt  # noqa: PLC0415
+    # the object API on an Agg canvas: no pyplot state, no process-wide backend switch
+    from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: PLC0415
+    from matplotlib.figure import Figure  # noqa: PLC0415
     p = Path(path).expanduser()
-    fig, ax = plt.subplots(figsize=(7, 3.6), dpi=110)
+    fig = Figure(figsize=(7, 3.6), dpi=110)
+    FigureCanvasAgg(fig)
+    ax = fig.subplots()
     ax.plot(res.distances_m, res.isdr_db, "o-", color="tab:blue", label="output / input level")
     ax.set_xlabel("query distance (m)")
     ax.set_ylabel("10 log10(|x̂|²/|y|² + τ)  (dB)", color="tab:blue")
@@ -267,8 +269,6 @@ def plot_scan(res, path, title: str = "") -> Path:
         fig.savefig(p)
     except OSError as e:
         raise CLIError(f"{p}: cannot write ({e})") from e
-    finally:
-        plt.close(fig)
     return p
 
 
