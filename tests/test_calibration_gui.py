@@ -1,6 +1,7 @@
 """The calibration dialog offscreen (pytest-qt): set-up, takes through the simulated-room test
 double, a level problem and a vanished device on the way, the plot at the end; and the menu action."""
 import os
+import threading
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
@@ -77,6 +78,43 @@ def test_dialog_measures_and_shows_the_plot(qtbot, tmp_path):
     assert not pix.isNull() and pix.width() > 300
     assert "tse-train --measured" in dlg.result_text.text()
     dlg.grab().save(str(tmp_path / "dialog.png"))
+
+
+class _BlockingRoom:
+    """A play-record callable whose take lasts until the audio is closed, then fails as a
+    closed stream does."""
+
+    def __init__(self):
+        self.started, self.closed = threading.Event(), threading.Event()
+
+    def __call__(self, x, rate):
+        self.started.set()
+        if not self.closed.wait(20):
+            raise AssertionError("the dialog never closed the audio")
+        from realtime_tse.devices import AudioDeviceError
+        raise AudioDeviceError("the audio device stopped mid-sweep (the audio stream stopped)")
+
+    def close(self):
+        self.closed.set()
+
+
+def test_closing_mid_take_ends_the_measuring_thread_first(qtbot, tmp_path):
+    """The dialog is not closed (and then destroyed) while its helper thread still measures and
+    would report into it: closing stops the audio and waits for the thread."""
+    room = _BlockingRoom()
+    dlg = CalibrateDialog(play_record_factory=lambda *a: room,
+                          devices=([("Mic", "mic")], [("Spk", "spk")]))
+    qtbot.addWidget(dlg)
+    dlg.show()
+    _fill(dlg, tmp_path / "lab")
+    assert dlg.start()
+    dlg.play_btn.click()
+    assert room.started.wait(10) and dlg.busy
+    helpers = [t for t in threading.enumerate() if t.name == "tse-calibrate"]
+    assert len(helpers) == 1 and helpers[0].is_alive()
+    dlg.reject()
+    assert room.closed.is_set() and not helpers[0].is_alive()
+    assert not dlg.isVisible()
 
 
 class _Engine:

@@ -20,6 +20,7 @@ PLATFORM.md for the PySide6 / pyqtgraph crash to avoid).
 """
 from __future__ import annotations
 
+import logging
 import threading
 import traceback
 from pathlib import Path
@@ -35,6 +36,8 @@ from ..calibration import CalibrationError, SweepConfig, latency_from, measure_r
 from ..calibration_folder import RoomSetup, Session, parse_distances, read_room_toml
 
 __all__ = ["CalibrateDialog", "add_calibrate_action"]
+
+log = logging.getLogger(__name__)
 
 DEFAULT_OUT = Path.home() / "realtime-tse" / "rooms"
 RATES = (48000, 44100, 16000)
@@ -88,6 +91,7 @@ class CalibrateDialog(QDialog):
         self.out_path: Path | None = None
         self._extra: dict = {}
         self._rt60_guess: float | None = None
+        self._helper: threading.Thread | None = None  # the take or the finish running now
         self._bridge = _Bridge(self)
         self._bridge.done.connect(self._on_done)
         self._bridge.failed.connect(self._on_failed)
@@ -327,14 +331,15 @@ class CalibrateDialog(QDialog):
 
         def work():
             try:
-                self._bridge.done.emit(measure_rir(pr, s.cfg, d, lat))
+                result = ("done", measure_rir(pr, s.cfg, d, lat))
             except CalibrationError as e:
-                self._bridge.failed.emit(str(e), True)
+                result = ("failed", str(e), True)
             except Exception as e:  # noqa: BLE001  (AudioDeviceError, ...)
                 traceback.print_exc()
-                self._bridge.failed.emit(f"{type(e).__name__}: {e}", False)
+                result = ("failed", f"{type(e).__name__}: {e}", False)
+            self._report(*result)
 
-        threading.Thread(target=work, name="tse-calibrate", daemon=True).start()
+        self._start_helper(work, "tse-calibrate")
 
     def _on_done(self, m) -> None:
         self.busy = False
@@ -386,12 +391,13 @@ class CalibrateDialog(QDialog):
 
         def work():
             try:
-                self._bridge.done.emit(s.finish())
+                result = ("done", s.finish())
             except Exception as e:  # noqa: BLE001
                 traceback.print_exc()
-                self._bridge.failed.emit(f"{type(e).__name__}: {e}", False)
+                result = ("failed", f"{type(e).__name__}: {e}", False)
+            self._report(*result)
 
-        threading.Thread(target=work, name="tse-calibrate-finish", daemon=True).start()
+        self._start_helper(work, "tse-calibrate-finish")
 
     def _show_result(self, out: Path) -> None:
         import json
@@ -423,8 +429,38 @@ class CalibrateDialog(QDialog):
             except Exception:  # noqa: BLE001
                 traceback.print_exc()
 
+    # ------------------------------------------------------------------ helper thread
+    def _start_helper(self, work, name: str) -> None:
+        """Run ``work`` (a take or the finish; it ends with :meth:`_report`) on a helper thread,
+        one at a time (``busy`` guards the callers)."""
+        t = threading.Thread(target=work, name=name, daemon=True)
+        self._helper = t
+        t.start()
+
+    def _report(self, kind: str, *args) -> None:
+        """The helper thread's result to the Qt thread (queued signal; never raises: a dialog
+        destroyed after :meth:`wait_helper` gave up has no bridge left)."""
+        try:
+            (self._bridge.done if kind == "done" else self._bridge.failed).emit(*args)
+        except RuntimeError:  # the C++ side of the bridge is gone
+            pass
+
+    def wait_helper(self, timeout_s: float = 15.0) -> bool:
+        """Wait for the helper thread (a take or the finish) to end: the dialog must not be
+        destroyed while that thread still reports into it. True when none runs any more."""
+        t = self._helper
+        if t is None or t is threading.current_thread():
+            return True
+        t.join(timeout_s)
+        if t.is_alive():
+            return False
+        self._helper = None
+        return True
+
     def done(self, result: int) -> None:  # accept / reject / close: release the devices
-        self._close_audio()
+        self._close_audio()  # a take in progress ends at once on the closed stream
+        if not self.wait_helper():
+            log.warning("calibration dialog closed while its measuring thread still runs (15 s)")
         super().done(result)
 
 
