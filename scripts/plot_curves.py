@@ -4,8 +4,10 @@
 
 Each ``log.csv`` is a trainer log (train/trainer.py): ``train_seconds`` (compute seconds spent in
 training steps, summed over resumes) gives the x axis in hours; ``si_sdri_single`` (dB, single-talker
-queries) and ``absence_level_db`` (dB re input, absence queries) the two panels. Dashed lines mark
-the issue's floors (3 dB SI-SDRi, -10 dB absence level).
+queries) and ``absence_level_db`` (dB re input, absence queries) the two panels; where a log has
+``sep_si_sdri_single`` (SI-SDRi towards whichever talker the output is closer to, logged from
+session 8 on) it is drawn dotted in the run's colour. Dashed lines mark the issue's floors (3 dB
+SI-SDRi, -10 dB absence level).
 """
 from __future__ import annotations
 
@@ -23,7 +25,11 @@ def read_log(path: str | Path) -> dict[str, list[float]]:
     with open(path, newline="") as f:
         rows = list(csv.DictReader(f))
     cols = ("step", "train_seconds", "si_sdri_single", "absence_level_db")
-    return {c: [float(r[c]) if r.get(c) not in ("", None) else float("nan") for r in rows] for c in cols}
+    out = {c: [float(r[c]) if r.get(c) not in ("", None) else float("nan") for r in rows] for c in cols}
+    if rows and "sep_si_sdri_single" in rows[0]:
+        out["sep_si_sdri_single"] = [float(r["sep_si_sdri_single"]) if r.get("sep_si_sdri_single") not in ("", None)
+                                     else float("nan") for r in rows]
+    return out
 
 
 def plot(out: str | Path, runs: dict[str, str | Path]) -> None:
@@ -37,7 +43,10 @@ def plot(out: str | Path, runs: dict[str, str | Path]) -> None:
     for label, path in runs.items():
         log = read_log(path)
         hours = [s / 3600 for s in log["train_seconds"]]
-        a1.plot(hours, log["si_sdri_single"], label=label)
+        line, = a1.plot(hours, log["si_sdri_single"], label=label)
+        if "sep_si_sdri_single" in log:
+            a1.plot(hours, log["sep_si_sdri_single"], ls=":", c=line.get_color(),
+                    label=f"{label}: separation (either talker)")
         a2.plot(hours, log["absence_level_db"], label=label)
     a1.axhline(3.0, ls="--", c="grey", lw=0.8)
     a2.axhline(-10.0, ls="--", c="grey", lw=0.8)
