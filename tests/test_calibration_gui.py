@@ -22,7 +22,8 @@ DISTS = [1.0, 2.0, 3.0]
 
 def _fill(dlg, out):
     dlg.name_edit.setText("lab")
-    for box, v in zip(dlg.size + dlg.mic, SETUP.size_m + SETUP.mic_m):
+    assert dlg.size().width() > 0  # QWidget.size() is not shadowed by a field
+    for box, v in zip(dlg.room_size + dlg.mic, SETUP.size_m + SETUP.mic_m):
         box.setValue(v)
     dlg.distances_edit.setText(", ".join(f"{d:g}" for d in DISTS))
     dlg.rate_combo.setCurrentIndex(dlg.rate_combo.findData(16000))

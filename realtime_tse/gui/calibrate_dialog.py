@@ -107,12 +107,12 @@ class CalibrateDialog(QDialog):
         w = QWidget()
         f = QFormLayout(w)
         self.name_edit = QLineEdit("my_room")
-        self.size = [_spin(1.0, 50.0, v) for v in (5.0, 4.0, 2.7)]
+        self.room_size = [_spin(1.0, 50.0, v) for v in (5.0, 4.0, 2.7)]
         self.mic = [_spin(0.01, 50.0, v) for v in (2.5, 0.6, 0.9)]
         load = QPushButton("Load room.toml\u2026")
         load.clicked.connect(self._load_toml)
         row = QHBoxLayout()
-        for s in self.size:
+        for s in self.room_size:
             row.addWidget(s)
         row.addWidget(load)
         f.addRow("Room name", self.name_edit)
@@ -237,7 +237,7 @@ class CalibrateDialog(QDialog):
             self.setup_msg.setText(str(e))
             return
         self.name_edit.setText(s.name)
-        for box, v in zip(self.size + self.mic, tuple(s.size_m) + tuple(s.mic_m)):
+        for box, v in zip(self.room_size + self.mic, tuple(s.size_m) + tuple(s.mic_m)):
             box.setValue(v)
         self._extra = dict(s.extra)
         self._rt60_guess = s.rt60_guess_s
@@ -257,7 +257,7 @@ class CalibrateDialog(QDialog):
         the set-up page). Returns whether it went on."""
         try:
             setup = RoomSetup(self.name_edit.text().strip() or "my_room",
-                              tuple(s.value() for s in self.size),
+                              tuple(s.value() for s in self.room_size),
                               tuple(s.value() for s in self.mic),
                               self._rt60_guess, self._extra)
             distances = parse_distances(self.distances_edit.text())
