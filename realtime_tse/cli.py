@@ -319,19 +319,22 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="cmd", metavar="COMMAND")
 
     e = sub.add_parser("extract", help="extract the talker(s) at a distance from a file")
-    e.add_argument("input", metavar="IN")
+    e.add_argument("input", metavar="IN", help="audio file (any soundfile format, any rate; "
+                                               "stereo is mixed down), e.g. assets/demo/demo_mix.wav")
     e.add_argument("--distance", "-d", type=float, required=True, help="query distance in metres")
-    e.add_argument("-o", "--output", required=True, metavar="OUT")
+    e.add_argument("-o", "--output", required=True, metavar="OUT",
+                   help="file to write (format from its extension; written at IN's rate)")
     e.add_argument("--streaming", action="store_true",
                    help="run block by block as live (output re-aligned to the input)")
-    e.add_argument("--block-ms", type=float, default=DEFAULT_BLOCK_MS)
+    e.add_argument("--block-ms", type=float, default=DEFAULT_BLOCK_MS,
+                   help=f"with --streaming: block length in ms (default {DEFAULT_BLOCK_MS:g})")
     _common(e)
     e.set_defaults(func=cmd_extract)
 
     s = sub.add_parser("scan", help="estimate talker distances in a file")
-    s.add_argument("input", metavar="IN")
-    s.add_argument("--json", metavar="OUT.json")
-    s.add_argument("--plot", metavar="OUT.png")
+    s.add_argument("input", metavar="IN", help="audio file, e.g. assets/demo/demo_mix.wav")
+    s.add_argument("--json", metavar="OUT.json", help="write the profile and talkers as JSON")
+    s.add_argument("--plot", metavar="OUT.png", help="write a plot of the profile")
     s.add_argument("--step", type=float, default=None, help="grid step in metres (default 0.25)")
     s.add_argument("--max-seconds", type=float, default=None, metavar="S",
                    help="measure at most S seconds of a long file, in excerpts spread over it "
@@ -346,11 +349,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="index or name, or 'null' for none")
     t.add_argument("--input-file", default=None, metavar="F", help="a file instead of a microphone")
     t.add_argument("--loop", action="store_true", help="loop the input file")
-    t.add_argument("--distance", "-d", type=float, required=True)
+    t.add_argument("--distance", "-d", type=float, required=True, help="query distance in metres")
     t.add_argument("--record", metavar="OUT.wav", help="record the output (never overwrites)")
     t.add_argument("--record-input", action="store_true", help="also record the raw input")
-    t.add_argument("--seconds", type=float, default=None)
-    t.add_argument("--block-ms", type=float, default=DEFAULT_BLOCK_MS)
+    t.add_argument("--seconds", type=float, default=None, help="stop after this many seconds")
+    t.add_argument("--block-ms", type=float, default=DEFAULT_BLOCK_MS,
+                   help=f"block length in ms (default {DEFAULT_BLOCK_MS:g}; latency = block + one frame)")
     t.add_argument("--no-scan", action="store_true", help="no distance scan")
     _common(t)
     t.set_defaults(func=cmd_stream)
