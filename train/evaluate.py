@@ -154,8 +154,11 @@ def evaluate(net, sampler, n_mixtures: int = 100, repeats: int = 5, device="cpu"
                                   scan_mixtures=scan_mixtures, on_mixture=lambda: bar.update(1)))
     bar.close()
     keys = reps[0].keys()
-    mean = {k: float(np.nanmean([r[k] for r in reps])) for k in keys}
-    std = {k: float(np.nanstd([r[k] for r in reps])) for k in keys}
+    def finite(k):  # NaN where no repeat had such a query (nanmean would warn on an all-NaN list)
+        v = np.asarray([r[k] for r in reps], dtype=float)
+        return v[np.isfinite(v)]
+    mean = {k: float(finite(k).mean()) if finite(k).size else float("nan") for k in keys}
+    std = {k: float(finite(k).std()) if finite(k).size else float("nan") for k in keys}
     return {"mean": mean, "std": std, "repeats": reps}
 
 

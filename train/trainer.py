@@ -28,6 +28,7 @@ import os
 import signal
 import threading
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -343,8 +344,10 @@ class Trainer:
             w = cfg.warmup_steps
             self.warmup = torch.optim.lr_scheduler.LinearLR(self.opt, start_factor=1.0 / w, end_factor=1.0,
                                                             total_iters=max(w - 1, 1))
-            for _ in range(st["step"]):
-                self.warmup.step()
+            with warnings.catch_warnings():  # replaying the schedule of a resumed run, before any opt.step()
+                warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step\\(\\)` before")
+                for _ in range(st["step"]):
+                    self.warmup.step()
 
     def _from_rank0(self, values: list[float]) -> list[float]:
         """Rank 0's ``values`` on every rank (a broadcast; the values themselves with one process)."""
