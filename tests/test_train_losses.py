@@ -109,3 +109,21 @@ def test_pit_steps_need_paired_queries():
     with pytest.raises(ValueError, match="paired_queries"):
         TrainConfig.from_dict({"pit_steps": 100})
     assert TrainConfig.from_dict({"pit_steps": 100, "paired_queries": True}).pit_steps == 100
+
+
+def test_pit_weight_blends_pit_into_the_query_bound_score_and_falls_to_zero():
+    g = torch.Generator().manual_seed(5)
+    t0, t1, mix = (torch.randn(1, 4000, generator=g) for _ in range(3))
+    b = {"target": torch.cat([t0, t1]), "mix": torch.cat([mix, mix]), "kind": ["single", "single"]}
+    swapped = (torch.cat([t0, t1]) + 0.1 * torch.randn(2, 4000, generator=g)).flip(0)
+    pit = float(batch_loss(swapped, b, "si_sdr", pit_pairs=True))
+    bound = float(batch_loss(swapped, b, "si_sdr"))
+    half = float(batch_loss(swapped, b, "si_sdr", pit_pairs=True, pit_weight=0.5))
+    assert half == pytest.approx(0.5 * pit + 0.5 * bound, abs=1e-4)
+    with pytest.raises(ValueError, match="pit_weight"):
+        batch_loss(swapped, b, "si_sdr", pit_pairs=True, pit_weight=1.5)
+    cfg = TrainConfig.from_dict({"paired_queries": True, "pit_steps": 100, "pit_blend_steps": 50})
+    assert [cfg.pit_weight_at(s) for s in (0, 99, 100, 125, 150, 1000)] == [1.0, 1.0, 1.0, 0.5, 0.0, 0.0]
+    hard = TrainConfig.from_dict({"paired_queries": True, "pit_steps": 100})
+    assert [hard.pit_weight_at(s) for s in (99, 100)] == [1.0, 0.0]
+    assert TrainConfig().pit_weight_at(0) == 0.0

@@ -72,8 +72,8 @@ def presence_loss(name: str, est: torch.Tensor, ref: torch.Tensor) -> torch.Tens
     raise ValueError(f"unknown presence loss {name!r}; expected one of {PRESENCE_LOSSES}")
 
 
-def batch_loss(est: torch.Tensor, batch: dict, presence: str = "sdr", pit_pairs: bool = False
-               ) -> torch.Tensor:
+def batch_loss(est: torch.Tensor, batch: dict, presence: str = "sdr", pit_pairs: bool = False,
+               pit_weight: float = 1.0) -> torch.Tensor:
     """Mean loss of a batch mixing presence and absence queries.
 
     est, batch["target"], batch["mix"]: [B, N]; batch["kind"]: list of "single"/"both"/"absence".
@@ -85,7 +85,9 @@ def batch_loss(est: torch.Tensor, batch: dict, presence: str = "sdr", pit_pairs:
     estimates to targets (permutation-invariant training, PIT): the network is rewarded for
     separating the two talkers before it has learnt which one the query means, the grouping that a
     query-only loss cannot teach from scratch (issue 8 diagnostics in ``train/configs/README.md``).
-    Other pairs are scored as usual. Raises ValueError for an odd batch.
+    Other pairs are scored as usual. ``pit_weight`` in [0, 1] blends the two scores of such a pair,
+    ``pit_weight * PIT + (1 - pit_weight) * query-bound`` (a soft switch from PIT to the query).
+    Raises ValueError for an odd batch or a weight outside [0, 1].
     """
     absent = torch.tensor([k == "absence" for k in batch["kind"]], device=est.device)
     out = est.new_zeros(est.shape[0])
@@ -96,6 +98,8 @@ def batch_loss(est: torch.Tensor, batch: dict, presence: str = "sdr", pit_pairs:
     if pit_pairs:
         if est.shape[0] % 2:
             raise ValueError(f"pit_pairs needs an even batch of pairs, got {est.shape[0]} rows")
+        if not 0.0 <= pit_weight <= 1.0:
+            raise ValueError(f"pit_weight must be in [0, 1], got {pit_weight}")
         single = torch.tensor([k == "single" for k in batch["kind"]], device=est.device).reshape(-1, 2)
         both = single.all(1)
         if both.any():
@@ -104,5 +108,5 @@ def batch_loss(est: torch.Tensor, batch: dict, presence: str = "sdr", pit_pairs:
             cross = presence_loss(presence, est[rows], batch["target"][swapped]).reshape(-1, 2)
             same = out[rows].reshape(-1, 2)
             best = torch.where((cross.sum(1) < same.sum(1))[:, None], cross, same)
-            out = out.index_put((rows,), best.flatten())
+            out = out.index_put((rows,), (pit_weight * best + (1.0 - pit_weight) * same).flatten())
     return out.mean()

@@ -72,6 +72,7 @@ class TrainConfig:
     workers: int = 1                               # DataLoader worker processes building mixtures
     paired_queries: bool = False                   # each mixture twice per batch, one query per talker
     pit_steps: int = 0                             # steps scored with PIT over each pair (needs paired_queries)
+    pit_blend_steps: int = 0                       # then PIT's weight falls linearly to 0 over these steps
 
     @property
     def total_steps(self) -> int:
@@ -105,6 +106,16 @@ class TrainConfig:
             if s0 <= step < s1:
                 return float(b0 + (b1 - b0) * (step - s0) / max(s1 - s0, 1))
         return 0.0
+
+    def pit_weight_at(self, step: int) -> float:
+        """Weight of the PIT score at ``step`` (train.losses.batch_loss): 1 before ``pit_steps``,
+        then falling linearly to 0 over ``pit_blend_steps`` (0 = a hard switch); 0 without
+        ``paired_queries``."""
+        if not self.paired_queries or step >= self.pit_steps + self.pit_blend_steps:
+            return 0.0
+        if step < self.pit_steps:
+            return 1.0
+        return 1.0 - (step - self.pit_steps) / self.pit_blend_steps
 
     def sampler_settings(self, step: int) -> dict:
         """Mixture-sampler attributes for the examples of ``step`` (train.data)."""
@@ -417,7 +428,7 @@ class Trainer:
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.device.type == "cuda"):
             est = self.model(mix, batch["d_q"].to(self.device))
         loss = batch_loss(est.float(), dict(batch, mix=mix, target=tgt), cfg.loss_at(st["step"]),
-                          pit_pairs=cfg.paired_queries and st["step"] < cfg.pit_steps)
+                          pit_pairs=cfg.pit_weight_at(st["step"]) > 0, pit_weight=cfg.pit_weight_at(st["step"]))
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         gn = float(torch.nn.utils.clip_grad_norm_(self.net.parameters(), cfg.clip_norm))
