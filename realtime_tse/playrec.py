@@ -30,6 +30,7 @@ from typing import Callable
 import numpy as np
 
 from .devices import AudioDeviceError, _sd, find_device
+from .loopback import restore_env, save_env
 
 __all__ = ["PlayRecord", "DuplexPlayRecord"]
 
@@ -110,7 +111,7 @@ class DuplexPlayRecord:
         sd = _sd()
         din = find_device(self.input_spec, "input")
         dout = find_device(self.output_spec, "output")
-        saved = {k: os.environ.get(k) for k in self.env}
+        saved = save_env(self.env)
         os.environ.update(self.env)
         try:
             for _attempt in range(3):  # PortAudio's ALSA/pulse capture sometimes fails its first poll
@@ -136,11 +137,7 @@ class DuplexPlayRecord:
                 raise AudioDeviceError(f"the stream {din.name!r} -> {dout.name!r} delivers no audio "
                                        "(three attempts): is the device in use or disconnected?")
         finally:
-            for k, v in saved.items():
-                if v is None:
-                    os.environ.pop(k, None)
-                else:
-                    os.environ[k] = v
+            restore_env(saved)
         try:
             lat = self.stream.latency
             self.reported_latency_s = float(lat[0]) + float(lat[1])
