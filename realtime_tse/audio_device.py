@@ -73,6 +73,17 @@ class DeviceStream(AudioStream):
             raise
 
     # ---------------------------------------------------------------- callback side
+    def _note_out_latency(self, cb_time) -> None:
+        """Keep the output latency PortAudio reports in a callback's ``time`` (DAC time minus now,
+        seconds; None or implausible values ignored) and its maximum."""
+        if cb_time is None:
+            return
+        lat = cb_time.outputBufferDacTime - cb_time.currentTime
+        if 0.0 < lat < 3600.0:
+            self._out_lat = lat
+            if lat > self._out_lat_max:
+                self._out_lat_max = lat
+
     def _xrun(self, kind: int, frames: int | None = None) -> None:
         with self._xlock:  # two callback threads with separate streams
             i = self._xn
@@ -118,12 +129,7 @@ class DeviceStream(AudioStream):
                         self._xrun(3)
                 if outdata.shape[1] > 1:
                     outdata[:, 1:] = outdata[:, :1]
-                if _time is not None:
-                    olat = _time.outputBufferDacTime - _time.currentTime
-                    if 0.0 < olat < 3600.0:
-                        self._out_lat = olat
-                        if olat > self._out_lat_max:
-                            self._out_lat_max = olat
+                self._note_out_latency(_time)
             self._cb_frames += frames
             self._cb_count += 1
             if self._cb_tid == 0:

@@ -292,12 +292,7 @@ class SeparateStreamsDuplex(SingleStreamDuplex):
                     self._xrun(3, self._out_cb_frames)
             if outdata.shape[1] > 1:
                 outdata[:, 1:] = outdata[:, :1]
-            if _time is not None:
-                lat = _time.outputBufferDacTime - _time.currentTime
-                if 0.0 < lat < 3600.0:
-                    self._out_lat = lat
-                    if lat > self._out_lat_max:
-                        self._out_lat_max = lat
+            self._note_out_latency(_time)
             self._out_cb_frames += frames
             self._out_cb_count += 1
             if self._out_cb_tid == 0:
