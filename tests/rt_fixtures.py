@@ -57,3 +57,16 @@ def demo_at(rate: int, seconds: float | None = None) -> np.ndarray:
 @pytest.fixture(scope="session")
 def demo_model_rate(model):
     return demo_at(model.sample_rate, 6.0)
+
+
+# Start of a child script (``python -c``) that runs its own PulseAudio server, so that the test can
+# kill it mid-stream: argv[1] the server's folder, argv[2] scripts/pulse.sh. Leaves the server's
+# environment in os.environ and its process id in ``pid``.
+PRIVATE_PULSE_PRELUDE = r"""
+import os, subprocess, sys
+os.environ["RTSE_PULSE_DIR"] = sys.argv[1]
+out = subprocess.run(["bash", sys.argv[2], "start"], capture_output=True, text=True, check=True).stdout
+for line in out.splitlines():
+    k, v = line[len("export "):].split("=", 1); os.environ[k] = v
+pid = int(open(os.path.join(sys.argv[1], "runtime", "pid")).read())
+"""

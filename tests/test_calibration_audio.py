@@ -14,6 +14,8 @@ import pytest
 import soundfile as sf
 import torch
 
+from tests.rt_fixtures import PRIVATE_PULSE_PRELUDE
+
 REPO = Path(__file__).resolve().parents[1]
 pytestmark = [pytest.mark.audio, pytest.mark.timeout(600)]
 
@@ -86,14 +88,9 @@ def test_calibrate_through_the_null_sink_then_fine_tune(pulse_null_sink, monkeyp
     assert load_checkpoint(run / "last.safetensors")[1]["provenance"]["trainer"]["step"] == 2
 
 
-_VANISH = r"""
+_VANISH = PRIVATE_PULSE_PRELUDE + r"""
 import json, os, signal, subprocess, sys, threading, time
 import numpy as np
-os.environ["RTSE_PULSE_DIR"] = sys.argv[1]
-out = subprocess.run(["bash", sys.argv[2], "start"], capture_output=True, text=True, check=True).stdout
-for line in out.splitlines():
-    k, v = line[len("export "):].split("=", 1); os.environ[k] = v
-pid = int(open(os.path.join(sys.argv[1], "runtime", "pid")).read())
 from realtime_tse.devices import AudioDeviceError, list_devices
 from realtime_tse.playrec import DuplexPlayRecord
 list_devices(refresh=True)

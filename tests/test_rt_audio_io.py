@@ -23,6 +23,7 @@ import soundfile as sf
 from realtime_tse.audio_io import (AudioDeviceError, FileSource, find_device, list_devices,
                                    make_stream)
 from realtime_tse.ringbuffer import RingBuffer
+from tests.rt_fixtures import PRIVATE_PULSE_PRELUDE
 
 # the ``pulse_null_sink`` fixture comes from tests/conftest.py (tests/audio_fixtures.py)
 REPO = Path(__file__).resolve().parents[1]
@@ -655,13 +656,8 @@ def test_callback_failure_stops_stream_and_reports(pulse_null_sink):
     s.stop()
 
 
-_VANISH_SCRIPT = r"""
+_VANISH_SCRIPT = PRIVATE_PULSE_PRELUDE + r"""
 import json, os, signal, subprocess, sys, time
-os.environ["RTSE_PULSE_DIR"] = sys.argv[1]
-out = subprocess.run(["bash", sys.argv[2], "start"], capture_output=True, text=True, check=True).stdout
-for line in out.splitlines():
-    k, v = line[len("export "):].split("=", 1); os.environ[k] = v
-pid = int(open(os.path.join(sys.argv[1], "runtime", "pid")).read())
 from realtime_tse.audio_io import list_devices, make_stream
 list_devices(refresh=True)
 errors = []
