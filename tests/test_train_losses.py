@@ -127,3 +127,40 @@ def test_pit_weight_blends_pit_into_the_query_bound_score_and_falls_to_zero():
     hard = TrainConfig.from_dict({"paired_queries": True, "pit_steps": 100})
     assert [hard.pit_weight_at(s) for s in (99, 100)] == [1.0, 0.0]
     assert TrainConfig().pit_weight_at(0) == 0.0
+
+
+def test_pit_only_restricts_pit_to_the_marked_pairs():
+    g = torch.Generator().manual_seed(6)
+    t = torch.randn(4, 4000, generator=g)
+    mix = torch.randn(1, 4000, generator=g).expand(4, -1)
+    b = {"target": t, "mix": mix, "kind": ["single"] * 4}
+    swapped = (t + 0.1 * torch.randn(4, 4000, generator=g)).reshape(2, 2, -1).flip(1).reshape(4, -1)
+    bound = float(batch_loss(swapped, b, "si_sdr"))
+    both = float(batch_loss(swapped, b, "si_sdr", pit_pairs=True))
+    first = float(batch_loss(swapped, b, "si_sdr", pit_pairs=True, pit_only=torch.tensor([True, False])))
+    assert both < bound - 10
+    rows_bound = presence_loss("si_sdr", swapped, t)                    # [4], query-bound per row
+    rows_pit = presence_loss("si_sdr", swapped, t.reshape(2, 2, -1).flip(1).reshape(4, -1))
+    expect = float(torch.cat([rows_pit[:2], rows_bound[2:]]).mean())    # pair 0 rescued, pair 1 not
+    assert first == pytest.approx(expect, abs=1e-3)
+    with pytest.raises(ValueError, match="one entry per pair"):
+        batch_loss(swapped, b, "si_sdr", pit_pairs=True, pit_only=torch.tensor([True]))
+
+
+def test_fixed_query_pairs_replace_only_single_talker_pairs_and_follow_the_share():
+    from train.trainer import fixed_query_pairs
+    d = torch.tensor([1.0, 3.0, 2.0, 2.5, 1.5, 4.0] * 50)
+    kinds = ["single", "single", "single", "absence", "single", "single"] * 50
+    out, pick = fixed_query_pairs(d, kinds, [0.5, 4.5], 1.0, torch.Generator().manual_seed(0))
+    pairs = out.reshape(-1, 2)
+    assert pick.tolist() == [True, False, True] * 50
+    assert torch.equal(pairs[pick], torch.tensor([[0.5, 4.5]]).expand(100, 2))
+    assert torch.equal(pairs[~pick], d.reshape(-1, 2)[~pick])          # the absence pairs untouched
+    _, none = fixed_query_pairs(d, kinds, [0.5, 4.5], 0.0, torch.Generator().manual_seed(0))
+    assert not none.any()
+    _, some = fixed_query_pairs(d, kinds, [0.5, 4.5], 0.5, torch.Generator().manual_seed(0))
+    assert 30 <= int(some.sum()) <= 70                                  # about half of 100 eligible pairs
+    with pytest.raises(ValueError, match="even"):
+        fixed_query_pairs(d[:3], kinds[:3], [0.5, 4.5], 1.0, torch.Generator())
+    with pytest.raises(ValueError, match="pit_queries"):
+        TrainConfig.from_dict({"paired_queries": True, "pit_steps": 10, "pit_queries": [1.0, 1.0]})

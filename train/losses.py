@@ -73,7 +73,7 @@ def presence_loss(name: str, est: torch.Tensor, ref: torch.Tensor) -> torch.Tens
 
 
 def batch_loss(est: torch.Tensor, batch: dict, presence: str = "sdr", pit_pairs: bool = False,
-               pit_weight: float = 1.0) -> torch.Tensor:
+               pit_weight: float = 1.0, pit_only: torch.Tensor | None = None) -> torch.Tensor:
     """Mean loss of a batch mixing presence and absence queries.
 
     est, batch["target"], batch["mix"]: [B, N]; batch["kind"]: list of "single"/"both"/"absence".
@@ -87,7 +87,10 @@ def batch_loss(est: torch.Tensor, batch: dict, presence: str = "sdr", pit_pairs:
     query-only loss cannot teach from scratch (issue 8 diagnostics in ``train/configs/README.md``).
     Other pairs are scored as usual. ``pit_weight`` in [0, 1] blends the two scores of such a pair,
     ``pit_weight * PIT + (1 - pit_weight) * query-bound`` (a soft switch from PIT to the query).
-    Raises ValueError for an odd batch or a weight outside [0, 1].
+    ``pit_only``: optional bool tensor [B / 2]; PIT applies only to the pairs marked True (the others
+    keep the query-bound score), as when only some pairs were queried at fixed tokens
+    (``TrainConfig.pit_queries``).
+    Raises ValueError for an odd batch, a weight outside [0, 1] or a ``pit_only`` of the wrong size.
     """
     absent = torch.tensor([k == "absence" for k in batch["kind"]], device=est.device)
     out = est.new_zeros(est.shape[0])
@@ -102,6 +105,10 @@ def batch_loss(est: torch.Tensor, batch: dict, presence: str = "sdr", pit_pairs:
             raise ValueError(f"pit_weight must be in [0, 1], got {pit_weight}")
         single = torch.tensor([k == "single" for k in batch["kind"]], device=est.device).reshape(-1, 2)
         both = single.all(1)
+        if pit_only is not None:
+            if pit_only.shape != both.shape:
+                raise ValueError(f"pit_only must have one entry per pair ({both.shape[0]}), got {tuple(pit_only.shape)}")
+            both = both & pit_only.to(both.device)
         if both.any():
             rows = torch.nonzero(both.repeat_interleave(2)).flatten()        # pairs' rows, in order
             swapped = rows.reshape(-1, 2).flip(1).flatten()                   # each row's partner

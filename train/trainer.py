@@ -73,6 +73,7 @@ class TrainConfig:
     paired_queries: bool = False                   # each mixture twice per batch, one query per talker
     pit_steps: int = 0                             # steps scored with PIT over each pair (needs paired_queries)
     pit_blend_steps: int = 0                       # then PIT's weight falls linearly to 0 over these steps
+    pit_queries: list = field(default_factory=list)  # [q_a, q_b] m: PIT pairs queried at two fixed tokens
 
     @property
     def total_steps(self) -> int:
@@ -137,10 +138,44 @@ class TrainConfig:
             raise ValueError(f"unknown [train] keys {sorted(unknown)}; allowed: {sorted(names)}")
         if d.get("pit_steps") and not d.get("paired_queries"):
             raise ValueError("pit_steps needs paired_queries = true (PIT scores the two queries of a pair)")
+        q = d.get("pit_queries") or []
+        if q and (len(q) != 2 or float(q[0]) == float(q[1]) or min(float(v) for v in q) < 0):
+            raise ValueError(f"pit_queries must be two different distances >= 0 m, got {q!r}")
         return cls(**d)
 
 
-def validate(net, val_batches: list[dict], device) -> dict:
+def fixed_query_pairs(d_q: torch.Tensor, kinds: list, queries, share: float,
+                      gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Queries for uPIT through two fixed query tokens (``TrainConfig.pit_queries``).
+
+    The batch holds pairs (rows ``2m``, ``2m + 1``: one mixture queried around each of its talkers).
+    A pair whose rows are both single-talker queries is, with probability ``share``, queried at the
+    fixed distances ``queries[0]`` (row ``2m``) and ``queries[1]`` (row ``2m + 1``) instead, and is
+    then scored with PIT (``batch_loss(pit_only=...)``): the network learns to split any mixture into
+    two streams, one per token, like a two-output uPIT separator, without having to know either
+    talker's distance first. With a query at the talkers' own distances the same split is ambiguous
+    (a query at 2 m is the farther talker of a 1 m / 2 m pair and the nearer one of a 2 m / 3 m pair),
+    which capped PIT through the query at about 1 dB (issue 8, session 9). ``share`` < 1 mixes in
+    pairs at their true queries (a soft switch to the query-bound loss).
+
+    Args:
+        d_q: [B] metres, the batch's queries. kinds: B strings ("single", "both", "absence").
+        queries: two distances in metres. share: probability in [0, 1]. gen: torch generator.
+    Returns:
+        (d_q [B] with the chosen pairs replaced, bool [B / 2]: the pairs to score with PIT).
+    Raises:
+        ValueError: an odd batch or ``len(kinds) != B``.
+    """
+    if d_q.shape[0] % 2 or len(kinds) != d_q.shape[0]:
+        raise ValueError(f"fixed_query_pairs needs an even batch of pairs, got {d_q.shape[0]} rows, {len(kinds)} kinds")
+    single = torch.tensor([k == "single" for k in kinds]).reshape(-1, 2).all(1)
+    pick = single & (torch.rand(single.shape[0], generator=gen) < share)
+    out = d_q.clone().reshape(-1, 2)
+    out[pick] = torch.tensor([float(queries[0]), float(queries[1])], dtype=out.dtype)
+    return out.flatten(), pick
+
+
+def validate(net, val_batches: list[dict], device, pit_queries=None) -> dict:
     """Validation loss and quick quality figures on fixed mixtures.
 
     Returns dict: val_loss, sdri_single (dB, mean SDR improvement on single-talker queries),
@@ -150,9 +185,12 @@ def validate(net, val_batches: list[dict], device) -> dict:
     scale-invariant SI-SDRi alone does not show), sep_si_sdri_single (dB, on the same queries: the
     SI-SDRi towards whichever of the two talkers the output is closer to; above si_sdri_single when
     the network separates the talkers but answers the query with the wrong one, e.g. during PIT).
+    With ``pit_queries`` ([q_a, q_b] metres, ``TrainConfig.pit_queries``) also pit_fixed_si_sdri
+    (dB): each single-talker mixture queried at the two fixed tokens, the mean SI-SDRi of the two
+    outputs towards the two talkers under the better assignment (a uPIT separator's figure).
     """
     net.eval()
-    losses, sdri, sisdri, absl, presl, sep = [], [], [], [], [], []
+    losses, sdri, sisdri, absl, presl, sep, fixed = [], [], [], [], [], [], []
     with torch.no_grad():
         for b in val_batches:
             mix, tgt = b["mix"].to(device), b["target"].to(device)
@@ -167,6 +205,12 @@ def validate(net, val_batches: list[dict], device) -> dict:
                     if "sources" in b:
                         src = b["sources"][k].to(device)
                         sep.append(max(float(si_sdr(est[k], s) - si_sdr(mix[k], s)) for s in src))
+                        if pit_queries:
+                            two = net(mix[k].expand(2, -1), torch.tensor([float(q) for q in pit_queries],
+                                                                         device=device)).float()
+                            base = si_sdr(mix[k].expand(2, -1), src)
+                            fixed.append(float(torch.maximum((si_sdr(two, src) - base).mean(),
+                                                             (si_sdr(two, src.flip(0)) - base.flip(0)).mean())))
                 elif kind == "absence":
                     absl.append(float(relative_level(est[k], mix[k])))
     net.train()
@@ -175,7 +219,8 @@ def validate(net, val_batches: list[dict], device) -> dict:
             "si_sdri_single": float(np.mean(sisdri)) if sisdri else nan,
             "absence_level_db": float(np.mean(absl)) if absl else nan,
             "presence_level_db": float(np.mean(presl)) if presl else nan,
-            "sep_si_sdri_single": float(np.mean(sep)) if sep else nan}
+            "sep_si_sdri_single": float(np.mean(sep)) if sep else nan,
+            **({"pit_fixed_si_sdri": float(np.mean(fixed)) if fixed else nan} if pit_queries else {})}
 
 
 ABSENCE_OK_DB = -10.0  # absence output (dB re input) a chosen checkpoint should reach (issue floor)
@@ -425,10 +470,15 @@ class Trainer:
         """One optimiser step; returns (loss, gradient norm before clipping)."""
         cfg, st = self.cfg, self.state
         mix, tgt = batch["mix"].to(self.device), batch["target"].to(self.device)
+        w, d_q, only = cfg.pit_weight_at(st["step"]), batch["d_q"], None
+        if w > 0 and cfg.pit_queries:   # uPIT through two fixed query tokens, on a share w of the pairs
+            gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + st["step"])
+            d_q, only = fixed_query_pairs(d_q, batch["kind"], cfg.pit_queries, w, gen)
+            w = 1.0
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.device.type == "cuda"):
-            est = self.model(mix, batch["d_q"].to(self.device))
+            est = self.model(mix, d_q.to(self.device))
         loss = batch_loss(est.float(), dict(batch, mix=mix, target=tgt), cfg.loss_at(st["step"]),
-                          pit_pairs=cfg.pit_weight_at(st["step"]) > 0, pit_weight=cfg.pit_weight_at(st["step"]))
+                          pit_pairs=w > 0, pit_weight=w, pit_only=only)
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         gn = float(torch.nn.utils.clip_grad_norm_(self.net.parameters(), cfg.clip_norm))
@@ -506,7 +556,7 @@ class Trainer:
 
     def _end_epoch(self, losses, gnorms, full_epoch: bool) -> dict:
         cfg, st = self.cfg, self.state
-        metrics = validate(self.net, self._val_batches(), self.device) if self.rank == 0 else {}
+        metrics = validate(self.net, self._val_batches(), self.device, self.cfg.pit_queries) if self.rank == 0 else {}
         best = False
         if self.rank == 0:
             if full_epoch:
