@@ -164,3 +164,15 @@ def test_fixed_query_pairs_replace_only_single_talker_pairs_and_follow_the_share
         fixed_query_pairs(d[:3], kinds[:3], [0.5, 4.5], 1.0, torch.Generator())
     with pytest.raises(ValueError, match="pit_queries"):
         TrainConfig.from_dict({"paired_queries": True, "pit_steps": 10, "pit_queries": [1.0, 1.0]})
+
+
+def test_nearer_first_puts_the_nearer_talker_on_the_first_token():
+    from train.trainer import nearer_first
+    t = torch.arange(6, dtype=torch.float32)[:, None].expand(6, 3)      # row r holds value r
+    d = torch.tensor([3.0, 1.0, 1.0, 2.0, 4.0, 0.5])                    # pair 0 and 2: second is nearer
+    out = nearer_first(t, d, torch.tensor([True, True, False]))
+    assert out[:, 0].tolist() == [1, 0, 2, 3, 4, 5]                     # pair 2 is not a token pair
+    with pytest.raises(ValueError, match="token_order_from"):
+        TrainConfig.from_dict({"paired_queries": True, "pit_steps": 10, "token_order_from": 5})
+    assert TrainConfig.from_dict({"paired_queries": True, "pit_steps": 10, "pit_queries": [0.5, 4.5],
+                                  "token_order_from": 5}).token_order_from == 5

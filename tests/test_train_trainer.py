@@ -165,3 +165,25 @@ def test_log_gains_new_columns_on_resume_without_misaligning(room_setup, tmp_pat
     rows = list(_csv.DictReader(open(tmp_path / "run" / "log.csv")))
     assert [r["step"] for r in rows] == ["1", "2", "3", "4"]
     assert [r["b"] for r in rows] == ["", "", "9.0", "8.0"] and rows[1]["a"] == "2.0"
+
+
+def test_token_pit_then_token_order_train_and_log_their_figures(room_setup, tmp_path):
+    import csv as _csv
+
+    import train.trainer as tr
+    tmp, speech, room_toml, _ = room_setup
+    room = load_room_toml(room_toml)
+    build_bank(room, tmp / "bank_c", workers=1, progress=False)
+    bank = RIRBank(tmp / "bank_c")
+    corpus = SpeechCorpus.from_folder(speech)
+    mk = lambda: MixtureSampler(bank, bank.indices(), corpus, 8000, 0.5, seed=0)
+    cfg = TrainConfig.from_dict({"batch": 4, "clip_s": 0.5, "model": dict(TINY), "paired_queries": True,
+                                 "pit_steps": 100, "pit_queries": [0.5, 4.5], "token_order_from": 2,
+                                 "steps_per_epoch": 2, "epochs": 2, "val_mixtures": 16, "threads": 1,
+                                 "presence_first": 1.0, "presence_second": 1.0})
+    t = tr.Trainer(cfg, room, mk(), mk(), tmp_path / "run")
+    m = t.run(steps=4, progress=False)
+    assert np.isfinite(m["pit_fixed_si_sdri"]) and np.isfinite(m["token_order_si_sdri"])
+    assert m["pit_fixed_si_sdri"] >= m["token_order_si_sdri"] - 1e-6   # PIT takes the better assignment
+    rows = list(_csv.DictReader(open(tmp_path / "run" / "log.csv")))
+    assert [r["step"] for r in rows] == ["2", "4"] and rows[-1]["token_order_si_sdri"] != ""

@@ -74,6 +74,8 @@ class TrainConfig:
     pit_steps: int = 0                             # steps scored with PIT over each pair (needs paired_queries)
     pit_blend_steps: int = 0                       # then PIT's weight falls linearly to 0 over these steps
     pit_queries: list = field(default_factory=list)  # [q_a, q_b] m: PIT pairs queried at two fixed tokens
+    token_order_from: int = -1                     # from this step the token pairs are scored in distance
+                                                   # order (q_a -> the nearer talker), not PIT; -1 = never
 
     @property
     def total_steps(self) -> int:
@@ -139,6 +141,8 @@ class TrainConfig:
         if d.get("pit_steps") and not d.get("paired_queries"):
             raise ValueError("pit_steps needs paired_queries = true (PIT scores the two queries of a pair)")
         q = d.get("pit_queries") or []
+        if d.get("token_order_from", -1) >= 0 and not q:
+            raise ValueError("token_order_from needs pit_queries (the two tokens it orders)")
         if q and (len(q) != 2 or float(q[0]) == float(q[1]) or min(float(v) for v in q) < 0):
             raise ValueError(f"pit_queries must be two different distances >= 0 m, got {q!r}")
         return cls(**d)
@@ -175,6 +179,24 @@ def fixed_query_pairs(d_q: torch.Tensor, kinds: list, queries, share: float,
     return out.flatten(), pick
 
 
+def nearer_first(target: torch.Tensor, d_q: torch.Tensor, pairs: torch.Tensor) -> torch.Tensor:
+    """Targets of the token pairs in distance order: row ``2m`` the nearer talker, ``2m + 1`` the
+    farther (``TrainConfig.token_order_from``), so that the token ``pit_queries[0]`` always means
+    "the nearer talker" and the network has to tell the two separated streams apart by distance.
+
+    Args:
+        target: [B, N] the pair rows' targets (row ``2m`` the talker at ``d_q[2m]``).
+        d_q: [B] metres, each row's own talker distance (before any token replaced it).
+        pairs: bool [B / 2], the pairs queried at the tokens.
+    Returns:
+        [B, N], a copy with the two rows of each marked pair swapped where ``d_q[2m] > d_q[2m + 1]``.
+    """
+    d = d_q.reshape(-1, 2)
+    swap = (pairs.to(d.device) & (d[:, 0] > d[:, 1])).to(target.device)
+    t = target.reshape(-1, 2, target.shape[-1])
+    return torch.where(swap[:, None, None], t.flip(1), t).reshape(target.shape)
+
+
 def validate(net, val_batches: list[dict], device, pit_queries=None) -> dict:
     """Validation loss and quick quality figures on fixed mixtures.
 
@@ -187,10 +209,12 @@ def validate(net, val_batches: list[dict], device, pit_queries=None) -> dict:
     the network separates the talkers but answers the query with the wrong one, e.g. during PIT).
     With ``pit_queries`` ([q_a, q_b] metres, ``TrainConfig.pit_queries``) also pit_fixed_si_sdri
     (dB): each single-talker mixture queried at the two fixed tokens, the mean SI-SDRi of the two
-    outputs towards the two talkers under the better assignment (a uPIT separator's figure).
+    outputs towards the two talkers under the better assignment (a uPIT separator's figure), and
+    token_order_si_sdri (dB): the same with the assignment fixed by distance (q_a -> the nearer
+    talker; needs ``distances`` [B, 2] in the batch), the figure of ``token_order_from``.
     """
     net.eval()
-    losses, sdri, sisdri, absl, presl, sep, fixed = [], [], [], [], [], [], []
+    losses, sdri, sisdri, absl, presl, sep, fixed, ordered = [], [], [], [], [], [], [], []
     with torch.no_grad():
         for b in val_batches:
             mix, tgt = b["mix"].to(device), b["target"].to(device)
@@ -209,8 +233,12 @@ def validate(net, val_batches: list[dict], device, pit_queries=None) -> dict:
                             two = net(mix[k].expand(2, -1), torch.tensor([float(q) for q in pit_queries],
                                                                          device=device)).float()
                             base = si_sdr(mix[k].expand(2, -1), src)
-                            fixed.append(float(torch.maximum((si_sdr(two, src) - base).mean(),
-                                                             (si_sdr(two, src.flip(0)) - base.flip(0)).mean())))
+                            same = (si_sdr(two, src) - base).mean()
+                            cross = (si_sdr(two, src.flip(0)) - base.flip(0)).mean()
+                            fixed.append(float(torch.maximum(same, cross)))
+                            if "distances" in b:   # tokens in distance order: q_a -> the nearer talker
+                                d = b["distances"][k]
+                                ordered.append(float(same if float(d[0]) <= float(d[1]) else cross))
                 elif kind == "absence":
                     absl.append(float(relative_level(est[k], mix[k])))
     net.train()
@@ -220,7 +248,8 @@ def validate(net, val_batches: list[dict], device, pit_queries=None) -> dict:
             "absence_level_db": float(np.mean(absl)) if absl else nan,
             "presence_level_db": float(np.mean(presl)) if presl else nan,
             "sep_si_sdri_single": float(np.mean(sep)) if sep else nan,
-            **({"pit_fixed_si_sdri": float(np.mean(fixed)) if fixed else nan} if pit_queries else {})}
+            **({"pit_fixed_si_sdri": float(np.mean(fixed)) if fixed else nan,
+                "token_order_si_sdri": float(np.mean(ordered)) if ordered else nan} if pit_queries else {})}
 
 
 ABSENCE_OK_DB = -10.0  # absence output (dB re input) a chosen checkpoint should reach (issue floor)
@@ -475,6 +504,9 @@ class Trainer:
             gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + st["step"])
             d_q, only = fixed_query_pairs(d_q, batch["kind"], cfg.pit_queries, w, gen)
             w = 1.0
+            if 0 <= cfg.token_order_from <= st["step"]:   # token q_a answers with the nearer talker
+                tgt = nearer_first(tgt, batch["d_q"], only)
+                w, only = 0.0, None
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.device.type == "cuda"):
             est = self.model(mix, d_q.to(self.device))
         loss = batch_loss(est.float(), dict(batch, mix=mix, target=tgt), cfg.loss_at(st["step"]),
