@@ -121,6 +121,11 @@ def _check_settings(cfg: LiveConfig, model_rate: int, block_samples: int) -> Non
         raise ValueError(f"streams must be 'auto', 'duplex' or 'separate', got {cfg.streams!r}")
     if cfg.jitter_ms is not None and not 0.0 <= float(cfg.jitter_ms) <= 1000.0:
         raise ValueError(f"jitter_ms must be within 0..1000 ms, got {cfg.jitter_ms}")
+    if cfg.rt_priority is not None and (isinstance(cfg.rt_priority, bool)
+                                        or not isinstance(cfg.rt_priority, int)
+                                        or not 0 <= cfg.rt_priority <= 99):
+        raise ValueError(f"rt_priority must be an integer within 0..99 (0 = no SCHED_FIFO) or "
+                         f"None, got {cfg.rt_priority!r}")
     if cfg.prefill_blocks is not None and not 0.0 <= float(cfg.prefill_blocks) <= 64.0:
         raise ValueError(f"prefill_blocks must be within 0..64, got {cfg.prefill_blocks}")
 
@@ -158,7 +163,8 @@ def make_stream(process_block: ProcessFn, model_rate: int, block_samples: int,
     a non-looping input file has been played out.
     ``stall_timeout_s``: no callback for this long = device gone (default max(1 s, 8 blocks)).
     ``max_start_retries`` / ``startup_s``: reopen a stream that fails in its first second.
-    ``boost_priority``: ask for nice -10 on the worker and callback threads.
+    ``boost_priority``: raise the worker's, the callbacks' and the sound library's threads
+    (``SCHED_FIFO`` at ``rt_priority``, else nice -10; :mod:`realtime_tse.threads`).
     ``max_input_backlog_s``: the most device input the input ring may hold before the worker drops
     the oldest samples (None: the larger of 0.25 s and 3 device blocks); never applies to files.
 

@@ -433,10 +433,11 @@ class AudioStream:
 
     # ---------------------------------------------------------------- worker side
     def _boost(self, tid: int, what: str) -> None:
-        """Raise a thread's scheduling priority (nice -10) where the OS allows it: on a busy
-        machine an audio thread that waits behind other processes is what makes xruns.
-        Needs root or RLIMIT_NICE on Linux; silently skipped elsewhere."""
-        if self.boost_priority and set_thread_nice(AUDIO_NICE, tid):
+        """Raise a thread's scheduling priority (``SCHED_FIFO`` at ``config.rt_priority``, else
+        nice -10; :mod:`realtime_tse.threads`) where the OS allows it: on a busy machine an audio
+        thread that waits behind other processes is what makes xruns. Silently skipped where
+        refused."""
+        if self.boost_priority and set_thread_nice(AUDIO_NICE, tid, self.config.rt_priority):
             self.priority_boosted.append(what)
 
     def _run_worker(self) -> None:

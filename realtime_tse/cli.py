@@ -356,6 +356,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--block-ms", type=float, default=DEFAULT_BLOCK_MS,
                    help=f"block length in ms (default {DEFAULT_BLOCK_MS:g}; latency = block + one frame)")
     t.add_argument("--no-scan", action="store_true", help="no distance scan")
+    t.add_argument("--rt-priority", type=int, default=None, metavar="N",
+                   help="SCHED_FIFO priority 1..99 of the audio threads, 0 = none (nice -10 "
+                        "only); default: RTSE_RT_SCHED, else 3")
     _common(t)
     t.set_defaults(func=cmd_stream)
 

@@ -73,13 +73,16 @@ def cmd_stream(args) -> int:
         read_audio(args.input_file)  # clear errors for missing / empty files before any device
     if args.seconds is not None and args.seconds <= 0:
         raise CLIError(f"--seconds must be positive, got {args.seconds}")
+    if args.rt_priority is not None and not 0 <= args.rt_priority <= 99:
+        raise CLIError(f"--rt-priority must be within 0..99 (0 = no SCHED_FIFO), got "
+                       f"{args.rt_priority}")
     model = _load(args)
     d = _check_distance(model, args.distance)
     try:
         live = LiveConfig(block_ms=args.block_ms, input_device=args.input_device,
                           output_device=args.output_device, input_file=args.input_file,
                           loop=args.loop, distance_m=d, scan=not args.no_scan,
-                          torch_threads=args.threads or 1)
+                          torch_threads=args.threads or 1, rt_priority=args.rt_priority)
         eng = LiveEngine(model, live)
     except AudioDeviceError as e:
         raise CLIError(str(e)) from e

@@ -379,7 +379,8 @@ class LiveEngine:
     def _process_block(self, block: np.ndarray) -> np.ndarray:
         t0 = time.perf_counter()
         if self._blocks == 0 and self.audio_nice is not None:
-            set_thread_nice(self.audio_nice)  # the stream's worker thread, once per stream
+            # the stream's worker thread, once per stream
+            set_thread_nice(self.audio_nice, rt_priority=self.config.rt_priority)
         block, bad = sanitize(np.asarray(block, dtype=np.float32).reshape(-1))
         if bad:
             self._note_nonfinite(bad)

@@ -33,10 +33,16 @@ class LiveConfig:
             (fraction of one core at most).
         torch_threads: intra-op threads for the model on CPU (None: leave as is).
         audio_nice: nice value asked for the audio worker thread (None: leave as is).
+        rt_priority: ``SCHED_FIFO`` priority (1..99) the audio threads ask for first (the
+            stream's worker, the PortAudio callbacks, the sound library's threads); 0 = no
+            ``SCHED_FIFO``, nice ``audio_nice`` only; None = the environment's ``RTSE_RT_SCHED``
+            decides (default priority 3; see :mod:`realtime_tse.threads`).
         device_rate, prefill_blocks, device_blocksize, latency, jitter_ms, streams,
-            max_input_backlog_s, ring_seconds, quality, stall_timeout_s, first_callback_timeout_s,
+            max_input_backlog_s, ring_seconds, stall_timeout_s, first_callback_timeout_s,
             max_start_retries, startup_s, boost_priority, max_stall_restarts: the audio stream's
             settings (None: chosen by the stream; see :func:`realtime_tse.audio_io.make_stream`).
+        quality: soxr quality of an input file's resampling to the model rate (devices are
+            resampled by :class:`realtime_tse.resample_stream.PolyphaseStream`).
     """
 
     block_ms: float = DEFAULT_BLOCK_MS
@@ -53,6 +59,7 @@ class LiveConfig:
     scan_update_s: float = 0.25
     torch_threads: int | None = 1
     audio_nice: int | None = AUDIO_NICE
+    rt_priority: int | None = None
     device_rate: int | None = None
     prefill_blocks: float | None = None
     device_blocksize: int | None = None

@@ -33,9 +33,11 @@ every 1,000,000 us, leaves normal tasks only 5 % of it):
   thread (torch's intra-op pool, the scan's child process, a restarted stream's helpers) begin as
   normal threads, never inherit the real-time policy.
 
-Switch: ``RTSE_RT_SCHED`` in the environment, read at each request: ``0`` / ``off`` / ``no`` /
-``false`` / ``nice`` = no ``SCHED_FIFO`` (nice -10 as before); an integer 1..99 = that FIFO
-priority; unset or anything else = ``AUDIO_RT_PRIORITY``. Which policy was granted is logged once
+Switch: ``LiveConfig.rt_priority`` (passed as ``rt_priority``; CLI ``--rt-priority``): 0 = no
+``SCHED_FIFO`` (nice -10 as before), 1..99 = that FIFO priority. Where it is None (the default),
+``RTSE_RT_SCHED`` in the environment, read at each request: ``0`` / ``off`` / ``no`` /
+``false`` / ``nice`` = no ``SCHED_FIFO``; an integer 1..99 = that FIFO priority; unset or
+anything else = ``AUDIO_RT_PRIORITY``. Which policy was granted is logged once
 per outcome (INFO) and kept in :func:`audio_policy`. Nothing here ever raises.
 """
 from __future__ import annotations
@@ -67,9 +69,26 @@ _demoted: list[int] = []
 _watchdog: threading.Thread | None = None
 
 
-def audio_rt_priority() -> int | None:
-    """The ``SCHED_FIFO`` priority audio threads ask for now (``RTSE_RT_SCHED``), None = off."""
-    v = os.environ.get(RT_ENV, "").strip().lower()
+def audio_rt_priority(setting: int | bool | str | None = None) -> int | None:
+    """The ``SCHED_FIFO`` priority audio threads ask for now, None = off.
+
+    Args:
+        setting: the caller's choice (``LiveConfig.rt_priority``): an integer 1..99 = that
+            priority; 0, False or an "off" word (``0``, ``off``, ``no``, ``false``, ``nice``,
+            ``none``) = no ``SCHED_FIFO``; True or anything else = ``AUDIO_RT_PRIORITY``;
+            None = ``RTSE_RT_SCHED`` from the environment decides (same values).
+    """
+    if setting is not None and not isinstance(setting, str):
+        if setting is True:
+            return AUDIO_RT_PRIORITY
+        if setting is False:
+            return None
+        try:
+            n = int(setting)
+        except (TypeError, ValueError, OverflowError):
+            return AUDIO_RT_PRIORITY
+        return None if n == 0 else n if 1 <= n <= 99 else AUDIO_RT_PRIORITY
+    v = (os.environ.get(RT_ENV, "") if setting is None else setting).strip().lower()
     if v in _OFF:
         return None
     if v.isdigit() and 1 <= int(v) <= 99:
@@ -222,9 +241,10 @@ def _set_nice(nice: int, tid: int) -> bool:
         return False
 
 
-def set_audio_priority(tid: int | None = None, nice: int = AUDIO_NICE) -> str:
-    """The audio rule: ``SCHED_FIFO`` (unless ``RTSE_RT_SCHED`` turns it off), else ``nice``,
-    else nothing.
+def set_audio_priority(tid: int | None = None, nice: int = AUDIO_NICE,
+                       rt_priority: int | bool | str | None = None) -> str:
+    """The audio rule: ``SCHED_FIFO`` (unless ``rt_priority``, or ``RTSE_RT_SCHED`` when it is
+    None, turns it off; see :func:`audio_rt_priority`), else ``nice``, else nothing.
 
     Returns:
         ``"fifo"``, ``"nice"`` or ``"none"``: what was granted (never raises).
@@ -233,7 +253,7 @@ def set_audio_priority(tid: int | None = None, nice: int = AUDIO_NICE) -> str:
         tid = threading.get_native_id() if tid is None else int(tid)
     except (TypeError, ValueError):
         return "none"
-    prio = audio_rt_priority()
+    prio = audio_rt_priority(rt_priority)
     main = tid == threading.main_thread().native_id
     watchable = os.path.isdir(_TASK_DIR)
     if prio is not None and not main and watchable and set_thread_realtime(prio, tid):
@@ -242,7 +262,7 @@ def set_audio_priority(tid: int | None = None, nice: int = AUDIO_NICE) -> str:
         return "fifo"
     if prio is None or main:
         _leave_realtime(tid)  # a thread granted FIFO earlier goes back to normal
-    why = ("SCHED_FIFO off (RTSE_RT_SCHED)" if prio is None else
+    why = ("SCHED_FIFO off (RTSE_RT_SCHED or LiveConfig.rt_priority)" if prio is None else
            "no SCHED_FIFO for the main thread" if main else
            "no SCHED_FIFO without /proc/self/task (no guard)" if not watchable else
            "SCHED_FIFO refused")
@@ -253,13 +273,16 @@ def set_audio_priority(tid: int | None = None, nice: int = AUDIO_NICE) -> str:
     return "none"
 
 
-def set_thread_nice(nice: int, tid: int | None = None) -> bool:
+def set_thread_nice(nice: int, tid: int | None = None,
+                    rt_priority: int | bool | str | None = None) -> bool:
     """Best effort: the thread-priority rule (module docstring) for a thread asking for ``nice``.
 
     Args:
         nice: the nice value asked for (absolute, -20..19); ``AUDIO_NICE`` or lower marks an
             audio thread, which asks for ``SCHED_FIFO`` first.
         tid: the thread's native id (``threading.get_native_id()``); None = the calling thread.
+        rt_priority: audio threads only: the ``SCHED_FIFO`` choice (:func:`audio_rt_priority`;
+            None = ``RTSE_RT_SCHED``'s).
     Returns:
         True when a raised priority (audio: FIFO or nice) or the asked nice value was set; False
         when the OS refused or has no per-thread priorities (never raises).
@@ -270,6 +293,6 @@ def set_thread_nice(nice: int, tid: int | None = None) -> bool:
     except (TypeError, ValueError):
         return False
     if nice <= AUDIO_NICE:
-        return set_audio_priority(tid, nice) != "none"
+        return set_audio_priority(tid, nice, rt_priority) != "none"
     _leave_realtime(tid)
     return _set_nice(nice, tid)

@@ -124,6 +124,25 @@ def test_error_distance_out_of_range(capsys, rand_ckpt, short_wav, tmp_path):
     _assert_error(rc, err, "outside the model's range")
 
 
+def test_stream_rt_priority_option(capsys, rand_ckpt, short_wav, monkeypatch):
+    from realtime_tse import live
+    seen = []
+    real = live.LiveEngine.__init__
+
+    def spy(self, model, config=None, **kw):
+        seen.append(config.rt_priority)
+        real(self, model, config, **kw)
+    monkeypatch.setattr(live.LiveEngine, "__init__", spy)
+    rc, out, err = run(capsys, "stream", "--input-file", short_wav, "--output-device", "null",
+                       "-d", 1.0, "--seconds", 0.5, "--no-scan", "--rt-priority", 0,
+                       "--model", rand_ckpt)
+    assert rc == 0, err
+    assert seen == [0]
+    rc, _, err = run(capsys, "stream", "--input-file", short_wav, "--output-device", "null",
+                     "-d", 1.0, "--rt-priority", 120, "--model", rand_ckpt)
+    _assert_error(rc, err, "--rt-priority must be within 0..99")
+
+
 def test_error_bad_checkpoint(capsys, short_wav, tmp_path):
     bad = tmp_path / "bad.safetensors"
     bad.write_bytes(b"\x00" * 64)

@@ -124,6 +124,50 @@ def test_env_priority(monkeypatch, value, prio):
     assert [c[2] for c in fake.fifo_calls()] == [prio]
 
 
+@pytest.mark.parametrize("setting, env, prio", [
+    (0, None, None), (False, "7", None), ("off", None, None),   # the setting turns FIFO off
+    (7, "0", 7), (99, None, 99), (True, "0", T.AUDIO_RT_PRIORITY),  # ... or sets it, env aside
+    (150, None, T.AUDIO_RT_PRIORITY), (-3, None, T.AUDIO_RT_PRIORITY),
+    (None, "0", None), (None, "12", 12), (None, None, T.AUDIO_RT_PRIORITY)])  # None: the env
+def test_rt_priority_setting_over_the_environment(monkeypatch, setting, env, prio):
+    if env is not None:
+        monkeypatch.setenv(T.RT_ENV, env)
+    assert T.audio_rt_priority(setting) == prio
+    fake = FakeOS(monkeypatch)
+    granted = T.set_audio_priority(40, rt_priority=setting)
+    assert granted == ("nice" if prio is None else "fifo")
+    assert [c[2] for c in fake.fifo_calls()] == ([] if prio is None else [prio])
+    assert T.set_thread_nice(T.AUDIO_NICE, 41, setting) is True
+    assert [c[0] for c in fake.fifo_calls()] == ([] if prio is None else [40, 41])
+
+
+def test_stream_and_engine_pass_the_configured_rt_priority(monkeypatch, tmp_path):
+    """LiveConfig.rt_priority reaches the priority request of a running stream's worker, and
+    out-of-range values are refused."""
+    import numpy as np
+    import soundfile as sf
+
+    import realtime_tse.audio_stream as AS
+    from realtime_tse.audio_io import make_stream
+    from realtime_tse.live_config import LiveConfig
+    calls = []
+    monkeypatch.setattr(AS, "set_thread_nice",
+                        lambda nice, tid=None, rt_priority=None: calls.append((nice, rt_priority))
+                        or True)
+    p = tmp_path / "a.wav"
+    sf.write(p, np.zeros(1600, np.float32), 16000)
+    s = make_stream(lambda b: b, 16000, 800, LiveConfig(input_file=str(p), output_device="null",
+                                                        loop=False, rt_priority=0))
+    s.start()
+    assert s.wait(10.0)
+    s.stop()
+    assert calls == [(T.AUDIO_NICE, 0)] and s.priority_boosted == ["worker"]
+    for bad in (100, -1, True, 2.5):
+        with pytest.raises(ValueError, match="rt_priority"):
+            make_stream(lambda b: b, 16000, 800, input_file=str(p), output_device="null",
+                        rt_priority=bad)
+
+
 def test_scan_keeps_its_nice_and_leaves_realtime(monkeypatch):
     fake = FakeOS(monkeypatch)
     assert T.set_thread_nice(T.SCAN_NICE, 21) is True
