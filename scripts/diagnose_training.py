@@ -2,7 +2,7 @@
 
     python scripts/diagnose_training.py probe  [--gap 2.5]      # is near-vs-far visible locally?
     python scripts/diagnose_training.py nearer [--steps 600]    # can the net extract the nearer talker?
-    python scripts/diagnose_training.py upit [--steps 8000]     # how fast does a classic separator learn here?
+    python scripts/diagnose_training.py upit [--steps 8000] [--causal]  # how fast does a classic separator learn here?
 
 ``probe``: on D1 mixtures (8 kHz, 1 s, talkers at least ``--gap`` m apart) it reports the SI-SDRi of
 the oracle ideal ratio mask of the nearer talker (what a magnitude mask could reach) and of a small
@@ -109,18 +109,21 @@ def nearer(a) -> None:
 
 
 class _UPITBLSTM(torch.nn.Module):
-    """[B, N] mixture -> [B, 2, N]: two masked copies (log-magnitude in, two sigmoid masks out)."""
+    """[B, N] mixture -> [B, 2, N]: two masked copies (log-magnitude in, two sigmoid masks out).
+    ``causal``: one-directional LSTMs and per-frame feature normalisation (a live separator)."""
 
-    def __init__(self, n_freq: int = 129, hidden: int = 256):
+    def __init__(self, n_freq: int = 129, hidden: int = 256, causal: bool = False):
         super().__init__()
-        self.rnn = torch.nn.LSTM(n_freq, hidden, 2, batch_first=True, bidirectional=True)
-        self.out = torch.nn.Linear(2 * hidden, 2 * n_freq)
+        self.causal = causal
+        self.rnn = torch.nn.LSTM(n_freq, hidden, 2, batch_first=True, bidirectional=not causal)
+        self.out = torch.nn.Linear(hidden if causal else 2 * hidden, 2 * n_freq)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         from models.stft import istft, stft
         spec = stft(x, 256, 128)
         f = torch.log10(spec.abs() ** 2 + 1e-8)
-        f = (f - f.mean((1, 2), keepdim=True)) / (f.std((1, 2), keepdim=True) + 1e-5)
+        axes = (2,) if self.causal else (1, 2)   # per frame, or over the whole clip
+        f = (f - f.mean(axes, keepdim=True)) / (f.std(axes, keepdim=True) + 1e-5)
         b, t, nf = spec.shape
         m = torch.sigmoid(self.out(self.rnn(f)[0])).reshape(b, t, 2, nf).permute(0, 2, 1, 3)
         return istft((spec[:, None] * m).reshape(-1, t, nf), 256, 128, x.shape[-1]).reshape(b, 2, -1)
@@ -130,7 +133,8 @@ def upit(a) -> None:
     from models.metrics import si_sdr
     tr, va = _samplers(a.speech, a.gap)
     torch.manual_seed(0)
-    net = _UPITBLSTM()
+    net = _UPITBLSTM(causal=a.causal)
+    print(f"params {sum(p.numel() for p in net.parameters())} causal={a.causal}", flush=True)
     opt = torch.optim.Adam(net.parameters(), a.lr)
 
     def batch(s, start, n):
@@ -162,6 +166,7 @@ def main() -> None:
                     help="minimum talker distance gap, m (default 2.5; upit 1.0)")
     ap.add_argument("--steps", type=int, default=600)
     ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--causal", action="store_true", help="upit: one-directional LSTMs (a live separator)")
     a = ap.parse_args()
     if a.gap is None:
         a.gap = 1.0 if a.what == "upit" else 2.5

@@ -11,12 +11,34 @@ def test_paper_parameter_count_matches_paper():
     assert abs(n - 1.25e6) / 1.25e6 < 0.02, n
 
 
+def test_lite_lstm_is_the_causal_baseline_of_about_1m_parameters():
+    cfg = ModelConfig.preset("lite-lstm")
+    m = build_model(cfg)
+    assert cfg.arch == "lstm_deg" and cfg.causal and not m.rnn.bidirectional
+    assert 0.9e6 < count_parameters(m) < 1.1e6
+    with pytest.raises(RuntimeError, match="causal"):
+        build_model(ModelConfig.preset("baseline")).init_state(torch.tensor([1.0]))
+
+
+def test_lite_lstm_features_ignore_the_input_level_but_see_onsets():
+    from models.baseline import frame_features
+    from models.stft import stft
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(1, 4000, generator=g) * 0.05
+    x[:, 2000:] *= 10                                                  # a 20 dB onset at 0.25 s
+    f1, _ = frame_features(stft(x, 256, 128))
+    f2, _ = frame_features(stft(30 * x, 256, 128))                      # same signal, 29.5 dB louder
+    assert torch.allclose(f1, f2, atol=1e-3)
+    delta = f1[0, :, -1]
+    assert float(delta.max()) > 0.8 and float(delta[:10].abs().max()) < 0.5   # the onset, not the noise
+
+
 def test_baseline_parameter_count_near_6m():
     n = count_parameters(build_model(ModelConfig.preset("baseline")))
     assert abs(n - 5.98e6) / 5.98e6 < 0.05, n
 
 
-@pytest.mark.parametrize("preset", ["paper", "lite-causal", "baseline"])
+@pytest.mark.parametrize("preset", ["paper", "lite-causal", "baseline", "lite-lstm"])
 def test_forward_shape_and_finite(preset):
     torch.manual_seed(0)
     m = build_model(ModelConfig.preset(preset)).eval()
@@ -37,7 +59,7 @@ def test_bad_input_shapes_raise():
         m(torch.randn(2, 1000), torch.tensor([1.0]))
 
 
-@pytest.mark.parametrize("preset", ["lite-causal", "paper-causal"])
+@pytest.mark.parametrize("preset", ["lite-causal", "paper-causal", "lite-lstm"])
 def test_causal_output_ignores_future(preset):
     torch.manual_seed(1)
     cfg = ModelConfig.preset(preset)
@@ -66,7 +88,7 @@ def test_bidirectional_model_is_not_causal():
     assert d > 1e-6
 
 
-@pytest.mark.parametrize("preset", ["lite-causal", "paper-causal"])
+@pytest.mark.parametrize("preset", ["lite-causal", "paper-causal", "lite-lstm"])
 @pytest.mark.parametrize("k", [1, 3, 8])
 def test_streaming_equals_offline(preset, k):
     torch.manual_seed(2)
@@ -88,9 +110,10 @@ def test_streaming_equals_offline(preset, k):
     assert torch.max(torch.abs(o[:, dl:] - y[:, : o.shape[1] - dl])) < 1e-4
 
 
-def test_streaming_query_change_takes_effect_in_one_block():
+@pytest.mark.parametrize("preset", ["lite-causal", "lite-lstm"])
+def test_streaming_query_change_takes_effect_in_one_block(preset):
     torch.manual_seed(3)
-    m = build_model(ModelConfig.preset("lite-causal")).eval()
+    m = build_model(ModelConfig.preset(preset)).eval()
     hop = m.cfg.hop
     x = torch.randn(1, 40 * hop) * 0.1
     with torch.no_grad():
