@@ -5,7 +5,8 @@ Offline (the paper's baseline, similar to Distance-Based Sound Separation): magn
 linear layer and a sigmoid giving a magnitude mask applied to the mixture STFT. With 256 units per
 direction the count is about 6.0 M parameters (the paper: 5.98 M).
 
-Causal (``cfg.causal``, the live preset ``lite-lstm``): the same layout with one-directional LSTMs
+Causal (``cfg.causal``, the live preset ``lite-lstm``): the same layout with one-directional LSTMs,
+per-channel FiLM of the last LSTM output by the token (``cfg.film``)
 and causal features per frame: the log power spectrum normalised over the frame's bins (mean and
 standard deviation, so the input level does not matter) plus the frame's log-energy change from the
 previous frame (onsets, where the direct sound shows). One frame in, one mask frame out, so it
@@ -96,7 +97,12 @@ class LSTMDEGBaseline(nn.Module):
         n_in = (f + 1 if cfg.causal else f) + cfg.d_model
         self.rnn = nn.LSTM(n_in, cfg.baseline_hidden, num_layers=cfg.baseline_layers,
                            batch_first=True, bidirectional=not cfg.causal)
-        self.out = nn.Linear((1 if cfg.causal else 2) * cfg.baseline_hidden, f)
+        width = (1 if cfg.causal else 2) * cfg.baseline_hidden
+        # ``cfg.film``: the DEG token also scales and shifts every LSTM output channel before the mask
+        # layer, h * (1 + gamma(d_q)) + beta(d_q), so the query changes the mask multiplicatively, as
+        # a separate output head per query would, not only through the input concatenation
+        self.film = nn.Linear(cfg.d_model, 2 * width) if cfg.film else None
+        self.out = nn.Linear(width, f)
 
     @property
     def stream_delay(self) -> int:
@@ -114,8 +120,11 @@ class LSTMDEGBaseline(nn.Module):
             feat, last_db = frame_features(spec, prev_db)
         else:
             feat, last_db = spec.abs(), None
-        emb = self.deg(d_q)[:, None, :].expand(-1, feat.shape[1], -1)
-        h, st = self.rnn(torch.cat([feat, emb.to(feat.dtype)], dim=-1), state)
+        e = self.deg(d_q).to(feat.dtype)                                    # [B, D]
+        h, st = self.rnn(torch.cat([feat, e[:, None, :].expand(-1, feat.shape[1], -1)], dim=-1), state)
+        if self.film is not None:
+            gamma, beta = self.film(e)[:, None, :].chunk(2, dim=-1)
+            h = h * (1 + gamma) + beta
         return torch.sigmoid(self.out(h)), st, last_db
 
     def forward(self, mix: torch.Tensor, d_q: torch.Tensor) -> torch.Tensor:
