@@ -17,9 +17,12 @@ Libraries (why these):
   xrun flags reported by PortAudio itself. It needs the system PortAudio library
   (``apt-get install libportaudio2``); this module imports it lazily, so ``RingBuffer``,
   ``FileSource`` and a stream without devices (a file to the taps) work where PortAudio is missing.
-- **soxr** (libsoxr) for sample-rate conversion: a streaming resampler (``soxr.ResampleStream``)
-  with high quality at low CPU cost, so the device may run at 44.1/48 kHz while the model runs at
-  16 kHz; used in worker threads only, never in the PortAudio callback.
+- **Sample-rate conversion** between device and model rate (a device at 44.1/48 kHz, the model at
+  8 or 16 kHz): :class:`realtime_tse.resample_stream.PolyphaseStream`, a polyphase FIR filter in
+  numpy that emits each sample as soon as its input has arrived (6 ms filter delay each way).
+  soxr's ``ResampleStream`` (used for files) was the live resampler before; it hands its output
+  over in bursts that lagged by up to 170 ms, which the stream had to cover with silence (540 to
+  570 ms end to end at a 48 kHz device). Used in worker threads only, never in the callback.
 - **soundfile** (libsndfile, bundled in the wheel) to read any WAV/FLAC/OGG for ``FileSource``.
 
 Threading model of every mode:
@@ -39,8 +42,8 @@ Decisions (not fixed by the paper or SPEC; recorded here):
   default jitter buffer of one block of silence, a block processed in less than one block period
   never underflows; total latency is then about two blocks + the device's own latency (+ the
   resamplers' delay when the rates differ). Smaller device blocks need a larger ``prefill_blocks``.
-- When the device rate differs from the model rate the soxr streams deliver their output in bursts
-  that lag the ideal count by up to a few hundred samples. The lag is measured once at start-up by
+- When the device rate differs from the model rate, the resamplers' output may lag the ideal
+  count (by at most one sample with ``PolyphaseStream``). The lag is measured once at start-up by
   feeding the resamplers silence in device-sized chunks, and covered by zeros put in front of the
   input path and extra silence in the output prefill, so the resamplers never cause an underflow.
 - Xrun kinds: ``input_overflow`` / ``output_underflow`` (PortAudio status flags),
@@ -151,12 +154,13 @@ def make_stream(process_block: ProcessFn, model_rate: int, block_samples: int,
     ``streams``: ``"separate"`` (input and output PortAudio streams; ``"auto"`` = this) or
     ``"duplex"`` (one duplex stream), for a microphone with an output device.
     ``device_rate``: the devices' rate (None: the model rate if the devices accept it, else the
-    output (or input) device's default rate). Resampling between device and model rate uses soxr
-    streams in the worker thread.
+    output (or input) device's default rate). Resampling between device and model rate uses
+    ``PolyphaseStream`` streams in the worker thread.
     ``prefill_blocks`` / ``jitter_ms``: jitter buffer, silence put in the output ring before
-    playback (in blocks / ms).
+    playback (in blocks / ms; None: one block, separate streams: one output period + 8 ms).
     ``device_blocksize``: frames per PortAudio callback (None: one model block at device rate;
     separate streams: at most 8 ms).
+    ``input_blocksize``: separate streams only: frames per input callback (None: at most 4 ms).
     ``latency``: PortAudio suggested latency (``"low"``, ``"high"`` or seconds; None: default,
     ``"low"`` for separate streams).
     ``on_error(message)`` / ``on_end()``: called from the worker thread when the stream fails / when

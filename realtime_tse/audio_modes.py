@@ -131,7 +131,8 @@ class CaptureStream(DeviceStream):
     def _open_streams(self, sd, common: dict, opened: list) -> None:
         s = sd.InputStream(device=self.input_info.index,
                            channels=self._channels(sd, self.input_info, "input"),
-                           callback=self._guarded(self._callback_input), **common)
+                           callback=self._guarded(self._callback_input),
+                           **{**common, "blocksize": self.input_blocksize})
         opened.append(s)
         s.start()
         self.device_latency = (float(s.latency), 0.0)
@@ -218,28 +219,37 @@ class SingleStreamDuplex(CaptureStream):
     @property
     def estimated_latency_s(self) -> float:
         """Input-to-output latency the design implies: one block of capture, the jitter buffer,
-        resampler compensation and the device latency (the loopback test measures the real one)."""
+        resampler compensation and filter delay, and the device latency (the loopback test measures the real one)."""
         return (self.block_samples / self.model_rate + self.prefill_samples / self.device_rate
-                + self._in_lag / self.model_rate + self.device_latency_s)
+                + self._in_lag / self.model_rate + self.resampler_delay_s
+                + self.device_latency_s)
 
     @property
     def live_latency_s(self) -> float:
         """Input-to-output delay from what the devices report now (s): the captured audio's age
-        (``input_latency_s``, else the stream's input latency), one block, the resampler
-        compensation, the output queued when the last block was written (the jitter buffer) and
+        (``input_latency_s``, else the stream's input latency), one block, the resamplers'
+        compensation and filter delay, the output queued when the last block was written (the jitter buffer) and
         the device's output delay (``output_latency_s``, else the stream's output latency).
         Excludes the model's look-ahead (the engine adds it)."""
         lin = self._in_lat or self.device_latency[0]
         lout = self._out_lat or self.device_latency[1]
         return (lin + self.block_samples / self.model_rate + self._in_lag / self.model_rate
-                + self._queued_output() / self.device_rate + lout)
+                + self.resampler_delay_s + self._queued_output() / self.device_rate + lout)
 
 
 class SeparateStreamsDuplex(SingleStreamDuplex):
     """A microphone through the model to an output device in an input and an output PortAudio
     stream (``streams="separate"``, the default): the capture side drains what the sound server
-    held before the first callback. Small device periods (8 ms at most), PortAudio's 'low'
-    latency, and an adaptive jitter buffer on the worker side (:meth:`_level_output`)."""
+    held before the first callback. Small device periods (output 8 ms at most, input 4 ms at
+    most), PortAudio's 'low' latency, and an adaptive jitter buffer on the worker side
+    (:meth:`_level_output`, one output period + 8 ms to start with).
+
+    Why these defaults (``end_to_end_session9`` in ``benchmarks/results/realtime.json``, PulseAudio
+    null-sink loopback, shipped 8 kHz model, SCHED_FIFO, scan on, one more core busy, load 4 to
+    6): 4 ms input periods took 7 to 11 ms off the delay with no xruns (the captured audio reaches
+    the worker sooner); 4 ms output periods took more off but the output underflowed in most
+    rows (the ALSA 'pulse' buffer is three periods: 12 ms is too little on a loaded machine); a
+    16 ms jitter buffer (8 ms period + 8 ms) instead of 24 ms took 6 to 13 ms off, no xruns."""
 
     streams = "separate"
     default_latency = "low"  # PortAudio's 'high' let PulseAudio hold 2 s of capture
@@ -252,9 +262,16 @@ class SeparateStreamsDuplex(SingleStreamDuplex):
         return max(1, min(int(round(self.block_samples * r)),
                           int(round(0.008 * self.device_rate))))
 
+    def _pick_input_blocksize(self, asked: int | None) -> int:
+        # the capture's own period (LiveConfig.input_blocksize), else 4 ms (at most the output
+        # period): a block is complete, and processed, as soon as its last 4 ms arrive
+        if asked:
+            return int(asked)
+        return max(1, min(self.device_blocksize, int(round(0.004 * self.device_rate))))
+
     def _default_jitter(self, r: float) -> int:
-        # one output period + 16 ms for the worker's wake-up and compute jitter
-        return self.device_blocksize + int(round(0.016 * self.device_rate))
+        # one output period + 8 ms for the worker's wake-up and compute jitter
+        return self.device_blocksize + int(round(0.008 * self.device_rate))
 
     def _default_input_bound(self, r: float) -> int:
         # the worker takes a block as soon as it is complete: more than a block + the jitter
@@ -270,7 +287,8 @@ class SeparateStreamsDuplex(SingleStreamDuplex):
         opened.append(so)
         s = sd.InputStream(device=self.input_info.index,
                            channels=self._channels(sd, self.input_info, "input"),
-                           callback=self._guarded(self._callback_input), **common)
+                           callback=self._guarded(self._callback_input),
+                           **{**common, "blocksize": self.input_blocksize})
         opened.append(s)
         so.start()
         s.start()

@@ -23,6 +23,7 @@ import numpy as np
 from .devices import DeviceInfo
 from .file_source import FileSource
 from .live_config import LiveConfig
+from .resample_stream import PolyphaseStream
 from .ringbuffer import RingBuffer
 from .threads import AUDIO_NICE, set_thread_nice
 
@@ -36,12 +37,12 @@ XRUN_KINDS = ("input_overflow", "output_underflow", "input_ring", "late", "input
 _XRUN_LOG_CAPACITY = 4096
 
 
-def _resampler_lag(in_rate: float, out_rate: float, chunk: int, quality: str,
-                   seconds: float = 3.0) -> int:
-    """Largest shortfall (in output samples) of a soxr stream fed ``chunk``-sized input chunks,
-    relative to the ideal cumulative output ``k * chunk * out_rate / in_rate``."""
-    import soxr  # noqa: PLC0415
-    rs = soxr.ResampleStream(in_rate, out_rate, 1, dtype="float32", quality=quality)
+def _resampler_lag(in_rate: float, out_rate: float, chunk: int, seconds: float = 3.0) -> int:
+    """Largest shortfall (in output samples) of the live resampler
+    (:class:`realtime_tse.resample_stream.PolyphaseStream`) fed ``chunk``-sized input chunks,
+    relative to the ideal cumulative output ``k * chunk * out_rate / in_rate`` (at most one
+    sample: it emits every sample whose input has arrived)."""
+    rs = PolyphaseStream(int(in_rate), int(out_rate))
     z = np.zeros(chunk, np.float32)
     got, worst = 0, 0.0
     for k in range(1, max(4, int(math.ceil(seconds * in_rate / chunk))) + 1):
@@ -112,19 +113,25 @@ class AudioStream:
         r = self.device_rate / self.model_rate
         self.device_blocksize = int(cfg.device_blocksize) if cfg.device_blocksize \
             else self._default_blocksize(r)
+        self.input_blocksize = self._pick_input_blocksize(cfg.input_blocksize)
         self.resampling = self.device_rate != self.model_rate and (self.captures or self.plays)
 
         # jitter buffer and resampler lag compensation
         self._in_lag = self._out_lag = 0
+        self.resampler_delay_s = 0.0  # the live resamplers' filter delay, in and out (s)
         if self.resampling:
             margin_dev = int(math.ceil(0.001 * self.device_rate))
             margin_mod = int(math.ceil(0.001 * self.model_rate))
             if self.captures:
                 self._in_lag = _resampler_lag(self.device_rate, self.model_rate,
-                                              self.device_blocksize, cfg.quality) + margin_mod
+                                              self.device_blocksize) + margin_mod
+                self.resampler_delay_s += PolyphaseStream(self.device_rate,
+                                                          self.model_rate).delay_s
             if self.plays:
                 self._out_lag = _resampler_lag(self.model_rate, self.device_rate,
-                                               self.block_samples, cfg.quality) + margin_dev
+                                               self.block_samples) + margin_dev
+                self.resampler_delay_s += PolyphaseStream(self.model_rate,
+                                                          self.device_rate).delay_s
         # the jitter buffer: output samples queued ahead of the device when a block is written
         if cfg.prefill_blocks is not None:
             jit = int(round(float(cfg.prefill_blocks) * self.block_samples * r))
@@ -183,6 +190,11 @@ class AudioStream:
     def _default_blocksize(self, r: float) -> int:
         """Frames per PortAudio callback when none is given: one model block at device rate."""
         return max(1, int(round(self.block_samples * r)))
+
+    def _pick_input_blocksize(self, asked: int | None) -> int:
+        """Frames per input callback: the device block (one stream carries both directions;
+        separate streams may choose their own)."""
+        return self.device_blocksize
 
     def _default_jitter(self, r: float) -> int:
         """The jitter buffer (device samples) when neither prefill_blocks nor jitter_ms is
@@ -312,7 +324,9 @@ class AudioStream:
             "mode": self.mode, "running": self.running, "error": self.error,
             "model_rate": self.model_rate, "device_rate": self.device_rate,
             "block_samples": self.block_samples, "device_blocksize": self.device_blocksize,
+            "input_blocksize": self.input_blocksize,
             "prefill_samples": self.prefill_samples, "resampling": self.resampling,
+            "resampler_delay_s": self.resampler_delay_s,
             "xruns": self.xruns, "input_overflows": self.input_overflows,
             "input_underflows": self.input_underflows,
             "output_underflows": self.output_underflows,
@@ -390,13 +404,10 @@ class AudioStream:
         self._acc.write_zeros(self._in_lag)
         self._rs_in = self._rs_out = None
         if self.resampling:
-            import soxr  # noqa: PLC0415
             if self.captures:
-                self._rs_in = soxr.ResampleStream(self.device_rate, self.model_rate, 1,
-                                                  dtype="float32", quality=self.quality)
+                self._rs_in = PolyphaseStream(self.device_rate, self.model_rate)
             if self.plays:
-                self._rs_out = soxr.ResampleStream(self.model_rate, self.device_rate, 1,
-                                                   dtype="float32", quality=self.quality)
+                self._rs_out = PolyphaseStream(self.model_rate, self.device_rate)
         if self.plays:
             self._out_ring.write_zeros(self.prefill_samples)
 

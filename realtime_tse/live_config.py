@@ -41,6 +41,8 @@ class LiveConfig:
             max_input_backlog_s, ring_seconds, stall_timeout_s, first_callback_timeout_s,
             max_start_retries, startup_s, boost_priority, max_stall_restarts: the audio stream's
             settings (None: chosen by the stream; see :func:`realtime_tse.audio_io.make_stream`).
+        input_blocksize: frames per input callback with separate streams (None: chosen by the
+            stream; the output keeps ``device_blocksize``).
         quality: soxr quality of an input file's resampling to the model rate (devices are
             resampled by :class:`realtime_tse.resample_stream.PolyphaseStream`).
     """
@@ -63,6 +65,7 @@ class LiveConfig:
     device_rate: int | None = None
     prefill_blocks: float | None = None
     device_blocksize: int | None = None
+    input_blocksize: int | None = None
     latency: float | str | None = None
     jitter_ms: float | None = None
     streams: str = "auto"

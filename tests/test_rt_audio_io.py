@@ -778,6 +778,35 @@ def test_repeated_stalls_give_up_with_a_message(monkeypatch):
 
 
 @pytest.mark.audio
+def test_separate_streams_have_their_own_input_period(pulse_null_sink, monkeypatch):
+    """Separate streams capture in 4 ms periods by default (the output keeps its 8 ms) and take
+    LiveConfig.input_blocksize when given; one duplex stream has one period for both. Counted
+    from the callbacks themselves (frames per callback)."""
+    monkeypatch.setenv("PULSE_SOURCE", f"{pulse_null_sink.sink}.monitor")
+    monkeypatch.setenv("PULSE_SINK", pulse_null_sink.sink)
+    fs = 16000
+    for kw, want_in, want_out in ((dict(), 64, 128), (dict(input_blocksize=32), 32, 128)):
+        dut = make_stream(lambda b: b, fs, 512, input_device="pulse", output_device="pulse",
+                          **kw)
+        assert dut.streams == "separate"
+        assert (dut.input_blocksize, dut.device_blocksize) == (want_in, want_out)
+        assert dut.prefill_samples == want_out + 128  # jitter buffer: a period + 8 ms
+        dut.start()
+        t = time.monotonic()
+        while (dut._cb_count < 20 or dut._out_cb_count < 20) and dut.error is None \
+                and time.monotonic() - t < 15:
+            time.sleep(0.05)
+        st = dut.stats()
+        dut.stop()
+        assert st["error"] is None and st["input_blocksize"] == want_in
+        assert dut._cb_count >= 20 and dut._cb_frames == want_in * dut._cb_count
+        assert dut._out_cb_count >= 20 and dut._out_cb_frames == want_out * dut._out_cb_count
+    one = make_stream(lambda b: b, fs, 512, input_device="pulse", output_device="pulse",
+                      streams="duplex", input_blocksize=32)
+    assert one.input_blocksize == one.device_blocksize == 512
+
+
+@pytest.mark.audio
 def test_end_to_end_delay_is_bounded_and_a_start_backlog_is_not_played(pulse_null_sink):
     """Speech plays into the measuring sink before the stream under test starts (so the sound
     server holds captured audio from before its first callback), then for 6 s. The delay of the
