@@ -176,3 +176,6 @@ def test_nearer_first_puts_the_nearer_talker_on_the_first_token():
         TrainConfig.from_dict({"paired_queries": True, "pit_steps": 10, "token_order_from": 5})
     assert TrainConfig.from_dict({"paired_queries": True, "pit_steps": 10, "pit_queries": [0.5, 4.5],
                                   "token_order_from": 5}).token_order_from == 5
+    with pytest.raises(ValueError, match="token_order_pit"):
+        TrainConfig.from_dict({"paired_queries": True, "pit_steps": 10, "pit_queries": [0.5, 4.5],
+                               "token_order_from": 5, "token_order_pit": 1.5})

@@ -76,6 +76,7 @@ class TrainConfig:
     pit_queries: list = field(default_factory=list)  # [q_a, q_b] m: PIT pairs queried at two fixed tokens
     token_order_from: int = -1                     # from this step the token pairs are scored in distance
                                                    # order (q_a -> the nearer talker), not PIT; -1 = never
+    token_order_pit: float = 0.0                   # ... with this share of PIT kept in their score
 
     @property
     def total_steps(self) -> int:
@@ -141,6 +142,8 @@ class TrainConfig:
         if d.get("pit_steps") and not d.get("paired_queries"):
             raise ValueError("pit_steps needs paired_queries = true (PIT scores the two queries of a pair)")
         q = d.get("pit_queries") or []
+        if not 0.0 <= float(d.get("token_order_pit", 0.0)) <= 1.0:
+            raise ValueError(f"token_order_pit must be in [0, 1], got {d.get('token_order_pit')!r}")
         if d.get("token_order_from", -1) >= 0 and not q:
             raise ValueError("token_order_from needs pit_queries (the two tokens it orders)")
         if q and (len(q) != 2 or float(q[0]) == float(q[1]) or min(float(v) for v in q) < 0):
@@ -506,7 +509,7 @@ class Trainer:
             w = 1.0
             if 0 <= cfg.token_order_from <= st["step"]:   # token q_a answers with the nearer talker
                 tgt = nearer_first(tgt, batch["d_q"], only)
-                w, only = 0.0, None
+                w = cfg.token_order_pit                    # PIT's share: separating still pays
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.device.type == "cuda"):
             est = self.model(mix, d_q.to(self.device))
         loss = batch_loss(est.float(), dict(batch, mix=mix, target=tgt), cfg.loss_at(st["step"]),
