@@ -3,6 +3,7 @@
     python scripts/diagnose_training.py probe  [--gap 2.5]      # is near-vs-far visible locally?
     python scripts/diagnose_training.py nearer [--steps 600]    # can the net extract the nearer talker?
     python scripts/diagnose_training.py upit [--steps 8000] [--causal]  # how fast does a classic separator learn here?
+    python scripts/diagnose_training.py order --checkpoint RUN/last.safetensors  # token figures by talker gap
 
 ``probe``: on D1 mixtures (8 kHz, 1 s, talkers at least ``--gap`` m apart) it reports the SI-SDRi of
 the oracle ideal ratio mask of the nearer talker (what a magnitude mask could reach) and of a small
@@ -158,9 +159,44 @@ def upit(a) -> None:
         opt.step()
 
 
+def order(a) -> None:
+    """Token figures of a checkpoint by talker gap: for validation mixtures of two talkers (any gap)
+    queried at the two tokens, the SI-SDRi under the better assignment (separation) and under the
+    distance order (first token = the nearer talker), and at the talkers' own distances."""
+    from models.checkpoint import load_checkpoint
+    from models.metrics import si_sdr
+    net, meta = load_checkpoint(a.checkpoint, device="cpu")
+    net.eval()
+    q = meta["provenance"]["train_config"].get("pit_queries") or [0.5, 4.5]
+    _, va = _samplers(a.speech, 0.0)
+    rows = []
+    with torch.no_grad():
+        for k in range(a.mixtures):
+            m = va.sample_at(70000 + k, presence=True)
+            x = torch.tensor(m.mix)[None].expand(2, -1)
+            src = torch.tensor(np.stack(m.sources))
+            near = int(np.argmin(m.distances))
+            base = si_sdr(x, src)
+            two = net(x, torch.tensor([float(v) for v in q]))
+            same, cross = (si_sdr(two, src) - base).mean(), (si_sdr(two, src.flip(0)) - base.flip(0)).mean()
+            own = (si_sdr(net(x, torch.tensor(m.distances, dtype=torch.float32)), src) - base).mean()
+            rows.append((abs(m.distances[0] - m.distances[1]), float(max(same, cross)),
+                         float(same if near == 0 else cross), float(own)))
+    r = np.array(rows)
+    print(f"{a.checkpoint}: {len(r)} mixtures; SI-SDRi in dB (tokens {q} m)")
+    print("gap (m)     n  separation  token order  own distances")
+    for lo, hi in ((0, 1), (1, 2), (2, 3), (3, 5)):
+        s = r[(r[:, 0] >= lo) & (r[:, 0] < hi)]
+        if len(s):
+            print(f"{lo}-{hi}   {len(s):5d}  {s[:, 1].mean():+9.2f}  {s[:, 2].mean():+10.2f}  {s[:, 3].mean():+12.2f}")
+    print(f"all   {len(r):5d}  {r[:, 1].mean():+9.2f}  {r[:, 2].mean():+10.2f}  {r[:, 3].mean():+12.2f}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("what", choices=("probe", "nearer", "upit"))
+    ap.add_argument("what", choices=("probe", "nearer", "upit", "order"))
+    ap.add_argument("--checkpoint", help="order: a run's checkpoint")
+    ap.add_argument("--mixtures", type=int, default=120, help="order: validation mixtures")
     ap.add_argument("--speech", default="../shared/data/speechocean762")
     ap.add_argument("--gap", type=float, default=None,
                     help="minimum talker distance gap, m (default 2.5; upit 1.0)")
@@ -171,7 +207,7 @@ def main() -> None:
     if a.gap is None:
         a.gap = 1.0 if a.what == "upit" else 2.5
     torch.set_num_threads(1)
-    {"probe": probe, "nearer": nearer, "upit": upit}[a.what](a)
+    {"probe": probe, "nearer": nearer, "upit": upit, "order": order}[a.what](a)
 
 
 if __name__ == "__main__":
