@@ -8,8 +8,8 @@ direction the count is about 6.0 M parameters (the paper: 5.98 M).
 Causal (``cfg.causal``, the live preset ``lite-lstm``): the same layout with one-directional LSTMs,
 per-channel FiLM of the last LSTM output by the token (``cfg.film``)
 and causal features per frame: the log power spectrum normalised over the frame's bins (mean and
-standard deviation, so the input level does not matter) plus the frame's log-energy change from the
-previous frame (onsets, where the direct sound shows). One frame in, one mask frame out, so it
+standard deviation, so the input level does not matter) plus each bin's log-power change from the
+previous frame and their mean (onsets and decays, where the direct sound and the reverberation show). One frame in, one mask frame out, so it
 streams with the LSTM state carried. Why it exists (issue 8, session 9, ``train/configs/README.md``):
 on this CPU a full-band LSTM steps about ten times faster than the lite DQ/TS net, and a causal
 uPIT-LSTM of the same shape separated the D1 mixtures to +2.5 dB in 1,000 steps, where every DQ/TS
@@ -36,7 +36,7 @@ class LSTMStreamState:
 
     * ``d_q`` [B]: query distance (metres) the state belongs to.
     * ``in_buf`` [B, n_fft - hop], ``ola`` [B, n_fft - hop]: STFT input history and overlap-add tail.
-    * ``prev_db`` [B]: the last frame's log-energy (dB), for the energy-change feature.
+    * ``prev_lp`` [B, F]: the last frame's log power per bin (dB), for the change features.
     * ``lstm``: the LSTM's ``(h, c)``, each [layers, B, H], or None before the first frame.
     * ``hist`` [B, <= cfg.reprime_frames, F] complex: recent STFT frames, re-run on a query change.
     """
@@ -44,13 +44,13 @@ class LSTMStreamState:
     d_q: torch.Tensor
     in_buf: torch.Tensor
     ola: torch.Tensor
-    prev_db: torch.Tensor
+    prev_lp: torch.Tensor
     lstm: tuple | None
     hist: torch.Tensor
 
     def tensors(self) -> list[torch.Tensor]:
         """Every tensor of the state."""
-        return [self.d_q, self.in_buf, self.ola, self.prev_db, self.hist, *(self.lstm or ())]
+        return [self.d_q, self.in_buf, self.ola, self.prev_lp, self.hist, *(self.lstm or ())]
 
     def is_finite(self) -> bool:
         """False when any value is NaN or infinite (the state must then be replaced)."""
@@ -61,24 +61,26 @@ class LSTMStreamState:
         return dataclasses.replace(self, **changes)
 
 
-def frame_features(spec: torch.Tensor, prev_db: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def frame_features(spec: torch.Tensor, prev_lp: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Causal per-frame features of the causal LSTM+DEG.
 
     Args:
         spec: [B, T, F] complex STFT.
-        prev_db: [B] log-energy (dB) of the frame before ``spec``'s first, or None (start: no change).
+        prev_lp: [B, F] log power (dB) of the frame before ``spec``'s first, or None (start: no change).
     Returns:
-        (features [B, T, F + 1]: log power normalised over each frame's bins, then the frame's
-        log-energy change from the previous frame in units of 10 dB, clipped to +-3;
-        the last frame's log-energy [B] in dB).
+        (features [B, T, 2F + 1], the last frame's log power [B, F] in dB). The features are the
+        log power normalised over each frame's bins (level-free spectral shape), then each bin's
+        log-power change from the previous frame, then the frame's mean change, both in units of
+        10 dB clipped to +-3. The per-bin changes show how each component starts and decays, where
+        the direct-to-reverberant ratio, and so the talker's distance, is visible; the normalised
+        shape alone hides them.
     """
     lp = 10 * torch.log10(spec.real ** 2 + spec.imag ** 2 + _EPS)          # [B, T, F] dB
     mu = lp.mean(-1, keepdim=True)
     sd = lp.std(-1, keepdim=True) + 1e-3
-    e_db = 10 * torch.log10((spec.real ** 2 + spec.imag ** 2).mean(-1) + _EPS)   # [B, T]
-    first = e_db[:, :1] if prev_db is None else prev_db[:, None]
-    delta = ((e_db - torch.cat([first, e_db[:, :-1]], 1)) / 10).clamp(-3, 3)
-    return torch.cat([(lp - mu) / sd, delta[..., None]], -1), e_db[:, -1]
+    first = lp[:, :1] if prev_lp is None else prev_lp[:, None]
+    dbin = ((lp - torch.cat([first, lp[:, :-1]], 1)) / 10).clamp(-3, 3)   # [B, T, F]
+    return torch.cat([(lp - mu) / sd, dbin, dbin.mean(-1, keepdim=True)], -1), lp[:, -1]
 
 
 class LSTMDEGBaseline(nn.Module):
@@ -94,7 +96,7 @@ class LSTMDEGBaseline(nn.Module):
         self.cfg = cfg
         f = cfg.n_freq
         self.deg = DEG(cfg.d_model, cfg.deg_units, cfg.distance_scale)
-        n_in = (f + 1 if cfg.causal else f) + cfg.d_model
+        n_in = (2 * f + 1 if cfg.causal else f) + cfg.d_model
         self.rnn = nn.LSTM(n_in, cfg.baseline_hidden, num_layers=cfg.baseline_layers,
                            batch_first=True, bidirectional=not cfg.causal)
         width = (1 if cfg.causal else 2) * cfg.baseline_hidden
@@ -114,18 +116,18 @@ class LSTMDEGBaseline(nn.Module):
         """One frame in seconds; the caller adds its block length."""
         return self.cfg.n_fft / self.cfg.sample_rate
 
-    def _masks(self, spec, d_q, prev_db=None, state=None):
-        """[B, T, F] complex -> (mask [B, T, F], LSTM state, last frame dB)."""
+    def _masks(self, spec, d_q, prev_lp=None, state=None):
+        """[B, T, F] complex -> (mask [B, T, F], LSTM state, last frame's log power [B, F] dB)."""
         if self.cfg.causal:
-            feat, last_db = frame_features(spec, prev_db)
+            feat, last_lp = frame_features(spec, prev_lp)
         else:
-            feat, last_db = spec.abs(), None
+            feat, last_lp = spec.abs(), None
         e = self.deg(d_q).to(feat.dtype)                                    # [B, D]
         h, st = self.rnn(torch.cat([feat, e[:, None, :].expand(-1, feat.shape[1], -1)], dim=-1), state)
         if self.film is not None:
             gamma, beta = self.film(e)[:, None, :].chunk(2, dim=-1)
             h = h * (1 + gamma) + beta
-        return torch.sigmoid(self.out(h)), st, last_db
+        return torch.sigmoid(self.out(h)), st, last_lp
 
     def forward(self, mix: torch.Tensor, d_q: torch.Tensor) -> torch.Tensor:
         """mix [B, N] at ``cfg.sample_rate``, d_q [B] metres -> [B, N].
@@ -153,7 +155,7 @@ class LSTMDEGBaseline(nn.Module):
         b = d_q.shape[0] if batch is None else batch
         d_q = d_q.expand(b) if d_q.shape[0] == 1 else d_q
         z = torch.zeros(b, cfg.n_fft - cfg.hop, device=dev)
-        return LSTMStreamState(d_q=d_q.clone(), in_buf=z, ola=z.clone(), prev_db=torch.zeros(b, device=dev),
+        return LSTMStreamState(d_q=d_q.clone(), in_buf=z, ola=z.clone(), prev_lp=torch.zeros(b, cfg.n_freq, device=dev),
                                lstm=None, hist=torch.zeros(b, 0, cfg.n_freq, dtype=torch.complex64, device=dev))
 
     def step(self, block: torch.Tensor, d_q: torch.Tensor, state: LSTMStreamState):
@@ -171,10 +173,10 @@ class LSTMDEGBaseline(nn.Module):
             state = self.reprime(state, d_q)
         spec, in_buf = stream_stft(block, state.in_buf, cfg.n_fft, cfg.hop)
         first = state.lstm is None and state.hist.shape[1] == 0
-        mask, lstm, last_db = self._masks(spec, d_q, None if first else state.prev_db, state.lstm)
+        mask, lstm, last_lp = self._masks(spec, d_q, None if first else state.prev_lp, state.lstm)
         out, ola = stream_istft(spec * mask, state.ola, cfg.n_fft, cfg.hop)
         hist = torch.cat([state.hist, spec], 1)[:, -cfg.reprime_frames:]
-        return out, LSTMStreamState(d_q=d_q.clone(), in_buf=in_buf, ola=ola, prev_db=last_db,
+        return out, LSTMStreamState(d_q=d_q.clone(), in_buf=in_buf, ola=ola, prev_lp=last_lp,
                                     lstm=lstm, hist=hist)
 
     def reprime(self, state: LSTMStreamState, d_q: torch.Tensor) -> LSTMStreamState:
@@ -182,5 +184,5 @@ class LSTMDEGBaseline(nn.Module):
         frames under it (a slider move is heard within one block). STFT and overlap-add state kept."""
         if state.hist.shape[1] == 0:
             return state.replace(d_q=d_q.clone(), lstm=None)
-        _, lstm, last_db = self._masks(state.hist, d_q)
-        return state.replace(d_q=d_q.clone(), lstm=lstm, prev_db=last_db)
+        _, lstm, last_lp = self._masks(state.hist, d_q)
+        return state.replace(d_q=d_q.clone(), lstm=lstm, prev_lp=last_lp)
