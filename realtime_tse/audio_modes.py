@@ -246,10 +246,11 @@ class SeparateStreamsDuplex(SingleStreamDuplex):
 
     Why these defaults (``end_to_end_session9`` in ``benchmarks/results/realtime.json``, PulseAudio
     null-sink loopback, shipped 8 kHz model, SCHED_FIFO, scan on, one more core busy, load 4 to
-    6): 4 ms input periods took 7 to 11 ms off the delay with no xruns (the captured audio reaches
-    the worker sooner); 4 ms output periods took more off but the output underflowed in most
-    rows (the ALSA 'pulse' buffer is three periods: 12 ms is too little on a loaded machine); a
-    16 ms jitter buffer (8 ms period + 8 ms) instead of 24 ms took 6 to 13 ms off, no xruns."""
+    6): 4 ms input periods had no xruns and were 5 to 7 ms faster at 64 ms blocks (at 32 ms
+    blocks within the 10 ms spread between streams); 4 ms output periods took more off but the
+    output underflowed in most rows (the ALSA 'pulse' buffer is three periods: 12 ms is too
+    little on a loaded machine); a 16 ms jitter buffer (8 ms period + 8 ms) instead of 24 ms took
+    6 to 16 ms off, no xruns."""
 
     streams = "separate"
     default_latency = "low"  # PortAudio's 'high' let PulseAudio hold 2 s of capture
