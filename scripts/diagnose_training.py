@@ -168,7 +168,7 @@ def order(a) -> None:
     net, meta = load_checkpoint(a.checkpoint, device="cpu")
     net.eval()
     q = meta["provenance"]["train_config"].get("pit_queries") or [0.5, 4.5]
-    _, va = _samplers(a.speech, 0.0)
+    _, va = _samplers(a.speech, a.gap)   # --gap 0: every validation pair
     rows = []
     with torch.no_grad():
         for k in range(a.mixtures):
@@ -184,12 +184,14 @@ def order(a) -> None:
                          float(same if near == 0 else cross), float(own)))
     r = np.array(rows)
     print(f"{a.checkpoint}: {len(r)} mixtures; SI-SDRi in dB (tokens {q} m)")
-    print("gap (m)     n  separation  token order  own distances")
+    print("gap (m)     n  separation  token order  own distances  nearer token right")
     for lo, hi in ((0, 1), (1, 2), (2, 3), (3, 5)):
         s = r[(r[:, 0] >= lo) & (r[:, 0] < hi)]
         if len(s):
-            print(f"{lo}-{hi}   {len(s):5d}  {s[:, 1].mean():+9.2f}  {s[:, 2].mean():+10.2f}  {s[:, 3].mean():+12.2f}")
-    print(f"all   {len(r):5d}  {r[:, 1].mean():+9.2f}  {r[:, 2].mean():+10.2f}  {r[:, 3].mean():+12.2f}")
+            print(f"{lo}-{hi}   {len(s):5d}  {s[:, 1].mean():+9.2f}  {s[:, 2].mean():+10.2f}  {s[:, 3].mean():+12.2f}"
+                  f"  {100 * np.mean(s[:, 2] >= s[:, 1] - 1e-9):5.0f} %")
+    print(f"all   {len(r):5d}  {r[:, 1].mean():+9.2f}  {r[:, 2].mean():+10.2f}  {r[:, 3].mean():+12.2f}"
+          f"  {100 * np.mean(r[:, 2] >= r[:, 1] - 1e-9):5.0f} %")
 
 
 def main() -> None:
