@@ -60,7 +60,7 @@ def bench_preset(name: str, seconds: float, threads: int, blocks=(1, 4, 8), repe
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=float, default=4.0)
-    ap.add_argument("--presets", default="paper,paper-causal,lite-causal,baseline")
+    ap.add_argument("--presets", default="paper,paper-causal,lite-causal,lite-causal-bs,lite-lstm,baseline")
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "models.json"))
     a = ap.parse_args(argv)
     rows = []

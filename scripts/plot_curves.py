@@ -6,8 +6,9 @@ Each ``log.csv`` is a trainer log (train/trainer.py): ``train_seconds`` (compute
 training steps, summed over resumes) gives the x axis in hours; ``si_sdri_single`` (dB, single-talker
 queries) and ``absence_level_db`` (dB re input, absence queries) the two panels; where a log has
 ``sep_si_sdri_single`` (SI-SDRi towards whichever talker the output is closer to, logged from
-session 8 on) it is drawn dotted in the run's colour. Dashed lines mark the issue's floors (3 dB
-SI-SDRi, -10 dB absence level).
+session 8 on) it is drawn dotted in the run's colour, and ``pit_fixed_si_sdri`` (the two outputs
+queried at two fixed tokens, better assignment; session 9 on) dash-dotted. Dashed lines mark the
+issue's floors (3 dB SI-SDRi, -10 dB absence level).
 """
 from __future__ import annotations
 
@@ -26,9 +27,9 @@ def read_log(path: str | Path) -> dict[str, list[float]]:
         rows = list(csv.DictReader(f))
     cols = ("step", "train_seconds", "si_sdri_single", "absence_level_db")
     out = {c: [float(r[c]) if r.get(c) not in ("", None) else float("nan") for r in rows] for c in cols}
-    if rows and "sep_si_sdri_single" in rows[0]:
-        out["sep_si_sdri_single"] = [float(r["sep_si_sdri_single"]) if r.get("sep_si_sdri_single") not in ("", None)
-                                     else float("nan") for r in rows]
+    for c in ("sep_si_sdri_single", "pit_fixed_si_sdri"):
+        if rows and c in rows[0]:
+            out[c] = [float(r[c]) if r.get(c) not in ("", None) else float("nan") for r in rows]
     return out
 
 
@@ -44,7 +45,10 @@ def plot(out: str | Path, runs: dict[str, str | Path]) -> None:
         log = read_log(path)
         hours = [s / 3600 for s in log["train_seconds"]]
         line, = a1.plot(hours, log["si_sdri_single"], label=label)
-        if "sep_si_sdri_single" in log:
+        if "pit_fixed_si_sdri" in log:
+            a1.plot(hours, log["pit_fixed_si_sdri"], ls="-.", c=line.get_color(),
+                    label=f"{label}: separation through the two tokens")
+        elif "sep_si_sdri_single" in log:
             a1.plot(hours, log["sep_si_sdri_single"], ls=":", c=line.get_color(),
                     label=f"{label}: separation (either talker)")
         a2.plot(hours, log["absence_level_db"], label=label)
