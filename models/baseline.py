@@ -25,7 +25,8 @@ from torch import nn
 
 from .config import ModelConfig
 from .layers import DEG
-from .stft import istft, stft, stream_istft, stream_stft
+from .net import stream_begin
+from .stft import istft, stft, stream_istft
 
 _EPS = 1e-8
 
@@ -165,13 +166,7 @@ class LSTMDEGBaseline(nn.Module):
         re-runs the recent frames under the new query first (:meth:`reprime`). Raises ValueError
         if the block length is not a multiple of hop."""
         cfg = self.cfg
-        b, n = block.shape
-        if n % cfg.hop:
-            raise ValueError(f"block length {n} is not a multiple of hop {cfg.hop}")
-        d_q = torch.as_tensor(d_q, dtype=torch.float32, device=block.device).reshape(-1).expand(b)
-        if not torch.equal(d_q, state.d_q):
-            state = self.reprime(state, d_q)
-        spec, in_buf = stream_stft(block, state.in_buf, cfg.n_fft, cfg.hop)
+        d_q, state, spec, in_buf = stream_begin(self, block, d_q, state)
         first = state.lstm is None and state.hist.shape[1] == 0
         mask, lstm, last_lp = self._masks(spec, d_q, None if first else state.prev_lp, state.lstm)
         out, ola = stream_istft(spec * mask, state.ola, cfg.n_fft, cfg.hop)

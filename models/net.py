@@ -227,13 +227,7 @@ class DQTSNet(nn.Module):
         not a multiple of hop.
         """
         cfg = self.cfg
-        b, n = block.shape
-        if n % cfg.hop:
-            raise ValueError(f"block length {n} is not a multiple of hop {cfg.hop}")
-        d_q = torch.as_tensor(d_q, dtype=torch.float32, device=block.device).reshape(-1).expand(b)
-        if not torch.equal(d_q, state.d_q):
-            state = self.reprime(state, d_q)
-        spec, in_buf = stream_stft(block, state.in_buf, cfg.n_fft, cfg.hop)  # [B, k, F]
+        d_q, state, spec, in_buf = stream_begin(self, block, d_q, state)  # spec [B, k, F]
         e, enc_cache = self.enc_conv.step(self._features(spec), state.enc_cache)
         h = self._encode(e)
         lstm = []
@@ -261,6 +255,30 @@ class DQTSNet(nn.Module):
                 new.append(st)
             lstm = new
         return state.replace(lstm=lstm, d_q=d_q.clone())
+
+
+def stream_begin(model: nn.Module, block: torch.Tensor, d_q, state):
+    """The start of every streaming step (:class:`DQTSNet` and the causal LSTM+DEG): check the
+    block, re-prime the state if the query changed, frame the new samples.
+
+    Args:
+        model: a causal net with ``cfg.hop``, ``cfg.n_fft`` and ``reprime(state, d_q)``.
+        block: [B, k*hop] new samples. d_q: query distance(s) in metres, broadcast to [B].
+        state: the model's stream state (fields ``d_q`` [B] and ``in_buf``).
+    Returns:
+        (d_q [B], state for this query, STFT frames [B, k, F] complex, new ``in_buf``).
+    Raises:
+        ValueError: the block length is not a multiple of hop.
+    """
+    cfg = model.cfg
+    b, n = block.shape
+    if n % cfg.hop:
+        raise ValueError(f"block length {n} is not a multiple of hop {cfg.hop}")
+    d_q = torch.as_tensor(d_q, dtype=torch.float32, device=block.device).reshape(-1).expand(b)
+    if not torch.equal(d_q, state.d_q):
+        state = model.reprime(state, d_q)
+    spec, in_buf = stream_stft(block, state.in_buf, cfg.n_fft, cfg.hop)
+    return d_q, state, spec, in_buf
 
 
 def build_model(cfg: ModelConfig) -> nn.Module:

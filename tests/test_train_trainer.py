@@ -146,16 +146,23 @@ def test_best_checkpoint_follows_si_sdri_and_data_resumes_identically(room_setup
     assert not torch.equal(a["mix"], c["mix"])
 
 
+def _room_and_sampler(room_setup, bank_name: str):
+    """The fixture's room and a factory of 8 kHz, 0.5 s samplers over a bank built once per name."""
+    tmp, speech, room_toml, _ = room_setup
+    room = load_room_toml(room_toml)
+    if not (tmp / bank_name).exists():
+        build_bank(room, tmp / bank_name, workers=1, progress=False)
+    bank = RIRBank(tmp / bank_name)
+    corpus = SpeechCorpus.from_folder(speech)
+    return room, lambda: MixtureSampler(bank, bank.indices(), corpus, 8000, 0.5, seed=0)
+
+
 def test_log_gains_new_columns_on_resume_without_misaligning(room_setup, tmp_path):
     import csv as _csv
 
     import train.trainer as tr
-    tmp, speech, room_toml, _ = room_setup
-    room = load_room_toml(room_toml)
-    build_bank(room, tmp / "bank_b", workers=1, progress=False)
-    bank = RIRBank(tmp / "bank_b")
-    corpus = SpeechCorpus.from_folder(speech)
-    s = MixtureSampler(bank, bank.indices(), corpus, 8000, 0.5, seed=0)
+    room, mk = _room_and_sampler(room_setup, "bank_b")
+    s = mk()
     t = tr.Trainer(TrainConfig(batch=2, clip_s=0.5, model=dict(TINY)), room, s, s, tmp_path / "run")
     (tmp_path / "run").mkdir()
     t._log({"step": 1, "a": 1.0})
@@ -171,12 +178,7 @@ def test_token_pit_then_token_order_train_and_log_their_figures(room_setup, tmp_
     import csv as _csv
 
     import train.trainer as tr
-    tmp, speech, room_toml, _ = room_setup
-    room = load_room_toml(room_toml)
-    build_bank(room, tmp / "bank_c", workers=1, progress=False)
-    bank = RIRBank(tmp / "bank_c")
-    corpus = SpeechCorpus.from_folder(speech)
-    mk = lambda: MixtureSampler(bank, bank.indices(), corpus, 8000, 0.5, seed=0)
+    room, mk = _room_and_sampler(room_setup, "bank_c")
     cfg = TrainConfig.from_dict({"batch": 4, "clip_s": 0.5, "model": dict(TINY), "paired_queries": True,
                                  "pit_steps": 100, "pit_queries": [0.5, 4.5], "token_order_from": 2,
                                  "steps_per_epoch": 2, "epochs": 2, "val_mixtures": 16, "threads": 1,
