@@ -31,7 +31,7 @@ def test_demo_input_is_complete_and_consistent():
 def test_shipped_checkpoint_loads_with_provenance():
     net, meta = load_checkpoint(CKPT)
     cfg, prov = meta["config"], meta["provenance"]
-    assert cfg.preset == "lite-causal" and cfg.causal
+    assert cfg.preset == "lite-lstm" and cfg.causal   # since session 9 (assets/models/README.md)
     assert prov["room"]["name"] == "d1"
     assert "speechocean762" in prov["credits"]
     assert prov["trainer"]["step"] > 0

@@ -46,7 +46,7 @@ def test_wheel_carries_model_demo_and_recipes(wheel):
     assert names["realtime_tse/assets/models/tse-lite-causal-d1.safetensors"] == \
         (REPO / "assets/models/tse-lite-causal-d1.safetensors").stat().st_size
     assert not any("train_state" in n for n in names)   # resumable state stays in the repository
-    assert max(names.values()) < 4 * 2**20               # shipped files stay small
+    assert max(names.values()) < 6 * 2**20   # shipped files stay small (lite-lstm weights: 4.4 MiB)
     assert "Requires-Python: >=3.11" in meta             # tomllib
 
 
