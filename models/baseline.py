@@ -6,18 +6,17 @@ linear layer and a sigmoid giving a magnitude mask applied to the mixture STFT. 
 direction the count is about 6.0 M parameters (the paper: 5.98 M).
 
 Causal (``cfg.causal``, the live preset ``lite-lstm``): the same layout with one-directional LSTMs,
-per-channel FiLM of the last LSTM output by the token (``cfg.film``)
-and causal features per frame: the log power spectrum normalised over the frame's bins (mean and
-standard deviation, so the input level does not matter) plus each bin's log-power change from the
-previous frame and their mean (onsets and decays, where the direct sound and the reverberation show). One frame in, one mask frame out, so it
-streams with the LSTM state carried. Why it exists (issue 8, session 9, ``train/configs/README.md``):
+per-channel FiLM of the last LSTM output by the token (``cfg.film``) and causal features per
+frame: the log power spectrum normalised over the frame's bins (mean and standard deviation, so
+the input level does not matter) plus each bin's log-power change from the previous frame and
+their mean (onsets and decays, where the direct sound and the reverberation show). One frame in,
+one mask frame out, so it streams with the LSTM state carried. Why it exists (issue 8, session 9, ``train/configs/README.md``):
 on this CPU a full-band LSTM steps about ten times faster than the lite DQ/TS net, and a causal
 uPIT-LSTM of the same shape separated the D1 mixtures to +2.5 dB in 1,000 steps, where every DQ/TS
 variant stayed at about +1.1 dB.
 """
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 
 import torch
@@ -25,14 +24,14 @@ from torch import nn
 
 from .config import ModelConfig
 from .layers import DEG
-from .net import stream_begin
+from .net import StreamStateOps, stream_begin, stream_queries
 from .stft import istft, stft, stream_istft
 
 _EPS = 1e-8
 
 
 @dataclass
-class LSTMStreamState:
+class LSTMStreamState(StreamStateOps):
     """What a causal :class:`LSTMDEGBaseline` carries between streaming blocks.
 
     * ``d_q`` [B]: query distance (metres) the state belongs to.
@@ -52,14 +51,6 @@ class LSTMStreamState:
     def tensors(self) -> list[torch.Tensor]:
         """Every tensor of the state."""
         return [self.d_q, self.in_buf, self.ola, self.prev_lp, self.hist, *(self.lstm or ())]
-
-    def is_finite(self) -> bool:
-        """False when any value is NaN or infinite (the state must then be replaced)."""
-        return all(bool(torch.isfinite(t).all()) for t in self.tensors())
-
-    def replace(self, **changes) -> "LSTMStreamState":
-        """A copy with some fields changed."""
-        return dataclasses.replace(self, **changes)
 
 
 def frame_features(spec: torch.Tensor, prev_lp: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -152,9 +143,8 @@ class LSTMDEGBaseline(nn.Module):
         if not self.cfg.causal:
             raise RuntimeError("streaming needs a causal model (preset lite-lstm)")
         cfg, dev = self.cfg, self._device()
-        d_q = torch.as_tensor(d_q, dtype=torch.float32, device=dev).reshape(-1)
-        b = d_q.shape[0] if batch is None else batch
-        d_q = d_q.expand(b) if d_q.shape[0] == 1 else d_q
+        d_q = stream_queries(d_q, batch, dev)
+        b = d_q.shape[0]
         z = torch.zeros(b, cfg.n_fft - cfg.hop, device=dev)
         return LSTMStreamState(d_q=d_q.clone(), in_buf=z, ola=z.clone(), prev_lp=torch.zeros(b, cfg.n_freq, device=dev),
                                lstm=None, hist=torch.zeros(b, 0, cfg.n_freq, dtype=torch.complex64, device=dev))

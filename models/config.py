@@ -15,9 +15,9 @@ Presets
     The causal form of the paper's LSTM+DEG baseline (Table II) at 8 kHz: 2 one-directional LSTM
     layers of 256 units on per-frame normalised log-spectra, the DEG token concatenated to every
     frame and scaling/shifting the last LSTM output (FiLM), a sigmoid magnitude mask; about 1.1 M
-    parameters. Not the DQ/TS net: it exists because
-    on a CPU it trains about ten times faster per step and separated where the lite DQ/TS variants
-    did not (issue 8, ``train/configs/README.md``).
+    parameters. Not the DQ/TS net: it exists because on a CPU it trains about ten times faster per
+    step and separated where the lite DQ/TS variants did not (issue 8, ``train/configs/README.md``);
+    the shipped model since session 9.
 ``lite-causal``
     The small live model for CPUs: 8 kHz (32 ms frames of 256 samples, 16 ms hop), D = 32, H = 32,
     a 64-unit causal time LSTM, 2 DQ + 2 TS. The paper size takes 17 to 21 ms per 16 ms frame on
@@ -204,7 +204,7 @@ _PRESETS: dict[str, dict] = {
     "baseline": dict(arch="lstm_deg", n_dq=0, n_ts=0),
 }
 # The causal LSTM+DEG (models/baseline.py): 2 one-directional LSTM layers of 256 on per-frame
-# log-spectra, the DEG token concatenated to every frame; about 1.1 M parameters at 8 kHz.
+# log-spectra and their per-bin changes, the DEG token on every frame and as FiLM; 1.14 M parameters.
 _PRESETS["lite-lstm"] = dict(arch="lstm_deg", causal=True, norm="frame", film=True, sample_rate=8000, n_fft=256,
                              hop=128, d_model=32, n_dq=0, n_ts=0, baseline_layers=2, baseline_hidden=256)
 # lite-causal with the band-split front end (33 bands instead of 129 bins at 8 kHz)

@@ -24,8 +24,25 @@ from .layers import DEG, FrameLayerNorm, FusionModule, GlobalLayerNorm, TFConv
 from .stft import istft, stft, stream_istft, stream_stft
 
 
+class StreamStateOps:
+    """What every streaming state offers on top of its fields (:class:`StreamState`, the causal
+    LSTM+DEG's ``LSTMStreamState``): a subclass defines :meth:`tensors`."""
+
+    def tensors(self) -> list[torch.Tensor]:
+        raise NotImplementedError
+
+    def is_finite(self) -> bool:
+        """False when any value is NaN or infinite (e.g. after a non-finite input sample): such a
+        state poisons every later block and must be replaced by a fresh one."""
+        return all(bool(torch.isfinite(t).all()) for t in self.tensors())
+
+    def replace(self, **changes):
+        """A copy with some fields changed."""
+        return dataclasses.replace(self, **changes)
+
+
 @dataclass
-class StreamState:
+class StreamState(StreamStateOps):
     """Everything a causal :class:`DQTSNet` carries from one streaming block to the next.
 
     Shapes (B streams, F = n_fft / 2 + 1 bins, K = ``cfg.n_pos`` positions along frequency, D =
@@ -56,15 +73,6 @@ class StreamState:
             if st is not None:
                 out.extend(st)
         return out
-
-    def is_finite(self) -> bool:
-        """False when any value is NaN or infinite (e.g. after a non-finite input sample): such a
-        state poisons every later block and must be replaced by a fresh one."""
-        return all(bool(torch.isfinite(t).all()) for t in self.tensors())
-
-    def replace(self, **changes) -> "StreamState":
-        """A copy with some fields changed."""
-        return dataclasses.replace(self, **changes)
 
 
 class DQTSBlock(nn.Module):
@@ -200,9 +208,8 @@ class DQTSNet(nn.Module):
         if not self.cfg.causal:
             raise RuntimeError("streaming needs a causal model (preset paper-causal or lite-causal)")
         cfg = self.cfg
-        d_q = torch.as_tensor(d_q, dtype=torch.float32, device=self._device()).reshape(-1)
-        b = d_q.shape[0] if batch is None else batch
-        d_q = d_q.expand(b) if d_q.shape[0] == 1 else d_q
+        d_q = stream_queries(d_q, batch, self._device())
+        b = d_q.shape[0]
         z = lambda *s: torch.zeros(*s, device=self._device())  # noqa: E731
         f = cfg.n_freq
         return StreamState(
@@ -255,6 +262,14 @@ class DQTSNet(nn.Module):
                 new.append(st)
             lstm = new
         return state.replace(lstm=lstm, d_q=d_q.clone())
+
+
+def stream_queries(d_q, batch: int | None, device) -> torch.Tensor:
+    """The queries of a new stream state: ``d_q`` (metres, scalar or [B]) as float32 [B] on
+    ``device``; one query is repeated for ``batch`` streams when ``batch`` is given."""
+    d_q = torch.as_tensor(d_q, dtype=torch.float32, device=device).reshape(-1)
+    b = d_q.shape[0] if batch is None else batch
+    return d_q.expand(b) if d_q.shape[0] == 1 else d_q
 
 
 def stream_begin(model: nn.Module, block: torch.Tensor, d_q, state):
