@@ -37,18 +37,19 @@ XRUN_KINDS = ("input_overflow", "output_underflow", "input_ring", "late", "input
 _XRUN_LOG_CAPACITY = 4096
 
 
-def _resampler_lag(in_rate: float, out_rate: float, chunk: int, seconds: float = 3.0) -> int:
-    """Largest shortfall (in output samples) of the live resampler
-    (:class:`realtime_tse.resample_stream.PolyphaseStream`) fed ``chunk``-sized input chunks,
-    relative to the ideal cumulative output ``k * chunk * out_rate / in_rate`` (at most one
-    sample: it emits every sample whose input has arrived)."""
+def _resampler_lag(in_rate: float, out_rate: float, chunk: int, seconds: float = 3.0
+                   ) -> tuple[int, float]:
+    """(largest shortfall in output samples, filter delay in seconds) of the live resampler
+    (:class:`realtime_tse.resample_stream.PolyphaseStream`) fed ``chunk``-sized input chunks; the
+    shortfall is relative to the ideal cumulative output ``k * chunk * out_rate / in_rate`` (at
+    most one sample: it emits every sample whose input has arrived)."""
     rs = PolyphaseStream(int(in_rate), int(out_rate))
     z = np.zeros(chunk, np.float32)
     got, worst = 0, 0.0
     for k in range(1, max(4, int(math.ceil(seconds * in_rate / chunk))) + 1):
         got += len(rs.resample_chunk(z))
         worst = max(worst, k * chunk * out_rate / in_rate - got)
-    return int(math.ceil(worst))
+    return int(math.ceil(worst)), rs.delay_s
 
 
 class AudioStream:
@@ -123,15 +124,13 @@ class AudioStream:
             margin_dev = int(math.ceil(0.001 * self.device_rate))
             margin_mod = int(math.ceil(0.001 * self.model_rate))
             if self.captures:
-                self._in_lag = _resampler_lag(self.device_rate, self.model_rate,
-                                              self.device_blocksize) + margin_mod
-                self.resampler_delay_s += PolyphaseStream(self.device_rate,
-                                                          self.model_rate).delay_s
+                lag, delay = _resampler_lag(self.device_rate, self.model_rate, self.device_blocksize)
+                self._in_lag = lag + margin_mod
+                self.resampler_delay_s += delay
             if self.plays:
-                self._out_lag = _resampler_lag(self.model_rate, self.device_rate,
-                                               self.block_samples) + margin_dev
-                self.resampler_delay_s += PolyphaseStream(self.model_rate,
-                                                          self.device_rate).delay_s
+                lag, delay = _resampler_lag(self.model_rate, self.device_rate, self.block_samples)
+                self._out_lag = lag + margin_dev
+                self.resampler_delay_s += delay
         # the jitter buffer: output samples queued ahead of the device when a block is written
         if cfg.prefill_blocks is not None:
             jit = int(round(float(cfg.prefill_blocks) * self.block_samples * r))
