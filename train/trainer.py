@@ -231,11 +231,11 @@ def validate(net, val_batches: list[dict], device, pit_queries=None) -> dict:
                     presl.append(float(relative_level(est[k], tgt[k])))
                     if "sources" in b:
                         src = b["sources"][k].to(device)
-                        sep.append(max(float(si_sdr(est[k], s) - si_sdr(mix[k], s)) for s in src))
+                        base = si_sdr(mix[k].expand(2, -1), src)     # [2]: the mixture towards each talker
+                        sep.append(float((si_sdr(est[k].expand(2, -1), src) - base).max()))
                         if pit_queries:
                             two = net(mix[k].expand(2, -1), torch.tensor([float(q) for q in pit_queries],
                                                                          device=device)).float()
-                            base = si_sdr(mix[k].expand(2, -1), src)
                             same = (si_sdr(two, src) - base).mean()
                             cross = (si_sdr(two, src.flip(0)) - base.flip(0)).mean()
                             fixed.append(float(torch.maximum(same, cross)))
