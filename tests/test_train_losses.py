@@ -59,6 +59,15 @@ def test_loss_schedule():
     assert cfg.loss_at(0) == "si_sdr" and cfg.loss_at(99) == "si_sdr" and cfg.loss_at(100) == "sdr"
 
 
+def test_lr_schedule_fixes_rates_from_its_steps_and_rejects_bad_entries():
+    cfg = TrainConfig.from_dict({"lr": 1e-3, "lr_schedule": [[100, 3e-4], [200, 1e-4]]})
+    assert cfg.lr_at(99) is None and cfg.lr_at(100) == 3e-4 and cfg.lr_at(199) == 3e-4
+    assert cfg.lr_at(200) == 1e-4 and cfg.lr_at(10**6) == 1e-4 and TrainConfig().lr_at(5) is None
+    for bad in ([[200, 1e-4], [100, 3e-4]], [[100, 0.0]], [[100]]):
+        with pytest.raises(ValueError, match="lr_schedule"):
+            TrainConfig.from_dict({"lr_schedule": bad})
+
+
 def test_best_checkpoint_is_chosen_by_si_sdri_not_loss():
     gain_only = {"val_loss": -3.0, "si_sdri_single": 0.0, "absence_level_db": -15.0}
     selective = {"val_loss": -1.0, "si_sdri_single": 2.0, "absence_level_db": -12.0}

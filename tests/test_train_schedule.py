@@ -67,3 +67,15 @@ def test_plateau_lowers_the_rate_after_patience_epochs_and_warmup_ramps(tmp_path
         tr.plateau.step(loss)
         lrs.append(tr.opt.param_groups[0]["lr"])
     assert [round(x, 8) for x in lrs] == [1e-3, 1e-3, 1e-3, 8e-4, 8e-4, 8e-4]
+
+
+def test_lr_schedule_overrides_the_plateau_rate_from_its_steps(tmp_path):
+    cfg = TrainConfig(lr=1e-3, lr_schedule=[[10, 3e-4], [20, 1e-4]],
+                      model={"d_model": 8, "hidden": 8, "time_hidden": 8, "n_dq": 1, "n_ts": 1})
+    tr = _trainer(cfg, tmp_path)
+    seen = []
+    for step in (0, 9, 10, 19, 20, 500):
+        tr.state["step"] = step
+        tr._apply_lr_schedule()
+        seen.append(tr.opt.param_groups[0]["lr"])
+    assert seen == [1e-3, 1e-3, 3e-4, 3e-4, 1e-4, 1e-4] and tr.state["lr"] == 1e-4

@@ -69,6 +69,7 @@ class TrainConfig:
     threads: int = 0                               # torch CPU threads (0 = torch's default)
     presence_loss: str = "sdr"                     # train.losses.PRESENCE_LOSSES; "sdr" = eq. 8
     loss_schedule: list = field(default_factory=list)  # [[step, presence loss], ...] overrides
+    lr_schedule: list = field(default_factory=list)    # [[step, lr], ...]: fixed rates from these steps
     workers: int = 1                               # DataLoader worker processes building mixtures
     paired_queries: bool = False                   # each mixture twice per batch, one query per talker
     pit_steps: int = 0                             # steps scored with PIT over each pair (needs paired_queries)
@@ -94,6 +95,17 @@ class TrainConfig:
             if step >= s:
                 name = str(n)
         return name
+
+    def lr_at(self, step: int) -> float | None:
+        """Learning rate fixed by ``lr_schedule`` at ``step``: the rate of the last entry whose step
+        is reached, or None before the first entry (the plateau schedule and warm-up rule until then;
+        from the first entry on, the entries override the plateau schedule). E.g.
+        ``[[32000, 3e-4], [50000, 1e-4]]`` decays a resumed run in two steps."""
+        lr = None
+        for s, v in self.lr_schedule:
+            if step >= s:
+                lr = float(v)
+        return lr
 
     def boost_at(self, step: int) -> float:
         """Level boost (dB) of the nearer talker at ``step``: linear between the ``level_curriculum``
@@ -148,6 +160,10 @@ class TrainConfig:
             raise ValueError("token_order_from needs pit_queries (the two tokens it orders)")
         if q and (len(q) != 2 or float(q[0]) == float(q[1]) or min(float(v) for v in q) < 0):
             raise ValueError(f"pit_queries must be two different distances >= 0 m, got {q!r}")
+        sched = d.get("lr_schedule") or []
+        if any(len(e) != 2 or float(e[1]) <= 0 for e in sched) or \
+                [e[0] for e in sched] != sorted(e[0] for e in sched):
+            raise ValueError(f"lr_schedule must be [[step, lr > 0], ...] in ascending steps, got {sched!r}")
         return cls(**d)
 
 
@@ -498,9 +514,19 @@ class Trainer:
             w.writeheader()
             w.writerows(rows + [row])
 
+    def _apply_lr_schedule(self) -> None:
+        """Set the optimiser to ``TrainConfig.lr_at`` of the current step, where one is fixed (after
+        warm-up); the fixed rates override the plateau schedule and are kept in ``state["lr"]``."""
+        fixed = self.cfg.lr_at(self.state["step"])
+        if fixed is not None and self.warmup is None:
+            self.state["lr"] = fixed
+            for g in self.opt.param_groups:
+                g["lr"] = fixed
+
     def train_step(self, batch: dict) -> tuple[float, float]:
         """One optimiser step; returns (loss, gradient norm before clipping)."""
         cfg, st = self.cfg, self.state
+        self._apply_lr_schedule()
         mix, tgt = batch["mix"].to(self.device), batch["target"].to(self.device)
         w, d_q, only = cfg.pit_weight_at(st["step"]), batch["d_q"], None
         if w > 0 and cfg.pit_queries:   # uPIT through two fixed query tokens, on a share w of the pairs
