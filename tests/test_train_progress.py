@@ -111,3 +111,15 @@ def test_tse_eval_cpu_default_and_per_mixture_progress(room_setup, tmp_path, cap
     assert f"{CPU_EVAL[0]}/{CPU_EVAL[0]}" in err and "repeat 1/1" in err     # per-mixture progress
     rep = json.loads(out.read_text())
     assert rep["mixtures_per_repeat"] == CPU_EVAL[0] and rep["scan_mixtures_per_repeat"] == CPU_EVAL[1]
+
+
+def test_all_speakers_tests_on_every_speaker_and_keeps_the_training_split(room_setup):  # noqa: F811
+    from train.cli import load_room, prepare_data
+
+    tmp, speech, room_toml, _ = room_setup
+    args = (load_room(str(room_toml)), str(speech), str(tmp / "bank_cli"), None, 1, 8000, 0.5)
+    _, _, split, info = prepare_data(*args, seed=1, progress=False)
+    _, _, every, info_all = prepare_data(*args, seed=1, progress=False, test_all_speakers=True)
+    assert info["speakers"]["test"] < info_all["speakers"]["test"] == 10   # the fixture's 10 speakers
+    assert info_all["speakers"]["train"] == info["speakers"]["train"]
+    assert set(every["test"].corpus.speakers) > set(split["test"].corpus.speakers)

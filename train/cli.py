@@ -62,8 +62,13 @@ def bank_dir_for(room, n_rirs: int) -> Path:
 
 
 def prepare_data(room, speech: str, bank: str | None, n_rirs: int | None, workers: int, sample_rate: int,
-                 clip_s: float, seed: int, split_seed: int = 0, progress: bool = True):
-    """Build (or reuse) the RIR bank and split the speech. Returns (room, bank, samplers dict, info)."""
+                 clip_s: float, seed: int, split_seed: int = 0, progress: bool = True,
+                 test_all_speakers: bool = False):
+    """Build (or reuse) the RIR bank and split the speech. Returns (room, bank, samplers dict, info).
+
+    ``test_all_speakers``: the test sampler draws from every speaker of ``speech`` instead of its
+    test split (for a corpus no model was trained on, e.g. ``scripts/make_tts_corpus.py``'s voices);
+    train and validation keep their splits."""
     from train.mixtures import MixtureSampler
     from train.rirbank import RIRBank, build_bank
     if n_rirs:
@@ -73,6 +78,8 @@ def prepare_data(room, speech: str, bank: str | None, n_rirs: int | None, worker
     rb = RIRBank(out)
     corpus = load_speech(speech)
     tr, va, te = corpus.split(seed=split_seed)
+    if test_all_speakers:
+        te = corpus
     samplers = {}
     for name, corp, extra in (("train", tr, 0), ("val", va, 1), ("test", te, 2)):
         samplers[name] = MixtureSampler(rb, rb.indices(name), corp, sample_rate, clip_s, r_spk=room.r_spk,
@@ -279,10 +286,15 @@ def eval_main(argv=None) -> int:
     ap.add_argument("--n-rirs", type=int)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--p-presence", type=float, default=0.7, help="share of presence queries")
+    ap.add_argument("--all-speakers", action="store_true",
+                    help="test on every speaker of --speech, not its test split (a corpus the model "
+                         "never heard, e.g. scripts/make_tts_corpus.py's voices)")
     ap.add_argument("--quiet", action="store_true")
     a = ap.parse_args(argv)
     if (a.scenario is None) == (a.measured is None):
         ap.error("give one of --scenario ROOM or --measured RIRS.csv")
+    if a.all_speakers and a.measured:
+        ap.error("--all-speakers goes with --scenario (measured RIRs keep their speech split)")
     try:
         import torch
 
@@ -312,7 +324,7 @@ def eval_main(argv=None) -> int:
             room = load_room(a.scenario)
             room, rb, samplers, info = prepare_data(room, a.speech, a.bank, a.n_rirs, a.workers,
                                                     net.cfg.sample_rate, a.clip_s, seed=12345,
-                                                    progress=not a.quiet)
+                                                    progress=not a.quiet, test_all_speakers=a.all_speakers)
             scenario = room.name
         sampler = samplers["test"]
         sampler.p_presence = a.p_presence
