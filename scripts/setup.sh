@@ -15,7 +15,7 @@ PY=${PYTHON:-python3}
 TORCH_VERSION=${TORCH_VERSION:-2.13.0}
 
 apt_pkgs=(libportaudio2)
-[ $WITH_TEST = 1 ] && apt_pkgs+=(pulseaudio pulseaudio-utils libasound2-plugins xvfb xauth libxcb-icccm4 libxcb-keysyms1 libxkbcommon-x11-0 libxcb-cursor0)
+[ $WITH_TEST = 1 ] && apt_pkgs+=(pulseaudio pulseaudio-utils libasound2-plugins xvfb xauth libxcb-icccm4 libxcb-keysyms1 libxkbcommon-x11-0 libxcb-cursor0 flite espeak-ng)
 missing=()
 if command -v dpkg-query >/dev/null; then
   for p in "${apt_pkgs[@]}"; do
