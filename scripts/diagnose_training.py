@@ -4,6 +4,7 @@
     python scripts/diagnose_training.py nearer [--steps 600]    # can the net extract the nearer talker?
     python scripts/diagnose_training.py upit [--steps 8000] [--causal]  # how fast does a classic separator learn here?
     python scripts/diagnose_training.py order --checkpoint RUN/last.safetensors  # token figures by talker gap
+    python scripts/diagnose_training.py between --checkpoint CKPT [--gap 2.0]  # level between the talkers
 
 ``probe``: on D1 mixtures (8 kHz, 1 s, talkers at least ``--gap`` m apart) it reports the SI-SDRi of
 the oracle ideal ratio mask of the nearer talker (what a magnitude mask could reach) and of a small
@@ -194,10 +195,34 @@ def order(a) -> None:
           f"  {100 * np.mean(r[:, 2] >= r[:, 1] - 1e-9):5.0f} %")
 
 
+def between(a) -> None:
+    """Output level (dB re the mixture) of a checkpoint at queries on the talkers, midway between
+    them and outside them, on validation mixtures whose talkers are at least ``--gap`` m apart. A
+    model that has learnt to bracket the talkers rather than to pick them is loud midway (the scan's
+    profile is then a plateau from the nearer to the farther talker, with its peak in the middle)."""
+    from models.checkpoint import load_checkpoint
+    net, _ = load_checkpoint(a.checkpoint, device="cpu")
+    net.eval()
+    _, va = _samplers(a.speech, a.gap)
+    rows = []
+    with torch.no_grad():
+        for k in range(a.mixtures):
+            m = va.sample_at(80000 + k, presence=True)
+            lo, hi = sorted(float(d) for d in m.distances)
+            qs = [lo, hi, (lo + hi) / 2, max(lo - 1.0, 0.0), hi + 1.0]
+            y = net(torch.tensor(m.mix)[None].expand(len(qs), -1), torch.tensor(qs))
+            lev = 10 * torch.log10((y ** 2).mean(-1) / float(np.mean(m.mix ** 2)) + 1e-10)
+            rows.append([hi - lo] + lev.tolist())
+    r = np.array(rows)
+    print(f"{a.checkpoint}: {len(r)} mixtures, talkers >= {a.gap} m apart; output level re mixture (dB)")
+    print("nearer talker  farther talker  midway  1 m nearer than the nearer  1 m beyond the farther")
+    print("  ".join(f"{v:+8.1f}" for v in r[:, 1:].mean(0)))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("what", choices=("probe", "nearer", "upit", "order"))
-    ap.add_argument("--checkpoint", help="order: a run's checkpoint")
+    ap.add_argument("what", choices=("probe", "nearer", "upit", "order", "between"))
+    ap.add_argument("--checkpoint", help="order, between: a checkpoint")
     ap.add_argument("--mixtures", type=int, default=120, help="order: validation mixtures")
     ap.add_argument("--speech", default="../shared/data/speechocean762")
     ap.add_argument("--gap", type=float, default=None,
@@ -209,7 +234,7 @@ def main() -> None:
     if a.gap is None:
         a.gap = 1.0 if a.what == "upit" else 2.5
     torch.set_num_threads(1)
-    {"probe": probe, "nearer": nearer, "upit": upit, "order": order}[a.what](a)
+    {"probe": probe, "nearer": nearer, "upit": upit, "order": order, "between": between}[a.what](a)
 
 
 if __name__ == "__main__":

@@ -223,3 +223,32 @@ def test_near_boost_makes_the_nearer_talker_louder(tmp_path):
         near, far = (0, 1) if m.distances[0] <= m.distances[1] else (1, 0)
         diff = rms_dbfs(m.sources[near]) - rms_dbfs(m.sources[far])
         assert 1.0 - 1e-6 <= diff <= 11.0 + 1e-6   # 6 dB boost on top of levels within 5 dB
+
+
+def test_single_talker_share_pairs_one_talker_with_its_own_and_an_absence_query(tmp_path):
+    """p_single: talker 0 alone; the pair queries it at its distance (target = the input) and away
+    from it (absence, target zeros); the share of solo mixtures follows p_single."""
+    from train.corpus import SpeechCorpus
+    from train.mixtures import MixtureSampler
+    from train.rirbank import RIRBank, build_bank
+    from train.rooms import room_preset
+
+    _speech(tmp_path / "sp", n_speakers=4)
+    build_bank(room_preset("d1", n_rirs=12), tmp_path / "bank", workers=1, progress=False)
+    bank = RIRBank(tmp_path / "bank")
+    s = MixtureSampler(bank, bank.indices(), SpeechCorpus.from_folder(tmp_path / "sp"), 8000, 0.5,
+                       p_presence=1.0, seed=5)
+    two = [s.sample_paired_at(k).kind for k in range(8)]
+    s.p_single = 0.5
+    solo = 0
+    for m in range(40):
+        a, b = s.sample_paired_at(2 * m), s.sample_paired_at(2 * m + 1)
+        assert np.array_equal(a.mix, b.mix)
+        if np.isinf(a.distances[1]):
+            solo += 1
+            assert not a.sources[1].any() and np.allclose(a.mix, a.sources[0], atol=1e-6)
+            assert a.kind == "single" and np.allclose(a.target, a.sources[0])
+            assert b.kind == "absence" and not b.target.any() and abs(b.d_q - a.distances[0]) > 0.5
+    assert 10 <= solo <= 30          # binomial(40, 0.5): outside this in about 1e-3 of seeds
+    s.p_single = 0.0                 # off: the two-talker sequence is unchanged
+    assert [s.sample_paired_at(k).kind for k in range(8)] == two

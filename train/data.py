@@ -20,7 +20,7 @@ class ScheduledMixtures(torch.utils.data.Dataset):
         sampler: :class:`train.mixtures.MixtureSampler` (its ``seed`` fixes the sequence).
         batch: examples per step (to map an index to its step).
         schedule: function step -> dict of sampler attributes to set for that step's examples
-            (``p_presence``, ``min_gap_m``, ``near_boost_db``).
+            (``p_presence``, ``min_gap_m``, ``near_boost_db``, ``p_single``).
         paired: draw examples in pairs of one mixture with two queries
             (:meth:`train.mixtures.MixtureSampler.sample_paired_at`); needs an even batch.
     Raises:

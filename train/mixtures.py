@@ -172,6 +172,11 @@ class MixtureSampler:
         min_gap_m: minimum difference of the two talkers' distances (m), mutable (curriculum).
         near_boost_db: dB added to the nearer talker's level after the uniform draw, mutable
             (a training curriculum; 0 = SPEC's equal-level rule).
+        p_single: probability that a mixture holds talker 0 alone (mutable; a training option,
+            default 0 = always two talkers as in the paper). Talker 1's source is then zeros and
+            its distance ``inf`` (never within ``r_spk`` of a query); a query drawn around talker 1
+            becomes an absence query, so a paired draw shows one talker queried at its distance
+            and away from it.
         seed: seed of ``sample()``'s generator and of ``sample_at()``.
         level_db: RMS range of each reverberant talker (dBFS).
         d_range: upper end of absence queries (m); None: each group's own ``d_range``.
@@ -188,7 +193,7 @@ class MixtureSampler:
         if self.n < 1:
             raise ValueError(f"clip_s={clip_s} gives no samples at {sample_rate} Hz")
         self.r_spk, self.p_presence, self.min_gap_m = float(r_spk), float(p_presence), float(min_gap_m)
-        self.near_boost_db = 0.0
+        self.near_boost_db, self.p_single = 0.0, 0.0
         self.seed, self.level_db, self.d_range = int(seed), tuple(level_db), d_range
         self.rng = np.random.default_rng(self.seed)
         idx = np.asarray(bank_indices, dtype=np.int64)
@@ -282,6 +287,9 @@ class MixtureSampler:
             sources[k] = x.astype(np.float32)
             utts.append(u)
         distances = np.array([self.bank.meta_of(i)["distance"], self.bank.meta_of(j)["distance"]])
+        if self.p_single > 0 and rng.random() < self.p_single:   # talker 0 alone
+            sources[1], distances[1] = 0.0, np.inf
+            presence, talker = presence and talker != 1, 0
         qrng = rng if query_rng is None else query_rng
         d_q = None if presence else sample_absence_query(qrng, distances, self.r_spk, self._range(g))
         if d_q is None:  # presence, or (paired draw only) no room for an absence query here

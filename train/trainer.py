@@ -64,6 +64,7 @@ class TrainConfig:
     warmup_steps: int = 0
     curriculum: list = field(default_factory=list)  # [[step, min_gap_m], ...], ascending steps
     level_curriculum: list = field(default_factory=list)  # [[step, near_boost_db], ...] (see boost_at)
+    single_talker: float = 0.0                     # share of training mixtures with one talker alone
     val_mixtures: int = 64
     seed: int = 0
     threads: int = 0                               # torch CPU threads (0 = torch's default)
@@ -136,7 +137,7 @@ class TrainConfig:
     def sampler_settings(self, step: int) -> dict:
         """Mixture-sampler attributes for the examples of ``step`` (train.data)."""
         return {"p_presence": self.presence_at(step), "min_gap_m": self.gap_at(step),
-                "near_boost_db": self.boost_at(step)}
+                "near_boost_db": self.boost_at(step), "p_single": self.single_talker}
 
     def gap_at(self, step: int) -> float:
         gap = 0.0
@@ -160,6 +161,8 @@ class TrainConfig:
             raise ValueError("token_order_from needs pit_queries (the two tokens it orders)")
         if q and (len(q) != 2 or float(q[0]) == float(q[1]) or min(float(v) for v in q) < 0):
             raise ValueError(f"pit_queries must be two different distances >= 0 m, got {q!r}")
+        if not 0.0 <= float(d.get("single_talker", 0.0)) < 1.0:
+            raise ValueError(f"single_talker must be in [0, 1), got {d.get('single_talker')!r}")
         sched = d.get("lr_schedule") or []
         if any(len(e) != 2 or float(e[1]) <= 0 for e in sched) or \
                 [e[0] for e in sched] != sorted(e[0] for e in sched):
