@@ -82,7 +82,8 @@ def test_level_curriculum_is_linear_and_ends_at_its_last_value():
     assert cfg.boost_at(0) == 6.0 and abs(cfg.boost_at(50) - 3.0) < 1e-9 and cfg.boost_at(100) == 0.0
     assert cfg.boost_at(10_000) == 0.0 and TrainConfig().boost_at(5) == 0.0
     s = cfg.sampler_settings(25)
-    assert set(s) == {"p_presence", "min_gap_m", "near_boost_db"} and abs(s["near_boost_db"] - 4.5) < 1e-9
+    assert set(s) == {"p_presence", "min_gap_m", "near_boost_db", "p_single"} and abs(s["near_boost_db"] - 4.5) < 1e-9
+    assert s["p_single"] == 0.0 and TrainConfig(single_talker=0.3).sampler_settings(0)["p_single"] == 0.3
 
 
 def test_pit_pairs_scores_each_pair_by_its_better_assignment():
