@@ -5,6 +5,7 @@
     python scripts/diagnose_training.py upit [--steps 8000] [--causal]  # how fast does a classic separator learn here?
     python scripts/diagnose_training.py order --checkpoint RUN/last.safetensors  # token figures by talker gap
     python scripts/diagnose_training.py between --checkpoint CKPT [--gap 2.0]  # level between the talkers
+    python scripts/diagnose_training.py solo --checkpoint CKPT   # one talker alone: level by query and distance
 
 ``probe``: on D1 mixtures (8 kHz, 1 s, talkers at least ``--gap`` m apart) it reports the SI-SDRi of
 the oracle ideal ratio mask of the nearer talker (what a magnitude mask could reach) and of a small
@@ -219,10 +220,38 @@ def between(a) -> None:
     print("  ".join(f"{v:+8.1f}" for v in r[:, 1:].mean(0)))
 
 
+def solo(a) -> None:
+    """One talker alone (each source of validation mixtures, any distance): the output level (dB re
+    the input) for queries 0 to 5 m, averaged per 1 m band of the talker's distance, and the mean
+    absolute error of the loudest query against the talker's distance. A model that localises has
+    its loud queries move with the talker; one that has only learnt where talkers usually stand
+    answers every talker alike."""
+    from models.checkpoint import load_checkpoint
+    net, _ = load_checkpoint(a.checkpoint, device="cpu")
+    net.eval()
+    _, va = _samplers(a.speech, 0.0)
+    qs = np.arange(0.0, 5.01, 0.25)
+    bands, err = {}, []
+    with torch.no_grad():
+        for k in range(a.mixtures // 2):
+            m = va.sample_at(90000 + k, presence=True)
+            for t in range(2):
+                y = net(torch.tensor(m.sources[t])[None].expand(len(qs), -1), torch.tensor(qs, dtype=torch.float32))
+                lev = (10 * torch.log10((y ** 2).mean(-1) / float(np.mean(m.sources[t] ** 2)) + 1e-10)).numpy()
+                bands.setdefault(min(int(m.distances[t]), 4), []).append(lev)
+                err.append(abs(qs[int(np.argmax(lev))] - m.distances[t]))
+    print(f"{a.checkpoint}: one talker alone; output level re input (dB) by query distance")
+    print("talker   n  " + " ".join(f"{q:5.1f}" for q in qs[::2]))
+    for b in sorted(bands):
+        v = np.mean(bands[b], 0)[::2]
+        print(f"{b}-{b + 1} m {len(bands[b]):3d}  " + " ".join(f"{x:5.1f}" for x in v))
+    print(f"loudest query vs the talker's distance: MAE {np.mean(err):.2f} m over {len(err)} talkers")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("what", choices=("probe", "nearer", "upit", "order", "between"))
-    ap.add_argument("--checkpoint", help="order, between: a checkpoint")
+    ap.add_argument("what", choices=("probe", "nearer", "upit", "order", "between", "solo"))
+    ap.add_argument("--checkpoint", help="order, between, solo: a checkpoint")
     ap.add_argument("--mixtures", type=int, default=120, help="order: validation mixtures")
     ap.add_argument("--speech", default="../shared/data/speechocean762")
     ap.add_argument("--gap", type=float, default=None,
@@ -234,7 +263,7 @@ def main() -> None:
     if a.gap is None:
         a.gap = 1.0 if a.what == "upit" else 2.5
     torch.set_num_threads(1)
-    {"probe": probe, "nearer": nearer, "upit": upit, "order": order, "between": between}[a.what](a)
+    {"probe": probe, "nearer": nearer, "upit": upit, "order": order, "between": between, "solo": solo}[a.what](a)
 
 
 if __name__ == "__main__":
