@@ -106,6 +106,7 @@ __all__ = [
     "list_devices_fresh",
     "FileSource",
     "make_stream",
+    "check_rt_priority",
     "AudioStream",
     "DuplexStream",
     "RingBuffer",
@@ -117,6 +118,20 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 
+def check_rt_priority(value, name: str = "rt_priority") -> None:
+    """The one check of the ``SCHED_FIFO`` priority setting (``LiveConfig.rt_priority``, the
+    CLI's ``--rt-priority``): None (the environment decides) or an integer 0..99 (0 = no
+    ``SCHED_FIFO``). ``name``: what the message calls the setting.
+
+    Raises:
+        ValueError: anything else (a bool, a float, a string, out of range).
+    """
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int)
+                              or not 0 <= value <= 99):
+        raise ValueError(f"{name} must be an integer within 0..99 (0 = no SCHED_FIFO), got "
+                         f"{value!r}")
+
+
 def _check_settings(cfg: LiveConfig, model_rate: int, block_samples: int) -> None:
     if block_samples <= 0 or model_rate <= 0:
         raise ValueError("block_samples and model_rate must be positive")
@@ -124,11 +139,7 @@ def _check_settings(cfg: LiveConfig, model_rate: int, block_samples: int) -> Non
         raise ValueError(f"streams must be 'auto', 'duplex' or 'separate', got {cfg.streams!r}")
     if cfg.jitter_ms is not None and not 0.0 <= float(cfg.jitter_ms) <= 1000.0:
         raise ValueError(f"jitter_ms must be within 0..1000 ms, got {cfg.jitter_ms}")
-    if cfg.rt_priority is not None and (isinstance(cfg.rt_priority, bool)
-                                        or not isinstance(cfg.rt_priority, int)
-                                        or not 0 <= cfg.rt_priority <= 99):
-        raise ValueError(f"rt_priority must be an integer within 0..99 (0 = no SCHED_FIFO) or "
-                         f"None, got {cfg.rt_priority!r}")
+    check_rt_priority(cfg.rt_priority)
     if cfg.prefill_blocks is not None and not 0.0 <= float(cfg.prefill_blocks) <= 64.0:
         raise ValueError(f"prefill_blocks must be within 0..64, got {cfg.prefill_blocks}")
 

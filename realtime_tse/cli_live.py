@@ -64,7 +64,7 @@ def _fmt_delay(eng) -> str:
 
 
 def cmd_stream(args) -> int:
-    from .audio_io import AudioDeviceError  # noqa: PLC0415
+    from .audio_io import AudioDeviceError, check_rt_priority  # noqa: PLC0415
     from .live import LiveEngine  # noqa: PLC0415
     from .live_config import LiveConfig  # noqa: PLC0415
     if args.input_file and args.input_device is not None:
@@ -73,9 +73,10 @@ def cmd_stream(args) -> int:
         read_audio(args.input_file)  # clear errors for missing / empty files before any device
     if args.seconds is not None and args.seconds <= 0:
         raise CLIError(f"--seconds must be positive, got {args.seconds}")
-    if args.rt_priority is not None and not 0 <= args.rt_priority <= 99:
-        raise CLIError(f"--rt-priority must be within 0..99 (0 = no SCHED_FIFO), got "
-                       f"{args.rt_priority}")
+    try:
+        check_rt_priority(args.rt_priority, "--rt-priority")
+    except ValueError as e:
+        raise CLIError(str(e)) from e
     model = _load(args)
     d = _check_distance(model, args.distance)
     try:

@@ -252,6 +252,18 @@ def test_each_mode_is_its_own_class(monkeypatch, tone_file):
     assert audio_io.DuplexStream is make_stream  # the old name still works
 
 
+@pytest.mark.parametrize("bad", [True, 3.0, "3", -1, 100])
+def test_rt_priority_is_checked_in_one_place(bad, tone_file):
+    """make_stream and the CLI share check_rt_priority: None or an integer 0..99."""
+    from realtime_tse.audio_io import check_rt_priority
+    p, _, _ = tone_file
+    for ok in (None, 0, 3, 99):
+        check_rt_priority(ok)
+    with pytest.raises(ValueError, match="rt_priority must be an integer within 0..99"):
+        make_stream(lambda b: b, 16000, 800, input_file=p, output_device="null",
+                    rt_priority=bad)
+
+
 class _FakeTime:
     """PortAudio's time_info as the callback sees it."""
 

@@ -140,7 +140,7 @@ def test_stream_rt_priority_option(capsys, rand_ckpt, short_wav, monkeypatch):
     assert seen == [0]
     rc, _, err = run(capsys, "stream", "--input-file", short_wav, "--output-device", "null",
                      "-d", 1.0, "--rt-priority", 120, "--model", rand_ckpt)
-    _assert_error(rc, err, "--rt-priority must be within 0..99")
+    _assert_error(rc, err, "--rt-priority must be an integer within 0..99")
 
 
 def test_error_bad_checkpoint(capsys, short_wav, tmp_path):
