@@ -357,6 +357,7 @@ class DeviceStream(AudioStream):
                       "max_process_s", "tap_errors", "output_ring_drops", "input_backlog_drops",
                       "input_samples_dropped", "input_startup_drops", "stale_input_callbacks",
                       "output_drops", "output_samples_dropped", "output_rebuffers",
+                      "jitter_shrinks", "output_trims", "output_samples_trimmed",
                       "_in_lat_max", "_out_lat_max", "_write_level_max", "_in_backlog_peak")
 
     def _counter_snapshot(self) -> dict:

@@ -32,6 +32,31 @@ __all__ = ["TimedFileStream", "FilePlaybackStream", "CaptureStream", "SingleStre
 _PREROLL_DEVICE_BLOCKS = 4  # file -> device: real audio queued before the device starts
 
 
+def _cut_quietest(x: np.ndarray, k: int, fade: int) -> np.ndarray:
+    """``x`` (float32 samples) with ``k`` samples removed where it is quietest: the span of
+    ``k + fade`` samples with the least energy is replaced by a linear crossfade of ``fade``
+    samples from its start to what follows the removed samples, so no step is played. Returns
+    ``len(x) - k`` samples; removes from the head when ``x`` is too short for the fade.
+
+    Raises:
+        ValueError: ``k`` negative or larger than ``len(x)``.
+    """
+    n = len(x)
+    if not 0 <= k <= n:
+        raise ValueError(f"cannot remove {k} of {n} samples")
+    if k == 0:
+        return x
+    fade = min(int(fade), (n - k) // 2)
+    if fade < 1:
+        return x[k:]
+    w = k + fade
+    e = np.concatenate(([0.0], np.cumsum(np.square(x, dtype=np.float64))))
+    i = int(np.argmin(e[w:] - e[:-w]))  # start of the quietest span of w samples
+    ramp = np.arange(1, fade + 1, dtype=np.float32) / np.float32(fade + 1)
+    mixed = x[i:i + fade] * (1.0 - ramp) + x[i + k:i + k + fade] * ramp
+    return np.concatenate((x[:i], mixed.astype(x.dtype, copy=False), x[i + k + fade:]))
+
+
 class TimedFileStream(AudioStream):
     """A file that stands in for the microphone, paced by a monotonic timer, no device: the
     output goes to the taps only (``output_device="null"``, or no output device at all)."""
@@ -256,6 +281,9 @@ class SeparateStreamsDuplex(SingleStreamDuplex):
     default_latency = "low"  # PortAudio's 'high' let PulseAudio hold 2 s of capture
     _input_side = "input"
     _idle_wait_s = 0.002
+    _relax_s = 15.0  # device seconds without running dry before a grown buffer steps back
+    _trim_window_s = 8.0  # window of write levels whose lowest decides the excess
+    _trim_max_ms = 2.0  # the most the gradual trim drops per block (ms)
 
     def _default_blocksize(self, r: float) -> int:
         # small callbacks (8 ms, at most one model block): the delay a device buffer adds
@@ -331,35 +359,95 @@ class SeparateStreamsDuplex(SingleStreamDuplex):
         return sides + [("output", self._out_cb_count, self._last_out_cb_time)]
 
     def _level_output(self, out: np.ndarray) -> np.ndarray:
-        """The adaptive jitter buffer (worker side, before a block is written): at the first
-        block and after the ring ran dry, queue silence up to ``prefill_samples`` (counted in
-        ``output_rebuffers`` after the first); when the ring holds more than ``prefill_samples``
-        + two periods + 4 ms, drop that excess from the head of the block (``output_drops``,
-        ``output_samples_dropped``) instead of playing it late."""
+        """The adaptive jitter buffer (worker side, before a block of ``out`` device samples is
+        written; returns what to write):
+
+        - at the first block and after the ring ran dry, queue silence up to ``prefill_samples``
+          and, after the first, grow the buffer one step (``output_rebuffers``; up to
+          ``_jitter_max``);
+        - when the ring holds more than ``prefill_samples`` + two periods + 4 ms, drop that
+          excess from the head of the block at once (``output_drops``,
+          ``output_samples_dropped``) instead of playing it late;
+        - shrink back: after ``_relax_s`` seconds of device time without the ring running dry, a
+          grown buffer steps back one step towards its start value (``jitter_shrinks``); and when
+          the lowest level at which blocks were written over ``_trim_window_s`` stayed above
+          ``prefill_samples``, that excess is dropped gradually, at most ``_trim_max_ms`` per
+          block, where the block is quietest, with a short crossfade (``output_trims``,
+          ``output_samples_trimmed``). So a burst that made the delay grow is paid back within
+          about ``_relax_s`` + a few seconds, and the delay does not creep."""
         level = self._out_ring.available
+        now = self._out_cb_frames / self.device_rate  # the output device's clock (s)
         if not self._out_flowing or self._out_dry:
             if self._out_flowing:
                 self.output_rebuffers += 1
                 if self.prefill_samples < self._jitter_max:  # adapt: one step deeper
-                    step = max(self.device_blocksize, int(round(0.004 * self.device_rate)))
-                    grow = min(step, self._jitter_max - self.prefill_samples)
-                    self.prefill_samples += grow
-                    self.jitter_samples += grow
-                    self._out_bound += grow
+                    grow = min(self._jitter_step, self._jitter_max - self.prefill_samples)
+                    self._resize_jitter(grow)
             self._out_dry = False
             if level < self.prefill_samples:
                 self._out_ring.write_zeros(self.prefill_samples - level)
                 level = self.prefill_samples
             self._out_flowing = True
+            self._jitter_changed_t = now
+            self._trim_pending = 0
+            self._trim_window(now)
         elif level > self._out_bound:
             k = min(len(out), level - self.prefill_samples)
             out = out[k:]
             self.output_drops += 1
             self.output_samples_dropped += k
+            self._trim_pending = 0
+            self._trim_window(now)
+        else:
+            p0 = self._jitter0[1]
+            if self.prefill_samples > p0 and now - self._jitter_changed_t >= self._relax_s:
+                self._resize_jitter(-min(self._jitter_step, self.prefill_samples - p0))
+                self._jitter_changed_t = now
+                self.jitter_shrinks += 1
+            if self._trim_pending == 0:
+                if level < self._win_min:
+                    self._win_min = level
+                if now - self._win_t0 >= self._trim_window_s:
+                    self._trim_pending = max(0, self._win_min - self.prefill_samples)
+                    self._trim_window(now)
+            if self._trim_pending > 0:
+                k = min(self._trim_pending, self._trim_max, len(out) // 4)
+                if k > 0:
+                    out = _cut_quietest(out, k, self._trim_fade)
+                    self._trim_pending -= k
+                    self.output_trims += 1
+                    self.output_samples_trimmed += k
+                    level -= k  # the rest of the block plays k samples sooner
+                    if self._trim_pending == 0:
+                        self._trim_window(now)
         self._write_level = level
         if level > self._write_level_max:
             self._write_level_max = level
         return out
+
+    @property
+    def _jitter_step(self) -> int:
+        """One step of the adaptive jitter buffer: an output period, at least 4 ms (samples)."""
+        return max(self.device_blocksize, int(round(0.004 * self.device_rate)))
+
+    @property
+    def _trim_max(self) -> int:
+        return max(1, int(round(self._trim_max_ms * 1e-3 * self.device_rate)))
+
+    @property
+    def _trim_fade(self) -> int:
+        return max(1, int(round(0.002 * self.device_rate)))
+
+    def _resize_jitter(self, n: int) -> None:
+        """Grow (n > 0) or shrink (n < 0) the jitter buffer's target and bound by n samples."""
+        self.prefill_samples += n
+        self.jitter_samples += n
+        self._out_bound += n
+
+    def _trim_window(self, now: float) -> None:
+        """Start a new window of write levels (the gradual trim's measure)."""
+        self._win_min = 1 << 62
+        self._win_t0 = now
 
     def _queued_output(self) -> int:
         return self._write_level if self._out_flowing else self.prefill_samples

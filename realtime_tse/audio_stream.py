@@ -247,6 +247,13 @@ class AudioStream:
         self.output_drops = 0  # blocks written short because the output ring held too much
         self.output_samples_dropped = 0
         self.output_rebuffers = 0  # jitter buffer refilled with silence after the ring ran dry
+        self.jitter_shrinks = 0  # a grown jitter buffer stepped back (separate streams)
+        self.output_trims = 0  # blocks from which the gradual trim dropped excess output
+        self.output_samples_trimmed = 0
+        self._trim_pending = 0  # excess output (device samples) the trim has still to drop
+        self._jitter_changed_t = 0.0  # output device time (s) of the last rebuffer or shrink
+        self._win_min = 1 << 62  # lowest write level in the current trim window
+        self._win_t0 = 0.0
         self._write_level = 0  # output-ring level (device samples) when the last block was written
         self._write_level_max = 0
 
@@ -350,6 +357,8 @@ class AudioStream:
             "output_drops": self.output_drops,
             "output_samples_dropped": self.output_samples_dropped,
             "output_rebuffers": self.output_rebuffers,
+            "jitter_shrinks": self.jitter_shrinks, "output_trims": self.output_trims,
+            "output_samples_trimmed": self.output_samples_trimmed,
             "output_queue_s": self._write_level / self.device_rate,
             "max_output_queue_s": self._write_level_max / self.device_rate,
             "output_latency_s": self._out_lat, "max_output_latency_s": self._out_lat_max,

@@ -252,6 +252,95 @@ def test_each_mode_is_its_own_class(monkeypatch, tone_file):
     assert audio_io.DuplexStream is make_stream  # the old name still works
 
 
+def _separate_output_sim(monkeypatch, stall_at_s: float, stall_s: float, seconds: float,
+                         rate: int = 8000, block: int = 256):
+    """Drive the output side of separate streams by hand, on a sample clock (no device, no
+    thread): the worker writes block i (``_emit``) when its last input sample is in (a ramp of
+    sample indices + 1, so silence is 0), except that from ``stall_at_s`` it is held up for
+    ``stall_s``; the output callback reads an 8 ms period at each period boundary. Returns the
+    stream and (play time, value) of every non-silent sample played."""
+    from realtime_tse import audio_io
+    fake = audio_io.DeviceInfo(0, "fake", 1, 1, float(rate), "fake")
+    monkeypatch.setattr(audio_io, "find_device", lambda spec, kind="input": fake)
+    s = make_stream(lambda b: b, rate, block, device_rate=rate, boost_priority=False)
+    s._prime()
+    P = s.device_blocksize
+    t_stall, t_resume = int(stall_at_s * rate), int((stall_at_s + stall_s) * rate)
+    played_t, played_v = [], []
+    nxt_block, t = 0, 0
+    out = np.zeros((P, 1), np.float32)
+    while t < seconds * rate:
+        t += P  # the next output callback; first the blocks that are written before it
+        while True:
+            ready = (nxt_block + 1) * block + 3
+            if t_stall <= ready < t_resume:
+                ready = t_resume
+            if ready > t:
+                break
+            x = np.arange(nxt_block * block, (nxt_block + 1) * block, dtype=np.float32) + 1
+            s._emit(x)
+            nxt_block += 1
+        s._callback_output(out, P, None, None)
+        nz = out[:, 0] > 0
+        played_t.append(t + np.flatnonzero(nz))
+        played_v.append(out[nz, 0])
+    return s, np.concatenate(played_t), np.concatenate(played_v)
+
+
+def test_jitter_buffer_grows_after_a_burst_and_shrinks_back(monkeypatch):
+    """Separate streams: a worker held up for 40 ms runs the output dry once; the jitter buffer
+    grows one step (16 -> 24 ms at 8 ms periods), steps back after ``_relax_s`` without running
+    dry, and the excess queued output is trimmed gradually (counted), so the delay returns to
+    within one period of where it started instead of staying 8 ms longer."""
+    from realtime_tse.audio_modes import SeparateStreamsDuplex
+    monkeypatch.setattr(SeparateStreamsDuplex, "_relax_s", 5.0)
+    rate = 8000
+    s, t, v = _separate_output_sim(monkeypatch, 3.0, 0.04, 24.0, rate=rate)
+    st = s.stats()
+    delay = (t - (v - 1)) / rate * 1e3  # play time minus the sample's own time, ms
+    ok = np.abs(v - np.round(v)) < 1e-3  # skip crossfaded samples
+    start = np.median(delay[(t < 2.5 * rate) & ok])
+    mid = np.median(delay[(t > 4 * rate) & (t < 7.5 * rate) & ok])
+    end = np.median(delay[(t > 22 * rate) & ok])
+    assert st["output_rebuffers"] == 1 and st["late_underflows"] >= 1, st
+    assert mid >= start + 7.9, (start, mid)  # the grown buffer: one 8 ms step more
+    assert st["jitter_shrinks"] == 1 and st["jitter_ms"] == pytest.approx(16.0), st
+    assert st["output_trims"] >= 1 and st["output_samples_trimmed"] >= 0.004 * rate, st
+    assert end <= start + 1e3 * s.device_blocksize / rate, (start, mid, end)
+    # trimmed gradually: at most _trim_max_ms per block
+    assert st["output_samples_trimmed"] <= st["output_trims"] * s._trim_max
+    s.stop()
+
+
+def test_steady_output_is_not_trimmed(monkeypatch):
+    """Without a burst the write level stays at the jitter buffer: nothing grows, shrinks or is
+    trimmed, and the delay stays constant."""
+    rate = 8000
+    s, t, v = _separate_output_sim(monkeypatch, 1e9, 0.0, 8.0, rate=rate)
+    st = s.stats()
+    assert (st["output_rebuffers"], st["jitter_shrinks"], st["output_trims"],
+            st["output_drops"], st["late_underflows"]) == (0, 0, 0, 0, 0), st
+    delay = t - (v - 1)
+    assert delay.max() - delay.min() == 0
+    s.stop()
+
+
+def test_cut_quietest_removes_samples_in_the_quietest_place():
+    from realtime_tse.audio_modes import _cut_quietest
+    n = 800
+    x = np.sin(np.arange(n, dtype=np.float32) * 0.3).astype(np.float32)
+    x[500:560] = 0.0  # a pause
+    y = _cut_quietest(x, 16, 16)
+    assert y.dtype == np.float32 and len(y) == n - 16
+    np.testing.assert_array_equal(y[:500], x[:500])  # untouched before the pause
+    np.testing.assert_array_equal(y[528:], x[544:])  # the rest follows, 16 samples sooner
+    assert np.all(y[500:528] == 0.0)
+    assert len(_cut_quietest(x[:20], 16, 16)) == 4  # too short to fade: from the head
+    assert _cut_quietest(x, 0, 16) is x
+    with pytest.raises(ValueError):
+        _cut_quietest(x, n + 1, 16)
+
+
 @pytest.mark.parametrize("bad", [True, 3.0, "3", -1, 100])
 def test_rt_priority_is_checked_in_one_place(bad, tone_file):
     """make_stream and the CLI share check_rt_priority: None or an integer 0..99."""
