@@ -267,7 +267,8 @@ class SeparateStreamsDuplex(SingleStreamDuplex):
     stream (``streams="separate"``, the default): the capture side drains what the sound server
     held before the first callback. Small device periods (output 8 ms at most, input 4 ms at
     most), PortAudio's 'low' latency, and an adaptive jitter buffer on the worker side
-    (:meth:`_level_output`, one output period + 8 ms to start with).
+    (:meth:`_level_output`, one output period + 8 ms to start with, grown after the output ran
+    dry, shrunk back after 15 s without).
 
     Why these defaults (``end_to_end_session9`` in ``benchmarks/results/realtime.json``, PulseAudio
     null-sink loopback, shipped 8 kHz model, SCHED_FIFO, scan on, one more core busy, load 4 to
@@ -275,7 +276,12 @@ class SeparateStreamsDuplex(SingleStreamDuplex):
     blocks within the 10 ms spread between streams); 4 ms output periods took more off but the
     output underflowed in most rows (the ALSA 'pulse' buffer is three periods: 12 ms is too
     little on a loaded machine); a 16 ms jitter buffer (8 ms period + 8 ms) instead of 24 ms took
-    6 to 16 ms off, no xruns."""
+    6 to 16 ms off, no xruns. Session 10 (``end_to_end_session10``, same conditions, load 3.9 to
+    6.3): 12 ms (8 ms period + 4 ms) was 90 to 96 ms at 32 ms blocks in 20 s rows against 96 to
+    104 ms with 16 ms, but over 10 minutes both measured a median of 97.5 ms and 12 ms had twice
+    the xruns (6 against 3), so 16 ms stays; a deeper device buffer under 4 ms periods
+    (PortAudio latency 16 or 24 ms) gave back what the small periods saved, 6 ms output periods
+    underflowed, and one duplex stream busy-polled a core (43 xruns, a stall)."""
 
     streams = "separate"
     default_latency = "low"  # PortAudio's 'high' let PulseAudio hold 2 s of capture
@@ -299,7 +305,8 @@ class SeparateStreamsDuplex(SingleStreamDuplex):
         return max(1, min(self.device_blocksize, int(round(0.004 * self.device_rate))))
 
     def _default_jitter(self, r: float) -> int:
-        # one output period + 8 ms for the worker's wake-up and compute jitter
+        # one output period + 8 ms for the worker's wake-up and compute jitter (grows when
+        # the output runs dry, shrinks back, see _level_output)
         return self.device_blocksize + int(round(0.008 * self.device_rate))
 
     def _default_input_bound(self, r: float) -> int:
@@ -369,7 +376,9 @@ class SeparateStreamsDuplex(SingleStreamDuplex):
           excess from the head of the block at once (``output_drops``,
           ``output_samples_dropped``) instead of playing it late;
         - shrink back: after ``_relax_s`` seconds of device time without the ring running dry, a
-          grown buffer steps back one step towards its start value (``jitter_shrinks``); and when
+          grown buffer steps back one step towards its start value (``jitter_shrinks``; when
+          it runs dry again within that time of a step back, the wait doubles, up to 8 x
+          ``_relax_s``, so a machine with regular bursts settles on the deeper buffer); and when
           the lowest level at which blocks were written over ``_trim_window_s`` stayed above
           ``prefill_samples``, that excess is dropped gradually, at most ``_trim_max_ms`` per
           block, where the block is quietest, with a short crossfade (``output_trims``,
@@ -380,6 +389,10 @@ class SeparateStreamsDuplex(SingleStreamDuplex):
         if not self._out_flowing or self._out_dry:
             if self._out_flowing:
                 self.output_rebuffers += 1
+                relax = self._relax_cur or self._relax_s
+                if self.jitter_shrinks and now - self._last_shrink_t < relax:
+                    # dry again soon after stepping back: wait longer before the next step
+                    self._relax_cur = min(2.0 * relax, 8.0 * self._relax_s)
                 if self.prefill_samples < self._jitter_max:  # adapt: one step deeper
                     grow = min(self._jitter_step, self._jitter_max - self.prefill_samples)
                     self._resize_jitter(grow)
@@ -400,9 +413,10 @@ class SeparateStreamsDuplex(SingleStreamDuplex):
             self._trim_window(now)
         else:
             p0 = self._jitter0[1]
-            if self.prefill_samples > p0 and now - self._jitter_changed_t >= self._relax_s:
+            relax = self._relax_cur or self._relax_s
+            if self.prefill_samples > p0 and now - self._jitter_changed_t >= relax:
                 self._resize_jitter(-min(self._jitter_step, self.prefill_samples - p0))
-                self._jitter_changed_t = now
+                self._jitter_changed_t = self._last_shrink_t = now
                 self.jitter_shrinks += 1
             if self._trim_pending == 0:
                 if level < self._win_min:

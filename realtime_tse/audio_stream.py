@@ -252,6 +252,8 @@ class AudioStream:
         self.output_samples_trimmed = 0
         self._trim_pending = 0  # excess output (device samples) the trim has still to drop
         self._jitter_changed_t = 0.0  # output device time (s) of the last rebuffer or shrink
+        self._last_shrink_t = 0.0  # output device time (s) of the last shrink
+        self._relax_cur = 0.0  # the wait before a step back now (s; 0: the mode's default)
         self._win_min = 1 << 62  # lowest write level in the current trim window
         self._win_t0 = 0.0
         self._write_level = 0  # output-ring level (device samples) when the last block was written

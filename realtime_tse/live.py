@@ -201,8 +201,9 @@ class LiveEngine:
     def total_latency_ms(self) -> float:
         """Input-to-output delay, ms, from what the devices report now: the captured audio's age,
         the block, the output queued ahead of the device (jitter buffer), the device's output
-        delay (PortAudio ``time_info``) and the model's look-ahead (frame - hop). The
-        resamplers' filter delay is not in it; ``benchmarks/results/realtime.json`` sets it beside
+        delay (PortAudio ``time_info``), the resamplers' compensation and filter delay when the
+        app resamples, and the model's look-ahead (frame - hop). What the sound server adds
+        beyond what PortAudio reports is not in it; ``benchmarks/results/realtime.json`` sets it beside
         the delay measured by cross-correlation through a null-sink loopback
         (``reported_total_ms`` vs ``delay_ms``). For a file or without an output device: the
         algorithmic latency."""

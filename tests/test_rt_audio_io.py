@@ -252,20 +252,22 @@ def test_each_mode_is_its_own_class(monkeypatch, tone_file):
     assert audio_io.DuplexStream is make_stream  # the old name still works
 
 
-def _separate_output_sim(monkeypatch, stall_at_s: float, stall_s: float, seconds: float,
+def _separate_output_sim(monkeypatch, stall_at_s, stall_s: float, seconds: float,
                          rate: int = 8000, block: int = 256):
     """Drive the output side of separate streams by hand, on a sample clock (no device, no
     thread): the worker writes block i (``_emit``) when its last input sample is in (a ramp of
-    sample indices + 1, so silence is 0), except that from ``stall_at_s`` it is held up for
-    ``stall_s``; the output callback reads an 8 ms period at each period boundary. Returns the
-    stream and (play time, value) of every non-silent sample played."""
+    sample indices + 1, so silence is 0), except that from ``stall_at_s`` (a time or a list of
+    times, s) it is held up for ``stall_s``; the output callback reads an 8 ms period at each
+    period boundary. Returns the stream and (play time, value) of every non-silent sample
+    played."""
     from realtime_tse import audio_io
     fake = audio_io.DeviceInfo(0, "fake", 1, 1, float(rate), "fake")
     monkeypatch.setattr(audio_io, "find_device", lambda spec, kind="input": fake)
     s = make_stream(lambda b: b, rate, block, device_rate=rate, boost_priority=False)
     s._prime()
     P = s.device_blocksize
-    t_stall, t_resume = int(stall_at_s * rate), int((stall_at_s + stall_s) * rate)
+    stalls = [(int(a * rate), int((a + stall_s) * rate))
+              for a in (stall_at_s if isinstance(stall_at_s, (list, tuple)) else [stall_at_s])]
     played_t, played_v = [], []
     nxt_block, t = 0, 0
     out = np.zeros((P, 1), np.float32)
@@ -273,8 +275,9 @@ def _separate_output_sim(monkeypatch, stall_at_s: float, stall_s: float, seconds
         t += P  # the next output callback; first the blocks that are written before it
         while True:
             ready = (nxt_block + 1) * block + 3
-            if t_stall <= ready < t_resume:
-                ready = t_resume
+            for t_stall, t_resume in stalls:
+                if t_stall <= ready < t_resume:
+                    ready = t_resume
             if ready > t:
                 break
             x = np.arange(nxt_block * block, (nxt_block + 1) * block, dtype=np.float32) + 1
@@ -309,6 +312,22 @@ def test_jitter_buffer_grows_after_a_burst_and_shrinks_back(monkeypatch):
     assert end <= start + 1e3 * s.device_blocksize / rate, (start, mid, end)
     # trimmed gradually: at most _trim_max_ms per block
     assert st["output_samples_trimmed"] <= st["output_trims"] * s._trim_max
+    s.stop()
+
+
+def test_jitter_buffer_waits_longer_after_running_dry_again(monkeypatch):
+    """A burst soon after the buffer stepped back doubles the wait before the next step back
+    (regular bursts settle on the deeper buffer instead of an xrun per cycle)."""
+    from realtime_tse.audio_modes import SeparateStreamsDuplex
+    monkeypatch.setattr(SeparateStreamsDuplex, "_relax_s", 5.0)
+    # stall 1 at 3 s: grown, stepped back at ~8 s; stall 2 at 10 s (2 s after): grown, and
+    # the next step back waits 10 s (~20 s), not 5 s (~15 s)
+    s, _, _ = _separate_output_sim(monkeypatch, [3.0, 10.0], 0.07, 17.0)
+    st = s.stats()
+    assert st["output_rebuffers"] == 2 and st["jitter_shrinks"] == 1, st
+    assert st["jitter_ms"] == pytest.approx(24.0) and s._relax_cur == pytest.approx(10.0)
+    s, _, _ = _separate_output_sim(monkeypatch, [3.0, 10.0], 0.07, 22.0)
+    assert s.stats()["jitter_shrinks"] == 2 and s.stats()["jitter_ms"] == pytest.approx(16.0)
     s.stop()
 
 
