@@ -45,10 +45,19 @@ net (speed does not depend on the weights); the JSON says which. Sections:
    stream settings (``STREAM_VARIANTS``: device periods in ms for output and input, jitter
    buffer, PortAudio latency, device rate, ``PULSE_LATENCY_MSEC``), ``--sink-rate 48000`` runs
    the measuring null sink at a typical sound server's rate, ``--key`` names the JSON key
-   (session 9's comparison: ``end_to_end_session9``).
+   (session 9's comparison: ``end_to_end_session9``; session 10's: ``end_to_end_session10``)
+   and ``--name`` the entry under it. Variants with ``pw_settings`` set PipeWire graph settings
+   (``pw-metadata -n settings``, e.g. a forced quantum) for their row only.
 7. ``end_to_end_long`` (``--only long --minutes 10``): one long run (64 ms blocks, scan on,
-   SCHED_FIFO by default): delay at start and at end (median of the first / last minute), their
-   difference (drift), range and xruns after 2 s; per server, merged into an existing JSON.
+   SCHED_FIFO by default; ``--long-block-ms``, ``--long-busy``, ``--long-variant`` (a label of
+   ``STREAM_VARIANTS``)): delay at start and at end
+   (median of the first / last minute), their difference (drift), range and xruns after 2 s;
+   per server (or ``--name``), merged into ``--key`` (default ``end_to_end_long``) of an
+   existing JSON.
+
+Every end-to-end row keeps a ``trace`` of what the stream reported while it ran (every second,
+every 5 s in runs over a minute): the reported total delay, the jitter buffer, the output queued
+at the last write, the device's output delay, the captured audio's age and the xruns so far.
 
 The machine is recorded with its load average: on a shared CPU every figure is noisy.
 """
@@ -242,7 +251,15 @@ def bench_e2e(model: TSEModel, seconds: float, block_ms: float = 64, busy: bool 
     if in_period_ms is not None:  # the capture's own period (separate streams)
         rate = stream_kwargs.get("device_rate") or model.sample_rate
         stream_kwargs["input_blocksize"] = int(round(in_period_ms * 1e-3 * rate))
+    # PipeWire only: graph settings for this row (pw-metadata -n settings 0 KEY VALUE), put back
+    # to 0 (= not forced) afterwards; e.g. {"clock.force-quantum": 128}
+    pw_settings = dict(stream_kwargs.pop("pw_settings", {}))
+    for k, v in pw_settings.items():
+        subprocess.run(["pw-metadata", "-n", "settings", "0", k, str(v)], capture_output=True,
+                       timeout=10, check=True)
     saved = save_env((*DUT_ENV, *extra_env))
+    trace: list = []
+    trace_s = 5.0 if seconds > 60 else 1.0
     spin = _busy_core() if busy else None
     eng = None
     load_start = os.getloadavg()[0]
@@ -265,8 +282,17 @@ def bench_e2e(model: TSEModel, seconds: float, block_ms: float = 64, busy: bool 
         h = LoopbackRecorder(fs, max_s=seconds + 15).start()
         t_play = eng.stream.callback_time_s
         h.play(x)
+        t_trace = time.monotonic()
         while not h.done_playing and not eng.error:
             time.sleep(0.1)
+            if time.monotonic() - t_trace >= trace_s:  # what the stream holds, over time
+                t_trace = time.monotonic()
+                s_ = eng.stats()
+                trace.append([round(eng.stream.callback_time_s, 1),
+                              round(s_["total_latency_ms"], 1), round(s_["jitter_ms"], 1),
+                              round(1e3 * s_["output_queue_s"], 1),
+                              round(1e3 * s_["output_latency_s"], 1),
+                              round(1e3 * s_["input_latency_s"], 1), s_["xruns"]])
         time.sleep(1.0)
         left, right = h.stop()
         st = eng.stats()
@@ -282,6 +308,9 @@ def bench_e2e(model: TSEModel, seconds: float, block_ms: float = 64, busy: bool 
             spin.wait()
         restore_env(saved)
         sinks.unload()
+        for k in pw_settings:
+            subprocess.run(["pw-metadata", "-n", "settings", "0", k, "0"], capture_output=True,
+                           timeout=10)
     d = window_delays(left, right, fs)
     good = d["corr"] > (0.9 if bypass else 0.3)
     lags = 1e3 * d["lag_s"][good]
@@ -320,6 +349,8 @@ def bench_e2e(model: TSEModel, seconds: float, block_ms: float = 64, busy: bool 
                                 sorted({e[1] for e in late})},
         "first_xruns": [(round(t, 3), k) for t, k in events[:8]],
         "output_drops": st["output_drops"], "output_rebuffers": st["output_rebuffers"],
+        "jitter_shrinks": st.get("jitter_shrinks"), "output_trims": st.get("output_trims"),
+        "output_samples_trimmed": st.get("output_samples_trimmed"),
         "input_backlog_drops": st["input_backlog_drops"],
         "input_startup_drops": st["input_startup_drops"],
         "input_samples_dropped": st["input_samples_dropped"],
@@ -332,8 +363,13 @@ def bench_e2e(model: TSEModel, seconds: float, block_ms: float = 64, busy: bool 
         "scan_process_restarts": getattr(eng._scanner, "process_restarts", None),
         "error": st["error"], "load_average": os.getloadavg()[0],
         "load_average_start": load_start,
-        "played_from_device_s": t_play, "env": extra_env,
+        "played_from_device_s": t_play, "env": extra_env, "pw_settings": pw_settings,
         "scheduling": granted_policy, "priority_boosted": boosted, "rt_demoted": demoted,
+        # every trace_s of device time: [device s, reported total ms, jitter buffer ms, output
+        # queued at the last write ms, device output delay ms, captured audio's age ms, xruns]
+        "trace_fields": ["device_s", "reported_total_ms", "jitter_ms", "output_queue_ms",
+                         "output_latency_ms", "input_age_ms", "xruns"],
+        "trace": trace,
     }
     return res
 
@@ -347,6 +383,7 @@ def _print_e2e(r: dict) -> None:
           f"(drift {f(r['drift_ms'])}, reported {r['reported_total_ms']:5.1f})  xruns>2s "
           f"{r['xruns_after_2s']:4d} {r['xrun_kinds_after_2s']}  drops out/in "
           f"{r['output_drops']}/{r['input_backlog_drops']}  rebuf {r['output_rebuffers']}  "
+          f"shrink/trim {r.get('jitter_shrinks')}/{r.get('output_trims')}  "
           f"stalls {r['stall_restarts']}  windows {r['windows_matched']}/{r['windows']}  "
           f"load {r['load_average']:.1f}", flush=True)
 
@@ -463,6 +500,25 @@ STREAM_VARIANTS = {  # label -> LiveConfig stream settings of section 6 (--varia
     "4 ms periods, latency 16 ms, jitter 12 ms": dict(period_ms=4, input_period_ms=4,
                                                       latency=0.016, jitter_ms=12),
     "2 ms periods, jitter 12 ms": dict(period_ms=2, input_period_ms=2, jitter_ms=12),
+    # session 10: small output periods in a deeper device buffer (PortAudio latency), duplex
+    "4 ms periods, latency 24 ms, jitter 12 ms": dict(period_ms=4, input_period_ms=4,
+                                                      latency=0.024, jitter_ms=12),
+    "4 ms periods, latency 24 ms, jitter 8 ms": dict(period_ms=4, input_period_ms=4,
+                                                     latency=0.024, jitter_ms=8),
+    "4 ms periods, latency 32 ms, jitter 8 ms": dict(period_ms=4, input_period_ms=4,
+                                                     latency=0.032, jitter_ms=8),
+    "8 ms out, 4 ms in, latency 32 ms, jitter 8 ms": dict(period_ms=8, input_period_ms=4,
+                                                          latency=0.032, jitter_ms=8),
+    "6 ms out, 4 ms in, jitter 12 ms": dict(period_ms=6, input_period_ms=4, jitter_ms=12),
+    "6 ms out, 3 ms in, jitter 12 ms": dict(period_ms=6, input_period_ms=3, jitter_ms=12),
+    "6 ms out, 3 ms in, jitter 9 ms": dict(period_ms=6, input_period_ms=3, jitter_ms=9),
+    # PipeWire: the graph's quantum forced small (5.3 ms at 48 kHz is what our streams get)
+    "PipeWire quantum 128": dict(pw_settings={"clock.force-quantum": 128}),
+    "PipeWire quantum 64": dict(pw_settings={"clock.force-quantum": 64}),
+    "duplex, 8 ms periods, jitter 16 ms": dict(streams="duplex", latency="low", period_ms=8,
+                                               jitter_ms=16),
+    "duplex, 4 ms periods, jitter 16 ms": dict(streams="duplex", latency="low", period_ms=4,
+                                               jitter_ms=16),
     "PULSE_LATENCY_MSEC=10": dict(env={"PULSE_LATENCY_MSEC": "10"}),
     "devices at 16 kHz": dict(device_rate=16000),
     "devices at 48 kHz": dict(device_rate=48000),
@@ -522,20 +578,24 @@ def bench_sched(model, kind: str, seconds: float, rounds: int = 1, blocks=(64, 3
 
 
 def bench_long(model, kind: str, minutes: float, block_ms: float = 64, scan: bool = True,
-               sched: str = "fifo", busy: bool = False) -> dict:
-    """Section 7 (``--only long --minutes M``): one run of the default settings for ``minutes``
-    (scan on in its child process by default): delay at start and at end (median of the first /
-    last minute's windows), their difference (drift) and the range, xruns after 2 s."""
+               sched: str = "fifo", busy: bool = False, variant: str = "default") -> dict:
+    """Section 7 (``--only long --minutes M``): one run of the default settings (or
+    ``variant``, a label of ``STREAM_VARIANTS``) for ``minutes`` (scan on in its child process
+    by default): delay at start and at end (median of the first / last minute's windows), their
+    difference (drift) and the range, xruns after 2 s."""
     srv = SoundServer(kind)
     try:
         print(f"7. {minutes:g}-minute run through {srv.version}, {block_ms:g} ms blocks, scan "
               f"{'on' if scan else 'off'}, {sched}", flush=True)
-        env = {**(SCAN_ONOFF["scan on (process)"]["env"] if scan else {}), **SCHED_MODES[sched]}
+        var = dict(STREAM_VARIANTS[variant])
+        env = {**(SCAN_ONOFF["scan on (process)"]["env"] if scan else {}), **SCHED_MODES[sched],
+               **var.pop("env", {})}
         r = bench_e2e(model, 60.0 * minutes, block_ms=block_ms, busy=busy, scan=scan, env=env,
                       label=f"{minutes:g} min, scan {'on' if scan else 'off'}, {sched}"
-                            + (", busy core" if busy else ""))
+                            + ("" if variant == "default" else f", {variant}")
+                            + (", busy core" if busy else ""), **var)
         r.update(server=kind, server_version=srv.version, scheduling_asked=sched,
-                 minutes=minutes, date=time.strftime("%Y-%m-%d %H:%M:%S"))
+                 minutes=minutes, variant=variant, date=time.strftime("%Y-%m-%d %H:%M:%S"))
         _print_e2e(r)
         if r.get("delay_ms") is not None:
             print(f"  delay at start {r['delay_start_ms']:.1f} ms, at end {r['delay_end_ms']:.1f}"
@@ -682,7 +742,14 @@ def main(argv=None) -> int:
     ap.add_argument("--sink-rate", type=int, default=16000,
                     help="sched: Hz of the measuring null sink (48000: a typical sound server)")
     ap.add_argument("--key", default=None,
-                    help="sched: JSON key of the rows (default end_to_end_sched)")
+                    help="sched / long: JSON key of the rows (default end_to_end_sched / "
+                         "end_to_end_long)")
+    ap.add_argument("--name", default=None,
+                    help="sched / long: name of the entry under --key (default: the server)")
+    ap.add_argument("--long-busy", action="store_true",
+                    help="long: one more process spinning on a core throughout")
+    ap.add_argument("--long-variant", default="default",
+                    help="long: stream settings, a label of STREAM_VARIANTS")
     ap.add_argument("--minutes", type=float, default=10.0, help="long: minutes of the run")
     ap.add_argument("--long-block-ms", type=float, default=64.0, help="long: block (ms)")
     ap.add_argument("--long-scan", choices=["on", "off"], default="on", help="long: the scan")
@@ -768,13 +835,15 @@ def _main_sched(model, which, a) -> int:
                                   sink_rate=a.sink_rate)
             else:
                 res = bench_long(model, kind, a.minutes, block_ms=a.long_block_ms,
-                                 scan=a.long_scan == "on", sched=a.long_sched)
+                                 scan=a.long_scan == "on", sched=a.long_sched,
+                                 busy=a.long_busy, variant=a.long_variant)
         except RuntimeError as e:
             print(f"  {kind} cannot run here: {e}", flush=True)
             res = {"skipped": str(e)}
         name = kind if a.only != "sched" or a.sink_rate == 16000 else f"{kind}_sink{a.sink_rate}"
+        name = a.name or name
         results[name] = {"model": which, "command": " ".join(sys.argv[1:]), **res}
-    key = (a.key or "end_to_end_sched") if a.only == "sched" else "end_to_end_long"
+    key = a.key or ("end_to_end_sched" if a.only == "sched" else "end_to_end_long")
     out = Path(a.out)
     doc = json.loads(out.read_text()) if out.is_file() else {}
     doc.setdefault(key, {}).update(results)
