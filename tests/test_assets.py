@@ -52,9 +52,13 @@ def test_shipped_model_extracts_the_near_talker_of_the_demo():
 
 
 def test_shipped_model_query_effect_is_strong():
-    """Energy of the output change between d_q = 0.5 m and 4 m relative to the 0.5 m output, on 8 s
-    of the demo. Measured +18.8 dB for the shipped checkpoint (the paper's token alone: -45 to
-    -60 dB in a prototype, PLATFORM.md); the floor leaves a margin."""
+    """The query turns the output on and off: on 8 s of the demo, the output level (re input) at
+    d_q = 1.0 m (the near talker's distance) minus the level at d_q = 5.0 m (nobody there).
+    Measured 42.5 dB for the session-10 checkpoint and 34.2 dB for session 9's; 5.1 dB for the
+    lite-causal training state of sessions 1 to 8; a model that ignores the query (the paper's
+    token alone in a prototype, PLATFORM.md) gives 0 dB. Until session 9 this compared the outputs
+    at 0.5 m and 4 m relative to the 0.5 m output, but both are absence queries for the demo, which a
+    selective model silences, so that ratio stopped saying anything."""
     import torch
 
     net, meta = load_checkpoint(CKPT)
@@ -62,6 +66,6 @@ def test_shipped_model_query_effect_is_strong():
     mix, fs = sf.read(DEMO / "demo_mix.wav", dtype="float32")
     x = torch.from_numpy(soxr.resample(mix, fs, sr).astype(np.float32))[None, : 8 * sr]
     with torch.no_grad():
-        y1, y2 = net(x, torch.tensor([0.5])), net(x, torch.tensor([4.0]))
-    effect_db = 10 * np.log10(float(((y1 - y2) ** 2).sum() / (y1 ** 2).sum()))
-    assert effect_db > 6.0, effect_db
+        on, off = net(x, torch.tensor([1.0])), net(x, torch.tensor([5.0]))
+    contrast_db = 10 * np.log10(float((on ** 2).sum() / ((off ** 2).sum() + 1e-12)))
+    assert contrast_db > 10.0, contrast_db
