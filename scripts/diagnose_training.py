@@ -48,6 +48,14 @@ def _nearer(sampler, start: int, n: int):
             torch.tensor(d, dtype=torch.float32))
 
 
+def _load_net(path: str, with_meta: bool = False):
+    """A checkpoint's network on the CPU in eval mode (and its metadata with ``with_meta``)."""
+    from models.checkpoint import load_checkpoint
+    net, meta = load_checkpoint(path, device="cpu")
+    net.eval()
+    return (net, meta) if with_meta else net
+
+
 def _context(spec: torch.Tensor) -> torch.Tensor:
     """[B, T, F] complex -> [B, T, F, 23]: log power of 7 frames x 3 bins relative to the bin itself,
     its own log power and its frequency position."""
@@ -167,10 +175,8 @@ def order(a) -> None:
     """Token figures of a checkpoint by talker gap: for validation mixtures of two talkers (any gap)
     queried at the two tokens, the SI-SDRi under the better assignment (separation) and under the
     distance order (first token = the nearer talker), and at the talkers' own distances."""
-    from models.checkpoint import load_checkpoint
     from models.metrics import si_sdr
-    net, meta = load_checkpoint(a.checkpoint, device="cpu")
-    net.eval()
+    net, meta = _load_net(a.checkpoint, with_meta=True)
     q = meta["provenance"]["train_config"].get("pit_queries") or [0.5, 4.5]
     _, va = _samplers(a.speech, a.gap)   # --gap 0: every validation pair
     rows = []
@@ -203,9 +209,8 @@ def between(a) -> None:
     them and outside them, on validation mixtures whose talkers are at least ``--gap`` m apart. A
     model that has learnt to bracket the talkers rather than to pick them is loud midway (the scan's
     profile is then a plateau from the nearer to the farther talker, with its peak in the middle)."""
-    from models.checkpoint import load_checkpoint
-    net, _ = load_checkpoint(a.checkpoint, device="cpu")
-    net.eval()
+    from models.metrics import relative_level
+    net = _load_net(a.checkpoint)
     _, va = _samplers(a.speech, a.gap)
     rows = []
     with torch.no_grad():
@@ -214,7 +219,7 @@ def between(a) -> None:
             lo, hi = sorted(float(d) for d in m.distances)
             qs = [lo, hi, (lo + hi) / 2, max(lo - 1.0, 0.0), hi + 1.0]
             y = net(torch.tensor(m.mix)[None].expand(len(qs), -1), torch.tensor(qs))
-            lev = 10 * torch.log10((y ** 2).mean(-1) / float(np.mean(m.mix ** 2)) + 1e-10)
+            lev = relative_level(y, torch.tensor(m.mix))
             rows.append([hi - lo] + lev.tolist())
     r = np.array(rows)
     print(f"{a.checkpoint}: {len(r)} mixtures, talkers >= {a.gap} m apart; output level re mixture (dB)")
@@ -228,9 +233,8 @@ def solo(a) -> None:
     absolute error of the loudest query against the talker's distance. A model that localises has
     its loud queries move with the talker; one that has only learnt where talkers usually stand
     answers every talker alike."""
-    from models.checkpoint import load_checkpoint
-    net, _ = load_checkpoint(a.checkpoint, device="cpu")
-    net.eval()
+    from models.metrics import relative_level
+    net = _load_net(a.checkpoint)
     _, va = _samplers(a.speech, 0.0)
     qs = np.arange(0.0, 5.01, 0.25)
     bands, err = {}, []
@@ -239,7 +243,7 @@ def solo(a) -> None:
             m = va.sample_at(90000 + k, presence=True)
             for t in range(2):
                 y = net(torch.tensor(m.sources[t])[None].expand(len(qs), -1), torch.tensor(qs, dtype=torch.float32))
-                lev = (10 * torch.log10((y ** 2).mean(-1) / float(np.mean(m.sources[t] ** 2)) + 1e-10)).numpy()
+                lev = relative_level(y, torch.tensor(m.sources[t])).numpy()
                 bands.setdefault(min(int(m.distances[t]), 4), []).append(lev)
                 err.append(abs(qs[int(np.argmax(lev))] - m.distances[t]))
     print(f"{a.checkpoint}: one talker alone; output level re input (dB) by query distance")
