@@ -44,6 +44,17 @@ from train.data import batches
 from train.losses import batch_loss
 
 
+def _reached(points: list, step: int, default):
+    """The value of the last ``[step, value]`` entry of ``points`` whose step is <= ``step``
+    (entries in ascending steps), or ``default`` before the first: the step schedules of
+    :class:`TrainConfig` (loss, learning rate, talker-gap curriculum)."""
+    value = default
+    for s, v in points:
+        if step >= s:
+            value = v
+    return value
+
+
 @dataclass
 class TrainConfig:
     """Training settings (units: seconds, metres, steps). Defaults = the paper (Sec. III-B)."""
@@ -91,22 +102,15 @@ class TrainConfig:
     def loss_at(self, step: int) -> str:
         """Presence loss in force at ``step``: ``presence_loss`` until the first ``loss_schedule``
         entry whose step is reached (e.g. ``[[0, "si_sdr"], [20000, "sdr"]]``)."""
-        name = self.presence_loss
-        for s, n in self.loss_schedule:
-            if step >= s:
-                name = str(n)
-        return name
+        return str(_reached(self.loss_schedule, step, self.presence_loss))
 
     def lr_at(self, step: int) -> float | None:
         """Learning rate fixed by ``lr_schedule`` at ``step``: the rate of the last entry whose step
         is reached, or None before the first entry (the plateau schedule and warm-up rule until then;
         from the first entry on, the entries override the plateau schedule). E.g.
         ``[[32000, 3e-4], [50000, 1e-4]]`` decays a resumed run in two steps."""
-        lr = None
-        for s, v in self.lr_schedule:
-            if step >= s:
-                lr = float(v)
-        return lr
+        lr = _reached(self.lr_schedule, step, None)
+        return None if lr is None else float(lr)
 
     def boost_at(self, step: int) -> float:
         """Level boost (dB) of the nearer talker at ``step``: linear between the ``level_curriculum``
@@ -140,11 +144,7 @@ class TrainConfig:
                 "near_boost_db": self.boost_at(step), "p_single": self.single_talker}
 
     def gap_at(self, step: int) -> float:
-        gap = 0.0
-        for s, g in self.curriculum:
-            if step >= s:
-                gap = float(g)
-        return gap
+        return float(_reached(self.curriculum, step, 0.0))
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":
