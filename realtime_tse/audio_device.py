@@ -111,6 +111,7 @@ class DeviceStream(AudioStream):
                 if self._in_ring.write(indata[:, 0]) < frames:
                     self.input_ring_overflows += 1
                     self._xrun(2)
+                self._in_evt.set()  # wake the worker now, not at its next poll
                 if _time is not None:
                     lat = _time.currentTime - _time.inputBufferAdcTime
                     if 0.0 < lat < 3600.0:  # 0 / garbage: the backend does not report it

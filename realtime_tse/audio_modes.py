@@ -151,7 +151,10 @@ class CaptureStream(DeviceStream):
 
     mode = "capture"
     captures = True
-    _idle_wait_s = 0.005  # the longest the worker sleeps while a block is incomplete
+    # the longest the worker sleeps while a block is incomplete: the input callback wakes it
+    # (``_in_evt``) as soon as audio arrives; the timeout only keeps the device checks going
+    # when no callback comes
+    _idle_wait_s = 0.02
 
     def _open_streams(self, sd, common: dict, opened: list) -> None:
         s = sd.InputStream(device=self.input_info.index,
@@ -174,6 +177,7 @@ class CaptureStream(DeviceStream):
                 if self._device_failed(err):
                     continue
                 return
+            self._in_evt.clear()  # before reading: audio that arrives after it sets it again
             self._trim_input()
             n = self._in_ring.readinto(chunk)
             if n:
@@ -186,8 +190,7 @@ class CaptureStream(DeviceStream):
                 self._deliver(self._process(self._acc.read(B)))
                 did = True
             if not did:
-                deficit = (B - self._acc.available) / self.model_rate
-                self._stop_evt.wait(min(self._idle_wait_s, max(0.001, deficit / 2)))
+                self._in_evt.wait(self._idle_wait_s)
 
     def _trim_input(self) -> None:
         """Keep the device input fresh (worker thread; device input only, never a file): during
@@ -286,7 +289,6 @@ class SeparateStreamsDuplex(SingleStreamDuplex):
     streams = "separate"
     default_latency = "low"  # PortAudio's 'high' let PulseAudio hold 2 s of capture
     _input_side = "input"
-    _idle_wait_s = 0.002
     _relax_s = 15.0  # device seconds without running dry before a grown buffer steps back
     _trim_window_s = 8.0  # window of write levels whose lowest decides the excess
     _trim_max_ms = 2.0  # the most the gradual trim drops per block (ms)

@@ -176,6 +176,7 @@ class AudioStream:
         self._stream = None
         self._worker: threading.Thread | None = None
         self._stop_evt = threading.Event()
+        self._in_evt = threading.Event()  # set by the input callback: the worker wakes on it
         self._ended = threading.Event()
         self._started = False
         self._lock = threading.Lock()
@@ -424,6 +425,7 @@ class AudioStream:
     def stop(self, timeout: float = 3.0) -> None:
         """Stop the worker and close the device stream (idempotent)."""
         self._stop_evt.set()
+        self._in_evt.set()
         w = self._worker
         if w is not None and w is not threading.current_thread():
             w.join(timeout)
