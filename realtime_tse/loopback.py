@@ -22,14 +22,17 @@ different lag or a low correlation).
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
+import tempfile
 import threading
 import time
 from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["MeasureSinks", "LoopbackRecorder", "window_delays", "DUT_ENV", "save_env", "restore_env"]
+__all__ = ["MeasureSinks", "LoopbackRecorder", "PacatLoopbackRecorder", "window_delays", "DUT_ENV",
+           "save_env", "restore_env"]
 
 DUT_ENV = {"PULSE_SOURCE": "dut_mic", "PULSE_SINK": "meas_r"}
 
@@ -179,6 +182,78 @@ class LoopbackRecorder:
                 t.start()
                 t.join(3.0)
         r = self.rec[:self.n]
+        return r[:, 0].copy(), r[:, 1].copy()
+
+
+class PacatLoopbackRecorder:
+    """:class:`LoopbackRecorder`'s job done by two child processes, ``parec`` (records both
+    channels of ``meas.monitor`` into a file) and ``pacat`` (plays the signal into ``meas_l``),
+    so that the harness runs no thread in the measured process: an in-process harness's
+    callbacks take Python's GIL, and one preempted while holding it stalls the stream under test
+    (``benchmarks/bench_realtime.py`` measures with this one). Same interface: ``start()``,
+    ``play(x)``, ``done_playing``, ``stop()`` -> (left, right) float32 at ``rate`` Hz; ``max_s``
+    caps the recording (seconds). ``glitches`` is None: parec does not report overruns (a gap
+    would hit both channels alike and cannot bias the delay). Raises ``RuntimeError`` when
+    parec / pacat are missing (Debian: pulseaudio-utils) or the recording does not start within
+    10 s."""
+
+    def __init__(self, rate: int = 16000, max_s: float = 60.0, latency_ms: int = 100):
+        missing = [b for b in ("parec", "pacat") if shutil.which(b) is None]
+        if missing:
+            raise RuntimeError(f"not installed: {', '.join(missing)} (apt-get install "
+                               "pulseaudio-utils)")
+        self.rate = int(rate)
+        self.max_s = float(max_s)
+        self.latency_ms = int(latency_ms)
+        self.glitches = None
+        self._dir = tempfile.mkdtemp(prefix="rtse-loopback-")
+        self._rec_path = os.path.join(self._dir, "rec.f32")
+        self._rec = self._play = None
+
+    def _cmd(self, tool: str, device: str, channels: int) -> list[str]:
+        return [tool, "-d", device, "--raw", "--format=float32le", f"--rate={self.rate}",
+                f"--channels={channels}", f"--latency-msec={self.latency_ms}"]
+
+    def start(self) -> "PacatLoopbackRecorder":
+        with open(self._rec_path, "wb") as f:
+            self._rec = subprocess.Popen(self._cmd("parec", "meas.monitor", 2), stdout=f,
+                                         stderr=subprocess.DEVNULL, env=os.environ.copy())
+        t = time.monotonic()
+        while os.path.getsize(self._rec_path) == 0:
+            if self._rec.poll() is not None or time.monotonic() - t > 10.0:
+                self.stop()
+                raise RuntimeError("the loopback recording (parec) does not start")
+            time.sleep(0.01)
+        return self
+
+    def play(self, x: np.ndarray) -> None:
+        """Start playing ``x`` (float32 mono at ``rate``) now (returns at once)."""
+        path = os.path.join(self._dir, "play.f32")
+        np.asarray(x, "<f4").tofile(path)
+        with open(path, "rb") as f:
+            self._play = subprocess.Popen(self._cmd("pacat", "meas_l", 1), stdin=f,
+                                          stderr=subprocess.DEVNULL, env=os.environ.copy())
+
+    @property
+    def done_playing(self) -> bool:
+        return self._play is not None and self._play.poll() is not None
+
+    def stop(self) -> tuple[np.ndarray, np.ndarray]:
+        """End both processes; returns (left = DUT input, right = DUT output)."""
+        for p in (self._play, self._rec):
+            if p is not None and p.poll() is None:
+                p.terminate()
+                try:
+                    p.wait(3.0)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+                    p.wait()
+        try:
+            r = np.fromfile(self._rec_path, "<f4")
+        except OSError:
+            r = np.zeros(0, np.float32)
+        shutil.rmtree(self._dir, ignore_errors=True)
+        r = r[:len(r) // 2 * 2].reshape(-1, 2)[:int(self.max_s * self.rate)]
         return r[:, 0].copy(), r[:, 1].copy()
 
 
