@@ -514,6 +514,8 @@ STREAM_VARIANTS = {  # label -> LiveConfig stream settings of section 6 (--varia
     "6 ms out, 4 ms in, jitter 12 ms": dict(period_ms=6, input_period_ms=4, jitter_ms=12),
     "6 ms out, 3 ms in, jitter 12 ms": dict(period_ms=6, input_period_ms=3, jitter_ms=12),
     "6 ms out, 3 ms in, jitter 9 ms": dict(period_ms=6, input_period_ms=3, jitter_ms=9),
+    # session 11: 6 ms output periods (an 18 ms device buffer) with the 16 ms jitter buffer
+    "6 ms out, 4 ms in, jitter 16 ms": dict(period_ms=6, input_period_ms=4, jitter_ms=16),
     # PipeWire: the graph's quantum forced small (5.3 ms at 48 kHz is what our streams get)
     "PipeWire quantum 128": dict(pw_settings={"clock.force-quantum": 128}),
     "PipeWire quantum 64": dict(pw_settings={"clock.force-quantum": 64}),

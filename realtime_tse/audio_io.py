@@ -168,9 +168,10 @@ def make_stream(process_block: ProcessFn, model_rate: int, block_samples: int,
     output (or input) device's default rate). Resampling between device and model rate uses
     ``PolyphaseStream`` streams in the worker thread.
     ``prefill_blocks`` / ``jitter_ms``: jitter buffer, silence put in the output ring before
-    playback (in blocks / ms; None: one block, separate streams: one output period + 8 ms).
+    playback (in blocks / ms; None: one block, separate streams: 16 ms, at least one output
+    period + 8 ms).
     ``device_blocksize``: frames per PortAudio callback (None: one model block at device rate;
-    separate streams: at most 8 ms).
+    separate streams: at most 6 ms for blocks under 64 ms, else 8 ms).
     ``input_blocksize``: separate streams only: frames per input callback (None: at most 4 ms).
     ``latency``: PortAudio suggested latency (``"low"``, ``"high"`` or seconds; None: default,
     ``"low"`` for separate streams).

@@ -18,6 +18,7 @@ Each runs its loop in the worker thread (``_work``); what they share is in
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 
@@ -268,10 +269,11 @@ class SingleStreamDuplex(CaptureStream):
 class SeparateStreamsDuplex(SingleStreamDuplex):
     """A microphone through the model to an output device in an input and an output PortAudio
     stream (``streams="separate"``, the default): the capture side drains what the sound server
-    held before the first callback. Small device periods (output 8 ms at most, input 4 ms at
-    most), PortAudio's 'low' latency, and an adaptive jitter buffer on the worker side
-    (:meth:`_level_output`, one output period + 8 ms to start with, grown after the output ran
-    dry, shrunk back after 15 s without).
+    held before the first callback. Small device periods (output 6 ms at most, 8 ms for blocks
+    of 64 ms or more, input 4 ms at most), PortAudio's 'low' latency, and an adaptive jitter buffer on the worker side
+    (:meth:`_level_output`, 16 ms (at least one output period + 8 ms) to start with, grown after
+    the output ran dry, shrunk back after 15 s without). The worker wakes on the input callback
+    (``_in_evt``), so a block is processed as soon as its last input period is in.
 
     Why these defaults (``end_to_end_session9`` in ``benchmarks/results/realtime.json``, PulseAudio
     null-sink loopback, shipped 8 kHz model, SCHED_FIFO, scan on, one more core busy, load 4 to
@@ -284,7 +286,14 @@ class SeparateStreamsDuplex(SingleStreamDuplex):
     104 ms with 16 ms, but over 10 minutes both measured a median of 97.5 ms and 12 ms had twice
     the xruns (6 against 3), so 16 ms stays; a deeper device buffer under 4 ms periods
     (PortAudio latency 16 or 24 ms) gave back what the small periods saved, 6 ms output periods
-    underflowed, and one duplex stream busy-polled a core (43 xruns, a stall)."""
+    underflowed, and one duplex stream busy-polled a core (43 xruns, a stall). Session 11
+    (``end_to_end_session11``, 10-minute runs at 32 ms blocks, one more core spinning, no
+    training, the harness in child processes): 8 ms output periods 102.6 ms, 0 xruns (93.8 ms
+    and 1 late block in session 10: the 8 ms quantum of the output periods moves the delay with
+    their phase); 4 ms periods 86.2 / 81.9 ms but 1 / 2 device underflows (a 12 ms device
+    buffer); 6 ms periods 92.0 / 92.3 ms, 0 xruns: the default for blocks under 64 ms since.
+    At 64 ms blocks 6 ms periods measured 120.9 / 117.9 ms with one device underflow in each
+    run, so 64 ms blocks keep 8 ms periods (130.6 ms, 0 xruns in session 10)."""
 
     streams = "separate"
     default_latency = "low"  # PortAudio's 'high' let PulseAudio hold 2 s of capture
@@ -294,10 +303,14 @@ class SeparateStreamsDuplex(SingleStreamDuplex):
     _trim_max_ms = 2.0  # the most the gradual trim drops per block (ms)
 
     def _default_blocksize(self, r: float) -> int:
-        # small callbacks (8 ms, at most one model block): the delay a device buffer adds
-        # scales with its period
+        # small callbacks (at most one model block): the delay a device buffer adds scales with
+        # its period (PortAudio's 'low' latency gives the ALSA 'pulse' device three periods).
+        # Blocks under 64 ms: 6 ms periods (an 18 ms buffer; 4 ms periods, 12 ms, underflowed
+        # on the device side); 64 ms blocks and longer, whose delay has room: 8 ms (24 ms), the
+        # one that did not underflow over 10 minutes there (6 ms did, once in each of 2 runs)
+        period_s = 0.006 if self.block_samples < 0.064 * self.model_rate else 0.008
         return max(1, min(int(round(self.block_samples * r)),
-                          int(round(0.008 * self.device_rate))))
+                          int(round(period_s * self.device_rate))))
 
     def _pick_input_blocksize(self, asked: int | None) -> int:
         # the capture's own period (LiveConfig.input_blocksize), else 4 ms (at most the output
@@ -307,9 +320,10 @@ class SeparateStreamsDuplex(SingleStreamDuplex):
         return max(1, min(self.device_blocksize, int(round(0.004 * self.device_rate))))
 
     def _default_jitter(self, r: float) -> int:
-        # one output period + 8 ms for the worker's wake-up and compute jitter (grows when
-        # the output runs dry, shrinks back, see _level_output)
-        return self.device_blocksize + int(round(0.008 * self.device_rate))
+        # 16 ms, at least one output period + 8 ms, for the worker's wake-up and compute
+        # jitter (grows when the output runs dry, shrinks back, see _level_output)
+        return max(self.device_blocksize + int(round(0.008 * self.device_rate)),
+                   int(round(0.016 * self.device_rate)))
 
     def _default_input_bound(self, r: float) -> int:
         # the worker takes a block as soon as it is complete: more than a block + the jitter
@@ -399,9 +413,13 @@ class SeparateStreamsDuplex(SingleStreamDuplex):
                     grow = min(self._jitter_step, self._jitter_max - self.prefill_samples)
                     self._resize_jitter(grow)
             self._out_dry = False
-            if level < self.prefill_samples:
-                self._out_ring.write_zeros(self.prefill_samples - level)
-                level = self.prefill_samples
+            # where blocks are not a whole number of periods, the level at a write cycles
+            # through a band below the level of this first write: start that much higher
+            # (the gradual trim takes back what stays above the buffer)
+            top = self.prefill_samples + self._phase_band
+            if level < top:
+                self._out_ring.write_zeros(top - level)
+                level = top
             self._out_flowing = True
             self._jitter_changed_t = now
             self._trim_pending = 0
@@ -440,6 +458,19 @@ class SeparateStreamsDuplex(SingleStreamDuplex):
         if level > self._write_level_max:
             self._write_level_max = level
         return out
+
+    @property
+    def _phase_band(self) -> int:
+        """How far below the level of one write the level at a later write can be, from the
+        phase of the blocks against the output periods alone (device samples): a period minus
+        the largest step both are a multiple of (0 when a block is whole periods: 32 or 64 ms
+        blocks in 8 ms periods; 4 ms for 32 ms blocks in 6 ms periods; a period - 1 where the
+        app resamples and the blocks vary)."""
+        P = self.device_blocksize
+        b = self.block_samples * self.device_rate / self.model_rate
+        if self._rs_out is not None or b != int(b):
+            return P - 1
+        return P - math.gcd(int(b), P)
 
     @property
     def _jitter_step(self) -> int:

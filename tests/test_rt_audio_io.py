@@ -248,7 +248,10 @@ def test_each_mode_is_its_own_class(monkeypatch, tone_file):
         assert s.stats()["mode"] == mode and (s.estimated_latency_s > 0) == (mode == "duplex")
         s.stop()
     sep = make_stream(lambda b: b, 16000, 800, **kw)
-    assert sep.latency_request == "low" and sep.device_blocksize == 128  # 8 ms periods
+    assert sep.latency_request == "low" and sep.device_blocksize == 96  # 6 ms periods
+    assert sep.input_blocksize == 64 and sep.prefill_samples == 256  # 4 ms in, 16 ms jitter
+    long_blocks = make_stream(lambda b: b, 16000, 1024, **kw)  # 64 ms blocks: 8 ms periods
+    assert long_blocks.device_blocksize == 128 and long_blocks.prefill_samples == 256
     assert audio_io.DuplexStream is make_stream  # the old name still works
 
 
@@ -257,7 +260,7 @@ def _separate_output_sim(monkeypatch, stall_at_s, stall_s: float, seconds: float
     """Drive the output side of separate streams by hand, on a sample clock (no device, no
     thread): the worker writes block i (``_emit``) when its last input sample is in (a ramp of
     sample indices + 1, so silence is 0), except that from ``stall_at_s`` (a time or a list of
-    times, s) it is held up for ``stall_s``; the output callback reads an 8 ms period at each
+    times, s) it is held up for ``stall_s``; the output callback reads a device period at each
     period boundary. Returns the stream and (play time, value) of every non-silent sample
     played."""
     from realtime_tse import audio_io
@@ -292,7 +295,7 @@ def _separate_output_sim(monkeypatch, stall_at_s, stall_s: float, seconds: float
 
 def test_jitter_buffer_grows_after_a_burst_and_shrinks_back(monkeypatch):
     """Separate streams: a worker held up for 40 ms runs the output dry once; the jitter buffer
-    grows one step (16 -> 24 ms at 8 ms periods), steps back after ``_relax_s`` without running
+    grows one step (one 6 ms period: 16 -> 22 ms), steps back after ``_relax_s`` without running
     dry, and the excess queued output is trimmed gradually (counted), so the delay returns to
     within one period of where it started instead of staying 8 ms longer."""
     from realtime_tse.audio_modes import SeparateStreamsDuplex
@@ -306,12 +309,48 @@ def test_jitter_buffer_grows_after_a_burst_and_shrinks_back(monkeypatch):
     mid = np.median(delay[(t > 4 * rate) & (t < 7.5 * rate) & ok])
     end = np.median(delay[(t > 22 * rate) & ok])
     assert st["output_rebuffers"] == 1 and st["late_underflows"] >= 1, st
-    assert mid >= start + 7.9, (start, mid)  # the grown buffer: one 8 ms step more
+    assert 1e3 * s._jitter_step / rate == pytest.approx(6.0)  # one step: a 6 ms period
+    # the grown buffer, one step deeper while it lasts (same run, stopped at 7 s); the delay
+    # moves by that step plus the change of phase between the 32 ms blocks and the 6 ms periods
+    # (-6 to +6 ms): longer in any case
+    grown, _, _ = _separate_output_sim(monkeypatch, 3.0, 0.04, 7.0, rate=rate)
+    assert grown.stats()["jitter_ms"] == pytest.approx(22.0), grown.stats()
+    assert mid > start + 0.5, (start, mid)
     assert st["jitter_shrinks"] == 1 and st["jitter_ms"] == pytest.approx(16.0), st
-    assert st["output_trims"] >= 1 and st["output_samples_trimmed"] >= 0.004 * rate, st
+    # what the lowest write level stayed above the buffer after the step back (the rest of the
+    # step is within the phase wander of 32 ms blocks against 6 ms periods)
+    assert st["output_trims"] >= 1 and st["output_samples_trimmed"] >= 0.001 * rate, st
     assert end <= start + 1e3 * s.device_blocksize / rate, (start, mid, end)
     # trimmed gradually: at most _trim_max_ms per block
     assert st["output_samples_trimmed"] <= st["output_trims"] * s._trim_max
+    s.stop()
+
+
+def test_jitter_buffer_holds_its_level_when_blocks_are_not_whole_periods(monkeypatch):
+    """32 ms blocks against 6 ms output periods (8 kHz): the level at a write cycles
+    through a 4 ms band with the phase. However the first write falls, the level at every later
+    write stays at or above the jitter buffer (the margin the buffer promises; without the
+    band the lowest writes were 4 ms short of it) and, once the gradual trim has run, within
+    one period above it; the output never runs dry."""
+    from realtime_tse.audio_modes import SeparateStreamsDuplex
+    levels = []
+    inner = SeparateStreamsDuplex._level_output
+
+    def spy(self, out):
+        levels.append((self._out_cb_frames, self._out_ring.available, self.prefill_samples))
+        return inner(self, out)
+    monkeypatch.setattr(SeparateStreamsDuplex, "_level_output", spy)
+    rate = 8000
+    s, _, _ = _separate_output_sim(monkeypatch, [], 0.0, 30.0, rate=rate, block=256)
+    st = s.stats()
+    P = s.device_blocksize
+    assert P == 48 and s._phase_band == 32  # 6 ms periods, a 4 ms band
+    assert st["late_underflows"] == 0 and st["output_rebuffers"] == 0, st
+    lv = np.array([lvl for t, lvl, _ in levels[1:]])
+    prefill = levels[-1][2]
+    assert lv.min() >= prefill, (lv.min(), prefill)
+    late = np.array([lvl for t, lvl, _ in levels if t > 20 * rate])
+    assert late.min() <= prefill + P, (late.min(), prefill)
     s.stop()
 
 
@@ -325,7 +364,7 @@ def test_jitter_buffer_waits_longer_after_running_dry_again(monkeypatch):
     s, _, _ = _separate_output_sim(monkeypatch, [3.0, 10.0], 0.07, 17.0)
     st = s.stats()
     assert st["output_rebuffers"] == 2 and st["jitter_shrinks"] == 1, st
-    assert st["jitter_ms"] == pytest.approx(24.0) and s._relax_cur == pytest.approx(10.0)
+    assert st["jitter_ms"] == pytest.approx(22.0) and s._relax_cur == pytest.approx(10.0)
     s, _, _ = _separate_output_sim(monkeypatch, [3.0, 10.0], 0.07, 22.0)
     assert s.stats()["jitter_shrinks"] == 2 and s.stats()["jitter_ms"] == pytest.approx(16.0)
     s.stop()
@@ -899,18 +938,18 @@ def test_repeated_stalls_give_up_with_a_message(monkeypatch):
 
 @pytest.mark.audio
 def test_separate_streams_have_their_own_input_period(pulse_null_sink, monkeypatch):
-    """Separate streams capture in 4 ms periods by default (the output keeps its 8 ms) and take
+    """Separate streams capture in 4 ms periods by default (the output keeps its 6 ms) and take
     LiveConfig.input_blocksize when given; one duplex stream has one period for both. Counted
     from the callbacks themselves (frames per callback)."""
     monkeypatch.setenv("PULSE_SOURCE", f"{pulse_null_sink.sink}.monitor")
     monkeypatch.setenv("PULSE_SINK", pulse_null_sink.sink)
     fs = 16000
-    for kw, want_in, want_out in ((dict(), 64, 128), (dict(input_blocksize=32), 32, 128)):
+    for kw, want_in, want_out in ((dict(), 64, 96), (dict(input_blocksize=32), 32, 96)):
         dut = make_stream(lambda b: b, fs, 512, input_device="pulse", output_device="pulse",
                           **kw)
         assert dut.streams == "separate"
         assert (dut.input_blocksize, dut.device_blocksize) == (want_in, want_out)
-        assert dut.prefill_samples == want_out + 128  # jitter buffer: a period + 8 ms
+        assert dut.prefill_samples == 256  # jitter buffer: 16 ms (at least a period + 8 ms)
         dut.start()
         t = time.monotonic()
         while (dut._cb_count < 20 or dut._out_cb_count < 20) and dut.error is None \
