@@ -270,7 +270,8 @@ class SeparateStreamsDuplex(SingleStreamDuplex):
     """A microphone through the model to an output device in an input and an output PortAudio
     stream (``streams="separate"``, the default): the capture side drains what the sound server
     held before the first callback. Small device periods (output 6 ms at most, 8 ms for blocks
-    of 64 ms or more, input 4 ms at most), PortAudio's 'low' latency, and an adaptive jitter buffer on the worker side
+    of 64 ms or more, input 4 ms at most), PortAudio's 'low' latency, and an adaptive jitter
+    buffer on the worker side
     (:meth:`_level_output`, 16 ms (at least one output period + 8 ms) to start with, grown after
     the output ran dry, shrunk back after 15 s without). The worker wakes on the input callback
     (``_in_evt``), so a block is processed as soon as its last input period is in.
@@ -385,8 +386,8 @@ class SeparateStreamsDuplex(SingleStreamDuplex):
         """The adaptive jitter buffer (worker side, before a block of ``out`` device samples is
         written; returns what to write):
 
-        - at the first block and after the ring ran dry, queue silence up to ``prefill_samples``
-          and, after the first, grow the buffer one step (``output_rebuffers``; up to
+        - at the first block and after the ring ran dry, queue silence up to
+          ``prefill_samples`` + :attr:`_phase_band` and, after the first, grow the buffer one step (``output_rebuffers``; up to
           ``_jitter_max``);
         - when the ring holds more than ``prefill_samples`` + two periods + 4 ms, drop that
           excess from the head of the block at once (``output_drops``,
