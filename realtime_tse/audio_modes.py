@@ -387,8 +387,8 @@ class SeparateStreamsDuplex(SingleStreamDuplex):
         written; returns what to write):
 
         - at the first block and after the ring ran dry, queue silence up to
-          ``prefill_samples`` + :attr:`_phase_band` and, after the first, grow the buffer one step (``output_rebuffers``; up to
-          ``_jitter_max``);
+          ``prefill_samples`` + :attr:`_phase_band` and, after the first, grow the buffer one
+          step (``output_rebuffers``; up to ``_jitter_max``);
         - when the ring holds more than ``prefill_samples`` + two periods + 4 ms, drop that
           excess from the head of the block at once (``output_drops``,
           ``output_samples_dropped``) instead of playing it late;
