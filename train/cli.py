@@ -289,8 +289,14 @@ def eval_main(argv=None) -> int:
     ap.add_argument("--all-speakers", action="store_true",
                     help="test on every speaker of --speech, not its test split (a corpus the model "
                          "never heard, e.g. scripts/make_tts_corpus.py's voices)")
+    ap.add_argument("--swap-pairs", type=int, default=20,
+                    help="voice pairs of the position-swap test (train.swaptest; 0 = skip it)")
+    ap.add_argument("--swap-only", action="store_true",
+                    help="run only the position-swap test (no Table I / III figures)")
     ap.add_argument("--quiet", action="store_true")
     a = ap.parse_args(argv)
+    if a.swap_pairs < 0 or (a.swap_only and a.swap_pairs == 0):
+        ap.error("--swap-pairs must be > 0 (>= 0 without --swap-only)")
     if (a.scenario is None) == (a.measured is None):
         ap.error("give one of --scenario ROOM or --measured RIRS.csv")
     if a.all_speakers and a.measured:
@@ -337,11 +343,17 @@ def eval_main(argv=None) -> int:
         report = {"scenario": scenario, "data": info, "mixtures_per_repeat": a.mixtures,
                   "scan_mixtures_per_repeat": a.scan_mixtures or a.mixtures,
                   "repeats": a.repeats, "clip_s": a.clip_s, "p_presence": a.p_presence, "models": {}}
+        from train.swaptest import format_swap, swap_test
         for name, m in models:
-            rep = evaluate(m, sampler, a.mixtures, a.repeats, device, scan_mixtures=a.scan_mixtures,
-                           progress=not a.quiet)
+            rep = {}
+            if not a.swap_only:
+                rep = evaluate(m, sampler, a.mixtures, a.repeats, device, scan_mixtures=a.scan_mixtures,
+                               progress=not a.quiet)
+                print(format_report(name, rep, PAPER_D1 if scenario == "d1" else None))
+            if a.swap_pairs:
+                rep["swap"] = swap_test(m, sampler, a.swap_pairs, device=device)
+                print(format_swap(name, rep["swap"]))
             report["models"][name] = rep
-            print(format_report(name, rep, PAPER_D1 if scenario == "d1" else None))
             print()
         if a.json:
             Path(a.json).parent.mkdir(parents=True, exist_ok=True)

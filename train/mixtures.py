@@ -120,10 +120,13 @@ def rms_dbfs(x) -> float:
     return 20.0 * np.log10(r) if r > 0 else float("-inf")
 
 
-def fit_length(x: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
-    """Random crop (``len(x) >= n``) or zero pad at a random offset to exactly ``n`` samples."""
+def fit_length(x: np.ndarray, n: int, rng: np.random.Generator, frac: bool = False) -> np.ndarray:
+    """Random crop (``len(x) >= n``) or zero pad at a random offset to exactly ``n`` samples.
+
+    ``frac``: draw the offset as a fraction of the free length (``rng.random()``), so that two
+    signals of nearly equal length (one utterance through two RIRs) get nearly the same crop."""
     if len(x) >= n:
-        s = int(rng.integers(0, len(x) - n + 1))
+        s = int(rng.random() * (len(x) - n + 1)) if frac else int(rng.integers(0, len(x) - n + 1))
         return x[s:s + n]
     out = np.zeros(n, dtype=x.dtype)
     s = int(rng.integers(0, n - len(x) + 1))
@@ -194,6 +197,7 @@ class MixtureSampler:
             raise ValueError(f"clip_s={clip_s} gives no samples at {sample_rate} Hz")
         self.r_spk, self.p_presence, self.min_gap_m = float(r_spk), float(p_presence), float(min_gap_m)
         self.near_boost_db, self.p_single = 0.0, 0.0
+        self.augment = None   # train.augment.DryAugment applied to each dry utterance, or None
         self.seed, self.level_db, self.d_range = int(seed), tuple(level_db), d_range
         self.rng = np.random.default_rng(self.seed)
         idx = np.asarray(bank_indices, dtype=np.int64)
@@ -237,7 +241,7 @@ class MixtureSampler:
     def _range(self, g: int) -> float:
         return float(self.d_range) if self.d_range is not None else self._grange[g]
 
-    def _talker(self, rng: np.random.Generator, speaker: str, rir: np.ndarray
+    def _talker(self, rng: np.random.Generator, speaker: str, rir: np.ndarray, frac: bool = False
                 ) -> tuple[np.ndarray, int]:
         from scipy.signal import fftconvolve
 
@@ -245,12 +249,15 @@ class MixtureSampler:
         for _ in range(20):
             u = int(utts[rng.integers(len(utts))])
             dry = self.corpus.load(u, self.sample_rate)
+            if self.augment is not None and self.augment.active:
+                from .augment import augment_dry
+                dry = augment_dry(dry, rng, self.augment)
             rev = fftconvolve(dry.astype(np.float64), rir.astype(np.float64))
             full_rms = np.sqrt(np.mean(rev ** 2)) if len(rev) else 0.0
             if not full_rms > 0:
                 continue
             for _ in range(5):
-                x = fit_length(rev, self.n, rng)
+                x = fit_length(rev, self.n, rng, frac)
                 r = np.sqrt(np.mean(x ** 2))
                 if r > 0.05 * full_rms * min(1.0, len(rev) / self.n) and r > 1e-7:
                     return x, u
@@ -258,12 +265,17 @@ class MixtureSampler:
 
     # ------------------------------------------------------------------ public
     def sample(self, rng: np.random.Generator | None = None, presence: bool | None = None,
-               talker: int | None = None, query_rng: np.random.Generator | None = None) -> Mixture:
+               talker: int | None = None, query_rng: np.random.Generator | None = None,
+               swap_voices: bool = False, voice_seed: tuple | None = None) -> Mixture:
         """One mixture. ``rng``: generator to use (default the sampler's own);
         ``presence``: force a presence (True) or absence (False) query (default: ``p_presence``);
         ``talker``: the talker (0 or 1) a presence query is drawn around (default random);
         ``query_rng``: a separate generator for the query, so that one mixture can be drawn again
-        with another query (:meth:`sample_paired_at`)."""
+        with another query (:meth:`sample_paired_at`);
+        ``swap_voices``: put the two drawn voices (speaker, utterance, crop, augmentation, level)
+        at each other's positions; ``voice_seed``: a tuple of ints seeding each voice's own
+        generator (utterance, crop, augmentation), so that a voice is the same clip at either
+        position (:meth:`sample_swapped_at`)."""
         rng = self.rng if rng is None else rng
         if presence is None:
             presence = bool(rng.random() < self.p_presence)
@@ -277,12 +289,16 @@ class MixtureSampler:
         speakers = (self.corpus.speakers[int(spk[0])], self.corpus.speakers[int(spk[1])])
         sources = np.zeros((2, self.n), dtype=np.float32)
         levels = rng.uniform(self.level_db[0], self.level_db[1], size=2)
+        slots = (1, 0) if swap_voices else (0, 1)          # which drawn voice stands at position k
+        speakers = (speakers[slots[0]], speakers[slots[1]])
+        levels = levels[list(slots)]
         if self.near_boost_db:
             d_i, d_j = self.bank.meta_of(i)["distance"], self.bank.meta_of(j)["distance"]
             levels[0 if d_i <= d_j else 1] += self.near_boost_db
         utts = []
         for k, (ri, sp) in enumerate(zip((i, j), speakers)):
-            x, u = self._talker(rng, sp, self.bank.rir(ri, self.sample_rate))
+            vrng = rng if voice_seed is None else np.random.default_rng([*voice_seed, slots[k]])
+            x, u = self._talker(vrng, sp, self.bank.rir(ri, self.sample_rate), voice_seed is not None)
             x = x * (10.0 ** (levels[k] / 20.0) / np.sqrt(np.mean(x ** 2)))
             sources[k] = x.astype(np.float32)
             utts.append(u)
@@ -317,6 +333,22 @@ class MixtureSampler:
         presence = bool(qrng.random() < self.p_presence)
         return self.sample(np.random.default_rng([self.seed, 3, m]), presence=presence, talker=j,
                            query_rng=qrng)
+
+    def sample_swapped_at(self, k: int) -> Mixture:
+        """Example ``k`` of a swap-consistent sequence: examples ``4m .. 4m + 3`` share one pair of
+        positions (RIRs) and one pair of voices (speaker, utterance, crop, augmentation, level).
+        ``4m`` and ``4m + 1`` are the rendering with voice A at the first position, queried around
+        position 0 and position 1; ``4m + 2`` and ``4m + 3`` the rendering with the voices swapped,
+        queried with the *same* two queries. A query then means a position, never a voice: whoever
+        stands there is the target, so a network that answers by voice is wrong in one rendering of
+        every pair. Each query pair is an absence query instead with probability ``1 - p_presence``
+        (the same absence query in both renderings). Deterministic from ``(seed, k)``."""
+        m, r = divmod(int(k), 4)
+        swap, j = divmod(r, 2)
+        qrng = np.random.default_rng([self.seed, 6, m, j])     # the same query in both renderings
+        presence = bool(qrng.random() < self.p_presence)
+        return self.sample(np.random.default_rng([self.seed, 5, m]), presence=presence, talker=j,
+                           query_rng=qrng, swap_voices=bool(swap), voice_seed=(self.seed, 7, m))
 
     def sample_batch(self, n: int, start: int | None = None) -> dict:
         """``n`` mixtures as torch tensors: ``mix`` [B,N], ``target`` [B,N], ``d_q`` [B],

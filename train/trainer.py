@@ -87,6 +87,10 @@ class TrainConfig:
     pit_steps: int = 0                             # steps scored with PIT over each pair (needs paired_queries)
     pit_blend_steps: int = 0                       # then PIT's weight falls linearly to 0 over these steps
     pit_queries: list = field(default_factory=list)  # [q_a, q_b] m: PIT pairs queried at two fixed tokens
+    swap_voices: bool = False                      # swap-consistent groups of 4 (train.data)
+    val_swap_pairs: int = 0                        # voice pairs of the position-swap test per validation
+    augment_pitch_st: float = 0.0                  # dry-speech pitch/formant shift range, semitones
+    augment_tilt: float = 0.0                      # dry-speech spectral tilt range (train.augment)
     token_order_from: int = -1                     # from this step the token pairs are scored in distance
                                                    # order (q_a -> the nearer talker), not PIT; -1 = never
     token_order_pit: float = 0.0                   # ... with this share of PIT kept in their score
@@ -161,6 +165,11 @@ class TrainConfig:
             raise ValueError("token_order_from needs pit_queries (the two tokens it orders)")
         if q and (len(q) != 2 or float(q[0]) == float(q[1]) or min(float(v) for v in q) < 0):
             raise ValueError(f"pit_queries must be two different distances >= 0 m, got {q!r}")
+        if d.get("swap_voices") and d.get("paired_queries"):
+            raise ValueError("swap_voices and paired_queries exclude each other (a swap group already "
+                             "queries each mixture at both talkers)")
+        if d.get("swap_voices") and int(d.get("batch", 14)) % 4:
+            raise ValueError(f"swap_voices needs a batch divisible by 4, got {d.get('batch', 14)}")
         if not 0.0 <= float(d.get("single_talker", 0.0)) < 1.0:
             raise ValueError(f"single_talker must be in [0, 1), got {d.get('single_talker')!r}")
         sched = d.get("lr_schedule") or []
@@ -277,15 +286,21 @@ def validate(net, val_batches: list[dict], device, pit_queries=None) -> dict:
 ABSENCE_OK_DB = -10.0  # absence output (dB re input) a chosen checkpoint should reach (issue floor)
 
 
-def selection_key(metrics: dict) -> tuple[float, float]:
-    """How ``best.safetensors`` is chosen: by validation SI-SDRi on single-talker queries, among
-    checkpoints whose absence output is at most :data:`ABSENCE_OK_DB` first (key compared as a
-    tuple, larger is better). Not by the loss: a gain on the mixture lowers eq. 8 (about 2.9 dB
-    SDRi) without selecting anyone (0 dB SI-SDRi)."""
-    si = metrics.get("si_sdri_single", float("nan"))
+def selection_key(metrics: dict) -> tuple:
+    """How ``best.safetensors`` is chosen, among checkpoints whose absence output is at most
+    :data:`ABSENCE_OK_DB` first (key compared as a tuple, larger is better): with the position-swap
+    test in the metrics (``TrainConfig.val_swap_pairs``), by its right-in-both share and then its
+    mean contrast (a model that answers by voice scores well on SI-SDRi and 0 % here); without it,
+    by validation SI-SDRi on single-talker queries. Not by the loss: a gain on the mixture lowers
+    eq. 8 (about 2.9 dB SDRi) without selecting anyone (0 dB SI-SDRi)."""
+    def num(k):
+        v = metrics.get(k, float("nan"))
+        return -math.inf if math.isnan(v) else float(v)
     ab = metrics.get("absence_level_db", float("nan"))
     ok = 1.0 if (math.isnan(ab) or ab <= ABSENCE_OK_DB) else 0.0
-    return ok, (si if not math.isnan(si) else -math.inf)
+    if "swap_right_in_both" in metrics:
+        return ok, num("swap_right_in_both"), num("swap_contrast_db")
+    return ok, num("si_sdri_single")
 
 
 def _optim_tensors(opt: torch.optim.Optimizer, net) -> dict:
@@ -424,6 +439,9 @@ class Trainer:
         # one deterministic sequence of training mixtures per rank (sample_at(i), i = step * batch + b)
         self.train_sampler.seed = cfg.seed + 1000 * self.rank
         self.train_sampler.rng = np.random.default_rng([self.train_sampler.seed])
+        if cfg.augment_pitch_st or cfg.augment_tilt:   # training only: validation keeps real voices
+            from .augment import DryAugment
+            self.train_sampler.augment = DryAugment(cfg.augment_pitch_st, cfg.augment_tilt).validate()
         self._val = None
 
     # ------------------------------------------------------------------------------------------
@@ -601,7 +619,7 @@ class Trainer:
         stop = self._stop_now(stop_step, deadline)
         # example i of the run = train_sampler.sample_at(i), built in worker processes (train.data)
         data = batches(self.train_sampler, cfg.batch, st["step"], cfg.sampler_settings,
-                       cfg.workers, cfg.paired_queries) if not stop else None
+                       cfg.workers, cfg.paired_queries, cfg.swap_voices) if not stop else None
         while not stop:
             batch = next(data)
             t_step = time.time()
@@ -621,6 +639,11 @@ class Trainer:
     def _end_epoch(self, losses, gnorms, full_epoch: bool) -> dict:
         cfg, st = self.cfg, self.state
         metrics = validate(self.net, self._val_batches(), self.device, self.cfg.pit_queries) if self.rank == 0 else {}
+        if self.rank == 0 and cfg.val_swap_pairs:
+            from .swaptest import swap_test
+            sw = swap_test(self.net, self.val_sampler, cfg.val_swap_pairs, device=self.device)
+            metrics.update({"swap_right_in_both": sw["right_in_both"], "swap_leans_right": sw["leans_right"],
+                            "swap_same_voice": sw["same_voice_wins"], "swap_contrast_db": sw["mean_contrast_db"]})
         best = False
         if self.rank == 0:
             if full_epoch:

@@ -32,6 +32,11 @@ Choices (the paper and SPEC are silent on a demo; decided here):
 
 Run: ``.venv/bin/python assets/demo/make_demo.py`` (needs the ``flite`` command:
 ``apt-get install flite``).
+
+``--swap`` renders the same demo with the two voices' positions swapped (``slt`` at 1 m, ``rms`` at
+3 m: same room, RIRs, texts, pauses and levels per position, only the voices trade places). A model
+that selects by distance gives the talker at 1 m for ``d_q`` = 1 m in both renderings; one that
+selects by voice gives the same voice in both (the position-swap test, ``train/swaptest.py``).
 """
 
 from __future__ import annotations
@@ -196,7 +201,11 @@ def dbfs(x: np.ndarray) -> float:
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parent)
+    ap.add_argument("--swap", action="store_true",
+                    help="the voices trade places (slt near, rms far); write it to another --out")
     args = ap.parse_args(argv)
+    if args.swap and args.out.resolve() == Path(__file__).resolve().parent:
+        ap.error("--swap would overwrite the shipped demo: give --out DIR")
     args.out.mkdir(parents=True, exist_ok=True)
 
     rng = np.random.default_rng(SEED)
@@ -223,9 +232,17 @@ def main(argv: list[str] | None = None) -> None:
     room.compute_rir()
     rt60_measured = [float(v) for v in np.asarray(room.measure_rt60())[0]]
 
+    talkers = {n: dict(t) for n, t in TALKERS.items()}
+    if args.swap:   # the voices (their speech, texts and voice names) trade places; positions stay
+        dry["near"], dry["far"] = dry["far"], dry["near"]
+        spoken["near"], spoken["far"] = spoken["far"], spoken["near"]
+        activity["near"], activity["far"] = activity["far"], activity["near"]
+        for key in ("voice", "voice_desc", "sentences"):
+            talkers["near"][key], talkers["far"][key] = TALKERS["far"][key], TALKERS["near"][key]
+
     # --- reverberant speech, levels, mixture ---
     rev = {}
-    for k, (name, t) in enumerate(TALKERS.items()):
+    for k, (name, t) in enumerate(talkers.items()):
         x = fftconvolve(dry[name], room.rir[0][k])[:n_total]
         x *= 10 ** (t["level_dbfs"] / 20) / np.sqrt(np.mean(x ** 2))
         rev[name] = x
@@ -259,8 +276,9 @@ def main(argv: list[str] | None = None) -> None:
                 "speech_activity": round(activity[name], 3),
                 "text": " ".join(spoken[name]),
                 "file": files[name],
-            } for name, t in TALKERS.items()
+            } for name, t in talkers.items()
         },
+        "voices_swapped": bool(args.swap),
         "mixture_level_dbfs": round(dbfs(mix), 2),
         "mixture_peak": round(peak, 4),
         "seed": SEED,
