@@ -116,3 +116,19 @@ def test_speechocean762():
     assert not set(tr.speakers) & set(te.speakers)
     x = c.load(0, 16000)
     assert x.dtype == np.float32 and 0.01 < np.abs(x).max() <= 1.0
+
+
+def test_merged_corpus_keeps_both_and_refuses_shared_speaker_ids(tmp_path):
+    import numpy as np
+    import pytest
+    import soundfile as sf
+
+    from train.corpus import CorpusError, SpeechCorpus
+    for root, spk in (("a", "s1"), ("a", "s2"), ("b", "v1"), ("c", "s1")):
+        (tmp_path / root / spk).mkdir(parents=True)
+        sf.write(tmp_path / root / spk / "u.wav", np.zeros(1600, np.float32), 16000)
+    a, b, c = (SpeechCorpus.from_folder(tmp_path / r) for r in "abc")
+    m = a.merged(b)
+    assert m.speakers == ["s1", "s2", "v1"] and len(m) == 3 and len(m.utterances_of("v1")) == 1
+    with pytest.raises(CorpusError, match="s1"):
+        a.merged(c)

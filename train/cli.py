@@ -63,12 +63,14 @@ def bank_dir_for(room, n_rirs: int) -> Path:
 
 def prepare_data(room, speech: str, bank: str | None, n_rirs: int | None, workers: int, sample_rate: int,
                  clip_s: float, seed: int, split_seed: int = 0, progress: bool = True,
-                 test_all_speakers: bool = False):
+                 test_all_speakers: bool = False, extra_train_speech=()):
     """Build (or reuse) the RIR bank and split the speech. Returns (room, bank, samplers dict, info).
 
     ``test_all_speakers``: the test sampler draws from every speaker of ``speech`` instead of its
     test split (for a corpus no model was trained on, e.g. ``scripts/make_tts_corpus.py``'s voices);
-    train and validation keep their splits."""
+    train and validation keep their splits. ``extra_train_speech``: speech folders or CSVs whose
+    every speaker joins the train split only (more voices, e.g. ``scripts/make_festival_corpus.py``);
+    the split of ``speech`` stays as it is, so its validation and test speakers stay unheard."""
     from train.mixtures import MixtureSampler
     from train.rirbank import RIRBank, build_bank
     if n_rirs:
@@ -78,6 +80,9 @@ def prepare_data(room, speech: str, bank: str | None, n_rirs: int | None, worker
     rb = RIRBank(out)
     corpus = load_speech(speech)
     tr, va, te = corpus.split(seed=split_seed)
+    n_main_train = len(tr.speakers)
+    for extra in extra_train_speech:
+        tr = tr.merged(load_speech(extra))
     if test_all_speakers:
         te = corpus
     samplers = {}
@@ -87,6 +92,9 @@ def prepare_data(room, speech: str, bank: str | None, n_rirs: int | None, worker
     info = {"room": room.name, "rir_bank": str(out), "n_rirs": len(rb), "speech": str(speech),
             "speakers": {"train": len(tr.speakers), "val": len(va.speakers), "test": len(te.speakers)},
             "test_speakers": list(te.speakers)[:300]}
+    if extra_train_speech:
+        info["extra_train_speech"] = [str(e) for e in extra_train_speech]
+        info["speakers"]["train_extra"] = len(tr.speakers) - n_main_train
     return room, rb, samplers, info
 
 
@@ -145,6 +153,9 @@ def train_main(argv=None) -> int:
     ap.add_argument("--speech", required=True, help="speech folder (one sub-folder per speaker) or CSV")
     ap.add_argument("--out", required=True, help="run folder (checkpoints, log.csv)")
     ap.add_argument("--train-config", help="TOML with [train] (and [train.model]) settings")
+    ap.add_argument("--extra-speech", action="append", default=[], metavar="DIR",
+                    help="more voices for training only: every speaker of DIR joins the train split "
+                         "(repeatable; e.g. scripts/make_festival_corpus.py's folder)")
     ap.add_argument("--model-preset", help="lite-causal (default) | paper-causal | paper | baseline")
     ap.add_argument("--minutes", type=float, help="wall-clock budget")
     ap.add_argument("--steps", type=int, help="step budget")
@@ -165,6 +176,8 @@ def train_main(argv=None) -> int:
     a = ap.parse_args(argv)
     if a.room is None and not a.measured:
         ap.error("ROOM is required (a preset or a TOML) unless --measured is given")
+    if a.extra_speech and a.measured:
+        ap.error("--extra-speech goes with a simulated room (measured RIRs keep their speech split)")
     if a.r_spk is not None and not a.r_spk > 0:
         ap.error("--r-spk must be > 0 m")
     t_start = time.time()   # a --minutes budget counts from here: RIR simulation is part of it
@@ -221,7 +234,8 @@ def train_main(argv=None) -> int:
                     "--init CKPT fine-tunes a model trained on a simulated bank (the paper's D4)")
         else:
             room, rb, samplers, info = prepare_data(room, a.speech, a.bank, a.n_rirs, a.workers, sr,
-                                                    cfg.clip_s, cfg.seed, progress=not a.quiet)
+                                                    cfg.clip_s, cfg.seed, progress=not a.quiet,
+                                                    extra_train_speech=a.extra_speech)
             if init_cfg is not None and a.r_spk is not None:
                 overrides["r_spk"] = float(a.r_spk)
         t_data = time.time() - t_start

@@ -129,6 +129,14 @@ class SpeechCorpus:
         """Indices of one speaker's utterances (KeyError if unknown)."""
         return list(self._by_speaker[speaker])
 
+    def merged(self, other: "SpeechCorpus") -> "SpeechCorpus":
+        """This corpus and ``other`` together (e.g. extra training voices beside a corpus's train
+        split). Raises CorpusError when a speaker id appears in both (two people under one name)."""
+        common = set(self.speakers) & set(other.speakers)
+        if common:
+            raise CorpusError(f"{other.name}: speaker ids also in {self.name}: {sorted(common)[:5]}")
+        return SpeechCorpus(self.utterances + other.utterances, name=f"{self.name} + {other.name}")
+
     def subset(self, speakers, name: str | None = None) -> "SpeechCorpus":
         """A corpus with only the given speakers' utterances."""
         keep = set(speakers)
