@@ -16,7 +16,7 @@ Presets
     layers of 256 units on per-frame normalised log-spectra, the DEG token concatenated to every
     frame and scaling/shifting the last LSTM output (FiLM), a sigmoid magnitude mask; about 1.1 M
     parameters. Not the DQ/TS net: it exists because on a CPU it trains about ten times faster per
-    step and separated where the lite DQ/TS variants did not (issue 8, ``train/configs/README.md``);
+    step and separated where the lite DQ/TS variants did not (issue 8, ``experiments/FINDINGS.md``);
     the shipped model since session 9.
 ``lite-causal``
     The small live model for CPUs: 8 kHz (32 ms frames of 256 samples, 16 ms hop), D = 32, H = 32,

@@ -1,13 +1,13 @@
-"""Diagnostics behind the issue 8 recipe choice (train/configs/README.md, "Why PIT first").
+"""Diagnostics behind the issue 8 recipe choice (experiments/FINDINGS.md, "Why PIT first").
 
-    python scripts/diagnose_training.py probe  [--gap 2.5]      # is near-vs-far visible locally?
-    python scripts/diagnose_training.py nearer [--steps 600]    # can the net extract the nearer talker?
-    python scripts/diagnose_training.py upit [--steps 8000] [--causal]  # how fast does a classic separator learn here?
-    python scripts/diagnose_training.py order --checkpoint RUN/last.safetensors  # token figures by talker gap
-    python scripts/diagnose_training.py between --checkpoint CKPT [--gap 2.0]  # level between the talkers
-    python scripts/diagnose_training.py solo --checkpoint CKPT   # one talker alone: level by query and distance
-    python scripts/diagnose_training.py locate [--steps 1500]     # can a causal LSTM tell a lone talker's distance?
-    python scripts/diagnose_training.py cue [--clip 1] [--speech DIR]  # how much a clip's statistics say about it
+    python experiments/diagnose_training.py probe  [--gap 2.5]      # is near-vs-far visible locally?
+    python experiments/diagnose_training.py nearer [--steps 600]    # can the net extract the nearer talker?
+    python experiments/diagnose_training.py upit [--steps 8000] [--causal]  # how fast does a classic separator learn here?
+    python experiments/diagnose_training.py order --checkpoint RUN/last.safetensors  # token figures by talker gap
+    python experiments/diagnose_training.py between --checkpoint CKPT [--gap 2.0]  # level between the talkers
+    python experiments/diagnose_training.py solo --checkpoint CKPT   # one talker alone: level by query and distance
+    python experiments/diagnose_training.py locate [--steps 1500]     # can a causal LSTM tell a lone talker's distance?
+    python experiments/diagnose_training.py cue [--clip 1] [--speech DIR]  # how much a clip's statistics say about it
 
 ``probe``: on D1 mixtures (8 kHz, 1 s, talkers at least ``--gap`` m apart) it reports the SI-SDRi of
 the oracle ideal ratio mask of the nearer talker (what a magnitude mask could reach) and of a small
