@@ -1,7 +1,7 @@
 """Copy a run's checkpoint into assets/models/ with the provenance a user needs (credits, run log).
 
     .venv/bin/python scripts/publish_model.py runs/lite-d1/best.safetensors \
-        assets/models/tse-lite-causal-d1.safetensors [--eval eval.json] [--state]
+        assets/models/lite-lstm-d1.safetensors [--eval eval.json] [--state]
 
 ``--state`` also copies the run's resumable last.safetensors (weights + Adam state) and log.csv to
 experiments/train_state/ (outside the installed packages), so training can continue on a fresh machine.
