@@ -1,4 +1,4 @@
-"""Diagnostics behind the issue 8 recipe choice (experiments/FINDINGS.md, "Why PIT first").
+"""Diagnostics behind the recipe choices in experiments/FINDINGS.md ("Why PIT first" and after).
 
     python experiments/diagnose_training.py probe  [--gap 2.5]      # is near-vs-far visible locally?
     python experiments/diagnose_training.py nearer [--steps 600]    # can the net extract the nearer talker?
