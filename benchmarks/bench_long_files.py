@@ -5,7 +5,7 @@
         [--model CKPT] [--threads 1] [--out benchmarks/results/long_files.json]
 
 The input is the shipped demo mixture (24 s, 16 kHz) repeated to length with a slowly varying gain,
-written as a 16 kHz 16-bit WAV. Targets (issue 9): the 3-minute scan in under 60 s with peak RSS
+written as a 16 kHz 16-bit WAV. Targets: the 3-minute scan in under 60 s with peak RSS
 under 1 GB on 2 cores. Peak RSS is each child's own ``ru_maxrss`` (``os.wait4``). Prints the figures and writes JSON.
 """
 from __future__ import annotations

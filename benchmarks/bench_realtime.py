@@ -29,7 +29,7 @@ net (speed does not depend on the weights); the JSON says which. Sections:
 4. ``end_to_end_scan_modes`` (``--only scan-modes``, PulseAudio): the default settings for
    ``--long-seconds`` at 64 and 32 ms blocks with the distance scan off, in its own process (the
    default, ``realtime_tse.scan_process``) and in a thread of the audio process
-   (``RTSE_SCAN_PROCESS=0``, as before issue 10's GIL fix), interleaved per block size;
+   (``RTSE_SCAN_PROCESS=0``, the fallback when no child process can start), interleaved per block size;
    ``--busy-core`` adds the same with one more core kept busy. Merged into an existing JSON.
 5. ``gil_probe`` (``--only gil``): what the scan costs the audio process itself, without sound
    server noise: a file-fed engine (no devices) per scan mode, and beside it a probe thread that
@@ -44,9 +44,10 @@ net (speed does not depend on the weights); the JSON says which. Sections:
    rows per server (``server`` field), merged into an existing JSON. ``--variants`` compares
    stream settings (``STREAM_VARIANTS``: device periods in ms for output and input, jitter
    buffer, PortAudio latency, device rate, ``PULSE_LATENCY_MSEC``), ``--sink-rate 48000`` runs
-   the measuring null sink at a typical sound server's rate, ``--key`` names the JSON key
-   (session 9's comparison: ``end_to_end_session9``; session 10's: ``end_to_end_session10``)
-   and ``--name`` the entry under it. Variants with ``pw_settings`` set PipeWire graph settings
+   the measuring null sink at a typical sound server's rate, ``--key`` names the JSON key by what
+   it compares (e.g. ``end_to_end_periods_jitter_rate``: device periods, jitter buffer and device
+   rate; ``end_to_end_jitter_shrink``: the jitter buffer that steps back; ``end_to_end_long_busy_core``:
+   10-minute runs with one more core busy) and ``--name`` the entry under it. Variants with ``pw_settings`` set PipeWire graph settings
    (``pw-metadata -n settings``, e.g. a forced quantum) for their row only.
 7. ``end_to_end_long`` (``--only long --minutes 10``): one long run (64 ms blocks, scan on,
    SCHED_FIFO by default; ``--long-block-ms``, ``--long-busy``, ``--long-variant`` (a label of
@@ -502,7 +503,7 @@ STREAM_VARIANTS = {  # label -> LiveConfig stream settings of section 6 (--varia
     "4 ms periods, latency 16 ms, jitter 12 ms": dict(period_ms=4, input_period_ms=4,
                                                       latency=0.016, jitter_ms=12),
     "2 ms periods, jitter 12 ms": dict(period_ms=2, input_period_ms=2, jitter_ms=12),
-    # session 10: small output periods in a deeper device buffer (PortAudio latency), duplex
+    # small output periods in a deeper device buffer (PortAudio latency), duplex
     "4 ms periods, latency 24 ms, jitter 12 ms": dict(period_ms=4, input_period_ms=4,
                                                       latency=0.024, jitter_ms=12),
     "4 ms periods, latency 24 ms, jitter 8 ms": dict(period_ms=4, input_period_ms=4,
@@ -514,7 +515,7 @@ STREAM_VARIANTS = {  # label -> LiveConfig stream settings of section 6 (--varia
     "6 ms out, 4 ms in, jitter 12 ms": dict(period_ms=6, input_period_ms=4, jitter_ms=12),
     "6 ms out, 3 ms in, jitter 12 ms": dict(period_ms=6, input_period_ms=3, jitter_ms=12),
     "6 ms out, 3 ms in, jitter 9 ms": dict(period_ms=6, input_period_ms=3, jitter_ms=9),
-    # session 11: 6 ms output periods (an 18 ms device buffer) with the 16 ms jitter buffer
+    # 6 ms output periods (an 18 ms device buffer) with the 16 ms jitter buffer
     "6 ms out, 4 ms in, jitter 16 ms": dict(period_ms=6, input_period_ms=4, jitter_ms=16),
     # PipeWire: the graph's quantum forced small (5.3 ms at 48 kHz is what our streams get)
     "PipeWire quantum 128": dict(pw_settings={"clock.force-quantum": 128}),

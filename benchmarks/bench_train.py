@@ -4,8 +4,8 @@ Each variant runs forward + loss + backward + clip + Adam on batches of ``--batc
 seconds. Variants are interleaved (round-robin over the variants, ``--rounds`` times) so a
 machine whose load changes during the run treats them alike; the median step time is reported.
 
-Rows (issue 8, section 1):
-* ``lite-causal`` (today's shipped preset) and ``lite-causal-bs`` (band-split, models/bands.py);
+Rows:
+* ``lite-causal`` (the DQ/TS lite preset) and ``lite-causal-bs`` (band-split, models/bands.py);
 * width/depth and hop variants of the band-split model;
 * ``torch.compile`` of the band-split model (``--compile``, slow to start);
 * torch threads 1 and 2;

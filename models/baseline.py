@@ -10,7 +10,7 @@ per-channel FiLM of the last LSTM output by the token (``cfg.film``) and causal 
 frame: the log power spectrum normalised over the frame's bins (mean and standard deviation, so
 the input level does not matter) plus each bin's log-power change from the previous frame and
 their mean (onsets and decays, where the direct sound and the reverberation show). One frame in,
-one mask frame out, so it streams with the LSTM state carried. Why it exists (issue 8, session 9, ``train/configs/README.md``):
+one mask frame out, so it streams with the LSTM state carried. Why it exists (``experiments/FINDINGS.md``):
 on this CPU a full-band LSTM steps about ten times faster than the lite DQ/TS net, and a causal
 uPIT-LSTM of the same shape separated the D1 mixtures to +2.5 dB in 1,000 steps, where every DQ/TS
 variant stayed at about +1.1 dB.

@@ -16,8 +16,8 @@ Presets
     layers of 256 units on per-frame normalised log-spectra, the DEG token concatenated to every
     frame and scaling/shifting the last LSTM output (FiLM), a sigmoid magnitude mask; about 1.1 M
     parameters. Not the DQ/TS net: it exists because on a CPU it trains about ten times faster per
-    step and separated where the lite DQ/TS variants did not (issue 8, ``train/configs/README.md``);
-    the shipped model since session 9.
+    step and separated where the lite DQ/TS variants did not (``experiments/FINDINGS.md``);
+    the network of the shipped model (``assets/models/lite-lstm-d1.safetensors``).
 ``lite-causal``
     The small live model for CPUs: 8 kHz (32 ms frames of 256 samples, 16 ms hop), D = 32, H = 32,
     a 64-unit causal time LSTM, 2 DQ + 2 TS. The paper size takes 17 to 21 ms per 16 ms frame on

@@ -276,25 +276,25 @@ class SeparateStreamsDuplex(SingleStreamDuplex):
     the output ran dry, shrunk back after 15 s without). The worker wakes on the input callback
     (``_in_evt``), so a block is processed as soon as its last input period is in.
 
-    Why these defaults (``end_to_end_session9`` in ``benchmarks/results/realtime.json``, PulseAudio
+    Why these defaults (``end_to_end_periods_jitter_rate`` in ``benchmarks/results/realtime.json``, PulseAudio
     null-sink loopback, shipped 8 kHz model, SCHED_FIFO, scan on, one more core busy, load 4 to
     6): 4 ms input periods had no xruns and were 5 to 7 ms faster at 64 ms blocks (at 32 ms
     blocks within the 10 ms spread between streams); 4 ms output periods took more off but the
     output underflowed in most rows (the ALSA 'pulse' buffer is three periods: 12 ms is too
     little on a loaded machine); a 16 ms jitter buffer (8 ms period + 8 ms) instead of 24 ms took
-    6 to 16 ms off, no xruns. Session 10 (``end_to_end_session10``, same conditions, load 3.9 to
+    6 to 16 ms off, no xruns. With a jitter buffer that steps back (``end_to_end_jitter_shrink``, same conditions, load 3.9 to
     6.3): 12 ms (8 ms period + 4 ms) was 90 to 96 ms at 32 ms blocks in 20 s rows against 96 to
     104 ms with 16 ms, but over 10 minutes both measured a median of 97.5 ms and 12 ms had twice
     the xruns (6 against 3), so 16 ms stays; a deeper device buffer under 4 ms periods
     (PortAudio latency 16 or 24 ms) gave back what the small periods saved, 6 ms output periods
-    underflowed, and one duplex stream busy-polled a core (43 xruns, a stall). Session 11
-    (``end_to_end_session11``, 10-minute runs at 32 ms blocks, one more core spinning, no
+    underflowed, and one duplex stream busy-polled a core (43 xruns, a stall). Under the goal's
+    conditions (``end_to_end_long_busy_core``, 10-minute runs at 32 ms blocks, one more core spinning, no
     training, the harness in child processes): 8 ms output periods 102.6 ms, 0 xruns (93.8 ms
-    and 1 late block in session 10: the 8 ms quantum of the output periods moves the delay with
+    and 1 late block in an earlier run: the 8 ms quantum of the output periods moves the delay with
     their phase); 4 ms periods 86.2 / 81.9 ms but 1 / 2 device underflows (a 12 ms device
     buffer); 6 ms periods 92.0 / 92.3 ms, 0 xruns: the default for blocks under 64 ms since.
     At 64 ms blocks 6 ms periods measured 120.9 / 117.9 ms with one device underflow in each
-    run, so 64 ms blocks keep 8 ms periods (130.6 ms, 0 xruns in session 10)."""
+    run, so 64 ms blocks keep 8 ms periods (130.6 ms, 0 xruns over 10 minutes)."""
 
     streams = "separate"
     default_latency = "low"  # PortAudio's 'high' let PulseAudio hold 2 s of capture

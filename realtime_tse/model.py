@@ -25,7 +25,7 @@ from models.checkpoint import CheckpointError, load_checkpoint
 from models.config import ModelConfig
 
 from .file_scan import SCAN_MAX_S, file_scan_levels, plan_excerpts
-from .paths import SHIPPED_MODEL_NAME, shipped_model_path
+from .paths import SHIPPED_MODEL_NAME, former_name_hint, shipped_model_path
 from .progress import progress_bar, show_progress
 from .safety import as_signals, restore_layout, sanitize
 from .scan_result import GRID_STEP_M, MIN_SCAN_S, ScanResult, default_grid, make_result
@@ -38,7 +38,7 @@ MODEL_ENV = "REALTIME_TSE_MODEL"
 
 
 def default_model_path() -> Path:
-    """``$REALTIME_TSE_MODEL`` if set, else the shipped ``tse-lite-causal-d1.safetensors``
+    """``$REALTIME_TSE_MODEL`` if set, else the shipped ``lite-lstm-d1.safetensors``
     (the repository's ``assets/models/`` or, installed from a wheel, the package's copy:
     :func:`realtime_tse.paths.shipped_model_path`)."""
     env = os.environ.get(MODEL_ENV)
@@ -102,6 +102,9 @@ def load_model(path=None, device="auto", warmup: bool = True) -> "TSEModel":
     dev = resolve_device(device)
     shipped = path is None
     p = default_model_path() if shipped else Path(path).expanduser()
+    hint = former_name_hint(p)
+    if hint:
+        raise CheckpointError(f"{p}: no such checkpoint file; {hint}")
     if shipped and not p.is_file():
         raise CheckpointError(
             f"{p}: no such checkpoint file (the shipped model is missing; pass a checkpoint with "

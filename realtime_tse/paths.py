@@ -8,7 +8,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-SHIPPED_MODEL_NAME = "tse-lite-causal-d1.safetensors"
+# Named by its network (the ``lite-lstm`` preset) and the room it was trained for (the paper's D1).
+SHIPPED_MODEL_NAME = "lite-lstm-d1.safetensors"
+# Earlier names of the shipped file (stems), answered with a hint instead of "no such file".
+FORMER_SHIPPED_NAMES = ("tse-lite-causal-d1",)
 _HERE = Path(__file__).resolve().parent
 
 
@@ -23,8 +26,19 @@ def assets_dir() -> Path:
 
 
 def shipped_model_path() -> Path:
-    """The shipped checkpoint (``models/tse-lite-causal-d1.safetensors`` under :func:`assets_dir`)."""
+    """The shipped checkpoint (``models/lite-lstm-d1.safetensors`` under :func:`assets_dir`)."""
     return assets_dir() / "models" / SHIPPED_MODEL_NAME
+
+
+def former_name_hint(path) -> str | None:
+    """For a missing checkpoint that bears a former name of the shipped file (``tse-lite-causal-d1``,
+    with or without folder and suffix): a sentence naming the current file; else None."""
+    p = Path(path)
+    if p.is_file() or p.name.removesuffix(".safetensors") not in FORMER_SHIPPED_NAMES:
+        return None
+    return (f"the shipped model is now named {SHIPPED_MODEL_NAME} (it holds the lite-lstm network, "
+            f"trained for the D1 room): leave out --model (or $REALTIME_TSE_MODEL) to use it, or "
+            f"pass {shipped_model_path()}")
 
 
 def demo_input_path() -> Path:

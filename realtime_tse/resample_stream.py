@@ -6,7 +6,7 @@ samples (170 ms) from 8 to 48 kHz and 1,258 samples (157 ms) from 48 to 8 kHz at
 (2,656 / 321 at 'LQ'). The live stream must cover that lag with silence, so opening a 48 kHz
 device for the 8 kHz model measured 540 to 570 ms end to end through a 48 kHz null sink, against
 90 to 140 ms with the device opened at 8 kHz (``benchmarks/results/realtime.json``,
-``end_to_end_session9``). This resampler is a plain polyphase FIR filter (Kaiser window): every
+``end_to_end_periods_jitter_rate``). This resampler is a plain polyphase FIR filter (Kaiser window): every
 output sample is computed as soon as the input it needs has arrived, so its only delay is the
 filter's group delay (:attr:`PolyphaseStream.delay_s`, 3 ms for 8 <-> 48 kHz) and its output
 count never lags the ideal count by more than one sample. Files are still read with soxr

@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
-"""Render a small speech corpus of synthetic voices no model of this project has heard (issue 8:
-"keeps >= 2 dB SI-SDRi on espeak-ng / flite voices it never heard").
+"""Render a small speech corpus of synthetic voices no model of this project has heard, to test
+that a model keeps selecting by distance on voices outside its training corpus (floor: >= 2 dB
+SI-SDRi on espeak-ng / flite voices it never heard).
 
 One sub-folder per voice (the layout ``tse-eval --speech`` reads), each with one 16 kHz mono
 16-bit WAV per sentence. Test a checkpoint on every voice with::

@@ -5,10 +5,10 @@
 Each ``log.csv`` is a trainer log (train/trainer.py): ``train_seconds`` (compute seconds spent in
 training steps, summed over resumes) gives the x axis in hours; ``si_sdri_single`` (dB, single-talker
 queries) and ``absence_level_db`` (dB re input, absence queries) the two panels; where a log has
-``sep_si_sdri_single`` (SI-SDRi towards whichever talker the output is closer to, logged from
-session 8 on) it is drawn dotted in the run's colour, and ``pit_fixed_si_sdri`` (the two outputs
-queried at two fixed tokens, better assignment; session 9 on) dash-dotted. Dashed lines mark the
-issue's floors (3 dB SI-SDRi, -10 dB absence level).
+``sep_si_sdri_single`` (SI-SDRi towards whichever talker the output is closer to, in logs of
+PIT recipes) it is drawn dotted in the run's colour, and ``pit_fixed_si_sdri`` (the two outputs
+queried at two fixed tokens, better assignment; logs of token recipes) dash-dotted. Dashed lines mark the
+quality floors (3 dB SI-SDRi, -10 dB absence level).
 """
 from __future__ import annotations
 

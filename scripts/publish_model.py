@@ -1,10 +1,10 @@
 """Copy a run's checkpoint into assets/models/ with the provenance a user needs (credits, run log).
 
     .venv/bin/python scripts/publish_model.py runs/lite-d1/best.safetensors \
-        assets/models/tse-lite-causal-d1.safetensors [--eval eval.json] [--state]
+        assets/models/lite-lstm-d1.safetensors [--eval eval.json] [--state]
 
 ``--state`` also copies the run's resumable last.safetensors (weights + Adam state) and log.csv to
-assets/models/train_state/, so a later session on a fresh machine can continue the training.
+experiments/train_state/ (outside the installed packages), so training can continue on a fresh machine.
 """
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from pathlib import Path
 
 from models.checkpoint import load_checkpoint, save_checkpoint
 
+REPO = Path(__file__).resolve().parent.parent
 CREDIT = ("Speech: speechocean762 (Zhang et al., Interspeech 2021, arXiv 2104.01378), OpenSLR SLR101, "
           "CC BY 4.0; RIRs simulated with pyroomacoustics (randomised image method).")
 
@@ -36,7 +37,7 @@ def main(argv=None) -> int:
     print(f"wrote {a.dst} (step {prov.get('trainer', {}).get('step')})")
     if a.state:
         run = Path(a.src).parent
-        st = Path(a.dst).parent / "train_state"
+        st = REPO / "experiments" / "train_state"
         st.mkdir(parents=True, exist_ok=True)
         shutil.copy2(run / "last.safetensors", st / (Path(a.dst).stem + "-last.safetensors"))
         shutil.copy2(run / "log.csv", st / (Path(a.dst).stem + "-log.csv"))

@@ -7,7 +7,7 @@ mixture through the engine with no playback, lets it run ``--seconds`` (default 
 profile and the radar have data, sets the query to ``--distance`` and saves the window. Uses a
 throw-away settings file, so the user's own settings are neither read nor changed.
 
-With no shipped checkpoint (assets/models/tse-lite-causal-d1.safetensors) pass ``--model``; or
+With no shipped checkpoint (assets/models/lite-lstm-d1.safetensors) pass ``--model``; or
 ``--random-model`` builds an untrained lite-causal model in a temporary folder (layout checks only:
 its profile means nothing).
 

@@ -16,7 +16,7 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 DEMO_DIR = REPO / "assets" / "demo"
 DEMO_MIX = DEMO_DIR / "demo_mix.wav"
-SHIPPED = REPO / "assets" / "models" / "tse-lite-causal-d1.safetensors"
+SHIPPED = REPO / "assets" / "models" / "lite-lstm-d1.safetensors"
 
 
 @pytest.fixture(scope="module", autouse=True)

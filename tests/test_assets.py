@@ -12,7 +12,7 @@ from models.checkpoint import load_checkpoint
 from models.metrics import sdr
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
-CKPT = ASSETS / "models" / "tse-lite-causal-d1.safetensors"
+CKPT = ASSETS / "models" / "lite-lstm-d1.safetensors"
 DEMO = ASSETS / "demo"
 
 
@@ -31,7 +31,7 @@ def test_demo_input_is_complete_and_consistent():
 def test_shipped_checkpoint_loads_with_provenance():
     net, meta = load_checkpoint(CKPT)
     cfg, prov = meta["config"], meta["provenance"]
-    assert cfg.preset == "lite-lstm" and cfg.causal   # since session 9 (assets/models/README.md)
+    assert cfg.preset == "lite-lstm" and cfg.causal   # the name says so (docs/model-card.md)
     assert prov["room"]["name"] == "d1"
     assert "speechocean762" in prov["credits"]
     assert prov["trainer"]["step"] > 0
@@ -54,11 +54,11 @@ def test_shipped_model_extracts_the_near_talker_of_the_demo():
 def test_shipped_model_query_effect_is_strong():
     """The query turns the output on and off: on 8 s of the demo, the output level (re input) at
     d_q = 1.0 m (the near talker's distance) minus the level at d_q = 5.0 m (nobody there).
-    Measured 42.5 dB for the session-10 checkpoint and 34.2 dB for session 9's; 5.1 dB for the
-    lite-causal training state of sessions 1 to 8; a model that ignores the query (the paper's
-    token alone in a prototype, PLATFORM.md) gives 0 dB. Until session 9 this compared the outputs
-    at 0.5 m and 4 m relative to the 0.5 m output, but both are absence queries for the demo, which a
-    selective model silences, so that ratio stopped saying anything."""
+    Measured 42.5 dB for the shipped checkpoint (step 68,800) and 34.2 dB for the same run at step
+    32,000; 5.1 dB for the lite-causal state in experiments/train_state/; a model that ignores the
+    query (the paper's token alone in a prototype) gives 0 dB. It compares 1.0 m with 5.0 m, not
+    0.5 m with 4 m: both of those are absence queries for the demo, which a selective model
+    silences, so their ratio says nothing."""
     import torch
 
     net, meta = load_checkpoint(CKPT)

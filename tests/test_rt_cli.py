@@ -153,6 +153,21 @@ def test_error_bad_checkpoint(capsys, short_wav, tmp_path):
     _assert_error(rc, err, "no such checkpoint")
 
 
+def test_former_name_of_the_shipped_model_gets_a_hint(capsys, short_wav, tmp_path, monkeypatch):
+    # the shipped file was tse-lite-causal-d1.safetensors; it is lite-lstm-d1.safetensors now
+    for old in ["tse-lite-causal-d1", "assets/models/tse-lite-causal-d1.safetensors"]:
+        rc, _, err = run(capsys, "scan", short_wav, "--model", old)
+        _assert_error(rc, err, "the shipped model is now named lite-lstm-d1.safetensors")
+        assert "leave out --model" in err
+    monkeypatch.setenv("REALTIME_TSE_MODEL", "/nowhere/tse-lite-causal-d1.safetensors")
+    rc, _, err = run(capsys, "extract", short_wav, "-d", 1, "-o", tmp_path / "o.wav")
+    _assert_error(rc, err, "lite-lstm-d1.safetensors")
+    # any other missing file is just missing
+    rc, _, err = run(capsys, "scan", short_wav, "--model", tmp_path / "tse-lite-causal-d2.safetensors")
+    _assert_error(rc, err, "no such checkpoint")
+    assert "now named" not in err
+
+
 def test_error_unknown_device(capsys, rand_ckpt):
     rc, _, err = run(capsys, "stream", "--input-device", "no-such-microphone-xyz", "-d", 1,
                      "--seconds", 1, "--model", rand_ckpt)

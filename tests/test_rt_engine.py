@@ -67,7 +67,7 @@ def test_import_is_light():
 @pytest.mark.skipif(not SHIPPED.is_file(), reason="shipped checkpoint not there yet")
 def test_shipped_model_loads_and_extracts():
     m = load_model(device="cpu")
-    assert m.causal and m.config.preset == "lite-lstm"   # since session 9
+    assert m.causal and m.config.preset == "lite-lstm"   # lite-lstm-d1: the file says its network
     x = demo_at(m.sample_rate, 2.0)
     y = m.extract(x, 1.0)
     assert y.shape == x.shape and np.all(np.isfinite(y))

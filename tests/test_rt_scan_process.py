@@ -1,4 +1,4 @@
-"""realtime_tse.scan_process: the live distance scan in a child process (issue 10: out of the audio
+"""realtime_tse.scan_process: the live distance scan in a child process (out of the audio
 process's GIL). These tests count and compare values, never time; their deadlines are generous
 (a child imports torch, seconds on a loaded 2-core machine). Timing lives in
 benchmarks/bench_realtime.py."""

@@ -13,7 +13,7 @@ from train.rooms import room_preset
 from train.trainer import TrainConfig, Trainer, _optim_tensors
 
 REPO = Path(__file__).resolve().parents[1]
-STATE = REPO / "assets" / "models" / "train_state" / "tse-lite-causal-d1-last.safetensors"
+STATE = REPO / "experiments" / "train_state" / "tse-lite-causal-d1-last.safetensors"
 CPU_RECIPE = REPO / "train" / "configs" / "lite_d1_cpu.toml"
 
 

@@ -1,4 +1,4 @@
-"""scripts/make_tts_corpus.py: the unseen-voice corpus of issue 8 (skips without flite / espeak-ng)."""
+"""scripts/make_tts_corpus.py: the unseen-voice corpus (skips without flite / espeak-ng)."""
 import shutil
 import subprocess
 import sys

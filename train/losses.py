@@ -84,7 +84,7 @@ def batch_loss(est: torch.Tensor, batch: dict, presence: str = "sdr", pit_pairs:
     pair are single-talker queries, the pair is scored with the better of the two assignments of
     estimates to targets (permutation-invariant training, PIT): the network is rewarded for
     separating the two talkers before it has learnt which one the query means, the grouping that a
-    query-only loss cannot teach from scratch (issue 8 diagnostics in ``train/configs/README.md``).
+    query-only loss cannot teach from scratch (diagnostics in ``experiments/FINDINGS.md``).
     Other pairs are scored as usual. ``pit_weight`` in [0, 1] blends the two scores of such a pair,
     ``pit_weight * PIT + (1 - pit_weight) * query-bound`` (a soft switch from PIT to the query).
     ``pit_only``: optional bool tensor [B / 2]; PIT applies only to the pairs marked True (the others

@@ -94,7 +94,7 @@ class BudgetProgress:
 
 def verdict(metrics: dict) -> str:
     """What the validation figures say, in words: "not separating yet" below 1 dB single-talker
-    SI-SDRi, "starting to separate" from 1 dB, "separating" from 3 dB (issue 8's floor)."""
+    SI-SDRi, "starting to separate" from 1 dB, "separating" from 3 dB (the quality floor in ``docs/model-card.md``)."""
     si = metrics.get("si_sdri_single", math.nan)
     if not math.isfinite(si):
         return "no single-talker validation queries"

@@ -190,7 +190,7 @@ def fixed_query_pairs(d_q: torch.Tensor, kinds: list, queries, share: float,
     two streams, one per token, like a two-output uPIT separator, without having to know either
     talker's distance first. With a query at the talkers' own distances the same split is ambiguous
     (a query at 2 m is the farther talker of a 1 m / 2 m pair and the nearer one of a 2 m / 3 m pair),
-    which capped PIT through the query at about 1 dB (issue 8, session 9). ``share`` < 1 mixes in
+    which capped PIT through the query at about 1 dB (``experiments/FINDINGS.md``). ``share`` < 1 mixes in
     pairs at their true queries (a soft switch to the query-bound loss).
 
     Args:
