@@ -8,7 +8,10 @@ queries) and ``absence_level_db`` (dB re input, absence queries) the two panels;
 ``sep_si_sdri_single`` (SI-SDRi towards whichever talker the output is closer to, in logs of
 PIT recipes) it is drawn dotted in the run's colour, and ``pit_fixed_si_sdri`` (the two outputs
 queried at two fixed tokens, better assignment; logs of token recipes) dash-dotted. Dashed lines mark the
-quality floors (3 dB SI-SDRi, -10 dB absence level).
+quality floors (3 dB SI-SDRi, -10 dB absence level). Where any log has ``swap_right_in_both`` (the
+position-swap test on validation voice pairs, ``train/swaptest.py``) a third panel shows that
+share against the same hours, with the 80 % floor and the 25 % of a model that ignores both
+voice and distance.
 """
 from __future__ import annotations
 
@@ -27,22 +30,24 @@ def read_log(path: str | Path) -> dict[str, list[float]]:
         rows = list(csv.DictReader(f))
     cols = ("step", "train_seconds", "si_sdri_single", "absence_level_db")
     out = {c: [float(r[c]) if r.get(c) not in ("", None) else float("nan") for r in rows] for c in cols}
-    for c in ("sep_si_sdri_single", "pit_fixed_si_sdri"):
+    for c in ("sep_si_sdri_single", "pit_fixed_si_sdri", "swap_right_in_both"):
         if rows and c in rows[0]:
             out[c] = [float(r[c]) if r.get(c) not in ("", None) else float("nan") for r in rows]
     return out
 
 
 def plot(out: str | Path, runs: dict[str, str | Path]) -> None:
-    """Write the two-panel PNG ``out`` for ``runs`` (label -> log.csv)."""
+    """Write the PNG ``out`` for ``runs`` (label -> log.csv): two panels, three with swap-test logs."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (a1, a2) = plt.subplots(2, 1, figsize=(7, 6), sharex=True)
-    for label, path in runs.items():
-        log = read_log(path)
+    logs = {label: read_log(path) for label, path in runs.items()}
+    swap = any("swap_right_in_both" in log for log in logs.values())
+    fig, axes = plt.subplots(3 if swap else 2, 1, figsize=(7, 8.5 if swap else 6), sharex=True)
+    a1, a2 = axes[0], axes[1]
+    for label, log in logs.items():
         hours = [s / 3600 for s in log["train_seconds"]]
         line, = a1.plot(hours, log["si_sdri_single"], label=label)
         if "pit_fixed_si_sdri" in log:
@@ -52,11 +57,20 @@ def plot(out: str | Path, runs: dict[str, str | Path]) -> None:
             a1.plot(hours, log["sep_si_sdri_single"], ls=":", c=line.get_color(),
                     label=f"{label}: separation (either talker)")
         a2.plot(hours, log["absence_level_db"], label=label)
+        if swap:
+            axes[2].plot(hours, [100 * v for v in log.get("swap_right_in_both", [float("nan")] * len(hours))],
+                         label=label, c=line.get_color())
+    if swap:
+        axes[2].axhline(80.0, ls="--", c="grey", lw=0.8)
+        axes[2].axhline(25.0, ls=":", c="grey", lw=0.8)
+        axes[2].set_ylabel("swap test: right in both (%)")
+        axes[2].set_ylim(0, 100)
+        axes[2].grid(alpha=0.3)
     a1.axhline(3.0, ls="--", c="grey", lw=0.8)
     a2.axhline(-10.0, ls="--", c="grey", lw=0.8)
     a1.set_ylabel("val. SI-SDRi, single (dB)")
     a2.set_ylabel("absence output re input (dB)")
-    a2.set_xlabel("hours spent in training steps (wall clock, 1 thread, on 2 shared cores)")
+    axes[-1].set_xlabel("hours spent in training steps (wall clock, 1 thread, on 2 shared cores)")
     a1.legend(fontsize=8)
     a1.grid(alpha=0.3)
     a2.grid(alpha=0.3)
