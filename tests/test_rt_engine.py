@@ -329,11 +329,13 @@ def test_live_engine_file_input_records_and_scans(model, tmp_path):
         eng.stop()
     assert rec.closed and eng.recorder is None
     info = sf.info(rec.path)
-    assert info.samplerate == model.sample_rate
+    # recorded at the input file's rate (16 kHz), the model's rate (8 kHz) in the sidecar
+    assert info.samplerate == sf.info(DEMO_MIX).samplerate == 2 * model.sample_rate
     blocks = eng.stream.blocks_processed
-    assert info.frames == blocks * eng.block_samples
+    assert abs(info.frames - 2 * blocks * eng.block_samples) <= 0.01 * info.samplerate
     assert sf.info(rec.input_path).frames == info.frames
     side = json.loads(rec.sidecar_path.read_text())
+    assert side["sample_rate"] == info.samplerate and side["extra"]["model_sample_rate"] == 8000
     assert [c["d_q_m"] for c in side["distance_changes"]] == [1.0, 3.0]
     # a second recording never overwrites the first
     eng2 = LiveEngine(model, input_file=DEMO_MIX, output_device="null", scan=False)
