@@ -166,9 +166,10 @@ def cmd_extract(args) -> int:
     xm = resample(x, sr, model.sample_rate)
     if args.streaming:
         from .progress import progress_bar as _bar  # noqa: PLC0415
-        s = model.stream(block_ms=args.block_ms)
-        xp = np.concatenate([xm, np.zeros(s.delay_samples, np.float32)])
+        s = model.stream(block_ms=args.block_ms, aligned=True)  # whole blocks, as live
         B = s.block_samples
+        pad = s.delay_samples + (-(len(xm) + s.delay_samples)) % B  # flush, then whole blocks
+        xp = np.concatenate([xm, np.zeros(pad, np.float32)])
         ys = []
         with _bar(len(xp) / model.sample_rate, None if len(xp) >= 10 * model.sample_rate
                   else False, "extract") as bar:

@@ -136,7 +136,8 @@ def test_streaming_equals_offline_delayed(model, demo_model_rate, block_ms):
     assert out.shape == x.shape and out.dtype == np.float32
     D = s.delay_samples
     assert D == model.config.n_fft  # hop of buffering + the model's look-ahead (n_fft - hop)
-    assert s.latency_s == pytest.approx((B + model.config.n_fft) / model.sample_rate)  # frame + block
+    # the algorithmic latency: block + frame - hop (this streamer buffers one hop more)
+    assert s.latency_s == pytest.approx((B + model.config.n_fft - model.config.hop) / model.sample_rate)
     assert np.all(out[:s.prefill] == 0) and np.max(np.abs(out[:D])) < 1e-4 * np.max(np.abs(y))
     assert _rel_err(out[D:], y[:len(x) - D]) < 1e-4
 
