@@ -97,7 +97,7 @@ def cmd_stream(args) -> int:
         raise CLIError(str(e)) from e
     st = eng.stream
     src = args.input_file or (str(st.input_info) if st.input_info else "?")
-    dst = str(st.output_info) if st.output_info else "none (taps only)"
+    dst = str(st.output_info) if st.output_info else "no playback"
     print(f"streaming {src} -> {dst}: distance {d:g} m, model {model.name} "
           f"({model.sample_rate} Hz, {model.device.type}), blocks {eng.streamer.block_ms:g} ms, "
           f"delay {_fmt_delay(eng)}" + ("" if args.seconds else "; Ctrl-C stops"),
@@ -197,11 +197,13 @@ def headless_demo(args) -> int:
     print(f"headless: no window; streaming {src.name}{truth} through {model.name} "
           f"({model.sample_rate} Hz, {model.device.type}) at {d:g} m for {seconds:.1f} s, "
           f"output -> {dst}", flush=True)
+    from .model_card import MODEL_CARD, measured_line, network_text  # noqa: PLC0415
+    print(f"{model.name}: {network_text(model.config, model.provenance)}. "
+          f"{measured_line(model.provenance)} (model card: {MODEL_CARD})", flush=True)
     rc = _run_live(eng, seconds, quiet=True)
     print(f"extracted audio ({d:g} m): {rec.path} ({rec.duration_s:.1f} s, {rec.sample_rate} Hz)")
     print(f"RTF {eng.rtf:.2f}, xruns {eng.xruns}, algorithmic latency "
           f"{eng.algorithmic_latency_ms:.0f} ms")
-    print("To get the window: run `realtime-tse` in a desktop session (DISPLAY or WAYLAND_DISPLAY "
-          "set), e.g. `scripts/run_app.sh`; on a server, `xvfb-run realtime-tse` or "
-          "QT_QPA_PLATFORM=offscreen for screenshots.")
+    from .launch_hint import window_hint  # noqa: PLC0415
+    print(window_hint())
     return rc
