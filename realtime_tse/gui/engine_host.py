@@ -2,6 +2,8 @@
 the window says about a checkpoint (:func:`describe_room`)."""
 from __future__ import annotations
 
+import importlib.util
+import sys
 import threading
 import traceback
 from pathlib import Path
@@ -16,6 +18,28 @@ __all__ = ["EngineHost", "describe_room", "one_line", "source_text"]
 def _engine_module():
     from realtime_tse import engine  # imported late: torch loads in a second, after the window shows
     return engine
+
+
+def prefetch_torch_libraries(chunk_mb: int = 4) -> int:
+    """Read torch's shared libraries once (about 0.5 GB) so that importing torch finds them in the
+    page cache. Importing an extension module holds the GIL while the dynamic loader reads the
+    library from disk; on a cold start that kept the window's Qt thread (which needs the GIL to
+    paint its Python-drawn widgets) from painting for many seconds. Plain file reads release the
+    GIL, so this runs on the helper thread first and the window keeps painting. Returns the bytes
+    read (0 when torch is already imported or not found; never raises)."""
+    if "torch" in sys.modules:
+        return 0
+    try:
+        spec = importlib.util.find_spec("torch")
+        libs = sorted((Path(spec.origin).parent / "lib").glob("*.so*")) if spec and spec.origin else []
+        buf, total = bytearray(chunk_mb << 20), 0
+        for p in libs:
+            with open(p, "rb", buffering=0) as f:
+                while (n := f.readinto(buf)):
+                    total += n
+        return total
+    except Exception:  # noqa: BLE001  (a hint for the page cache, nothing depends on it)
+        return 0
 
 
 
@@ -56,6 +80,8 @@ class EngineHost(QObject):
     checkpoint or an unreadable file leaves the running engine alone.
 
     Signals (queued to the Qt thread):
+        progress(text): what the job is doing now, in words ("loading the model ...", "opening the
+            demo input ...", "starting audio ...").
         ready(engine, model): a new engine is running (the previous one has been stopped).
         failed(kind, message): "model" (bad checkpoint) or "source" (unknown device, unreadable
             file): the previous engine keeps running; "audio" (the new engine failed to start):
@@ -63,6 +89,7 @@ class EngineHost(QObject):
         engine_error(engine, message): an engine reported an error (device lost, ...).
     """
 
+    progress = Signal(str)
     ready = Signal(object, object)
     failed = Signal(str, str)
     engine_error = Signal(object, str)
@@ -100,9 +127,17 @@ class EngineHost(QObject):
             self._do(job)
 
     def _do(self, job):
-        eng_mod = _engine_module()
         key = (str(job["model_path"]) if job["model_path"] else None, job["device"])
         model = self.model
+        if model is None or key != self.model_key:
+            name = Path(job["model_path"]).name if job["model_path"] else "the shipped model"
+            first = "torch" not in sys.modules
+            self.progress.emit(f"loading {name}" + (" (the first start loads torch: up to a "
+                                                    "minute on a slow machine)" if first else "")
+                               + "\u2026")
+            if first:
+                prefetch_torch_libraries()
+        eng_mod = _engine_module()
         if model is None or key != self.model_key:
             try:
                 model = eng_mod.load_model(job["model_path"], device=job["device"])
@@ -130,6 +165,7 @@ class EngineHost(QObject):
                     list_devices(refresh=True)
             except Exception:  # noqa: BLE001  (no PortAudio: the engine says so below)
                 pass
+        self.progress.emit(f"opening {source_text(job['source'])}\u2026")
         params = dict(job["params"])
         lo, hi = model.distance_range
         params["distance_m"] = min(hi, max(lo, float(params.get("distance_m", (lo + hi) / 2))))
@@ -143,6 +179,7 @@ class EngineHost(QObject):
             return
         self.stop_engine()
         self.model, self.model_key = model, key
+        self.progress.emit("starting audio\u2026")
         try:
             eng.start()
         except Exception as e:

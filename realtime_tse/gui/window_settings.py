@@ -73,7 +73,7 @@ def restore_settings(win, model_path, source, output, distance=None) -> None:
 
     # model
     win.model_combo.blockSignals(True)
-    win.model_combo.addItem("Shipped: tse-lite-causal-d1" if SHIPPED_MODEL.is_file()
+    win.model_combo.addItem(f"Shipped: {SHIPPED_MODEL.stem}" if SHIPPED_MODEL.is_file()
                              else "Shipped model (missing)", None)
     win.model_combo.blockSignals(False)
     mp = model_path if model_path is not None else (s.value("model_path", "") or None)
