@@ -216,8 +216,10 @@ class MainWindow(QMainWindow):
             return
         self.st_state.setText(text)
         self.st_busy.show()
-        if text.startswith("loading") and self.model is None:
-            self.model_info.setText(text[0].upper() + text[1:])
+        if self.model is None:  # the first model: the Model box follows until it shows the model
+            loading = text.startswith(("loading", "starting\u2026"))
+            self.model_info.setText(text[0].upper() + text[1:] if loading
+                                    else "Model loaded; the audio is starting\u2026")
 
     def _on_engine_ready(self, engine, model):
         self._show_progress(None)

@@ -2,7 +2,6 @@
 the window says about a checkpoint (:func:`describe_room`)."""
 from __future__ import annotations
 
-import importlib.util
 import sys
 import threading
 import traceback
@@ -18,29 +17,6 @@ __all__ = ["EngineHost", "describe_room", "one_line", "source_text"]
 def _engine_module():
     from realtime_tse import engine  # imported late: torch loads in a second, after the window shows
     return engine
-
-
-def prefetch_torch_libraries(chunk_mb: int = 4) -> int:
-    """Read torch's shared libraries once (about 0.5 GB) so that importing torch finds them in the
-    page cache. Importing an extension module holds the GIL while the dynamic loader reads the
-    library from disk; on a cold start that kept the window's Qt thread (which needs the GIL to
-    paint its Python-drawn widgets) from painting for many seconds. Plain file reads release the
-    GIL, so this runs on the helper thread first and the window keeps painting. Returns the bytes
-    read (0 when torch is already imported or not found; never raises)."""
-    if "torch" in sys.modules:
-        return 0
-    try:
-        spec = importlib.util.find_spec("torch")
-        libs = sorted((Path(spec.origin).parent / "lib").glob("*.so*")) if spec and spec.origin else []
-        buf, total = bytearray(chunk_mb << 20), 0
-        for p in libs:
-            with open(p, "rb", buffering=0) as f:
-                while (n := f.readinto(buf)):
-                    total += n
-        return total
-    except Exception:  # noqa: BLE001  (a hint for the page cache, nothing depends on it)
-        return 0
-
 
 
 def describe_room(prov: dict) -> str:
@@ -132,11 +108,8 @@ class EngineHost(QObject):
         if model is None or key != self.model_key:
             name = Path(job["model_path"]).name if job["model_path"] else "the shipped model"
             first = "torch" not in sys.modules
-            self.progress.emit(f"loading {name}" + (" (the first start loads torch: up to a "
-                                                    "minute on a slow machine)" if first else "")
-                               + "\u2026")
-            if first:
-                prefetch_torch_libraries()
+            self.progress.emit(f"loading {name}" + (" and torch (the first start takes longest)"
+                                                    if first else "") + "\u2026")
         eng_mod = _engine_module()
         if model is None or key != self.model_key:
             try:
