@@ -216,10 +216,10 @@ class MainWindow(QMainWindow):
             return
         self.st_state.setText(text)
         self.st_busy.show()
-        if self.model is None:  # the first model: the Model box follows until it shows the model
+        if self.model is None:  # the first model: a short line (the status bar has the detail)
             loading = text.startswith(("loading", "starting\u2026"))
-            self.model_info.setText(text[0].upper() + text[1:] if loading
-                                    else "Model loaded; the audio is starting\u2026")
+            self.model_info.setText("Loading the model\u2026" if loading
+                                    else "Model loaded, starting the audio\u2026")
 
     def _on_engine_ready(self, engine, model):
         self._show_progress(None)
