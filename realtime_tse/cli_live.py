@@ -119,30 +119,49 @@ def _has_display() -> bool:
                 or os.environ.get("QT_QPA_PLATFORM"))
 
 
-def _qt_can_start(timeout: float = 20.0) -> tuple[bool, str]:
+def _qt_can_start(timeout: float = 20.0, while_waiting=None) -> tuple[bool, str]:
     """Try to create a QApplication in a child process (a Qt that cannot reach the display aborts
-    the whole process, so it is never tried in this one)."""
+    the whole process, so it is never tried in this one). ``while_waiting()`` runs in this process
+    while the child checks (the window's imports: the two overlap on a multi-core machine)."""
     code = "from PySide6.QtWidgets import QApplication; QApplication([]); print('ok')"
     try:
-        r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                           timeout=timeout)
-    except (OSError, subprocess.TimeoutExpired) as e:
+        p = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+    except OSError as e:
         return False, str(e)
-    if r.returncode == 0 and "ok" in r.stdout:
+    if while_waiting is not None:
+        while_waiting()
+    try:
+        out, err = p.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired as e:
+        p.kill()
+        p.communicate()
+        return False, str(e)
+    if p.returncode == 0 and "ok" in out:
         return True, ""
-    lines = [ln.strip() for ln in (r.stderr or r.stdout).strip().splitlines() if ln.strip()]
+    lines = [ln.strip() for ln in (err or out).strip().splitlines() if ln.strip()]
     key = [ln for ln in lines if "could not" in ln.lower() or "cannot" in ln.lower()]
-    return False, (key or lines or [f"exit status {r.returncode}"])[0]
+    return False, (key or lines or [f"exit status {p.returncode}"])[0]
+
+
+def _import_gui():
+    """The window's ``main`` (importing Qt, pyqtgraph and the window's modules), or the
+    ImportError that stopped it."""
+    try:
+        from .gui.app import main as gui_main  # noqa: PLC0415
+    except ImportError as e:
+        return e
+    return gui_main
 
 
 def cmd_default(args) -> int:
     if not args.headless and _has_display():
-        ok, why = _qt_can_start()
+        gui = []
+        ok, why = _qt_can_start(while_waiting=lambda: gui.append(_import_gui()))
         if ok:
-            try:
-                from .gui.app import main as gui_main  # noqa: PLC0415
-            except ImportError as e:
-                why = f"the GUI is not available ({e})"
+            gui_main = gui[0] if gui else _import_gui()
+            if isinstance(gui_main, ImportError):
+                why = f"the GUI is not available ({gui_main})"
             else:
                 gui_argv = ["--device", str(args.device)]
                 if args.model:
