@@ -1,5 +1,7 @@
-"""How to get the window when ``realtime-tse`` ran headless: the commands named work as printed,
-from where the user is (:func:`app_command`, :func:`window_hint`)."""
+"""Commands named in hints work as printed, from where the user is: the installed scripts
+(``realtime-tse``, ``tse-train``, ``tse-eval``) by the name the shell finds, else by their path in
+the virtual environment (:func:`app_command`); how to get the window after a headless run
+(:func:`window_hint`)."""
 from __future__ import annotations
 
 import os
@@ -11,6 +13,7 @@ from pathlib import Path
 __all__ = ["app_command", "window_hint"]
 
 _REPO = Path(__file__).resolve().parent.parent
+_MODULES = {"realtime-tse": "realtime_tse.cli", "tse-train": "train.cli"}  # python -m fallbacks
 
 
 def _shown(path: Path, cwd: Path) -> str:
@@ -22,19 +25,21 @@ def _shown(path: Path, cwd: Path) -> str:
     return shlex.quote(str(rel) if "/" in str(rel) else f"./{rel}")
 
 
-def app_command(cwd: str | Path | None = None) -> str:
-    """The command that starts the app, as the user can type it in ``cwd`` (default: the current
-    directory): ``realtime-tse`` when that is on PATH, else the script next to this Python
-    (e.g. ``.venv/bin/realtime-tse``), else ``python -m realtime_tse.cli`` with this Python."""
+def app_command(cwd: str | Path | None = None, name: str = "realtime-tse") -> str:
+    """The command ``name`` (an installed script of this package) as the user can type it in
+    ``cwd`` (default: the current directory): ``name`` when the shell finds this environment's
+    script by it, else the script's path next to this Python (e.g. ``.venv/bin/realtime-tse``),
+    else ``python -m MODULE`` with this Python (``name`` itself when it has no module form)."""
     cwd = Path(cwd or os.getcwd()).resolve()
     exe = Path(sys.executable)
-    script = exe.parent / "realtime-tse"
-    on_path = shutil.which("realtime-tse")
+    script = exe.parent / name
+    on_path = shutil.which(name)
     if on_path and (not script.is_file() or Path(on_path).resolve() == script.resolve()):
-        return "realtime-tse"
+        return name
     if script.is_file():
         return _shown(script.absolute(), cwd)
-    return f"{_shown(exe.absolute(), cwd)} -m realtime_tse.cli"
+    module = _MODULES.get(name)
+    return f"{_shown(exe.absolute(), cwd)} -m {module}" if module else name
 
 
 def window_hint(cwd: str | Path | None = None) -> str:

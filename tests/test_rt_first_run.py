@@ -153,3 +153,11 @@ def test_measured_line_says_not_measured_without_an_evaluation():
     cfg = type("C", (), {"preset": "lite-lstm"})()
     assert network_text(cfg, {"parameters": 1142817}) == \
         "network lite-lstm (causal LSTM with a distance token, 1.14 M parameters)"
+
+
+@pytest.mark.parametrize("name", ["realtime-tse", "tse-train", "tse-eval"])
+def test_named_commands_run_as_printed_from_the_repo_and_elsewhere(name, tmp_path):
+    for cwd in (REPO, tmp_path):
+        cmd = app_command(cwd, name=name)
+        assert name in cmd or "-m" in cmd
+        assert _runnable(cmd, cwd), (cmd, cwd)
