@@ -340,10 +340,12 @@ class LiveEngine:
         self.stop()
 
     # -- recording -------------------------------------------------------------------------------
-    def start_recording(self, path=None, record_input: bool = False):
+    def start_recording(self, path=None, record_input: bool = False,
+                        sample_rate: int | None = None):
         """Record the output (what goes to the speakers) to ``path`` (default a time-stamped WAV
         in the recordings dir; never overwrites), at the input's rate (the file's, or the input
-        device's own: :func:`realtime_tse.record_rate.recording_rate`); the sidecar's
+        device's: :func:`realtime_tse.record_rate.recording_rate`) unless ``sample_rate`` (Hz)
+        says otherwise (e.g. the model's rate, to compare with offline extraction); the sidecar's
         ``extra.model_sample_rate`` is the model's rate. Returns the Recorder."""
         from .record_rate import ResampledTap, recording_rate  # noqa: PLC0415
         from .recorder import Recorder, recording_path  # noqa: PLC0415
@@ -352,7 +354,7 @@ class LiveEngine:
                 raise RuntimeError(f"already recording to {self._recorder.path}")
             if path is None:
                 path = recording_path()
-            rate = recording_rate(self._stream, self.model.sample_rate)
+            rate = int(sample_rate or recording_rate(self._stream, self.model.sample_rate))
             rec = Recorder(path, rate, model_name=self.model.name,
                            record_input=record_input,
                            extra={"block_ms": self.streamer.block_ms,

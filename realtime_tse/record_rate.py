@@ -3,8 +3,8 @@ model-rate blocks to it (:class:`ResampledTap`).
 
 One rule for every recording the app makes (``extract``, ``stream --record``, the headless demo and
 the window's Record button): a recording is written at the rate of what was listened to, the input
-file's rate or the input device's own rate, never at the model's rate. The model's rate goes into
-the recording's JSON sidecar (``model_sample_rate``).
+file's rate or the rate the input device runs at, not at the model's rate. The model's rate goes
+into the recording's JSON sidecar (``model_sample_rate``).
 """
 from __future__ import annotations
 
@@ -20,16 +20,15 @@ def recording_rate(stream, model_rate: int) -> int:
         stream: the live :class:`realtime_tse.audio_stream.AudioStream` (or None).
         model_rate: the model's sample rate (Hz): used only when there is no input to follow.
     Returns:
-        The input file's rate when the stream reads a file; else the input device's own rate
-        (``default_samplerate``, e.g. 48000 Hz, even where the device is opened at the model rate);
-        else ``model_rate``.
+        The input file's rate when the stream reads a file; else, when it captures a device, the
+        rate the device runs at (``device_rate``: the model's rate where the device takes it, else
+        the device's own); else ``model_rate``.
     """
     src = getattr(stream, "_file", None)
     if src is not None:
         return int(src.file_rate)
-    info = getattr(stream, "input_info", None)
-    if info is not None and getattr(info, "default_samplerate", 0):
-        return int(round(info.default_samplerate))
+    if getattr(stream, "captures", False) and getattr(stream, "device_rate", 0):
+        return int(stream.device_rate)
     return int(model_rate)
 
 

@@ -418,7 +418,8 @@ def test_live_engine_through_pulse_null_sink(pulse_null_sink, model, monkeypatch
             eng = LiveEngine(model, block_ms=64, input_device="pulse", output_device="pulse",
                              distance_m=1.0, scan_seconds=2.0, device_rate=fs,
                              stall_timeout_s=5.0)
-            rec = eng.start_recording(tmp_path / f"live{attempt}.wav", record_input=True)
+            rec = eng.start_recording(tmp_path / f"live{attempt}.wav", record_input=True,
+                                      sample_rate=model.sample_rate)  # the engine's own samples
             h = None
             try:
                 eng.start()

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 import types
 from pathlib import Path
 
 import numpy as np
+import pytest
 import soundfile as sf
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -19,12 +21,12 @@ from realtime_tse.record_rate import ResampledTap, recording_rate  # noqa: E402
 
 def test_recording_rate_follows_the_file_then_the_input_device():
     file_stream = types.SimpleNamespace(_file=types.SimpleNamespace(file_rate=44100),
-                                        input_info=None)
-    mic = types.SimpleNamespace(_file=None, input_info=types.SimpleNamespace(default_samplerate=48000.0))
-    no_input = types.SimpleNamespace(_file=None, input_info=None)
+                                        captures=False, device_rate=8000)
+    mic = types.SimpleNamespace(_file=None, captures=True, device_rate=48000)
+    playback_only = types.SimpleNamespace(_file=None, captures=False, device_rate=48000)
     assert recording_rate(file_stream, 8000) == 44100
     assert recording_rate(mic, 8000) == 48000
-    assert recording_rate(no_input, 8000) == 8000
+    assert recording_rate(playback_only, 8000) == 8000
     assert recording_rate(None, 16000) == 16000
 
 
@@ -61,3 +63,24 @@ def test_extract_and_stream_record_at_the_input_files_rate(capsys, rand_ckpt, tm
     assert sf.info(out).samplerate == sf.info(rec).samplerate == 16000
     side = json.loads(rec.with_name(rec.name + ".json").read_text())
     assert side["sample_rate"] == 16000 and side["extra"]["model_sample_rate"] == 8000
+
+
+@pytest.mark.audio
+def test_a_microphone_recording_is_at_the_rate_the_device_runs(pulse_null_sink, rand_ckpt, tmp_path):
+    from realtime_tse.live import LiveEngine
+    from realtime_tse.model import load_model
+    m = load_model(rand_ckpt, device="cpu")
+    eng = LiveEngine(m, input_device="pulse", output_device="null", scan=False, device_rate=16000)
+    rec = eng.start_recording(tmp_path / "mic.wav")
+    eng.start()
+    try:
+        deadline = time.monotonic() + 20  # a loaded machine: the device may take seconds to start
+        while eng.stream.blocks_processed < 8 and time.monotonic() < deadline and not eng.error:
+            time.sleep(0.1)
+    finally:
+        eng.stop()
+    assert eng.error is None and eng.stream.blocks_processed >= 8, eng.stats()
+    info = sf.info(rec.path)
+    assert eng.stream.device_rate == 16000 and info.samplerate == 16000 and info.duration > 0.2
+    side = json.loads(rec.sidecar_path.read_text())
+    assert side["extra"]["model_sample_rate"] == m.sample_rate == 8000
