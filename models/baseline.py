@@ -105,8 +105,9 @@ class LSTMDEGBaseline(nn.Module):
 
     @property
     def algorithmic_latency_s(self) -> float:
-        """One frame in seconds; the caller adds its block length."""
-        return self.cfg.n_fft / self.cfg.sample_rate
+        """The algorithmic latency at the smallest block, one hop (seconds): one frame.
+        Larger blocks: :meth:`models.config.ModelConfig.algorithmic_latency_s`."""
+        return self.cfg.algorithmic_latency_s(self.cfg.hop)
 
     def _masks(self, spec, d_q, prev_lp=None, state=None):
         """[B, T, F] complex -> (mask [B, T, F], LSTM state, last frame's log power [B, F] dB)."""

@@ -114,6 +114,22 @@ class ModelConfig:
         """Hop in seconds."""
         return self.hop / self.sample_rate
 
+    def algorithmic_latency_s(self, block_samples: int) -> float:
+        """The algorithmic latency (seconds) of streaming in blocks of ``block_samples`` samples:
+        the block plus the model's look-ahead, ``(block + n_fft - hop) / sample_rate``. An input
+        sample waits for its block to fill, and a hop of output is final only when the frame after
+        it has arrived (``n_fft - hop`` more samples). The one definition: the streamer, the live
+        engine, the CLI and the window all report this figure (64 ms blocks of the 8 kHz presets:
+        64 + 32 - 16 = 80 ms). Buffering for blocks of any length, devices and sound servers add
+        to it and are reported apart.
+
+        Raises:
+            ValueError: ``block_samples`` not positive.
+        """
+        if block_samples <= 0:
+            raise ValueError(f"block_samples must be positive, got {block_samples}")
+        return (int(block_samples) + self.n_fft - self.hop) / self.sample_rate
+
     # -- validation / presets / JSON -----------------------------------------------------------
     def validate(self) -> "ModelConfig":
         """Check consistency; returns self. Raises ValueError naming the bad field."""

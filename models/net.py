@@ -157,8 +157,9 @@ class DQTSNet(nn.Module):
 
     @property
     def algorithmic_latency_s(self) -> float:
-        """One frame in seconds; the caller adds its block length."""
-        return self.cfg.n_fft / self.cfg.sample_rate
+        """The algorithmic latency at the smallest block, one hop (seconds): one frame.
+        Larger blocks: :meth:`models.config.ModelConfig.algorithmic_latency_s`."""
+        return self.cfg.algorithmic_latency_s(self.cfg.hop)
 
     def _features(self, spec: torch.Tensor) -> torch.Tensor:
         """[B, T, F] complex -> [B, 2, T, F] real/imag, magnitude compressed by ``input_compress``."""

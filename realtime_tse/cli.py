@@ -166,9 +166,10 @@ def cmd_extract(args) -> int:
     xm = resample(x, sr, model.sample_rate)
     if args.streaming:
         from .progress import progress_bar as _bar  # noqa: PLC0415
-        s = model.stream(block_ms=args.block_ms)
-        xp = np.concatenate([xm, np.zeros(s.delay_samples, np.float32)])
+        s = model.stream(block_ms=args.block_ms, aligned=True)  # whole blocks, as live
         B = s.block_samples
+        pad = s.delay_samples + (-(len(xm) + s.delay_samples)) % B  # flush, then whole blocks
+        xp = np.concatenate([xm, np.zeros(pad, np.float32)])
         ys = []
         with _bar(len(xp) / model.sample_rate, None if len(xp) >= 10 * model.sample_rate
                   else False, "extract") as bar:
@@ -240,30 +241,42 @@ def cmd_scan(args) -> int:
     return 0
 
 
-def plot_scan(res, path, title: str = "") -> Path:
-    """Level profile, indicator and the detected talkers (``talkers_m``) as a PNG (matplotlib, Agg
-    backend)."""
+def scan_figure(res, title: str = ""):
+    """The scan as a matplotlib Figure (Agg canvas): the extracted level re input per query
+    distance (the normalised iSDR, ``10 log10(|x_hat|^2 / |y|^2 + tau)``, :mod:`models.detection`),
+    the peak indicator, and each detected talker (``talkers_m``) as a dashed line labelled inside
+    the axes, in headroom above the curves."""
     # the object API on an Agg canvas: no pyplot state, no process-wide backend switch
     from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: PLC0415
     from matplotlib.figure import Figure  # noqa: PLC0415
-    p = Path(path).expanduser()
     fig = Figure(figsize=(7, 3.6), dpi=110)
     FigureCanvasAgg(fig)
     ax = fig.subplots()
-    ax.plot(res.distances_m, res.isdr_db, "o-", color="tab:blue", label="output / input level")
+    ax.plot(res.distances_m, res.isdr_db, "o-", color="tab:blue", label="extracted level")
     ax.set_xlabel("query distance (m)")
-    ax.set_ylabel("10 log10(|x̂|²/|y|² + τ)  (dB)", color="tab:blue")
+    ax.set_ylabel("extracted level re input (dB)", color="tab:blue")
     ax2 = ax.twinx()
     ax2.plot(res.distances_m, res.indicator, "-", color="tab:orange", alpha=0.8,
-             label="indicator (sum within 1 m)")
-    ax2.set_ylabel("indicator", color="tab:orange")
+             label="peak indicator (sum within 1 m)")
+    ax2.set_ylabel("peak indicator", color="tab:orange")
+    for a in (ax, ax2):  # headroom above both curves for the talker labels
+        lo, hi = a.get_ylim()
+        a.set_ylim(lo, hi + 0.18 * (hi - lo))
     for i, d in enumerate(res.talkers_m):
         ax.axvline(d, color="tab:red", ls="--", lw=1)
-        ax.text(d, ax.get_ylim()[1], f" {d:.2f} m", color="tab:red", va="top",
-                fontsize=9, fontweight="bold" if i == 0 else "normal")
+        ax.text(d, 0.97, f" {d:.2f} m", color="tab:red", va="top", ha="left",
+                transform=ax.get_xaxis_transform(), fontsize=9,
+                fontweight="bold" if i == 0 else "normal")
     ax.set_title(f"distance scan {title}".strip())
     ax.grid(alpha=0.3)
     fig.tight_layout()
+    return fig
+
+
+def plot_scan(res, path, title: str = "") -> Path:
+    """:func:`scan_figure` saved as a PNG at ``path``. Raises CLIError when it cannot be written."""
+    p = Path(path).expanduser()
+    fig = scan_figure(res, title)
     try:
         p.parent.mkdir(parents=True, exist_ok=True)
         fig.savefig(p)

@@ -148,11 +148,13 @@ def _summary(out: Path, say) -> None:
         f"{rep['rt60_median_s']:.2f} s"
         + (f"; the simulator makes {sim['rt60_s']:.2f} s of it" if sim else "")
         + "), plot.png, calibration.json")
+    from .launch_hint import app_command  # noqa: PLC0415
+    train, ev = app_command(name="tse-train"), app_command(name="tse-eval")
     say("next: simulate a matched bank and train, then fine-tune on the measured RIRs:\n"
-        f"  tse-train {out}/room.toml --speech SPEECH_DIR --out runs/room\n"
-        f"  tse-train --measured {out}/rirs.csv --init runs/room/best.safetensors "
+        f"  {train} {out}/room.toml --speech SPEECH_DIR --out runs/room\n"
+        f"  {train} --measured {out}/rirs.csv --init runs/room/best.safetensors "
         "--speech SPEECH_DIR --out runs/room-ft\n"
-        f"  tse-eval runs/room-ft/best.safetensors --measured {out}/rirs.csv --speech SPEECH_DIR")
+        f"  {ev} runs/room-ft/best.safetensors --measured {out}/rirs.csv --speech SPEECH_DIR")
 
 
 # ------------------------------------------------------------------------------------ CLI

@@ -97,7 +97,7 @@ def cmd_stream(args) -> int:
         raise CLIError(str(e)) from e
     st = eng.stream
     src = args.input_file or (str(st.input_info) if st.input_info else "?")
-    dst = str(st.output_info) if st.output_info else "none (taps only)"
+    dst = str(st.output_info) if st.output_info else "no playback"
     print(f"streaming {src} -> {dst}: distance {d:g} m, model {model.name} "
           f"({model.sample_rate} Hz, {model.device.type}), blocks {eng.streamer.block_ms:g} ms, "
           f"delay {_fmt_delay(eng)}" + ("" if args.seconds else "; Ctrl-C stops"),
@@ -119,30 +119,49 @@ def _has_display() -> bool:
                 or os.environ.get("QT_QPA_PLATFORM"))
 
 
-def _qt_can_start(timeout: float = 20.0) -> tuple[bool, str]:
+def _qt_can_start(timeout: float = 20.0, while_waiting=None) -> tuple[bool, str]:
     """Try to create a QApplication in a child process (a Qt that cannot reach the display aborts
-    the whole process, so it is never tried in this one)."""
+    the whole process, so it is never tried in this one). ``while_waiting()`` runs in this process
+    while the child checks (the window's imports: the two overlap on a multi-core machine)."""
     code = "from PySide6.QtWidgets import QApplication; QApplication([]); print('ok')"
     try:
-        r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                           timeout=timeout)
-    except (OSError, subprocess.TimeoutExpired) as e:
+        p = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+    except OSError as e:
         return False, str(e)
-    if r.returncode == 0 and "ok" in r.stdout:
+    if while_waiting is not None:
+        while_waiting()
+    try:
+        out, err = p.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired as e:
+        p.kill()
+        p.communicate()
+        return False, str(e)
+    if p.returncode == 0 and "ok" in out:
         return True, ""
-    lines = [ln.strip() for ln in (r.stderr or r.stdout).strip().splitlines() if ln.strip()]
+    lines = [ln.strip() for ln in (err or out).strip().splitlines() if ln.strip()]
     key = [ln for ln in lines if "could not" in ln.lower() or "cannot" in ln.lower()]
-    return False, (key or lines or [f"exit status {r.returncode}"])[0]
+    return False, (key or lines or [f"exit status {p.returncode}"])[0]
+
+
+def _import_gui():
+    """The window's ``main`` (importing Qt, pyqtgraph and the window's modules), or the
+    ImportError that stopped it."""
+    try:
+        from .gui.app import main as gui_main  # noqa: PLC0415
+    except ImportError as e:
+        return e
+    return gui_main
 
 
 def cmd_default(args) -> int:
     if not args.headless and _has_display():
-        ok, why = _qt_can_start()
+        gui = []
+        ok, why = _qt_can_start(while_waiting=lambda: gui.append(_import_gui()))
         if ok:
-            try:
-                from .gui.app import main as gui_main  # noqa: PLC0415
-            except ImportError as e:
-                why = f"the GUI is not available ({e})"
+            gui_main = gui[0] if gui else _import_gui()
+            if isinstance(gui_main, ImportError):
+                why = f"the GUI is not available ({gui_main})"
             else:
                 gui_argv = ["--device", str(args.device)]
                 if args.model:
@@ -197,11 +216,13 @@ def headless_demo(args) -> int:
     print(f"headless: no window; streaming {src.name}{truth} through {model.name} "
           f"({model.sample_rate} Hz, {model.device.type}) at {d:g} m for {seconds:.1f} s, "
           f"output -> {dst}", flush=True)
+    from .model_card import MODEL_CARD, measured_line, network_text  # noqa: PLC0415
+    print(f"{model.name}: {network_text(model.config, model.provenance)}. "
+          f"{measured_line(model.provenance)} (model card: {MODEL_CARD})", flush=True)
     rc = _run_live(eng, seconds, quiet=True)
     print(f"extracted audio ({d:g} m): {rec.path} ({rec.duration_s:.1f} s, {rec.sample_rate} Hz)")
     print(f"RTF {eng.rtf:.2f}, xruns {eng.xruns}, algorithmic latency "
           f"{eng.algorithmic_latency_ms:.0f} ms")
-    print("To get the window: run `realtime-tse` in a desktop session (DISPLAY or WAYLAND_DISPLAY "
-          "set), e.g. `scripts/run_app.sh`; on a server, `xvfb-run realtime-tse` or "
-          "QT_QPA_PLATFORM=offscreen for screenshots.")
+    from .launch_hint import window_hint  # noqa: PLC0415
+    print(window_hint())
     return rc

@@ -38,7 +38,7 @@ class FileSource:
         self.loop = bool(loop)
         self._quality = quality
         self._chunk = max(1, int(round(chunk_s * self.file_rate)))
-        self._rs = self._make_resampler()
+        self._rs = None  # the soxr resampler, made on the first read (:meth:`_resampler`)
         self._pending = np.zeros(0, dtype=np.float32)
         self._file_done = False  # no more file input (not looping, EOF reached)
         self.position = 0  # samples delivered at self.rate
@@ -49,12 +49,14 @@ class FileSource:
         if self.frames == 0:
             self._file_done = True
 
-    def _make_resampler(self):
-        if self.file_rate == self.rate:
-            return None
-        import soxr  # noqa: PLC0415
-        return soxr.ResampleStream(self.file_rate, self.rate, 1, dtype="float32",
-                                   quality=self._quality)
+    def _resampler(self):
+        """The streaming soxr resampler file rate -> ``rate`` (None when they are equal), made on
+        first use: a source that is built and never read holds none."""
+        if self._rs is None and self.file_rate != self.rate:
+            import soxr  # noqa: PLC0415
+            self._rs = soxr.ResampleStream(self.file_rate, self.rate, 1, dtype="float32",
+                                           quality=self._quality)
+        return self._rs
 
     # ---------------------------------------------------------------- info
     @property
@@ -92,8 +94,9 @@ class FileSource:
             else:
                 self._file_done = True
                 last = True
-        if self._rs is not None:
-            x = self._rs.resample_chunk(np.ascontiguousarray(x, dtype=np.float32), last=last)
+        rs = self._resampler()
+        if rs is not None:
+            x = rs.resample_chunk(np.ascontiguousarray(x, dtype=np.float32), last=last)
         if len(x):
             self._pending = np.concatenate([self._pending, x.astype(np.float32, copy=False)])
 
@@ -110,7 +113,7 @@ class FileSource:
 
     def rewind(self) -> None:
         self._sf.seek(0)
-        self._rs = self._make_resampler()
+        self._rs = None  # a fresh resampler state from the start of the file
         self._pending = np.zeros(0, dtype=np.float32)
         self._file_done = self.frames == 0
         self.position = 0
@@ -174,8 +177,12 @@ class FileSource:
             self._thread.join(timeout)
 
     def close(self) -> None:
+        """Stop the pacing thread, close the file and free the resampler (idempotent). A soxr
+        resampler still referenced when the interpreter exits makes nanobind print "leaked
+        instances" lines, so it is released here rather than left to the garbage collector."""
         self.stop()
         self._sf.close()
+        self._rs = None
 
     def __enter__(self):
         return self

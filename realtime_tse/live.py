@@ -340,22 +340,30 @@ class LiveEngine:
         self.stop()
 
     # -- recording -------------------------------------------------------------------------------
-    def start_recording(self, path=None, record_input: bool = False):
-        """Record the output (what goes to the speakers) at the model rate to ``path`` (default a
-        time-stamped WAV in the recordings dir; never overwrites). Returns the Recorder."""
+    def start_recording(self, path=None, record_input: bool = False,
+                        sample_rate: int | None = None):
+        """Record the output (what goes to the speakers) to ``path`` (default a time-stamped WAV
+        in the recordings dir; never overwrites), at the input's rate (the file's, or the input
+        device's: :func:`realtime_tse.record_rate.recording_rate`) unless ``sample_rate`` (Hz)
+        says otherwise (e.g. the model's rate, to compare with offline extraction); the sidecar's
+        ``extra.model_sample_rate`` is the model's rate. Returns the Recorder."""
+        from .record_rate import ResampledTap, recording_rate  # noqa: PLC0415
         from .recorder import Recorder, recording_path  # noqa: PLC0415
         with self._rec_lock:
             if self._recorder is not None and not self._recorder.closed:
                 raise RuntimeError(f"already recording to {self._recorder.path}")
             if path is None:
                 path = recording_path()
-            rec = Recorder(path, self.model.sample_rate, model_name=self.model.name,
+            rate = int(sample_rate or recording_rate(self._stream, self.model.sample_rate))
+            rec = Recorder(path, rate, model_name=self.model.name,
                            record_input=record_input,
                            extra={"block_ms": self.streamer.block_ms,
+                                  "model_sample_rate": self.model.sample_rate,
                                   "input": self.input_file or str(self._input_device),
                                   "checkpoint": str(self.model.path) if self.model.path else None})
             rec.note_distance(self._distance)
-            self._recorder, self._rec_tap = rec, rec.tap
+            self._recorder = rec
+            self._rec_tap = ResampledTap(rec.tap, self.model.sample_rate, rate)
             if self._stream is not None:
                 self._stream.add_tap(self._rec_tap)
             return rec

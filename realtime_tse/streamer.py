@@ -5,9 +5,10 @@ Latency, measured in samples (``Streamer.delay_samples``): ``process()`` output 
 ``n_fft - hop`` (the model's own look-ahead: a hop of output is final once the next frame has
 arrived) plus ``hop`` of internal buffering so that blocks of any length can be accepted
 (``aligned=True`` drops it for callers that always pass whole hops, as the live engine does).
-``Streamer.latency_s`` adds the caller's block buffering: ``(block + delay_samples) / sr``. With the
-default buffering that is one frame plus one block, SPEC.md's figure; the live engine's aligned
-streamer is one hop less (block + frame - hop), and that is what it reports.
+``Streamer.latency_s`` is the algorithmic latency, block + frame - hop
+(:meth:`models.config.ModelConfig.algorithmic_latency_s`, the one definition the engine, the CLI and
+the window report). An aligned streamer's output lags the offline output by exactly the look-ahead
+(frame - hop); one that accepts blocks of any length holds one more hop back (``delay_samples``).
 
 Bidirectional checkpoints (preset ``paper``) stream through a sliding causal window: each block of
 ``block_samples`` is processed together with the last ``window_frames`` frames of input, and the
@@ -51,7 +52,7 @@ class Streamer:
     Attributes:
         block_samples: nominal block in samples (k hops).
         delay_samples: output delay relative to ``model.extract`` in samples.
-        latency_s: algorithmic latency ``(block_samples + delay_samples) / sr``.
+        latency_s: the algorithmic latency ``(block_samples + n_fft - hop) / sr`` (s).
         nonfinite_samples: NaN/Inf input samples replaced by 0 since construction.
         state_resets: times the model state turned non-finite and was started afresh.
     """
@@ -78,8 +79,9 @@ class Streamer:
 
     @property
     def latency_s(self) -> float:
-        """Algorithmic latency: the caller's block plus :attr:`delay_samples`, in seconds."""
-        return (self.block_samples + self.delay_samples) / self.sr
+        """The algorithmic latency in seconds: the block plus the model's look-ahead (frame - hop),
+        :meth:`models.config.ModelConfig.algorithmic_latency_s`."""
+        return self.model.config.algorithmic_latency_s(self.block_samples)
 
     @property
     def block_ms(self) -> float:

@@ -136,7 +136,8 @@ def test_streaming_equals_offline_delayed(model, demo_model_rate, block_ms):
     assert out.shape == x.shape and out.dtype == np.float32
     D = s.delay_samples
     assert D == model.config.n_fft  # hop of buffering + the model's look-ahead (n_fft - hop)
-    assert s.latency_s == pytest.approx((B + model.config.n_fft) / model.sample_rate)  # frame + block
+    # the algorithmic latency: block + frame - hop (this streamer buffers one hop more)
+    assert s.latency_s == pytest.approx((B + model.config.n_fft - model.config.hop) / model.sample_rate)
     assert np.all(out[:s.prefill] == 0) and np.max(np.abs(out[:D])) < 1e-4 * np.max(np.abs(y))
     assert _rel_err(out[D:], y[:len(x) - D]) < 1e-4
 
@@ -329,11 +330,13 @@ def test_live_engine_file_input_records_and_scans(model, tmp_path):
         eng.stop()
     assert rec.closed and eng.recorder is None
     info = sf.info(rec.path)
-    assert info.samplerate == model.sample_rate
+    # recorded at the input file's rate (16 kHz), the model's rate (8 kHz) in the sidecar
+    assert info.samplerate == sf.info(DEMO_MIX).samplerate == 2 * model.sample_rate
     blocks = eng.stream.blocks_processed
-    assert info.frames == blocks * eng.block_samples
+    assert abs(info.frames - 2 * blocks * eng.block_samples) <= 0.01 * info.samplerate
     assert sf.info(rec.input_path).frames == info.frames
     side = json.loads(rec.sidecar_path.read_text())
+    assert side["sample_rate"] == info.samplerate and side["extra"]["model_sample_rate"] == 8000
     assert [c["d_q_m"] for c in side["distance_changes"]] == [1.0, 3.0]
     # a second recording never overwrites the first
     eng2 = LiveEngine(model, input_file=DEMO_MIX, output_device="null", scan=False)
@@ -415,7 +418,8 @@ def test_live_engine_through_pulse_null_sink(pulse_null_sink, model, monkeypatch
             eng = LiveEngine(model, block_ms=64, input_device="pulse", output_device="pulse",
                              distance_m=1.0, scan_seconds=2.0, device_rate=fs,
                              stall_timeout_s=5.0)
-            rec = eng.start_recording(tmp_path / f"live{attempt}.wav", record_input=True)
+            rec = eng.start_recording(tmp_path / f"live{attempt}.wav", record_input=True,
+                                      sample_rate=model.sample_rate)  # the engine's own samples
             h = None
             try:
                 eng.start()

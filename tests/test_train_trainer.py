@@ -189,3 +189,32 @@ def test_token_pit_then_token_order_train_and_log_their_figures(room_setup, tmp_
     assert m["pit_fixed_si_sdri"] >= m["token_order_si_sdri"] - 1e-6   # PIT takes the better assignment
     rows = list(_csv.DictReader(open(tmp_path / "run" / "log.csv")))
     assert [r["step"] for r in rows] == ["2", "4"] and rows[-1]["token_order_si_sdri"] != ""
+
+
+def test_a_training_run_with_warmup_and_plateau_prints_no_warnings(room_setup, tmp_path):
+    import warnings
+
+    import train.trainer as tr
+    room, mk = _room_and_sampler(room_setup, "bank_d")
+    cfg = TrainConfig.from_dict({"batch": 2, "clip_s": 0.5, "model": dict(TINY), "lr": 1e-3,
+                                 "warmup_steps": 3, "steps_per_epoch": 2, "epochs": 3,
+                                 "val_mixtures": 4, "threads": 1})
+    t = tr.Trainer(cfg, room, mk(), mk(), tmp_path / "run")
+    rates = []
+    t.opt.step = _recording(t.opt.step, lambda: rates.append(t.opt.param_groups[0]["lr"]))
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        t.run(steps=5, progress=False)
+    assert [str(w.message)[:80] for w in seen if not issubclass(w.category, ResourceWarning)] == []
+    # the warm-up's first rate is used, not skipped: lr / 3, 2 lr / 3, then lr
+    assert [round(r, 8) for r in rates] == [round(1e-3 / 3, 8), round(2e-3 / 3, 8), 1e-3, 1e-3, 1e-3]
+
+
+def _recording(step, note):
+    """``step`` (an optimiser's step method) calling ``note()`` first; it keeps the attribute torch's
+    schedulers set on the bound method, so they still see each optimiser step."""
+    def wrapped(*a, **k):
+        note()
+        return step(*a, **k)
+    wrapped.__dict__.update(getattr(step, "__dict__", {}))
+    return wrapped

@@ -566,14 +566,20 @@ class Trainer:
         gn = float(torch.nn.utils.clip_grad_norm_(self.net.parameters(), cfg.clip_norm))
         self.opt.step()
         st["step"] += 1
-        if self.warmup is not None:
-            if st["step"] < cfg.warmup_steps:
-                self.warmup.step()
-            else:  # warm-up over: train at the schedule's rate from here on
-                self.warmup = None
-                for g in self.opt.param_groups:
-                    g["lr"] = st["lr"]
+        self._advance_warmup()
         return float(loss.detach()), gn
+
+    def _advance_warmup(self) -> None:
+        """After an optimiser step: the warm-up rate of the next step, or, once warm-up is over, the
+        schedule's rate (``state["lr"]``). Called after ``self.opt.step()`` (torch's order)."""
+        if self.warmup is None:
+            return
+        if self.state["step"] < self.cfg.warmup_steps:
+            self.warmup.step()
+        else:  # warm-up over: train at the schedule's rate from here on
+            self.warmup = None
+            for g in self.opt.param_groups:
+                g["lr"] = self.state["lr"]
 
     def run(self, minutes: float | None = None, steps: int | None = None, progress: bool = True,
             started_at: float | None = None) -> dict:

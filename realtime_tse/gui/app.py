@@ -89,6 +89,7 @@ class MainWindow(QMainWindow):
         self._reported_error = None
         self._closing = False
         self.host = EngineHost(self)
+        self.host.progress.connect(self._show_progress)
         self.host.ready.connect(self._on_engine_ready)
         self.host.failed.connect(self._on_engine_failed)
         self.host.engine_error.connect(self._on_engine_error)
@@ -101,8 +102,8 @@ class MainWindow(QMainWindow):
         self.timer.setInterval(int(1000 / UI_HZ))
         self.timer.timeout.connect(self._tick)
         self.timer.start()
-        if autostart:
-            self.restart_engine()
+        if autostart:  # from the event loop: the window is shown and painted first
+            QTimer.singleShot(0, self.restart_engine)
 
     # ----------------------------------------------------------------- settings
     def save_settings(self):
@@ -187,11 +188,14 @@ class MainWindow(QMainWindow):
         self.restart_engine()
 
     def restart_engine(self):
-        """Apply the current source / output / model choices (the work runs off the Qt thread)."""
+        """Apply the current source / output / model choices (the work runs off the Qt thread;
+        the status bar says what it is doing while it runs)."""
+        if self._closing:
+            return
         if self.recorder is not None:
             self.stop_recording(reason="the audio setup changed")
         self._active_source = self.current_source()
-        self.st_state.setText("starting audio\u2026")
+        self._show_progress("starting\u2026")
         self.host.request(model_path=self.current_model_path(), source=self.current_source(),
                           output=self.current_output(), params=self._engine_params(),
                           device=self.compute_device, live=self.live_config)
@@ -204,7 +208,21 @@ class MainWindow(QMainWindow):
                     wet=self.wet_slider.value() / 100.0, volume=self.vol_slider.value() / 100.0)
 
     # ----------------------------------------------------------------- engine events
+    def _show_progress(self, text: str | None) -> None:
+        """What the engine host is doing (``text``, in words) in the status bar, with the moving
+        bar; None: done (the bar hides, the caller sets the state)."""
+        if text is None:
+            self.st_busy.hide()
+            return
+        self.st_state.setText(text)
+        self.st_busy.show()
+        if self.model is None:  # the first model: a short line (the status bar has the detail)
+            loading = text.startswith(("loading", "starting\u2026"))
+            self.model_info.setText("Loading the model\u2026" if loading
+                                    else "Model loaded, starting the audio\u2026")
+
     def _on_engine_ready(self, engine, model):
+        self._show_progress(None)
         if self._closing:
             return
         self.engine = engine
@@ -221,6 +239,7 @@ class MainWindow(QMainWindow):
         self.st_state.setText(f"running: {source_text(self._running_source)}")
 
     def _on_engine_failed(self, kind, message):
+        self._show_progress(None)
         if kind == "model":
             # the file did not load: fall back to the model that runs (if any) in the combo box
             self.show_message(message + (" \u2014 still using the previous model." if self.engine else ""))
@@ -231,6 +250,8 @@ class MainWindow(QMainWindow):
             self.model_combo.setCurrentIndex(max(0, i))
             if self.engine is None:
                 self.st_state.setText("stopped: no model (open a checkpoint)")
+                if self.model is None:
+                    self.model_info.setText("No model loaded: open a checkpoint.")
         elif kind == "source":
             self.show_message(message + (" \u2014 still playing the previous input." if self.engine else ""))
             if self.engine is not None:
@@ -367,6 +388,17 @@ class MainWindow(QMainWindow):
         if reason:
             self.show_message(f"Recording stopped because {reason}; saved {path}.", level="info")
         return path
+
+    def open_model_card(self) -> None:
+        """Open the model card (``docs/model-card.md``) in the desktop's viewer; when this
+        installation has none, say where it is published."""
+        from ..model_card import MODEL_CARD, model_card_path  # noqa: PLC0415
+        p = model_card_path()
+        if p.is_file():
+            self.open_url(QUrl.fromLocalFile(str(p)))
+        else:
+            self.show_message(f"The model card is not in this installation: see {MODEL_CARD} in "
+                              "the realtime-tse repository.", level="info")
 
     def open_recordings_folder(self):
         if self.last_recording is not None:

@@ -407,11 +407,13 @@ class CalibrateDialog(QDialog):
         self.plot_label.setPixmap(pix.scaledToWidth(min(pix.width(), 740), Qt.SmoothTransformation)
                                   if not pix.isNull() else pix)
         rep = json.loads((out / "calibration.json").read_text())
+        from ..launch_hint import app_command  # noqa: PLC0415
+        train = app_command(name="tse-train")
         self.result_text.setText(
             f"Wrote {out}: {len(rep['takes'])} RIRs (rirs.csv), room.toml (RT60 "
             f"{rep['rt60_median_s']:.2f} s), plot.png.\nNext, in a terminal:\n"
-            f"  tse-train {out}/room.toml --speech SPEECH_DIR --out runs/room\n"
-            f"  tse-train --measured {out}/rirs.csv --init runs/room/best.safetensors "
+            f"  {train} {out}/room.toml --speech SPEECH_DIR --out runs/room\n"
+            f"  {train} --measured {out}/rirs.csv --init runs/room/best.safetensors "
             "--speech SPEECH_DIR --out runs/room-ft")
         self.pages.setCurrentIndex(2)
 

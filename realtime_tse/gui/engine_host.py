@@ -2,6 +2,7 @@
 the window says about a checkpoint (:func:`describe_room`)."""
 from __future__ import annotations
 
+import sys
 import threading
 import traceback
 from pathlib import Path
@@ -16,7 +17,6 @@ __all__ = ["EngineHost", "describe_room", "one_line", "source_text"]
 def _engine_module():
     from realtime_tse import engine  # imported late: torch loads in a second, after the window shows
     return engine
-
 
 
 def describe_room(prov: dict) -> str:
@@ -56,6 +56,8 @@ class EngineHost(QObject):
     checkpoint or an unreadable file leaves the running engine alone.
 
     Signals (queued to the Qt thread):
+        progress(text): what the job is doing now, in words ("loading the model ...", "opening the
+            demo input ...", "starting audio ...").
         ready(engine, model): a new engine is running (the previous one has been stopped).
         failed(kind, message): "model" (bad checkpoint) or "source" (unknown device, unreadable
             file): the previous engine keeps running; "audio" (the new engine failed to start):
@@ -63,6 +65,7 @@ class EngineHost(QObject):
         engine_error(engine, message): an engine reported an error (device lost, ...).
     """
 
+    progress = Signal(str)
     ready = Signal(object, object)
     failed = Signal(str, str)
     engine_error = Signal(object, str)
@@ -100,9 +103,14 @@ class EngineHost(QObject):
             self._do(job)
 
     def _do(self, job):
-        eng_mod = _engine_module()
         key = (str(job["model_path"]) if job["model_path"] else None, job["device"])
         model = self.model
+        if model is None or key != self.model_key:
+            name = Path(job["model_path"]).name if job["model_path"] else "the shipped model"
+            first = "torch" not in sys.modules
+            self.progress.emit(f"loading {name}" + (" and torch (the first start takes longest)"
+                                                    if first else "") + "\u2026")
+        eng_mod = _engine_module()
         if model is None or key != self.model_key:
             try:
                 model = eng_mod.load_model(job["model_path"], device=job["device"])
@@ -130,6 +138,7 @@ class EngineHost(QObject):
                     list_devices(refresh=True)
             except Exception:  # noqa: BLE001  (no PortAudio: the engine says so below)
                 pass
+        self.progress.emit(f"opening {source_text(job['source'])}\u2026")
         params = dict(job["params"])
         lo, hi = model.distance_range
         params["distance_m"] = min(hi, max(lo, float(params.get("distance_m", (lo + hi) / 2))))
@@ -143,6 +152,7 @@ class EngineHost(QObject):
             return
         self.stop_engine()
         self.model, self.model_key = model, key
+        self.progress.emit("starting audio\u2026")
         try:
             eng.start()
         except Exception as e:

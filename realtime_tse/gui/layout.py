@@ -10,8 +10,8 @@ from __future__ import annotations
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import (QComboBox, QFormLayout, QFrame, QGroupBox, QHBoxLayout, QLabel,
-                               QPushButton, QSizePolicy, QSlider, QSplitter, QStatusBar,
-                               QToolButton, QVBoxLayout, QWidget)
+                               QLayout, QProgressBar, QPushButton, QSizePolicy, QSlider, QSplitter,
+                               QStatusBar, QToolButton, QVBoxLayout, QWidget)
 
 from .devices import DeviceCombo
 from .widgets import TALKER_COLOR, DistanceControl, DistanceRadar, LevelMeter, ProfilePlot
@@ -64,6 +64,11 @@ def build_ui(win) -> None:
     win._on_wet(win.wet_slider.value())
     win._on_volume(win.vol_slider.value())
     win.resize(1120, 720)
+    # the minimum size is fixed here, not re-derived by the layout each time a text changes (a
+    # changed minimum is pushed to the window system; the offscreen platform prints a warning
+    # for each, and a window that grows when a label gets longer is not wanted anyway)
+    win.layout().setSizeConstraint(QLayout.SetNoConstraint)
+    win.setMinimumSize(win.minimumSizeHint())
 
 
 def _banner(win) -> QFrame:
@@ -114,9 +119,16 @@ def _model_box(win) -> QGroupBox:
     row.addWidget(win.model_combo, 1)
     row.addWidget(win.open_model_btn)
     vm.addLayout(row)
-    win.model_info = QLabel("loading\u2026")
+    win.model_info = QLabel("loading the model\u2026")
     win.model_info.setWordWrap(True)
     vm.addWidget(win.model_info)
+    win.model_figures = QLabel()  # measured figures and the model card link (readout.show_model)
+    win.model_figures.setObjectName("modelFigures")
+    win.model_figures.setWordWrap(True)
+    win.model_figures.setToolTip("From the checkpoint's provenance: its test evaluation as it "
+                                 "was published with the model")
+    win.model_figures.linkActivated.connect(lambda _href: win.open_model_card())
+    vm.addWidget(win.model_figures)
     return g_model
 
 
@@ -228,6 +240,12 @@ def _status_bar(win) -> None:
     sb = QStatusBar()
     win.setStatusBar(sb)
     win.st_state = QLabel("starting\u2026")
+    win.st_busy = QProgressBar()  # moves while the model loads and the audio opens
+    win.st_busy.setRange(0, 0)
+    win.st_busy.setTextVisible(False)
+    win.st_busy.setFixedSize(90, 12)
+    win.st_busy.hide()
+    sb.addWidget(win.st_busy)
     win.st_device = QLabel()
     win.st_rtf = QLabel()
     win.st_latency = QLabel()

@@ -3,10 +3,12 @@ meters and the status bar from each tick's stats, the profile, radar and detecte
 distance scan, and what the loaded model is."""
 from __future__ import annotations
 
+import html
 import math
 
 import numpy as np
 
+from ..model_card import MODEL_CARD, measured_line, network_text
 from .engine_host import describe_room
 
 __all__ = ["show_stats", "show_scan", "show_model"]
@@ -52,18 +54,23 @@ def show_scan(win, scan) -> None:
 
 
 def show_model(win, model, distance_m: float | None = None) -> None:
-    """The model's line (preset, rate, distances, training room) and the distance range of the
-    control, radar and profile; the query goes to ``distance_m`` (None: it stays where it is,
-    within the new range)."""
+    """What the model is (its file, network, rate, distances, training room), one line of its
+    measured figures with a link to its model card, and the distance range of the control, radar
+    and profile; the query goes to ``distance_m`` (None: it stays where it is, within the new
+    range)."""
     cfg = getattr(model, "config", None)
     sr = getattr(model, "sample_rate", getattr(cfg, "sample_rate", 0))
     lo, hi = getattr(model, "distance_range", (getattr(cfg, "d_min", 0.0), getattr(cfg, "d_max", 5.0)))
     r_spk = getattr(cfg, "r_spk", 0.5)
-    preset = getattr(cfg, "preset", "?")
     prov = getattr(model, "provenance", {}) or {}
+    path = getattr(model, "path", None)
+    name = f"<b>{html.escape(path.name)}</b><br>" if path is not None else ""
     win.model_info.setText(
-        f"<b>{preset}</b> &middot; {sr / 1000:g} kHz &middot; distances {lo:g}\u2013{hi:g} m "
-        f"&middot; talker range \u00b1{r_spk:g} m<br>{describe_room(prov)}")
+        f"{name}{html.escape(network_text(cfg, prov))}<br>{sr / 1000:g} kHz &middot; "
+        f"distances {lo:g}\u2013{hi:g} m &middot; talker range \u00b1{r_spk:g} m<br>"
+        f"{html.escape(describe_room(prov))}")
+    win.model_figures.setText(f"{html.escape(measured_line(prov))} &middot; "
+                              f"<a href=\"{MODEL_CARD}\">model card</a>")
     win.distance.set_range(lo, hi)
     win.distance.set_value(distance_m if distance_m is not None else win.distance.value())
     win.radar.set_range(hi, r_spk)

@@ -405,7 +405,7 @@ class ProfilePlot(pg.PlotWidget):
         self.setMinimumSize(300, 170)
         pi = self.getPlotItem()
         pi.setLabel("bottom", "query distance", units="m")
-        pi.setLabel("left", "output / input", units="dB")
+        pi.setLabel("left", "extracted level re input", units="dB")
         pi.setTitle("Distance profile (level of what each distance would extract)", size="10pt")
         pi.showGrid(x=True, y=True, alpha=0.25)
         pi.setMenuEnabled(False)
@@ -420,9 +420,9 @@ class ProfilePlot(pg.PlotWidget):
         self.query_line = pg.InfiniteLine(pos=1.0, angle=90, movable=True,
                                           pen=pg.mkPen(QUERY_COLOR, width=2),
                                           hoverPen=pg.mkPen(QUERY_COLOR, width=4),
-                                          label="d_q {value:.2f} m",
-                                          labelOpts={"position": 0.93, "color": QUERY_COLOR,
-                                                     "fill": (0, 0, 0, 140)})
+                                          label="listening at {value:.2f} m",
+                                          labelOpts={"position": 0.08, "color": QUERY_COLOR,
+                                                     "fill": (0, 0, 0, 170)})
         pi.addItem(self.query_line)
         self.query_line.sigDragged.connect(lambda ln: self.distanceDragged.emit(float(ln.value())))
         self.empty_text = pg.TextItem("waiting for the first distance scan\u2026", color=_TEXT, anchor=(0.5, 0.5))
@@ -437,10 +437,6 @@ class ProfilePlot(pg.PlotWidget):
         if not self._has_data:
             self.setYRange(-30, 3)
             self.empty_text.setPos((d_min + d_max) / 2, -14)
-
-    def set_query(self, metres: float) -> None:
-        if abs(self.query_line.value() - metres) > 1e-6:
-            self.query_line.setValue(metres)  # sigDragged fires only on mouse drags: no loop
 
     def set_profile(self, distances_m, levels_db, talkers_m) -> None:
         d = np.asarray(distances_m, dtype=float).ravel()
@@ -459,17 +455,34 @@ class ProfilePlot(pg.PlotWidget):
         for item in self.peak_labels:
             self.getPlotItem().removeItem(item)
         self.peak_labels = []
-        lo_d, hi_d = self._range
         for x, y in zip(px, py):
-            right_half = x > lo_d + 0.7 * (hi_d - lo_d)  # label left of the marker near the right edge
             ti = pg.TextItem(f"talker {x:.1f} m", color=TALKER_COLOR,
-                             anchor=(1.1, 1.0) if right_half else (-0.1, 1.0))
+                             anchor=(1.1, 1.0) if self._label_left(x) else (-0.1, 1.0))
             ti.setPos(x, y)
             self.getPlotItem().addItem(ti)
             self.peak_labels.append(ti)
         lo, hi = float(np.nanmin(lv)), float(np.nanmax(lv))
         if math.isfinite(lo) and math.isfinite(hi):
             self.setYRange(min(lo, hi - 6) - 1, hi + 0.25 * max(6.0, hi - lo) + 1, padding=0)
+
+    def _label_left(self, x: float) -> bool:
+        """Whether a talker's label at ``x`` (m) goes left of its marker: away from the query line
+        when the line is near (the two labels would meet), else away from the nearer edge."""
+        lo_d, hi_d = self._range
+        span = hi_d - lo_d
+        q = float(self.query_line.value())
+        room_left, room_right = x - lo_d > 0.2 * span, hi_d - x > 0.2 * span
+        if abs(q - x) < 0.3 * span and room_left and room_right:
+            return q > x
+        return x > lo_d + 0.7 * span
+
+    def set_query(self, metres: float) -> None:
+        """Move the query line to ``metres`` (and the talker labels away from it)."""
+        if abs(self.query_line.value() - metres) > 1e-6:
+            self.query_line.setValue(metres)  # sigDragged fires only on mouse drags: no loop
+        for ti in self.peak_labels:
+            left = self._label_left(float(ti.pos().x()))
+            ti.setAnchor((1.1, 1.0) if left else (-0.1, 1.0))
 
     @property
     def has_data(self) -> bool:
