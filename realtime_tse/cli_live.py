@@ -10,14 +10,15 @@ import sys
 import time
 from pathlib import Path
 
-from .cli import DEMO_INPUT, CLIError, _check_distance, _fmt_talkers, _load, _note, read_audio
+from .cli import DEMO_INPUT, PROG, CLIError, _check_distance, _fmt_talkers, _load, _note, read_audio
 
 __all__ = ["cmd_stream", "cmd_default", "headless_demo"]
 
 
 def _run_live(eng, seconds: float | None, quiet: bool = False, label: str = "") -> int:
     """Poll a started LiveEngine: print scan updates and stats until ``seconds`` pass, the input
-    ends, or Ctrl-C. Returns an exit status."""
+    ends, a recording fails (disk full, ...) or Ctrl-C. Returns an exit status: 0, 1 (an audio
+    or recording error, printed), 130 (interrupted)."""
     t0 = time.monotonic()
     last_scan, last_stat = 0, t0
     last_text, last_print = None, t0
@@ -27,7 +28,7 @@ def _run_live(eng, seconds: float | None, quiet: bool = False, label: str = "") 
             if eng.wait(0.2):
                 break
             now = time.monotonic()
-            if eng.error:
+            if eng.error or eng.recording_error:
                 break
             if seconds is not None and now - t0 >= seconds:
                 break
@@ -46,9 +47,14 @@ def _run_live(eng, seconds: float | None, quiet: bool = False, label: str = "") 
         print("stopped", file=sys.stderr)
         status = 130
     finally:
+        rec = eng.recorder  # (stop() closes it and lets go of it)
         eng.stop()
     if eng.error:
         print(f"{PROG}: error: {eng.error}", file=sys.stderr)
+        return 1
+    if eng.recording_error and rec is not None:
+        print(f"{PROG}: error: the recording stopped at {rec.duration_s:.1f} s: "
+              f"{eng.recording_error} ({rec.path} holds the audio up to there)", file=sys.stderr)
         return 1
     return status
 
@@ -103,7 +109,7 @@ def cmd_stream(args) -> int:
           f"delay {_fmt_delay(eng)}" + ("" if args.seconds else "; Ctrl-C stops"),
           flush=True)
     rc = _run_live(eng, args.seconds)
-    if rec is not None:
+    if rec is not None and not rec.failed:
         print(f"recorded {rec.path} ({rec.duration_s:.2f} s, {rec.sample_rate} Hz)"
               + (f" and the input to {rec.input_path}" if rec.input_path else ""))
     sst = eng.stream.stats() if eng.stream is not None else {}

@@ -205,6 +205,32 @@ def test_device_error_keeps_the_recording(window, qtbot):
     assert window.last_recording.is_file() and window.last_recording.stat().st_size > 44
 
 
+def test_a_recording_that_fails_is_said_and_recording_mode_ends(window, qtbot):
+    """The disk fills while recording: the window says so (when, why, where the audio up to there
+    is) and leaves recording mode."""
+    import errno
+
+    import soundfile as sf
+    rec = window.start_recording()
+    _pump(qtbot, 1.0)
+    real = rec._out.write
+
+    def full(data):
+        real(data[: len(data) // 2])
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    rec._out.write = full
+    qtbot.waitUntil(lambda: window.recorder is None, timeout=10000)
+    msg = window.messages[-1]
+    assert msg[0] == "error" and "The recording stopped at" in msg[1], window.messages
+    assert f"cannot write {rec.path}: no space left on device" in msg[1]
+    assert not window.record_btn.isChecked() and "stopped at" in window.rec_path.text()
+    assert sf.info(str(rec.path)).duration > 0.3
+    doc = json.loads(rec.sidecar_path.read_text())
+    assert doc["end_time"] and "no space left on device" in doc["error"]
+    assert window.engine is not None and window.engine.running  # the audio goes on
+
+
 def test_settings_persist_between_launches(window, qtbot, tmp_path, model_path):
     window.distance.set_value(2.25)
     window.vol_slider.setValue(33)

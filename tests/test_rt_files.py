@@ -160,3 +160,58 @@ def test_pipes_and_process_substitution(rand_ckpt, short_wav, tmp_path):
         np.testing.assert_array_equal(sf.read(tmp_path / name, dtype="float32")[0], a)
     assert len(a) == 32000
 
+
+def _can_mount_tmpfs() -> bool:
+    if not shutil.which("unshare"):
+        return False
+    r = subprocess.run(["unshare", "-rm", "sh", "-c", "mount -t tmpfs -o size=64k none /mnt"],
+                       capture_output=True, timeout=30)
+    return r.returncode == 0
+
+
+@pytest.mark.skipif(not _can_mount_tmpfs(), reason="needs unshare -rm and a tmpfs mount")
+def test_small_and_read_only_disks_as_users_meet_them(tmp_path, rand_ckpt):
+    """On a real 300 KB tmpfs (a private mount namespace): extract of a 20 s file fails with
+    "no space left on device" and the previous result keeps its md5; on the same tmpfs
+    remounted read-only the message says "read-only file system" (libsndfile said "System
+    error."); a recording that fills a 64 KB tmpfs stops with exit status 1, saying when and why,
+    the WAV readable, the sidecar closed with the end time and the reason, no temporary file."""
+    model = SHIPPED if SHIPPED.is_file() else rand_ckpt
+    long_wav = tmp_path / "long.wav"
+    sf.write(long_wav, np.tile(demo_at(16000, 5.0), 4), 16000)  # 20 s: 640 KB as 16-bit
+    good = tmp_path / "good.wav"
+    sf.write(good, demo_at(16000, 1.0), 16000)
+    disk, small = tmp_path / "disk", tmp_path / "small"
+    disk.mkdir()
+    small.mkdir()
+    cli = f"{sys.executable} -m realtime_tse.cli"
+    script = f"""
+mount -t tmpfs -o size=300k none {disk}
+mount -t tmpfs -o size=64k none {small}
+cp {good} {disk}/result.wav
+{cli} extract {long_wav} -d 1 -o {disk}/result.wav --model {model}; echo "rc=$?"
+md5sum {disk}/result.wav; ls -A {disk}
+mount -o remount,ro {disk}
+{cli} extract {long_wav} -d 1 -o {disk}/other.wav --model {model}; echo "rc=$?"
+{cli} stream --input-file {long_wav} --loop --output-device null -d 1 --record {small}/rec.wav \
+    --seconds 12 --no-scan --model {model}; echo "rc=$?"
+ls -A {small}; cat {small}/rec.wav.json
+python3 -c "import wave; w = wave.open('{small}/rec.wav'); print('frames', w.getnframes())"
+"""
+    r = subprocess.run(["unshare", "-rm", "bash", "-c", script], capture_output=True, text=True,
+                       timeout=600, cwd=REPO)
+    out, err = r.stdout, r.stderr
+    rcs = [ln for ln in out.splitlines() if ln.startswith("rc=")]
+    assert rcs == ["rc=1", "rc=1", "rc=1"], (out, err)
+    assert f"cannot write {disk}/result.wav: no space left on device" in err, err
+    assert md5(good) in out and "\nresult.wav\n" in out, out  # the old file, alone
+    assert f"cannot write {disk}/other.wav: read-only file system" in err, err
+    assert "System error" not in err
+    assert "the recording stopped at" in err and f"cannot write {small}/rec.wav: no space left " \
+        "on device" in err, err
+    listing = out.split("rc=1")[-1]
+    assert ".tmp" not in listing and "rec.wav.json" in listing, out
+    doc = json.loads(out[out.index("{"):out.rindex("}") + 1])
+    frames = int(out.split("frames ")[-1].split()[0])
+    assert doc["end_time"] and "no space left on device" in doc["error"], doc
+    assert frames > 8000 and abs(doc["frames"] - frames) <= 8000, (doc, frames)

@@ -419,6 +419,15 @@ class MainWindow(QMainWindow):
                 self._last_scan_count = st.scan_count
                 show_scan(self, scan)  # profile, radar, detected talkers
         rec = self.recorder
+        if rec is not None and getattr(rec, "failed", False):
+            # the recording stopped by itself (disk full, ...): say why, leave recording mode
+            reason = rec.error or "a write failed"
+            at = float(getattr(rec, "duration_s", 0.0))
+            path = self.stop_recording(reason=None)
+            self.rec_path.setText(f"stopped at {at:.1f} s: {path}")
+            self.show_message(f"The recording stopped at {at:.1f} s: {reason}. What was "
+                              f"recorded until then is kept in {path}.")
+            rec = None
         if rec is not None:
             t = float(getattr(rec, "elapsed_s", 0.0))
             self.rec_time.setText(f"{int(t // 60):02d}:{t % 60:04.1f}")
