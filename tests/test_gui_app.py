@@ -251,6 +251,31 @@ def test_settings_persist_between_launches(window, qtbot, tmp_path, model_path):
         w2.shutdown()
 
 
+@pytest.mark.parametrize("key,value", [("volume", "nan"), ("wet", "nan"), ("distance", "abc"),
+                                       ("volume", "1e9"), ("live", '{"jitter_ms": NaN}')])
+def test_a_bad_saved_value_falls_back_to_its_default_and_the_window_opens(
+        qtbot, tmp_path, model_path, key, value):
+    """A hand-edited or damaged settings file: the window opens with the default for what it
+    cannot use, and one note names the key and the file (the status bar and the log)."""
+    s = _settings(tmp_path)
+    s.setValue("volume", 0.5)
+    s.setValue("distance", 2.0)
+    s.setValue(key, value)
+    s.sync()
+    w = MainWindow(_settings(tmp_path), model_path=model_path, output=None, autostart=False)
+    qtbot.addWidget(w)
+    try:
+        notes = [m for lvl, m in w.messages if lvl == "info" and "reset to their defaults" in m]
+        assert len(notes) == 1 and key in notes[0] and "settings.ini" in notes[0], w.messages
+        assert w.statusBar().currentMessage() == notes[0]
+        assert w.vol_slider.value() == (100 if key == "volume" else 50)
+        assert w.wet_slider.value() == 100
+        assert w.distance.value() == pytest.approx(1.0 if key == "distance" else 2.0)
+        assert w.live_config.jitter_ms is None
+    finally:
+        w.shutdown()
+
+
 def test_screenshot_artifact(window, qtbot, tmp_path):
     qtbot.waitUntil(lambda: window.profile.has_data, timeout=15000)
     out_dir = tmp_path

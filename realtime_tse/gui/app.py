@@ -76,7 +76,8 @@ class MainWindow(QMainWindow):
         self.recordings_dir = Path(recordings_dir) if recordings_dir else None
         self.compute_device = device
         # the live settings, kept between launches (QSettings "live", JSON); block_ms overrides
-        self.live_config = LiveConfig.from_json(self.settings.value("live"))
+        self.bad_settings: list[str] = []  # saved values that could not be used (one note)
+        self.live_config = LiveConfig.from_json(self.settings.value("live"), self.bad_settings)
         if block_ms is not None:
             self.live_config = LiveConfig.build(self.live_config, block_ms=float(block_ms))
         self.messages: list[tuple[str, str]] = []
