@@ -45,6 +45,51 @@ class CLIError(Exception):
     """A user-facing error: printed as one line, exit status 1."""
 
 
+class StopSignal(KeyboardInterrupt):
+    """SIGTERM or SIGHUP, raised in the main thread where Ctrl-C raises KeyboardInterrupt: a live
+    run stops the same way (recording closed, summary printed); exit status 128 + the signal's
+    number (143 for SIGTERM, 129 for SIGHUP)."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = int(signum)
+
+
+def exit_status(interrupt: KeyboardInterrupt) -> int:
+    """The exit status of an interrupted command: 128 + the signal (SIGINT: 130)."""
+    return 128 + getattr(interrupt, "signum", 2)
+
+
+def _raise_stop(signum, _frame):
+    raise StopSignal(signum)
+
+
+def stop_signals_like_ctrl_c() -> dict:
+    """Make SIGTERM and SIGHUP raise :class:`StopSignal` in the main thread (as Ctrl-C raises
+    KeyboardInterrupt). Returns the previous handlers (for :func:`restore_signals`); nothing is
+    changed outside the main thread."""
+    import signal  # noqa: PLC0415
+    old = {}
+    for name in ("SIGTERM", "SIGHUP"):
+        sig = getattr(signal, name, None)
+        if sig is None:
+            continue
+        try:
+            old[sig] = signal.signal(sig, _raise_stop)
+        except (ValueError, OSError):  # not the main thread
+            pass
+    return old
+
+
+def restore_signals(old: dict) -> None:
+    import signal  # noqa: PLC0415
+    for sig, h in old.items():
+        try:
+            signal.signal(sig, h)
+        except (ValueError, OSError, TypeError):
+            pass
+
+
 def _note(msg: str) -> None:
     print(f"{PROG}: note: {msg}", file=sys.stderr)
 
@@ -405,11 +450,12 @@ def main(argv=None) -> int:
     if func is None:  # no command: the window, or the headless demo
         from .cli_live import cmd_default  # noqa: PLC0415
         func = cmd_default
+    handlers = stop_signals_like_ctrl_c()
     try:
         return int(func(args) or 0)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:
         print("interrupted", file=sys.stderr)
-        return 130
+        return exit_status(e)
     except CLIError as e:
         print(f"{PROG}: error: {e}", file=sys.stderr)
         return 1
@@ -428,6 +474,8 @@ def main(argv=None) -> int:
         print(f"{PROG}: error: unexpected {type(e).__name__}: {e} (set RTSE_DEBUG=1 for a "
               "traceback)", file=sys.stderr)
         return 1
+    finally:
+        restore_signals(handlers)
 
 
 if __name__ == "__main__":  # pragma: no cover

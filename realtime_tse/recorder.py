@@ -56,7 +56,8 @@ from .audio_file import soundfile_name
 from .file_write import FileWriteError, write_bytes_atomic, write_error_reason
 from .safety import sanitize
 
-__all__ = ["Recorder", "default_recordings_dir", "recording_path", "unique_path"]
+__all__ = ["Recorder", "default_recordings_dir", "writable_recordings_dir", "recording_path",
+           "unique_path"]
 
 log = logging.getLogger(__name__)
 
@@ -87,13 +88,51 @@ def default_recordings_dir(create: bool = True) -> Path:
     return d
 
 
+def writable_recordings_dir() -> tuple[Path, str | None]:
+    """The recordings folder (:func:`default_recordings_dir`), created, and None; or, when it
+    cannot be created or written (a read-only home, ``~/Music`` not a folder) and
+    ``$RTSE_RECORDINGS_DIR`` does not name it, ``<temporary dir>/realtime-tse-<user>`` and a
+    one-line note saying where the recordings go instead and how to choose.
+
+    Raises:
+        OSError: ``$RTSE_RECORDINGS_DIR`` is set and cannot be used (the message names it), or not
+            even the temporary folder can be created.
+    """
+    import getpass  # noqa: PLC0415
+    import tempfile  # noqa: PLC0415
+    d = default_recordings_dir(create=False)
+    try:
+        d.mkdir(parents=True, exist_ok=True)
+        if not os.access(d, os.W_OK | os.X_OK):
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(d))
+        return d, None
+    except OSError as e:
+        why, _ = write_error_reason(e, d / "x")
+        if os.environ.get("RTSE_RECORDINGS_DIR"):
+            raise OSError(e.errno, f"cannot use RTSE_RECORDINGS_DIR={d}: {why}") from e
+        try:
+            user = getpass.getuser()
+        except Exception:  # noqa: BLE001
+            user = str(os.getuid()) if hasattr(os, "getuid") else "user"
+        fb = Path(tempfile.gettempdir()) / f"realtime-tse-{user}"
+        fb.mkdir(parents=True, exist_ok=True)
+        return fb, (f"cannot create {d} ({why}); recordings go to {fb} instead (choose the folder "
+                    f"with RTSE_RECORDINGS_DIR, or the file with -o)")
+
+
 def recording_path(folder: str | Path | None = None, prefix: str = "tse", suffix: str = "",
                    ext: str = ".wav") -> Path:
     """The name of a new recording: ``<folder>/<prefix>-YYYYmmdd-HHMMSS<suffix><ext>`` (local time;
     the one naming rule of the engine, the window and the CLI). ``folder`` None: the
-    :func:`default_recordings_dir`; a given folder is created. The :class:`Recorder` makes the name
-    unique (:func:`unique_path`)."""
-    d = default_recordings_dir() if folder is None else Path(folder).expanduser()
+    :func:`default_recordings_dir`, or where it cannot be written the temporary folder of
+    :func:`writable_recordings_dir` (logged); a given folder is created. The :class:`Recorder`
+    makes the name unique (:func:`unique_path`)."""
+    if folder is None:
+        d, why = writable_recordings_dir()
+        if why:
+            log.warning(why)
+    else:
+        d = Path(folder).expanduser()
     d.mkdir(parents=True, exist_ok=True)
     return d / f"{prefix}-{datetime.now().strftime('%Y%m%d-%H%M%S')}{suffix}{ext}"
 

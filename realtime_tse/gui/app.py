@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import signal
 import sys
 import traceback
 from pathlib import Path
@@ -487,7 +488,21 @@ def main(argv=None) -> int:
                      output=None if args.no_output else "remembered", device=args.device,
                      distance=args.distance)
     win.show()
-    rc = app.exec()
+    # SIGTERM / SIGHUP (a logout, `kill`) close the window as the user would: the recording in
+    # progress is finalised and the settings saved (Python runs the handler at the next UI tick)
+    old = {}
+    for name in ("SIGTERM", "SIGHUP"):
+        sig = getattr(signal, name, None)
+        if sig is not None:
+            try:
+                old[sig] = signal.signal(sig, lambda *_: app.quit())
+            except (ValueError, OSError):  # not the main thread
+                pass
+    try:
+        rc = app.exec()
+    finally:
+        for sig, h in old.items():
+            signal.signal(sig, h)
     win.shutdown()
     # Closing the last window posts one more Quit event (Qt 6 quitAutomatically); drop it so that
     # an event loop run later in the same process (tests) does not receive it and return at once.
