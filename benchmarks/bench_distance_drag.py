@@ -12,10 +12,11 @@
    recording on, a new distance every 10 ms for ``--seconds``; beside it the same run at a fixed
    distance. Xruns, the engine's RTF, blocks, re-primes, the distance changes the recording noted,
    the recorded length against the wall time.
-3. The same drag through real audio devices: a private PulseAudio daemon (``scripts/pulse.sh``),
-   its null sink's monitor as the microphone and the null sink as the speaker (PortAudio's
-   "pulse" device, separate input and output streams). Skipped with ``--no-pulse`` or where
-   PulseAudio is missing (the JSON says why).
+3. The same drag through real audio devices: a private PulseAudio daemon (``scripts/pulse.sh``);
+   the demo plays in a loop (paplay) into a second null sink whose monitor is the microphone,
+   the extraction plays into the daemon's null sink (PortAudio's "pulse" device, separate input
+   and output streams). Skipped with ``--no-pulse`` or where PulseAudio is missing (the JSON
+   says why).
 
 The model runs on one CPU thread, as live. Prints the figures and writes JSON.
 """
@@ -106,6 +107,9 @@ def drag_run(model, seconds: float, drag: bool, **live) -> dict:
                 "blocks": blocks, "reprimes": eng.streamer.reprimes,
                 "recorded_changes": len(doc["distance_changes"]),
                 "recorded_s": round(sf.info(str(rec.path)).duration, 3),
+                "stall_restarts": st.stream.get("stall_restarts", 0),
+                "late_underflows": st.stream.get("late_underflows", 0),
+                "output_underflows": st.stream.get("output_underflows", 0),
                 "error": st.error or eng.recording_error}
     finally:
         shutil.rmtree(folder, ignore_errors=True)
@@ -129,9 +133,21 @@ def with_pulse(fn):
             if line.startswith("export "):
                 k, v = line[len("export "):].split("=", 1)
                 os.environ[k] = v
-        os.environ["PULSE_SOURCE"] = "vsink.monitor"
-        os.environ["PULSE_SINK"] = "vsink"
-        return fn(), None
+        pa_env = {**os.environ}
+        subprocess.run(["pactl", "load-module", "module-null-sink", "sink_name=talkers",
+                        "rate=16000", "channels=1"], env=pa_env, check=True, capture_output=True,
+                       timeout=30)
+        player = subprocess.Popen(["bash", "-c", f"while true; do paplay --device=talkers "
+                                   f"'{DEMO}' || exit 1; done"], env=pa_env,
+                                  start_new_session=True)
+        try:
+            time.sleep(0.5)
+            os.environ["PULSE_SOURCE"] = "talkers.monitor"
+            os.environ["PULSE_SINK"] = "vsink"
+            return fn(), None
+        finally:
+            os.killpg(player.pid, 15)
+            player.wait(10)
     except Exception as e:  # noqa: BLE001  (no PortAudio, device errors: said in the JSON)
         return None, f"{type(e).__name__}: {e}"
     finally:
@@ -179,18 +195,19 @@ def main(argv=None) -> int:
     if args.no_pulse:
         res["drag_pulse"], why = None, "skipped (--no-pulse)"
     else:
-        res["drag_pulse"], why = with_pulse(lambda: drag_run(
-            model, args.seconds, True, input_file=None, loop=False, input_device="pulse",
-            output_device="pulse"))
+        res["drag_pulse"], why = with_pulse(lambda: [drag_run(
+            model, args.seconds, drag, input_file=None, loop=False, input_device="pulse",
+            output_device="pulse") for drag in (True, False)])
     if why:
         res["drag_pulse_skipped"] = why
         print(f"drag through PulseAudio: not run ({why})")
     else:
-        r = res["drag_pulse"]
-        print(f"drag through PulseAudio (null sink, {r['mode']}): {r['seconds']:.1f} s, xruns "
-              f"{r['xruns']}, RTF {r['rtf']:.3f}, blocks {r['blocks']}, re-primes "
-              f"{r['reprimes']}, recorded {r['recorded_s']:.2f} s"
-              + (f", error {r['error']}" if r["error"] else ""))
+        for r in res["drag_pulse"]:
+            print(f"{'drag' if r['drag'] else 'fixed distance'} through PulseAudio (null sinks, "
+                  f"{r['mode']}): {r['seconds']:.1f} s, xruns {r['xruns']}, RTF {r['rtf']:.3f}, "
+                  f"blocks {r['blocks']}, re-primes {r['reprimes']}, recorded "
+                  f"{r['recorded_s']:.2f} s, stall restarts {r['stall_restarts']}"
+                  + (f", error {r['error']}" if r["error"] else ""))
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(res, indent=2) + "\n")
