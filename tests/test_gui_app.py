@@ -276,6 +276,31 @@ def test_a_bad_saved_value_falls_back_to_its_default_and_the_window_opens(
         w.shutdown()
 
 
+def test_sigterm_closes_the_window_as_a_close_does(tmp_path, model_path):
+    """``kill -TERM`` (or a logout's SIGHUP) closes the app as closing the window does: exit 0,
+    the settings saved."""
+    import signal
+    import subprocess
+    import sys
+    ini = tmp_path / "settings.ini"
+    cmd = [sys.executable, "-m", "realtime_tse.gui.app", "--settings", str(ini), "--demo",
+           "--no-output", "--distance", "2.5"] + (["--model", model_path] if model_path else [])
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen",
+           "RTSE_RECORDINGS_DIR": str(tmp_path / "rec")}
+    p = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(8.0)  # the window is up and the engine runs (the machine is slow)
+        assert p.poll() is None, p.communicate()
+        p.send_signal(signal.SIGTERM)
+        out, err = p.communicate(timeout=60)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    assert p.returncode == 0, (p.returncode, err[-2000:])
+    text = ini.read_text()
+    assert "distance=2.5" in text and "volume=" in text, text
+
+
 def test_screenshot_artifact(window, qtbot, tmp_path):
     qtbot.waitUntil(lambda: window.profile.has_data, timeout=15000)
     out_dir = tmp_path
