@@ -27,7 +27,9 @@ class CheckpointError(ValueError):
 
 def save_checkpoint(path, model: torch.nn.Module, provenance: dict | None = None,
                     extra_tensors: dict | None = None) -> Path:
-    """Write ``model`` (with ``model.cfg``) to ``path`` atomically (temp file + rename).
+    """Write ``model`` (with ``model.cfg``) to ``path`` whole or not at all: a temporary file in
+    the same folder, renamed over ``path`` when complete, deleted when writing fails (a previous
+    checkpoint at ``path`` stays as it was).
 
     Args:
         provenance: JSON-serialisable dict (training data, steps, metrics, ...).
@@ -40,9 +42,16 @@ def save_checkpoint(path, model: torch.nn.Module, provenance: dict | None = None
     for k, v in (extra_tensors or {}).items():
         tensors[k] = v.detach().to("cpu").contiguous()
     meta = {"format": FORMAT, "config": model.cfg.to_json(), "provenance": json.dumps(provenance or {})}
-    tmp = path.with_name(path.name + ".tmp")
-    save_file(tensors, str(tmp), metadata=meta)
-    os.replace(tmp, path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        save_file(tensors, str(tmp), metadata=meta)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
     return path
 
 
@@ -87,8 +96,10 @@ def load_checkpoint(path, device="cpu"):
     Returns:
         (model in eval mode on ``device``, {"config": ModelConfig, "provenance": dict})
     Raises:
-        CheckpointError: missing file, not a checkpoint, truncated, unknown config version, or
-            weights that do not fit the config (missing / unexpected / wrongly shaped tensors).
+        CheckpointError: missing file, not a checkpoint, truncated, unknown config version,
+            weights that do not fit the config (missing / unexpected / wrongly shaped tensors),
+            or non-finite weights (NaN / Inf: such a model outputs NaN, which reaches a file as
+            full-scale samples).
     """
     path = Path(path)
     cfg, prov = read_metadata(path)
@@ -108,6 +119,12 @@ def load_checkpoint(path, device="cpu"):
         if shapes:
             parts.append("shape mismatch " + "; ".join(shapes[:3]))
         raise CheckpointError(f"{path}: weights do not fit the config ({cfg.preset}): " + ", ".join(parts))
+    bad = [k for k, v in state.items()
+           if (v.is_floating_point() or v.is_complex()) and not bool(torch.isfinite(v).all())]
+    if bad:
+        raise CheckpointError(f"non-finite weights in {path}: {len(bad)} tensor(s) hold NaN or "
+                              f"Inf ({', '.join(bad[:3])}{'...' if len(bad) > 3 else ''}); the "
+                              "training diverged or the file is damaged")
     model.load_state_dict(state)
     model.to(device).eval()
     return model, {"config": cfg, "provenance": prov}

@@ -45,19 +45,39 @@ class DeviceStream(AudioStream):
 
     _input_side = "audio"  # what the callback-count watchdog calls the (input) stream
 
-    def _pick_device_rate(self) -> int:
+    def _rate_for(self, info: DeviceInfo, kind: str) -> int:
+        """The model rate when the device opens at it (mono, else its own channel count), else
+        the device's default rate."""
         sd = _sd()
-        try:
-            if self.input_info is not None:
-                sd.check_input_settings(self.input_info.index, channels=1,
-                                        samplerate=self.model_rate)
-            if self.output_info is not None:
-                sd.check_output_settings(self.output_info.index, channels=1,
-                                         samplerate=self.model_rate)
-            return self.model_rate
-        except Exception:  # noqa: BLE001  (PortAudioError / ValueError: rate not supported)
-            dev = self.output_info or self.input_info
-            return int(dev.default_samplerate)
+        check = sd.check_input_settings if kind == "input" else sd.check_output_settings
+        mx = info.max_input_channels if kind == "input" else info.max_output_channels
+        for ch in dict.fromkeys((1, max(1, min(2, mx)))):
+            try:
+                check(info.index, channels=ch, samplerate=self.model_rate)
+                return self.model_rate
+            except Exception:  # noqa: BLE001  (PortAudioError / ValueError: not supported)
+                continue
+        return int(info.default_samplerate)
+
+    def _pick_device_rate(self) -> int:
+        """The output's rate (the input's without an output). One PortAudio stream for both
+        directions runs both at this rate; separate streams pick the input's on its own
+        (:meth:`_pick_input_rate`)."""
+        if self.output_info is not None:
+            rate = self._rate_for(self.output_info, "output")
+            if self.input_info is not None and self.streams != "separate" \
+                    and rate == self.model_rate and self._rate_for(self.input_info, "input") != rate:
+                rate = int(self.output_info.default_samplerate)
+            return rate
+        if self.input_info is not None:
+            return self._rate_for(self.input_info, "input")
+        return self.model_rate
+
+    def _pick_input_rate(self) -> int:
+        if self.input_info is not None and self.output_info is not None \
+                and self.streams == "separate":
+            return self._rate_for(self.input_info, "input")
+        return self.device_rate
 
     def _launch(self) -> None:
         self._open_or_end()
@@ -209,9 +229,14 @@ class DeviceStream(AudioStream):
                     o.close(ignore_errors=True)
                 except Exception:  # noqa: BLE001
                     pass
+            rates = f"{self.device_rate} Hz" if self.input_rate == self.device_rate or \
+                not self.captures else f"in {self.input_rate} Hz, out {self.device_rate} Hz"
+            pulse = "".join(f" ({k}={os.environ[k]} is set: does PulseAudio have it? "
+                            f"`pactl list short {'sources' if k == 'PULSE_SOURCE' else 'sinks'}`)"
+                            for k in ("PULSE_SOURCE", "PULSE_SINK") if os.environ.get(k))
             raise AudioDeviceError(
                 f"cannot open audio stream ({self.mode}, {self.streams} streams, "
-                f"{self.device_rate} Hz, in={self.input_info}, out={self.output_info}): {e}. "
+                f"{rates}, in={self.input_info}, out={self.output_info}): {e}.{pulse} "
                 f"Available devices:\n{format_devices()}") from e
         self._stale_limit = self.device_latency[0] + self.max_input_backlog_s
         self._streams_open = opened
@@ -225,8 +250,9 @@ class DeviceStream(AudioStream):
         """Mono when the device accepts it, else its channel count capped at 2 (we use channel 0 /
         copy the mono output to every channel)."""
         check = sd.check_input_settings if kind == "input" else sd.check_output_settings
+        rate = self.input_rate if kind == "input" else self.device_rate
         try:
-            check(info.index, channels=1, samplerate=self.device_rate)
+            check(info.index, channels=1, samplerate=rate)
             return 1
         except Exception:  # noqa: BLE001
             mx = info.max_input_channels if kind == "input" else info.max_output_channels
@@ -302,7 +328,7 @@ class DeviceStream(AudioStream):
         if self._stop_evt.is_set():
             self._fail(message)
             return False
-        if self._cb_frames < self.startup_s * self.device_rate \
+        if self._cb_frames < self.startup_s * self._cb_rate \
                 and self.restarts < self.max_start_retries:
             self.restarts += 1
             log.warning("audio stream failed during start-up (%s); restarting (%d/%d)", message,

@@ -198,7 +198,7 @@ class CaptureStream(DeviceStream):
         start-up cut the ring back to one block + 5 ms whenever it holds more, afterwards when it
         holds more than ``max_input_backlog_s``; oldest samples first, counted."""
         n = self._in_ring.available
-        startup = self._cb_frames < self.startup_s * self.device_rate
+        startup = self._cb_frames < self.startup_s * self.input_rate
         if n > (self._in_target if startup else self._in_bound):
             k = self._in_ring.skip(n - self._in_target)
             self.input_backlog_drops += 1
@@ -269,7 +269,9 @@ class SingleStreamDuplex(CaptureStream):
 class SeparateStreamsDuplex(SingleStreamDuplex):
     """A microphone through the model to an output device in an input and an output PortAudio
     stream (``streams="separate"``, the default): the capture side drains what the sound server
-    held before the first callback. Small device periods (output 6 ms at most, 8 ms for blocks
+    held before the first callback. Each stream runs at a rate its device supports
+    (``input_rate``, ``device_rate``: the model rate where the device takes it, else the device's
+    default rate), each resampled to and from the model rate on its own. Small device periods (output 6 ms at most, 8 ms for blocks
     of 64 ms or more, input 4 ms at most), PortAudio's 'low' latency, and an adaptive jitter
     buffer on the worker side
     (:meth:`_level_output`, 16 ms (at least one output period + 8 ms) to start with, grown after
@@ -318,7 +320,8 @@ class SeparateStreamsDuplex(SingleStreamDuplex):
         # period): a block is complete, and processed, as soon as its last 4 ms arrive
         if asked:
             return int(asked)
-        return max(1, min(self.device_blocksize, int(round(0.004 * self.device_rate))))
+        return max(1, min(int(round(self.device_blocksize * self._in_scale)),
+                          int(round(0.004 * self.input_rate))))
 
     def _default_jitter(self, r: float) -> int:
         # 16 ms, at least one output period + 8 ms, for the worker's wake-up and compute
@@ -341,7 +344,8 @@ class SeparateStreamsDuplex(SingleStreamDuplex):
         s = sd.InputStream(device=self.input_info.index,
                            channels=self._channels(sd, self.input_info, "input"),
                            callback=self._guarded(self._callback_input),
-                           **{**common, "blocksize": self.input_blocksize})
+                           **{**common, "blocksize": self.input_blocksize,
+                              "samplerate": self.input_rate})
         opened.append(s)
         so.start()
         s.start()

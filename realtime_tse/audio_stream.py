@@ -110,12 +110,18 @@ class AudioStream:
         self.input_info = input_info
         self.output_info = output_info
 
+        # device_rate: the output's rate (a mode without output: the input's); input_rate: the
+        # capture's, its own only where the input has its own PortAudio stream
         self.device_rate = int(cfg.device_rate) if cfg.device_rate else self._pick_device_rate()
+        self.input_rate = int(cfg.device_rate) if cfg.device_rate else self._pick_input_rate()
         r = self.device_rate / self.model_rate
+        self._in_scale = self.input_rate / self.device_rate  # input samples per output sample
         self.device_blocksize = int(cfg.device_blocksize) if cfg.device_blocksize \
             else self._default_blocksize(r)
         self.input_blocksize = self._pick_input_blocksize(cfg.input_blocksize)
-        self.resampling = self.device_rate != self.model_rate and (self.captures or self.plays)
+        self._resample_in = self.captures and self.input_rate != self.model_rate
+        self._resample_out = self.plays and self.device_rate != self.model_rate
+        self.resampling = self._resample_in or self._resample_out
 
         # jitter buffer and resampler lag compensation
         self._in_lag = self._out_lag = 0
@@ -123,11 +129,11 @@ class AudioStream:
         if self.resampling:
             margin_dev = int(math.ceil(0.001 * self.device_rate))
             margin_mod = int(math.ceil(0.001 * self.model_rate))
-            if self.captures:
-                lag, delay = _resampler_lag(self.device_rate, self.model_rate, self.device_blocksize)
+            if self._resample_in:
+                lag, delay = _resampler_lag(self.input_rate, self.model_rate, self.input_blocksize)
                 self._in_lag = lag + margin_mod
                 self.resampler_delay_s += delay
-            if self.plays:
+            if self._resample_out:
                 lag, delay = _resampler_lag(self.model_rate, self.device_rate, self.block_samples)
                 self._out_lag = lag + margin_dev
                 self.resampler_delay_s += delay
@@ -152,15 +158,18 @@ class AudioStream:
 
         cap_dev = int(self.ring_seconds * self.device_rate) + 4 * self.device_blocksize \
             + self.prefill_samples
-        self._in_ring = RingBuffer(cap_dev)
-        # input freshness: target after a trim, and the steady-state bound (device samples)
-        self._in_target = self.device_blocksize + int(math.ceil(0.005 * self.device_rate))
+        cap_in = int(math.ceil(cap_dev * self._in_scale))
+        self._in_ring = RingBuffer(cap_in)
+        # input freshness: target after a trim, and the steady-state bound (input samples)
+        self._in_target = int(round(self.device_blocksize * self._in_scale)) \
+            + int(math.ceil(0.005 * self.input_rate))
         if cfg.max_input_backlog_s is None:
-            bound = self._default_input_bound(r)
+            bound = int(round(self._default_input_bound(r) * self._in_scale))
         else:
-            bound = int(round(float(cfg.max_input_backlog_s) * self.device_rate))
-        self._in_bound = max(self._in_target, min(bound, cap_dev - self.device_blocksize))
-        self.max_input_backlog_s = self._in_bound / self.device_rate
+            bound = int(round(float(cfg.max_input_backlog_s) * self.input_rate))
+        self._in_bound = max(self._in_target,
+                             min(bound, cap_in - int(round(self.device_blocksize * self._in_scale))))
+        self.max_input_backlog_s = self._in_bound / self.input_rate
         self._out_ring = RingBuffer(cap_dev)
         self._acc = RingBuffer(int(self.ring_seconds * self.model_rate) + 4 * self.block_samples
                                + self._in_lag)
@@ -187,6 +196,11 @@ class AudioStream:
         """The devices' rate when none is given (no device: the model rate)."""
         return self.model_rate
 
+    def _pick_input_rate(self) -> int:
+        """The capture's rate when none is given: the device rate (one PortAudio stream, or no
+        input); separate input and output streams pick their own."""
+        return self.device_rate
+
     def _default_blocksize(self, r: float) -> int:
         """Frames per PortAudio callback when none is given: one model block at device rate."""
         return max(1, int(round(self.block_samples * r)))
@@ -194,7 +208,7 @@ class AudioStream:
     def _pick_input_blocksize(self, asked: int | None) -> int:
         """Frames per input callback: the device block (one stream carries both directions;
         separate streams may choose their own)."""
-        return self.device_blocksize
+        return int(round(self.device_blocksize * self._in_scale))
 
     def _default_jitter(self, r: float) -> int:
         """The jitter buffer (device samples) when neither prefill_blocks nor jitter_ms is
@@ -202,8 +216,9 @@ class AudioStream:
         return int(round(self.block_samples * r))
 
     def _default_input_bound(self, r: float) -> int:
-        """The most device input the ring may hold when max_input_backlog_s is not given: the
-        larger of 0.25 s and 3 device blocks."""
+        """The most device input the ring may hold when max_input_backlog_s is not given, in
+        output device samples (scaled to the input's rate by the caller): the larger of 0.25 s
+        and 3 device blocks."""
         return max(int(round(0.25 * self.device_rate)), 3 * self.device_blocksize)
 
     def _reset_counters(self) -> None:
@@ -303,8 +318,13 @@ class AudioStream:
 
     @property
     def callback_time_s(self) -> float:
-        """Device time in seconds counted from the first callback (frames / device rate)."""
-        return self._cb_frames / self.device_rate
+        """Device time in seconds counted from the first (input) callback."""
+        return self._cb_frames / self._cb_rate
+
+    @property
+    def _cb_rate(self) -> int:
+        """The rate of the frames ``_cb_frames`` counts: the input's where there is one."""
+        return self.input_rate if self.captures else self.device_rate
 
     @property
     def input_latency_s(self) -> float:
@@ -320,18 +340,21 @@ class AudioStream:
     def input_backlog_s(self) -> float:
         """Largest input-ring level (seconds) the worker passed on after start-up; bounded by
         ``max_input_backlog_s``."""
-        return self._in_backlog_peak / self.device_rate
+        return self._in_backlog_peak / self.input_rate
 
     def xrun_events(self) -> list[tuple[float, str]]:
         """(device time in s since the stream started, kind) for each xrun (first 4096)."""
         n = min(self._xn, _XRUN_LOG_CAPACITY)
-        return [(float(self._xlog_frames[i]) / self.device_rate, XRUN_KINDS[self._xlog_kind[i]])
-                for i in range(n)]
+        out_kinds = (1, 3) if self.streams == "separate" else ()  # counted on the output's clock
+        return [(float(self._xlog_frames[i]) / (self.device_rate if self._xlog_kind[i] in out_kinds
+                                                else self._cb_rate),
+                 XRUN_KINDS[self._xlog_kind[i]]) for i in range(n)]
 
     def stats(self) -> dict:
         return {
             "mode": self.mode, "running": self.running, "error": self.error,
             "model_rate": self.model_rate, "device_rate": self.device_rate,
+            "input_rate": self.input_rate,
             "block_samples": self.block_samples, "device_blocksize": self.device_blocksize,
             "input_blocksize": self.input_blocksize,
             "prefill_samples": self.prefill_samples, "resampling": self.resampling,
@@ -414,11 +437,10 @@ class AudioStream:
         self._acc.clear()
         self._acc.write_zeros(self._in_lag)
         self._rs_in = self._rs_out = None
-        if self.resampling:
-            if self.captures:
-                self._rs_in = PolyphaseStream(self.device_rate, self.model_rate)
-            if self.plays:
-                self._rs_out = PolyphaseStream(self.model_rate, self.device_rate)
+        if self._resample_in:
+            self._rs_in = PolyphaseStream(self.input_rate, self.model_rate)
+        if self._resample_out:
+            self._rs_out = PolyphaseStream(self.model_rate, self.device_rate)
         if self.plays:
             self._out_ring.write_zeros(self.prefill_samples)
 
@@ -427,7 +449,8 @@ class AudioStream:
         self._stop_evt.set()
         self._in_evt.set()
         w = self._worker
-        if w is not None and w is not threading.current_thread():
+        # (ident None: never started, e.g. the device failed to open in start())
+        if w is not None and w.ident is not None and w is not threading.current_thread():
             w.join(timeout)
         self._close_stream(timeout)
         self._ended.set()

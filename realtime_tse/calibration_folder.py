@@ -29,6 +29,7 @@ does not import ``train`` (``realtime_tse`` never does), the tests check that ``
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 import os
@@ -40,7 +41,9 @@ from pathlib import Path
 
 import numpy as np
 
+from .audio_file import soundfile_name
 from .calibration import RIRMeasurement, SweepConfig
+from .file_write import atomic_path, write_bytes_atomic
 
 __all__ = ["RoomSetup", "Session", "read_room_toml", "room_toml_text", "parse_distances",
            "assign_splits", "take_key", "work_dir_for", "SESSION_VERSION", "MIN_RT60_S"]
@@ -201,9 +204,8 @@ def work_dir_for(out) -> Path:
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    """``data`` to ``path`` whole or not at all (:mod:`realtime_tse.file_write`)."""
+    write_bytes_atomic(path, data)
 
 
 def _is_calibration(p: Path) -> bool:
@@ -314,9 +316,9 @@ class Session:
         import soundfile as sf
         k = take_key(m.distance_m, position)
         wav = self.work / "rirs" / f"{k}.wav"
-        tmp = wav.with_name(f"{k}.tmp.wav")
-        sf.write(str(tmp), np.asarray(m.rir, np.float32), m.sample_rate, subtype="FLOAT")
-        os.replace(tmp, wav)
+        with atomic_path(wav) as tmp:
+            sf.write(soundfile_name(tmp), np.asarray(m.rir, np.float32), m.sample_rate,
+                     format="WAV", subtype="FLOAT")
         rec = {**m.summary(), "position": int(position), "file": f"rirs/{k}.wav",
                "measured_at": time.strftime("%Y-%m-%d %H:%M:%S")}
         _write_atomic(self.work / "takes" / f"{k}.json", json.dumps(rec, indent=2).encode())
@@ -355,10 +357,11 @@ class Session:
                  "drr_db": f"{t['drr_db']:.2f}",
                  "path_m": "" if t["path_m"] is None else f"{t['path_m']:.3f}"}
                 for t, s in zip(takes, splits)]
-        with open(self.work / "rirs.csv", "w", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=list(rows[0]))
-            w.writeheader()
-            w.writerows(rows)
+        buf = io.StringIO(newline="")
+        w = csv.DictWriter(buf, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+        _write_atomic(self.work / "rirs.csv", buf.getvalue().encode())
         if reference is None and plot:
             reference = simulate_reference(self.setup, rt60, sorted(set(self.distances)))
         comments = [f"written by realtime-tse calibrate on {time.strftime('%Y-%m-%d')}: rt60 is the "
@@ -373,14 +376,14 @@ class Session:
                 comments.append(f"the simulator makes {sim:.2f} s of this rt60 (Sabine's formula, "
                                 f"see train/rooms.py); rt60 = {rt60 * rt60 / sim:.3f} would "
                                 f"measure about {rt60:.2f} s")
-        (self.work / "room.toml").write_text(room_toml_text(self.setup, rt60, comments))
+        _write_atomic(self.work / "room.toml", room_toml_text(self.setup, rt60, comments).encode())
         report = {"version": SESSION_VERSION, "room": self.setup.to_dict(),
                   "sweep": self.cfg.to_dict(), "latency_s": self.latency_s,
                   "latency_source": self.latency_source, "rt60_median_s": rt60,
                   "takes": [{**t, "split": s} for t, s in zip(takes, splits)],
                   "simulated": None if not reference else
                   {k: v for k, v in reference.items() if k != "rirs"}}
-        (self.work / "calibration.json").write_text(json.dumps(report, indent=2))
+        _write_atomic(self.work / "calibration.json", json.dumps(report, indent=2).encode())
         if plot:
             plot_calibration(load_rirs(self.work, takes), reference, self.work / "plot.png",
                              title=self.setup.name)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .file_write import atomic_path
 from .rir_metrics import direct_path_index, drr_db, energy_decay_db, rt60_s
 
 __all__ = ["simulate_reference", "load_rirs", "plot_calibration", "talker_position"]
@@ -146,7 +147,7 @@ def plot_calibration(measured: list[dict], reference: dict | None, path, title: 
     ax2.set_title("direct-to-reverberant ratio against distance", fontsize=9)
     fig.suptitle(f"room calibration {title}".strip(), fontsize=10)
     fig.tight_layout()
-    p.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(p)
+    with atomic_path(p) as tmp:  # whole or not at all
+        fig.savefig(tmp, format=p.suffix.lstrip(".").lower() or "png")
     return p
 

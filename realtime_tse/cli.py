@@ -31,6 +31,8 @@ import sys
 import time
 from pathlib import Path
 
+from .audio_file import display_path
+from .file_write import FileWriteError, atomic_path, write_bytes_atomic
 from .live_config import DEFAULT_BLOCK_MS
 from .paths import demo_input_path
 
@@ -41,6 +43,51 @@ MIN_EXTRACT_S = 0.1
 
 class CLIError(Exception):
     """A user-facing error: printed as one line, exit status 1."""
+
+
+class StopSignal(KeyboardInterrupt):
+    """SIGTERM or SIGHUP, raised in the main thread where Ctrl-C raises KeyboardInterrupt: a live
+    run stops the same way (recording closed, summary printed); exit status 128 + the signal's
+    number (143 for SIGTERM, 129 for SIGHUP)."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = int(signum)
+
+
+def exit_status(interrupt: KeyboardInterrupt) -> int:
+    """The exit status of an interrupted command: 128 + the signal (SIGINT: 130)."""
+    return 128 + getattr(interrupt, "signum", 2)
+
+
+def _raise_stop(signum, _frame):
+    raise StopSignal(signum)
+
+
+def stop_signals_like_ctrl_c() -> dict:
+    """Make SIGTERM and SIGHUP raise :class:`StopSignal` in the main thread (as Ctrl-C raises
+    KeyboardInterrupt). Returns the previous handlers (for :func:`restore_signals`); nothing is
+    changed outside the main thread."""
+    import signal  # noqa: PLC0415
+    old = {}
+    for name in ("SIGTERM", "SIGHUP"):
+        sig = getattr(signal, name, None)
+        if sig is None:
+            continue
+        try:
+            old[sig] = signal.signal(sig, _raise_stop)
+        except (ValueError, OSError):  # not the main thread
+            pass
+    return old
+
+
+def restore_signals(old: dict) -> None:
+    import signal  # noqa: PLC0415
+    for sig, h in old.items():
+        try:
+            signal.signal(sig, h)
+        except (ValueError, OSError, TypeError):
+            pass
 
 
 def _note(msg: str) -> None:
@@ -63,62 +110,81 @@ def _load(args):
 
 
 def read_audio(path, min_seconds: float = MIN_EXTRACT_S):
-    """Read a sound file as mono float32 (NaN/Inf samples -> 0, with a note). Returns
-    (x [N], sample_rate, info dict).
+    """Read a sound file as mono float32 (NaN/Inf samples -> 0, with a note), opening it once:
+    ``"-"`` is standard input, and pipes or process substitutions (``<(cmd)``) work; any name the
+    file system holds works (:func:`realtime_tse.audio_file.read_sound`).
 
+    Returns:
+        (x [N] float32, sample_rate Hz, info dict {"channels", "subtype", "format"}).
     Raises:
         CLIError: missing, unreadable, empty or shorter than ``min_seconds``.
     """
     import numpy as np  # noqa: PLC0415
-    import soundfile as sf  # noqa: PLC0415
+    from .audio_file import AudioFileError, is_stdio, read_sound  # noqa: PLC0415
     p = Path(path)
-    if not p.exists():
-        raise CLIError(f"{p}: no such file")
-    if p.is_dir():
-        raise CLIError(f"{p}: is a directory, not a sound file")
+    name = "standard input" if is_stdio(path) else display_path(p.name)
     try:
-        info = sf.info(str(p))
-        x, sr = sf.read(str(p), dtype="float32", always_2d=True)
-    except (sf.SoundFileError, RuntimeError, OSError, TypeError, ValueError) as e:
-        raise CLIError(f"{p}: cannot read audio ({e})") from e
+        x, sr, info = read_sound(path)
+    except FileNotFoundError as e:
+        raise CLIError(f"{p}: no such file") from e
+    except IsADirectoryError as e:
+        raise CLIError(f"{p}: is a directory, not a sound file") from e
+    except (AudioFileError, OSError) as e:
+        raise CLIError(str(e) if isinstance(e, AudioFileError) else
+                       f"{p}: cannot read audio ({e.strerror or e})") from e
+    where = "standard input" if is_stdio(path) else display_path(p)
     if x.shape[0] == 0:
-        raise CLIError(f"{p}: the file holds no audio (0 samples)")
+        raise CLIError(f"{where}: the file holds no audio (0 samples)")
     if x.shape[0] < min_seconds * sr:
-        raise CLIError(f"{p}: too short ({x.shape[0] / sr:.3f} s; need at least {min_seconds:g} s)")
+        raise CLIError(f"{where}: too short ({x.shape[0] / sr:.3f} s; need at least "
+                       f"{min_seconds:g} s)")
     if x.shape[1] > 1:
-        _note(f"{p.name} has {x.shape[1]} channels; mixed down to mono")
+        _note(f"{name} has {x.shape[1]} channels; mixed down to mono")
         x = x.mean(axis=1)
     else:
         x = x[:, 0]
     from .safety import sanitize  # noqa: PLC0415
     x, bad = sanitize(x)
     if bad:
-        _note(f"{p.name}: {bad} NaN/Inf samples replaced by silence")
-    return np.ascontiguousarray(x, dtype=np.float32), int(sr), {
-        "channels": int(info.channels), "subtype": info.subtype, "format": info.format}
+        _note(f"{name}: {bad} NaN/Inf samples replaced by silence")
+    return np.ascontiguousarray(x, dtype=np.float32), int(sr), info
 
 
-def write_audio(path, x, sr: int, like_subtype: str | None = None) -> Path:
-    """Write mono float audio; float input subtypes stay float in WAV, else the format's default.
+def write_audio(path, x, sr: int, like_subtype: str | None = None) -> Path | str:
+    """Write mono float audio whole or not at all; float input subtypes stay float in WAV, else
+    the format's default. ``path`` ``"-"``: WAV to standard output.
 
-    An integer file (FLAC, 16-bit WAV, ...) cannot hold samples beyond full scale: when ``x`` has
-    any, it is passed through the peak limiter of :mod:`realtime_tse.safety` (ceiling -1 dBFS)
-    instead of being clipped, and a note says how many samples were over and by how much.
+    NaN/Inf samples are written as 0 (as the live output guard does), with a note. An integer file
+    (FLAC, 16-bit WAV, ...) cannot hold samples beyond full scale: when ``x`` has any, it is
+    passed through the peak limiter of :mod:`realtime_tse.safety` (ceiling -1 dBFS) instead of
+    being clipped, and a note says how many samples were over and by how much. The file is
+    encoded in memory and moved into place when complete
+    (:func:`realtime_tse.audio_file.write_sound`): a previous file at ``path`` is kept as it was
+    when writing fails.
+
+    Returns:
+        the path written (``"-"`` for standard output).
+    Raises:
+        CLIError: unknown format, or the file cannot be written ("cannot write OUT: no space left
+            on device", "...: read-only file system", ...).
     """
+    import numpy as np  # noqa: PLC0415
     import soundfile as sf  # noqa: PLC0415
-    p = Path(path).expanduser()
-    if p.parent and not p.parent.exists():
-        p.parent.mkdir(parents=True, exist_ok=True)
-    fmt = sf.available_formats()
-    ext = p.suffix.lstrip(".").upper()
-    if ext not in fmt and not (ext == "OGA"):
+    from .audio_file import AudioFileError, is_stdio, write_sound  # noqa: PLC0415
+    from .file_write import FileWriteError  # noqa: PLC0415
+    from .safety import sanitize  # noqa: PLC0415
+    p = path if is_stdio(path) else Path(path).expanduser()
+    ext = "WAV" if is_stdio(path) else p.suffix.lstrip(".").upper()
+    if ext not in sf.available_formats() and ext != "OGA":
         raise CLIError(f"{p}: unknown output format {p.suffix!r} (use .wav, .flac, ...)")
+    fmt = "OGG" if ext == "OGA" else ext
     subtype = None
     if like_subtype in ("FLOAT", "DOUBLE") and ext in ("WAV", "W64", "AIFF", "CAF"):
         subtype = "FLOAT"
-    import numpy as np  # noqa: PLC0415
-    x = np.asarray(x, dtype=np.float32)
-    chosen = subtype or sf.default_subtype(ext if ext != "OGA" else "OGG") or ""
+    x, bad = sanitize(np.asarray(x, dtype=np.float32))
+    if bad:
+        _note(f"{bad} output samples were NaN/Inf: written as silence")
+    chosen = subtype or sf.default_subtype(fmt) or ""
     if not chosen.startswith(("FLOAT", "DOUBLE")):
         over = int(np.count_nonzero(np.abs(x) > 1.0))
         if over:
@@ -131,10 +197,11 @@ def write_audio(path, x, sr: int, like_subtype: str | None = None) -> Path:
                   f"{lim.max_reduction_db:.1f} dB of gain reduction); write a .wav from a float "
                   f"input to keep the values")
     try:
-        sf.write(str(p), x, sr, subtype=subtype)
-    except (sf.SoundFileError, RuntimeError, OSError, TypeError, ValueError) as e:
-        raise CLIError(f"{p}: cannot write audio ({e})") from e
-    return p
+        return write_sound(p, x, sr, fmt, subtype)
+    except FileWriteError as e:
+        raise CLIError(str(e)) from e
+    except AudioFileError as e:
+        raise CLIError(f"{p}: {e}") from e
 
 
 def _check_distance(model, d) -> float:
@@ -159,7 +226,7 @@ def cmd_extract(args) -> int:
     import numpy as np  # noqa: PLC0415
     from .model import resample  # noqa: PLC0415
     x, sr, info = read_audio(args.input)
-    out_path = Path(args.output)
+    out_path = args.output if args.output == "-" else Path(args.output)
     model = _load(args)
     d = _check_distance(model, args.distance)
     t0 = time.perf_counter()
@@ -192,9 +259,10 @@ def cmd_extract(args) -> int:
         y = np.pad(y, (0, len(x) - len(y)))
     dt = time.perf_counter() - t0
     p = write_audio(out_path, y, sr, info["subtype"])
-    print(f"wrote {p} ({len(y) / sr:.2f} s, {sr} Hz): talkers within {model.config.r_spk:g} m of "
+    # with ``-o -`` the audio is standard output: the summary goes to standard error
+    print(f"wrote {'WAV to standard output' if p == '-' else display_path(p)} ({len(y) / sr:.2f} s, {sr} Hz): talkers within {model.config.r_spk:g} m of "
           f"{d:g} m, {how}; model {model.name} on {model.device.type}, {dt:.1f} s "
-          f"(RTF {dt / (len(x) / sr):.2f})")
+          f"(RTF {dt / (len(x) / sr):.2f})", file=sys.stderr if p == "-" else sys.stdout)
     return 0
 
 
@@ -217,7 +285,8 @@ def cmd_scan(args) -> int:
         raise CLIError(f"{args.input}: {e}") from e
     part = "" if res.measured_s >= res.duration_s - 1e-6 else \
         f"measured on {res.measured_s:.0f} s of {res.duration_s:.0f} s in excerpts, "
-    print(f"{Path(args.input).name}: {_fmt_talkers(res)} "
+    name = "standard input" if args.input == "-" else display_path(Path(args.input).name)
+    print(f"{name}: {_fmt_talkers(res)} "
           f"(scan of {len(res.distances_m)} distances, {res.distances_m[0]:g}..{res.distances_m[-1]:g} m, "
           f"{part}{res.elapsed_s:.1f} s)")
     if args.verbose:
@@ -230,14 +299,13 @@ def cmd_scan(args) -> int:
                "indicator_definition": "sum of levels (shifted to >= 0) within +-0.5 m"}
         p = Path(args.json).expanduser()
         try:
-            p.parent.mkdir(parents=True, exist_ok=True)
-            p.write_text(json.dumps(doc, indent=2) + "\n")
-        except OSError as e:
-            raise CLIError(f"{p}: cannot write ({e})") from e
-        print(f"wrote {p}")
+            write_bytes_atomic(p, (json.dumps(doc, indent=2) + "\n").encode())
+        except FileWriteError as e:
+            raise CLIError(str(e)) from e
+        print(f"wrote {display_path(p)}")
     if args.plot:
-        p = plot_scan(res, args.plot, title=Path(args.input).name)
-        print(f"wrote {p}")
+        p = plot_scan(res, args.plot, title=name)
+        print(f"wrote {display_path(p)}")
     return 0
 
 
@@ -278,10 +346,10 @@ def plot_scan(res, path, title: str = "") -> Path:
     p = Path(path).expanduser()
     fig = scan_figure(res, title)
     try:
-        p.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(p)
-    except OSError as e:
-        raise CLIError(f"{p}: cannot write ({e})") from e
+        with atomic_path(p) as tmp:
+            fig.savefig(tmp, format=p.suffix.lstrip(".").lower() or "png")
+    except FileWriteError as e:
+        raise CLIError(str(e)) from e
     return p
 
 
@@ -333,10 +401,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     e = sub.add_parser("extract", help="extract the talker(s) at a distance from a file")
     e.add_argument("input", metavar="IN", help="audio file (any soundfile format, any rate; "
-                                               "stereo is mixed down), e.g. assets/demo/demo_mix.wav")
+                                               "stereo is mixed down), e.g. assets/demo/demo_mix.wav; "
+                                               "'-' or a pipe: read from standard input")
     e.add_argument("--distance", "-d", type=float, required=True, help="query distance in metres")
     e.add_argument("-o", "--output", required=True, metavar="OUT",
-                   help="file to write (format from its extension; written at IN's rate)")
+                   help="file to write (format from its extension; written at IN's rate; "
+                        "written whole or not at all: a previous OUT stays as it was on failure); "
+                        "'-': WAV to standard output")
     e.add_argument("--streaming", action="store_true",
                    help="run block by block as live (output re-aligned to the input)")
     e.add_argument("--block-ms", type=float, default=DEFAULT_BLOCK_MS,
@@ -345,7 +416,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.set_defaults(func=cmd_extract)
 
     s = sub.add_parser("scan", help="estimate talker distances in a file")
-    s.add_argument("input", metavar="IN", help="audio file, e.g. assets/demo/demo_mix.wav")
+    s.add_argument("input", metavar="IN", help="audio file, e.g. assets/demo/demo_mix.wav; "
+                                               "'-' or a pipe: read from standard input")
     s.add_argument("--json", metavar="OUT.json", help="write the profile and talkers as JSON")
     s.add_argument("--plot", metavar="OUT.png", help="write a plot of the profile")
     s.add_argument("--step", type=float, default=None, help="grid step in metres (default 0.25)")
@@ -391,11 +463,12 @@ def main(argv=None) -> int:
     if func is None:  # no command: the window, or the headless demo
         from .cli_live import cmd_default  # noqa: PLC0415
         func = cmd_default
+    handlers = stop_signals_like_ctrl_c()
     try:
         return int(func(args) or 0)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:
         print("interrupted", file=sys.stderr)
-        return 130
+        return exit_status(e)
     except CLIError as e:
         print(f"{PROG}: error: {e}", file=sys.stderr)
         return 1
@@ -414,7 +487,12 @@ def main(argv=None) -> int:
         print(f"{PROG}: error: unexpected {type(e).__name__}: {e} (set RTSE_DEBUG=1 for a "
               "traceback)", file=sys.stderr)
         return 1
+    finally:
+        restore_signals(handlers)
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    # ``python -m realtime_tse.cli``: run the package module's main, not this __main__ copy's,
+    # so that the errors the other modules raise (realtime_tse.cli.CLIError) are the ones caught
+    from realtime_tse.cli import main as _main
+    sys.exit(_main())

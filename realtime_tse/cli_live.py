@@ -10,14 +10,17 @@ import sys
 import time
 from pathlib import Path
 
-from .cli import DEMO_INPUT, CLIError, _check_distance, _fmt_talkers, _load, _note, read_audio
+from .cli import (DEMO_INPUT, PROG, CLIError, _check_distance, _fmt_talkers, _load, _note,
+                  exit_status, read_audio)
 
 __all__ = ["cmd_stream", "cmd_default", "headless_demo"]
 
 
 def _run_live(eng, seconds: float | None, quiet: bool = False, label: str = "") -> int:
     """Poll a started LiveEngine: print scan updates and stats until ``seconds`` pass, the input
-    ends, or Ctrl-C. Returns an exit status."""
+    ends, a recording fails (disk full, ...), Ctrl-C or SIGTERM / SIGHUP (raised like Ctrl-C, as
+    :class:`realtime_tse.cli.StopSignal`). Returns an exit status: 0, 1 (an audio or recording
+    error, printed), 128 + the signal when interrupted (130 Ctrl-C, 143 SIGTERM, 129 SIGHUP)."""
     t0 = time.monotonic()
     last_scan, last_stat = 0, t0
     last_text, last_print = None, t0
@@ -27,7 +30,7 @@ def _run_live(eng, seconds: float | None, quiet: bool = False, label: str = "") 
             if eng.wait(0.2):
                 break
             now = time.monotonic()
-            if eng.error:
+            if eng.error or eng.recording_error:
                 break
             if seconds is not None and now - t0 >= seconds:
                 break
@@ -42,13 +45,19 @@ def _run_live(eng, seconds: float | None, quiet: bool = False, label: str = "") 
                 print(f"[{now - t0:6.1f} s] RTF {eng.rtf:.2f}, xruns {eng.xruns}, delay "
                       f"{_fmt_delay(eng)}, in {eng.input_level_db:.0f} dBFS, out "
                       f"{eng.output_level_db:.0f} dBFS", flush=True)
-    except KeyboardInterrupt:
-        print("stopped", file=sys.stderr)
-        status = 130
+    except KeyboardInterrupt as e:  # Ctrl-C, SIGTERM, SIGHUP (cli.StopSignal)
+        print("stopped" + (f" (signal {e.signum})" if hasattr(e, "signum") else ""),
+              file=sys.stderr)
+        status = exit_status(e)
     finally:
+        rec = eng.recorder  # (stop() closes it and lets go of it)
         eng.stop()
     if eng.error:
         print(f"{PROG}: error: {eng.error}", file=sys.stderr)
+        return 1
+    if eng.recording_error and rec is not None:
+        print(f"{PROG}: error: the recording stopped at {rec.duration_s:.1f} s: "
+              f"{eng.recording_error} ({rec.path} holds the audio up to there)", file=sys.stderr)
         return 1
     return status
 
@@ -88,13 +97,16 @@ def cmd_stream(args) -> int:
     except AudioDeviceError as e:
         raise CLIError(str(e)) from e
     rec = None
-    if args.record:
-        rec = eng.start_recording(args.record, record_input=args.record_input)
     try:
+        if args.record:
+            rec = eng.start_recording(args.record, record_input=args.record_input)
         eng.start()
     except AudioDeviceError as e:
         eng.stop()
         raise CLIError(str(e)) from e
+    except BaseException:  # Ctrl-C / SIGTERM while starting: close the recording all the same
+        eng.stop()
+        raise
     st = eng.stream
     src = args.input_file or (str(st.input_info) if st.input_info else "?")
     dst = str(st.output_info) if st.output_info else "no playback"
@@ -103,7 +115,7 @@ def cmd_stream(args) -> int:
           f"delay {_fmt_delay(eng)}" + ("" if args.seconds else "; Ctrl-C stops"),
           flush=True)
     rc = _run_live(eng, args.seconds)
-    if rec is not None:
+    if rec is not None and not rec.failed:
         print(f"recorded {rec.path} ({rec.duration_s:.2f} s, {rec.sample_rate} Hz)"
               + (f" and the input to {rec.input_path}" if rec.input_path else ""))
     sst = eng.stream.stats() if eng.stream is not None else {}
@@ -178,7 +190,7 @@ def cmd_default(args) -> int:
 def headless_demo(args) -> int:
     from .live import LiveEngine  # noqa: PLC0415
     from .live_config import LiveConfig  # noqa: PLC0415
-    from .recorder import recording_path  # noqa: PLC0415
+    from .recorder import recording_path, writable_recordings_dir  # noqa: PLC0415
     src = Path(args.input_file) if args.input_file else DEMO_INPUT
     x, sr, _ = read_audio(src)
     length = len(x) / sr
@@ -189,7 +201,10 @@ def headless_demo(args) -> int:
     d = _check_distance(model, args.distance if args.distance is not None else 1.0)
     out = args.output
     if out is None:
-        out = recording_path(prefix="tse-demo", suffix=f"-{d:g}m")
+        folder, why = writable_recordings_dir()
+        if why:
+            _note(why)
+        out = recording_path(folder, prefix="tse-demo", suffix=f"-{d:g}m")
     output_device = args.output_device
     if output_device is None:  # play on the default device when there is one, else file only
         try:

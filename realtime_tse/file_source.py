@@ -28,7 +28,8 @@ class FileSource:
         import soundfile as sf  # noqa: PLC0415
         self.path = Path(path)
         try:
-            self._sf = sf.SoundFile(str(self.path))
+            from .audio_file import soundfile_name  # noqa: PLC0415
+            self._sf = sf.SoundFile(soundfile_name(self.path))  # any name the file system holds
         except Exception as e:  # noqa: BLE001  (LibsndfileError, RuntimeError, OSError)
             raise ValueError(f"cannot read audio file {self.path}: {e}") from e
         self.rate = int(rate)

@@ -55,8 +55,10 @@ class LiveEngine:
     :class:`realtime_tse.profile.ScanWorker` (the offline model on the last ``scan_seconds`` of
     input, every cycle).
 
-    Settable from any thread (plain attribute writes): ``distance_m`` (validated; applied within
-    one block), ``bypass`` (the dry input, delayed like the extraction, goes out), ``wet``
+    Settable from any thread (plain attribute writes): ``distance_m`` (validated; the worker takes
+    the newest value at each block boundary, so however fast it changes (a slider dragged) the
+    stream re-primes at most once per block, and a recording notes at most one change per block),
+    ``bypass`` (the dry input, delayed like the extraction, goes out), ``wet``
     (0..1 dry/wet mix), ``volume`` (output gain, 0..2).
 
     Read-only stats: ``rtf`` (smoothed processing time / block duration), ``xruns``,
@@ -118,6 +120,7 @@ class LiveEngine:
         # dry path delayed like the extraction so that dry/wet mixes line up
         self._dry = np.zeros(self.streamer.delay_samples, np.float32)
         self._recorder = None
+        self.recording_error: str | None = None  # why the last recording stopped by itself
         self._rec_tap = None  # the bound method added as a tap (kept: remove_tap compares identity)
         self._rec_lock = threading.Lock()
         self.scan_enabled = bool(cfg.scan)
@@ -141,12 +144,7 @@ class LiveEngine:
 
     @distance_m.setter
     def distance_m(self, value: float) -> None:
-        d = float(self.model.check_distance(value)[0])
-        if d != self._distance:
-            self._distance = d
-            rec = self._recorder
-            if rec is not None:
-                rec.note_distance(d)
+        self._distance = float(self.model.check_distance(value)[0])
 
     @property
     def wet(self) -> float:
@@ -354,9 +352,10 @@ class LiveEngine:
                 raise RuntimeError(f"already recording to {self._recorder.path}")
             if path is None:
                 path = recording_path()
+            self.recording_error = None
             rate = int(sample_rate or recording_rate(self._stream, self.model.sample_rate))
             rec = Recorder(path, rate, model_name=self.model.name,
-                           record_input=record_input,
+                           record_input=record_input, on_error=self._on_recording_error,
                            extra={"block_ms": self.streamer.block_ms,
                                   "model_sample_rate": self.model.sample_rate,
                                   "input": self.input_file or str(self._input_device),
@@ -382,7 +381,17 @@ class LiveEngine:
 
     @property
     def recorder(self):
+        """The current :class:`realtime_tse.recorder.Recorder` (also after its write failed, until
+        :meth:`stop_recording`), or None."""
         return self._recorder
+
+    def _on_recording_error(self, message: str) -> None:
+        """The recorder's write failed and it stopped (its writer thread): take its tap off the
+        stream and keep the message (:attr:`recording_error`); the audio goes on."""
+        self.recording_error = message
+        tap, st = self._rec_tap, self._stream
+        if tap is not None and st is not None:
+            st.remove_tap(tap)
 
     # -- worker side -----------------------------------------------------------------------------
     def _process_block(self, block: np.ndarray) -> np.ndarray:
@@ -393,7 +402,11 @@ class LiveEngine:
         block, bad = sanitize(np.asarray(block, dtype=np.float32).reshape(-1))
         if bad:
             self._note_nonfinite(bad)
-        y = self.streamer.process(block, self._distance)
+        d = self._distance  # the newest distance at the block boundary, for the whole block
+        rec = self._recorder
+        if rec is not None:
+            rec.note_distance(d)  # (logged only when it changed)
+        y = self.streamer.process(block, d)
         nd = len(self._dry)
         if nd:
             dry = np.concatenate([self._dry, block])
@@ -432,7 +445,9 @@ class LiveEngine:
                         "ones only counted in stats()['nonfinite_in'])", n)
 
     def _on_stream_error(self, message: str) -> None:
-        self.error = message.splitlines()[0] if message else "audio stream failed"
+        # the recording is closed and on_error told before ``error`` is set: who sees ``error``
+        # finds the recording finalised
+        msg = message.splitlines()[0] if message else "audio stream failed"
         if self._scanner is not None:
             self._scanner.request_stop()
         try:
@@ -442,9 +457,10 @@ class LiveEngine:
         cb = self.on_error
         if cb is not None:
             try:
-                cb(self.error)
+                cb(msg)
             except Exception:  # noqa: BLE001
                 pass
+        self.error = msg
 
     def _on_stream_end(self) -> None:
         if self._scanner is not None:

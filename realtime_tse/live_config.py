@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass
 
 from .threads import AUDIO_NICE
@@ -103,20 +104,50 @@ class LiveConfig:
         return json.dumps(d, sort_keys=True)
 
     @classmethod
-    def from_json(cls, text: str | None) -> "LiveConfig":
+    def from_json(cls, text: str | None, bad: list | None = None) -> "LiveConfig":
         """Read :meth:`to_json`'s text; unknown keys are ignored, a missing or unreadable text
-        gives the defaults (never raises: settings files outlive versions)."""
+        gives the defaults, and so does a value of the wrong kind for its field (a number field
+        that is not a finite number, a text field that is not text) (never raises: settings files
+        outlive versions and get edited by hand). ``bad``: a list to which the keys of values
+        left out are appended (``"live"`` when the whole text is unreadable)."""
+        bad = bad if bad is not None else []
         try:
             d = json.loads(text) if text else {}
         except (TypeError, ValueError):
+            bad.append("live")
             return cls()
         if not isinstance(d, dict):
+            bad.append("live")
             return cls()
-        names = {f.name for f in dataclasses.fields(cls)}
-        d = {k: v for k, v in d.items() if k in names}
+        fields = {f.name: f.default for f in dataclasses.fields(cls)}
+        d = {k: v for k, v in d.items() if k in fields}
         if isinstance(d.get("scan_distances_m"), list):
             d["scan_distances_m"] = tuple(d["scan_distances_m"])
+        for k in list(d):
+            if not _fits(d[k], fields[k]):
+                bad.append(f"live/{k}")
+                del d[k]
         try:
             return cls(**d)
-        except TypeError:
+        except (TypeError, ValueError):
+            bad.append("live")
             return cls()
+
+
+def _fits(value, default) -> bool:
+    """Whether a value read from a settings file can stand for a field with this default: a
+    finite number for a number field, text for a text field, True/False for a switch (None is
+    accepted wherever the field is optional or the value matches the default's kind)."""
+    if value is None:
+        return True
+    if isinstance(default, bool):
+        return isinstance(value, bool)
+    if isinstance(value, bool):
+        return isinstance(default, bool) or default is None
+    if isinstance(value, (int, float)):
+        return math.isfinite(value) and (default is None or isinstance(default, (int, float)))
+    if isinstance(value, str):
+        return default is None or isinstance(default, str)
+    if isinstance(value, tuple):
+        return all(isinstance(v, (int, float)) and math.isfinite(v) for v in value)
+    return False

@@ -21,14 +21,17 @@ def recording_rate(stream, model_rate: int) -> int:
         model_rate: the model's sample rate (Hz): used only when there is no input to follow.
     Returns:
         The input file's rate when the stream reads a file; else, when it captures a device, the
-        rate the device runs at (``device_rate``: the model's rate where the device takes it, else
-        the device's own); else ``model_rate``.
+        rate the input device runs at (``input_rate``: the model's rate where the device takes it,
+        else the device's own; ``device_rate`` for a stream that has one rate for both directions);
+        else ``model_rate``.
     """
     src = getattr(stream, "_file", None)
     if src is not None:
         return int(src.file_rate)
-    if getattr(stream, "captures", False) and getattr(stream, "device_rate", 0):
-        return int(stream.device_rate)
+    if getattr(stream, "captures", False):
+        rate = getattr(stream, "input_rate", 0) or getattr(stream, "device_rate", 0)
+        if rate:
+            return int(rate)
     return int(model_rate)
 
 

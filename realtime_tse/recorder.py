@@ -22,13 +22,23 @@ Decisions (recorded here, the SPEC is silent):
 - Sidecar ``<file>.json`` (e.g. ``take.wav.json``): model, sample rate, channels, subtype, start
   time (ISO 8601 with the local UTC offset), the input file when recorded, and every query-distance
   change ``{"t_s": wall seconds since start, "audio_s": seconds of output written so far,
-  "d_q_m": metres}``; rewritten atomically (temp file + rename) by the writer thread on each change
-  and on ``close`` (which adds the end time, the frame count and the duration).
+  "d_q_m": metres}`` (the live engine notes the distance each block was made with, so at most one
+  change per block); rewritten atomically (:mod:`realtime_tse.file_write`) by the writer thread at
+  most once per flush interval when something changed, and on ``close`` (which adds the end time,
+  the frame count and the duration). When the disk is full, the final sidecar is written over the
+  old one in place if it fits in the space the old one already holds (a small sidecar does), so a
+  recording stopped by a full disk still says when and why.
+- A write that fails (disk full, file removed, read-only file system) stops the recording at once:
+  the files are closed (a WAV keeps a valid header and everything written before), the sidecar is
+  finalised with the end time and ``error`` ("cannot write PATH: no space left on device"), and
+  :attr:`Recorder.failed` turns True; the engine, the CLI and the window report it
+  (``on_error(message)`` is called once from the writer thread).
 - ``elapsed_s`` is wall-clock time since the recorder started; ``duration_s`` is the audio written.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
@@ -42,9 +52,12 @@ from pathlib import Path
 
 import numpy as np
 
+from .audio_file import soundfile_name
+from .file_write import FileWriteError, write_bytes_atomic, write_error_reason
 from .safety import sanitize
 
-__all__ = ["Recorder", "default_recordings_dir", "recording_path", "unique_path"]
+__all__ = ["Recorder", "default_recordings_dir", "writable_recordings_dir", "recording_path",
+           "unique_path"]
 
 log = logging.getLogger(__name__)
 
@@ -75,13 +88,51 @@ def default_recordings_dir(create: bool = True) -> Path:
     return d
 
 
+def writable_recordings_dir() -> tuple[Path, str | None]:
+    """The recordings folder (:func:`default_recordings_dir`), created, and None; or, when it
+    cannot be created or written (a read-only home, ``~/Music`` not a folder) and
+    ``$RTSE_RECORDINGS_DIR`` does not name it, ``<temporary dir>/realtime-tse-<user>`` and a
+    one-line note saying where the recordings go instead and how to choose.
+
+    Raises:
+        OSError: ``$RTSE_RECORDINGS_DIR`` is set and cannot be used (the message names it), or not
+            even the temporary folder can be created.
+    """
+    import getpass  # noqa: PLC0415
+    import tempfile  # noqa: PLC0415
+    d = default_recordings_dir(create=False)
+    try:
+        d.mkdir(parents=True, exist_ok=True)
+        if not os.access(d, os.W_OK | os.X_OK):
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(d))
+        return d, None
+    except OSError as e:
+        why, _ = write_error_reason(e, d / "x")
+        if os.environ.get("RTSE_RECORDINGS_DIR"):
+            raise OSError(e.errno, f"cannot use RTSE_RECORDINGS_DIR={d}: {why}") from e
+        try:
+            user = getpass.getuser()
+        except Exception:  # noqa: BLE001
+            user = str(os.getuid()) if hasattr(os, "getuid") else "user"
+        fb = Path(tempfile.gettempdir()) / f"realtime-tse-{user}"
+        fb.mkdir(parents=True, exist_ok=True)
+        return fb, (f"cannot create {d} ({why}); recordings go to {fb} instead (choose the folder "
+                    f"with RTSE_RECORDINGS_DIR, or the file with -o)")
+
+
 def recording_path(folder: str | Path | None = None, prefix: str = "tse", suffix: str = "",
                    ext: str = ".wav") -> Path:
     """The name of a new recording: ``<folder>/<prefix>-YYYYmmdd-HHMMSS<suffix><ext>`` (local time;
     the one naming rule of the engine, the window and the CLI). ``folder`` None: the
-    :func:`default_recordings_dir`; a given folder is created. The :class:`Recorder` makes the name
-    unique (:func:`unique_path`)."""
-    d = default_recordings_dir() if folder is None else Path(folder).expanduser()
+    :func:`default_recordings_dir`, or where it cannot be written the temporary folder of
+    :func:`writable_recordings_dir` (logged); a given folder is created. The :class:`Recorder`
+    makes the name unique (:func:`unique_path`)."""
+    if folder is None:
+        d, why = writable_recordings_dir()
+        if why:
+            log.warning(why)
+    else:
+        d = Path(folder).expanduser()
     d.mkdir(parents=True, exist_ok=True)
     return d / f"{prefix}-{datetime.now().strftime('%Y%m%d-%H%M%S')}{suffix}{ext}"
 
@@ -116,12 +167,14 @@ class Recorder:
     ``record_input``: also write the raw input (``write_input``) to ``input_path`` (default
     ``<stem>-input<suffix>`` next to the output, also never overwritten; final name
     ``self.input_path``).
+    ``on_error(message)``: called once, from the writer thread, when a write fails and the
+    recording stops (see the module docstring); ``error`` and ``failed`` say the same.
     """
 
     def __init__(self, path: str | Path, sample_rate: int, channels: int = 1, model_name: str = "",
                  record_input: bool = False, input_path: str | Path | None = None,
                  subtype: str = "PCM_16", flush_interval_s: float = 0.5,
-                 extra: dict | None = None):
+                 extra: dict | None = None, on_error=None):
         import soundfile as sf  # noqa: PLC0415
         path = Path(path).expanduser()
         suffix = path.suffix.lower()
@@ -147,7 +200,7 @@ class Recorder:
         files = []
         reserved = [self.path]
         try:
-            self._out = sf.SoundFile(str(self.path), "w", self.sample_rate, self.channels,
+            self._out = sf.SoundFile(soundfile_name(self.path), "w", self.sample_rate, self.channels,
                                      subtype=subtype, format=_FORMATS[suffix])
             files.append(self._out)
             self._in = None
@@ -161,7 +214,7 @@ class Recorder:
                 self.input_path = unique_path(ip)
                 reserved.append(self.input_path)
                 isub = subtype if subtype in _SUBTYPES[isuf] else "PCM_16"
-                self._in = sf.SoundFile(str(self.input_path), "w", self.sample_rate,
+                self._in = sf.SoundFile(soundfile_name(self.input_path), "w", self.sample_rate,
                                         self.channels, subtype=isub, format=_FORMATS[isuf])
                 files.append(self._in)
         except Exception:
@@ -187,10 +240,24 @@ class Recorder:
         self._q: queue.Queue = queue.Queue()
         self._closed = False
         self._close_lock = threading.Lock()
+        self._finalised = False
+        self._meta_dirty = False
+        self.on_error = on_error
         self.error: str | None = None
+        self.failed = False  # a write failed: the recording stopped (``error`` says why)
         self.last_flush_time = time.monotonic()
         self.flushes = 0
-        self._write_sidecar()
+        try:
+            self._write_sidecar()
+        except OSError:
+            for f in files:
+                f.close()
+            for p in reserved:
+                try:
+                    p.unlink()
+                except OSError:
+                    pass
+            raise
         self._thread = threading.Thread(target=self._writer, name=f"Recorder({self.path.name})",
                                         daemon=True)
         self._thread.start()
@@ -234,14 +301,19 @@ class Recorder:
             self.write_input(input_block)
 
     def note_distance(self, d_q_m: float) -> None:
-        """Log a query-distance change at the current time; the sidecar is rewritten."""
+        """Log the query distance ``d_q_m`` (metres) from the output written next on (``audio_s``:
+        the output queued so far, s); nothing when it equals the last one logged. The sidecar is
+        rewritten at the next flush (at most every ``flush_interval_s``)."""
         if self._closed:
             return
+        d = float(d_q_m)
         with self._meta_lock:
+            if self._distances and self._distances[-1]["d_q_m"] == d:
+                return
             self._distances.append({"t_s": round(self.elapsed_s, 4),
                                     "audio_s": round(self._frames_queued / self.sample_rate, 4),
-                                    "d_q_m": float(d_q_m)})
-        self._q.put(("meta", None))
+                                    "d_q_m": d})
+        self._meta_dirty = True
 
     # ---------------------------------------------------------------- state
     @property
@@ -256,6 +328,7 @@ class Recorder:
 
     @property
     def closed(self) -> bool:
+        """No more audio is taken: :meth:`close` was called, or a write failed."""
         return self._closed
 
     @property
@@ -289,9 +362,35 @@ class Recorder:
 
     # ---------------------------------------------------------------- writer thread
     def _write_sidecar(self) -> None:
-        tmp = self.sidecar_path.with_name(self.sidecar_path.name + ".tmp")
-        tmp.write_text(json.dumps(self.metadata(), indent=2) + "\n")
-        os.replace(tmp, self.sidecar_path)
+        """Write the sidecar whole (temporary file + rename); on a full disk, over the old one in
+        place when the new text fits in the blocks the old one holds. Raises OSError."""
+        self._meta_dirty = False
+        data = (json.dumps(self.metadata(), indent=2) + "\n").encode()
+        try:
+            write_bytes_atomic(self.sidecar_path, data)
+        except FileWriteError as e:
+            if e.errno not in (errno.ENOSPC, errno.EDQUOT) or not self._rewrite_in_place(data):
+                raise
+
+    def _rewrite_in_place(self, data: bytes) -> bool:
+        """Overwrite the sidecar with ``data`` without allocating: only when ``data`` fits in the
+        blocks the file already holds (one write of at most a few KB). True when written."""
+        try:
+            fd = os.open(self.sidecar_path, os.O_WRONLY)
+        except OSError:
+            return False
+        try:
+            if os.fstat(fd).st_blocks * 512 < len(data):
+                return False
+            os.pwrite(fd, data, 0)
+            os.ftruncate(fd, len(data))
+            os.fsync(fd)
+            log.info("recorder sidecar %s: disk full, rewritten in place", self.sidecar_path)
+            return True
+        except OSError:
+            return False
+        finally:
+            os.close(fd)
 
     def _flush(self) -> None:
         self._out.flush()
@@ -308,50 +407,85 @@ class Recorder:
                 kind, data = self._q.get(timeout=timeout)
             except queue.Empty:
                 kind, data = "tick", None
+            target = self.path
             try:
                 if kind == "out":
                     self._out.write(data)
                     self.frames_written += len(data)
                     dirty = True
                 elif kind == "in":
+                    target = self.input_path
                     self._in.write(data)
                     self.input_frames_written += len(data)
                     dirty = True
-                elif kind == "meta":
-                    self._write_sidecar()
                 elif kind == "close":
                     return
-                if dirty and time.monotonic() - self.last_flush_time >= self.flush_interval_s:
-                    self._flush()
-                    dirty = False
-                elif not dirty and kind == "tick":
-                    self.last_flush_time = time.monotonic()
-            except Exception as e:  # noqa: BLE001  (disk full, file removed, ...)
-                if self.error is None:
-                    self.error = f"{type(e).__name__}: {e}"
-                    log.error("recorder %s failed: %s", self.path, self.error)
+                if time.monotonic() - self.last_flush_time >= self.flush_interval_s:
+                    if dirty:
+                        self._flush()
+                        dirty = False
+                    else:
+                        self.last_flush_time = time.monotonic()
+                    if self._meta_dirty:
+                        target = self.sidecar_path
+                        self._write_sidecar()
+            except Exception as e:  # noqa: BLE001  (disk full, file removed, read-only, ...)
+                self._stop_on_failure(e, target)
+                return
+
+    def _stop_on_failure(self, e: BaseException, target) -> None:
+        """A write failed (writer thread): stop taking audio, close the files, finalise the
+        sidecar with the reason, tell ``on_error``."""
+        reason, _ = write_error_reason(e, target)
+        self.error = f"cannot write {target}: {reason}"
+        self.failed = True
+        self._closed = True
+        log.error("recording stopped after %.2f s: %s", self.duration_s, self.error)
+        log.debug("recorder write failed", exc_info=e)
+        self._finalise()
+        cb = self.on_error
+        if cb is not None:
+            try:
+                cb(self.error)
+            except Exception:  # noqa: BLE001
+                log.exception("recorder on_error callback raised")
 
     # ---------------------------------------------------------------- closing
-    def close(self) -> None:
-        """Write everything queued, close the files and finalise the sidecar (idempotent)."""
+    def _finalise(self) -> None:
+        """Close the sound files and write the final sidecar (once)."""
         with self._close_lock:
-            if self._closed:
+            if self._finalised:
                 return
-            self._closed = True
-        self._q.put(("close", None))
-        self._thread.join(timeout=30.0)  # (only a hung disk takes that long)
+            self._finalised = True
         for f in (self._out, self._in):
             if f is not None:
                 try:
                     f.close()
                 except Exception as e:  # noqa: BLE001
-                    self.error = self.error or f"{type(e).__name__}: {e}"
+                    self.error = self.error or f"cannot close {getattr(f, 'name', '?')}: {e}"
+        if self.failed:
+            # a failed write may have put part of its block on disk: the file's own count
+            try:
+                import soundfile as sf  # noqa: PLC0415
+                self.frames_written = int(sf.info(soundfile_name(self.path)).frames)
+            except Exception:  # noqa: BLE001
+                pass
         self._end_time = datetime.now().astimezone()
         try:
             self._write_sidecar()
         except OSError as e:
             self.error = self.error or f"{type(e).__name__}: {e}"
             log.error("recorder sidecar %s: %s", self.sidecar_path, e)
+
+    def close(self) -> None:
+        """Write everything queued, close the files and finalise the sidecar (idempotent; after a
+        failed write, only waits for the writer thread)."""
+        with self._close_lock:
+            self._closed = True
+        self._q.put(("close", None))
+        if self._thread is not threading.current_thread():
+            self._thread.join(timeout=30.0)  # (only a hung disk takes that long)
+        self._finalise()
 
     def __enter__(self) -> "Recorder":
         return self
@@ -361,7 +495,7 @@ class Recorder:
 
     def __del__(self):  # best effort: never leave a file without its final header
         try:
-            if not self._closed and not sys.is_finalizing():
+            if not self._finalised and not sys.is_finalizing():
                 self.close()
         except Exception:  # noqa: BLE001
             pass

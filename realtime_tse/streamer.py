@@ -55,6 +55,9 @@ class Streamer:
         latency_s: the algorithmic latency ``(block_samples + n_fft - hop) / sr`` (s).
         nonfinite_samples: NaN/Inf input samples replaced by 0 since construction.
         state_resets: times the model state turned non-finite and was started afresh.
+        reprimes: model steps whose query distance differed from the step before (each re-runs
+            the last ``reprime_frames`` frames: at most one per ``process`` call of up to
+            ``max_step`` samples, whatever the rate of changes between calls).
     """
 
     def __init__(self, model: "TSEModel", block_ms: float = DEFAULT_BLOCK_MS, aligned: bool = False,
@@ -75,6 +78,7 @@ class Streamer:
         self.max_step = max(self.block_samples, (2 * self.sr) // self.hop * self.hop)
         self.nonfinite_samples = 0
         self.state_resets = 0
+        self.reprimes = 0
         self.reset()
 
     @property
@@ -142,6 +146,9 @@ class Streamer:
         return np.asarray(res, dtype=np.float32)
 
     def _step(self, seg: np.ndarray, d: float) -> np.ndarray:
+        if self._d is not None and d != self._d and self._state is not None:
+            self.reprimes += 1
+        self._d = d
         y = self._model_step(seg, d)
         if np.isfinite(y).all() and (self._state is None or _finite_state(self._state)):
             return y

@@ -208,6 +208,32 @@ def test_device_error_keeps_the_recording(window, qtbot):
     assert window.last_recording.is_file() and window.last_recording.stat().st_size > 44
 
 
+def test_a_recording_that_fails_is_said_and_recording_mode_ends(window, qtbot):
+    """The disk fills while recording: the window says so (when, why, where the audio up to there
+    is) and leaves recording mode."""
+    import errno
+
+    import soundfile as sf
+    rec = window.start_recording()
+    _pump(qtbot, 1.0)
+    real = rec._out.write
+
+    def full(data):
+        real(data[: len(data) // 2])
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    rec._out.write = full
+    qtbot.waitUntil(lambda: window.recorder is None, timeout=10000)
+    msg = window.messages[-1]
+    assert msg[0] == "error" and "The recording stopped at" in msg[1], window.messages
+    assert f"cannot write {rec.path}: no space left on device" in msg[1]
+    assert not window.record_btn.isChecked() and "stopped at" in window.rec_path.text()
+    assert sf.info(str(rec.path)).duration > 0.3
+    doc = json.loads(rec.sidecar_path.read_text())
+    assert doc["end_time"] and "no space left on device" in doc["error"]
+    assert window.engine is not None and window.engine.running  # the audio goes on
+
+
 def test_settings_persist_between_launches(window, qtbot, tmp_path, model_path):
     window.distance.set_value(2.25)
     window.vol_slider.setValue(33)
@@ -226,6 +252,56 @@ def test_settings_persist_between_launches(window, qtbot, tmp_path, model_path):
         assert w2.size().height() == size.height() and abs(w2.size().width() - size.width()) < 60
     finally:
         w2.shutdown()
+
+
+@pytest.mark.parametrize("key,value", [("volume", "nan"), ("wet", "nan"), ("distance", "abc"),
+                                       ("volume", "1e9"), ("live", '{"jitter_ms": NaN}')])
+def test_a_bad_saved_value_falls_back_to_its_default_and_the_window_opens(
+        qtbot, tmp_path, model_path, key, value):
+    """A hand-edited or damaged settings file: the window opens with the default for what it
+    cannot use, and one note names the key and the file (the status bar and the log)."""
+    s = _settings(tmp_path)
+    s.setValue("volume", 0.5)
+    s.setValue("distance", 2.0)
+    s.setValue(key, value)
+    s.sync()
+    w = MainWindow(_settings(tmp_path), model_path=model_path, output=None, autostart=False)
+    qtbot.addWidget(w)
+    try:
+        notes = [m for lvl, m in w.messages if lvl == "info" and "reset to their defaults" in m]
+        assert len(notes) == 1 and key in notes[0] and "settings.ini" in notes[0], w.messages
+        assert w.statusBar().currentMessage() == notes[0]
+        assert w.vol_slider.value() == (100 if key == "volume" else 50)
+        assert w.wet_slider.value() == 100
+        assert w.distance.value() == pytest.approx(1.0 if key == "distance" else 2.0)
+        assert w.live_config.jitter_ms is None
+    finally:
+        w.shutdown()
+
+
+def test_sigterm_closes_the_window_as_a_close_does(tmp_path, model_path):
+    """``kill -TERM`` (or a logout's SIGHUP) closes the app as closing the window does: exit 0,
+    the settings saved."""
+    import signal
+    import subprocess
+    import sys
+    ini = tmp_path / "settings.ini"
+    cmd = [sys.executable, "-m", "realtime_tse.gui.app", "--settings", str(ini), "--demo",
+           "--no-output", "--distance", "2.5"] + (["--model", model_path] if model_path else [])
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen",
+           "RTSE_RECORDINGS_DIR": str(tmp_path / "rec")}
+    p = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(8.0)  # the window is up and the engine runs (the machine is slow)
+        assert p.poll() is None, p.communicate()
+        p.send_signal(signal.SIGTERM)
+        out, err = p.communicate(timeout=60)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    assert p.returncode == 0, (p.returncode, err[-2000:])
+    text = ini.read_text()
+    assert "distance=2.5" in text and "volume=" in text, text
 
 
 def test_screenshot_artifact(window, qtbot, tmp_path):

@@ -89,6 +89,50 @@ def test_weights_do_not_fit_config(tmp_path):
         load_checkpoint(p)
 
 
+def test_non_finite_weights_are_refused_at_load(tmp_path):
+    """A checkpoint whose weights hold NaN (a diverged run, a damaged file) is refused with a
+    message naming the file and a tensor, not loaded to output NaN."""
+    m = build_model(ModelConfig.preset("lite-lstm"))
+    p = save_checkpoint(tmp_path / "good.safetensors", m, {"note": "x"})
+    from safetensors import safe_open
+    with safe_open(str(p), framework="pt") as f:
+        meta = f.metadata()
+        state = {k: f.get_tensor(k) for k in f.keys()}
+    name = sorted(state)[3]
+    state[name] = torch.full_like(state[name], float("nan"))
+    bad = tmp_path / "nan.safetensors"
+    save_file(state, str(bad), metadata=meta)
+    with pytest.raises(CheckpointError, match=r"non-finite weights in .*nan\.safetensors") as e:
+        load_checkpoint(bad)
+    assert name in str(e.value)
+    state[name] = torch.full_like(state[name], float("inf"))
+    save_file(state, str(bad), metadata=meta)
+    with pytest.raises(CheckpointError, match="non-finite"):
+        load_checkpoint(bad)
+    load_checkpoint(p)  # the good one still loads
+
+
+def test_a_failed_save_leaves_no_temporary_file_and_keeps_the_old_one(tmp_path, monkeypatch):
+    """Saving over a checkpoint fails half-way (disk full): the old file is unchanged and no
+    temporary file stays in the folder."""
+    import errno
+    import models.checkpoint as ck
+    m = build_model(ModelConfig.preset("lite-lstm"))
+    p = save_checkpoint(tmp_path / "m.safetensors", m, {"note": "old"})
+    before = p.read_bytes()
+
+    def full(tensors, filename, metadata=None):
+        with open(filename, "wb") as f:
+            f.write(b"partial")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(ck, "save_file", full)
+    with pytest.raises(OSError, match="No space"):
+        save_checkpoint(p, m, {"note": "new"})
+    assert p.read_bytes() == before
+    assert sorted(x.name for x in tmp_path.iterdir()) == ["m.safetensors"]
+
+
 def test_provenance_schema_round_trip_and_bare_room_name():
     from models.provenance import Provenance
     d = {"data": {"speech": "x"}, "trainer": {"step": 5}, "train_config": {"lr": 1e-3},

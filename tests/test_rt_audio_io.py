@@ -499,6 +499,99 @@ def test_input_backlog_is_dropped_oldest_first_and_counted(monkeypatch):
 
 
 # ----------------------------------------------------------------------------------- devices
+def test_a_device_that_fails_to_open_is_reported_not_hidden(monkeypatch):
+    """A microphone that cannot open: start() raises the device's own error and stop() after it
+    is harmless (it used to raise "cannot join thread before it is started", which hid it)."""
+    from realtime_tse import audio_io
+    fake = audio_io.DeviceInfo(0, "fake mic", 1, 0, 16000.0, "fake")
+    monkeypatch.setattr(audio_io, "find_device", lambda spec, kind="input": fake)
+    s = make_stream(lambda b: b, 16000, 160, output_device="null", device_rate=16000,
+                    boost_priority=False)
+
+    def fail():
+        raise AudioDeviceError("cannot open audio stream: Invalid sample rate")
+
+    monkeypatch.setattr(s, "_open_stream", fail)
+    with pytest.raises(AudioDeviceError, match="Invalid sample rate"):
+        s.start()
+    s.stop()  # no RuntimeError
+    assert s.ended and not s.running
+
+
+class _RatesOnly:
+    """A stand-in for sounddevice whose microphone opens at 16 kHz only and whose speaker at
+    48 kHz only (the checks raise for any other rate, as PortAudio's "Invalid sample rate")."""
+
+    class CallbackAbort(Exception):
+        pass
+
+    @staticmethod
+    def check_input_settings(device=None, channels=None, samplerate=None, **kw):
+        if samplerate != 16000:
+            raise ValueError("Invalid sample rate")
+
+    @staticmethod
+    def check_output_settings(device=None, channels=None, samplerate=None, **kw):
+        if samplerate != 48000:
+            raise ValueError("Invalid sample rate")
+
+
+def test_each_direction_opens_at_a_rate_its_device_supports(monkeypatch):
+    """A 16 kHz-only microphone beside a 48 kHz-only speaker, an 8 kHz model: the input stream
+    runs at 16 kHz and the output at 48 kHz, each resampled on its own; a 500 Hz tone fed at
+    16 kHz comes out at 48 kHz as a 500 Hz tone of the same level."""
+    from realtime_tse import audio_device, audio_io
+    mic = audio_io.DeviceInfo(0, "mic16", 1, 0, 16000.0, "fake")
+    spk = audio_io.DeviceInfo(1, "spk48", 0, 2, 48000.0, "fake")
+    monkeypatch.setattr(audio_io, "find_device",
+                        lambda spec, kind="input": mic if kind == "input" else spk)
+    monkeypatch.setattr(audio_device, "_sd", lambda: _RatesOnly)
+    s = make_stream(lambda b: b, 8000, 256, boost_priority=False)
+    assert s.streams == "separate" and (s.input_rate, s.device_rate) == (16000, 48000)
+    st = s.stats()
+    assert st["input_rate"] == 16000 and st["device_rate"] == 48000 and st["resampling"]
+    assert s.input_blocksize == 64 and s.device_blocksize == 288  # 4 ms in, 6 ms out
+    f0, played, stop = 500.0, [], threading.Event()
+
+    def mic_side():
+        pos, t0 = 0, time.monotonic()
+        while not stop.is_set():
+            x = 0.3 * np.sin(2 * np.pi * f0 * np.arange(pos, pos + 64) / 16000)
+            s._callback_input(x.astype(np.float32)[:, None], 64, None, None)
+            pos += 64
+            time.sleep(max(0.0, t0 + pos / 16000 - time.monotonic()))
+
+    def speaker_side():
+        out, pos, t0 = np.zeros((288, 1), np.float32), 0, time.monotonic()
+        while not stop.is_set():
+            s._callback_output(out, 288, None, None)
+            played.append(out[:, 0].copy())
+            pos += 288
+            time.sleep(max(0.0, t0 + pos / 48000 - time.monotonic()))
+
+    def fake_open():
+        s._sdmod = _RatesOnly
+        s.device_latency = (0.004, 0.006)
+        for fn in (mic_side, speaker_side):
+            threading.Thread(target=fn, daemon=True).start()
+
+    monkeypatch.setattr(s, "_open_stream", fake_open)
+    s.start()
+    try:
+        time.sleep(2.0)
+    finally:
+        stop.set()
+        s.stop()
+    assert s.error is None, s.stats()
+    y = np.concatenate(played)[24000:]  # after the first 0.5 s
+    assert len(y) > 24000
+    spec = np.abs(np.fft.rfft(y * np.hanning(len(y))))
+    peak_hz = np.argmax(spec) * 48000 / len(y)
+    assert abs(peak_hz - f0) < 5, peak_hz
+    rms = float(np.sqrt(np.mean(y ** 2)))
+    assert 0.3 / np.sqrt(2) * 0.8 < rms < 0.3 / np.sqrt(2) * 1.2, rms
+
+
 def test_missing_portaudio_is_reported_with_the_fix(monkeypatch):
     import importlib.abc
 

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -279,3 +280,52 @@ def test_write_audio_limits_over_full_scale_for_integer_files_only(capsys, tmp_p
     write_audio(tmp_path / "o.wav", x, 16000, like_subtype="FLOAT")  # float keeps the values
     assert "beyond" not in capsys.readouterr().err
     np.testing.assert_allclose(sf.read(tmp_path / "o.wav", dtype="float32")[0], x)
+
+
+@pytest.mark.parametrize("sig,status", [("SIGTERM", 143), ("SIGHUP", 129)])
+def test_sigterm_and_sighup_stop_a_recording_like_ctrl_c(rand_ckpt, short_wav, tmp_path, sig,
+                                                          status):
+    """``kill -TERM`` (or a closed terminal's SIGHUP) during ``stream --record``: the run stops as
+    Ctrl-C stops it: the summary is printed, the sidecar has its end, exit 128 + the signal."""
+    import signal
+    rec = tmp_path / "x.wav"
+    p = subprocess.Popen([sys.executable, "-m", "realtime_tse.cli", "stream", "--input-file",
+                          str(short_wav), "--loop", "--output-device", "null", "-d", "1",
+                          "--record", str(rec), "--no-scan", "--model", str(rand_ckpt)],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
+    try:
+        first = p.stdout.readline()  # "streaming ..." once the audio runs
+        assert first.startswith("streaming"), (first, p.stderr.read() if p.poll() else "")
+        time.sleep(1.5)
+        p.send_signal(getattr(signal, sig))
+        out, err = p.communicate(timeout=60)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    assert p.returncode == status, (out, err)
+    assert f"recorded {rec}" in out and "xruns:" in out, (out, err)
+    doc = json.loads(rec.with_name("x.wav.json").read_text())
+    assert doc["end_time"] and doc["duration_s"] > 1.0, doc
+    assert sf.info(rec).duration == pytest.approx(doc["duration_s"], abs=0.01)
+
+
+def test_headless_run_with_a_home_it_cannot_write_uses_a_temporary_folder(
+        capsys, rand_ckpt, tmp_path, monkeypatch):
+    """``realtime-tse --headless`` where ``~/Music`` cannot be created (a read-only home; here a
+    home under a file): the extraction goes to a temporary folder, and a note says where and how
+    to choose (RTSE_RECORDINGS_DIR, -o)."""
+    import tempfile
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv("HOME", str(blocker / "home"))
+    for k in ("RTSE_RECORDINGS_DIR", "XDG_MUSIC_DIR", "XDG_CONFIG_HOME"):
+        monkeypatch.delenv(k, raising=False)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    rc, out, err = run(capsys, "--headless", "--seconds", 1.0, "--model", rand_ckpt,
+                       "--output-device", "null")
+    assert rc == 0, err
+    assert "recordings go to" in err and "RTSE_RECORDINGS_DIR" in err and "-o" in err, err
+    written = list((tmp_path / "tmp").glob("realtime-tse-*/tse-demo-*.wav"))
+    assert len(written) == 1 and str(written[0]) in out, (out, err)
+    assert sf.info(written[0]).duration > 0.5

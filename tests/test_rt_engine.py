@@ -370,6 +370,41 @@ def test_live_engine_restarts_and_reports_worker_errors(model, tmp_path):
     eng.stop()
 
 
+def test_a_fast_slider_drag_reprimes_once_per_block_at_most_and_loses_no_audio(tmp_path):
+    """A user drags the distance slider: a new distance every 10 ms for 8 s (32 ms blocks, scan
+    and recording on). The worker takes the newest distance at each block boundary: at most one
+    re-prime per block, the recording notes at most one change per block (each at a block
+    boundary of the audio), no xruns, and the recording holds the whole run."""
+    import math
+    m = load_model(SHIPPED if SHIPPED.is_file() else None, device="cpu")
+    eng = LiveEngine(m, input_file=DEMO_MIX, loop=True, output_device="null", block_ms=32,
+                     distance_m=1.0, torch_threads=1)
+    rec = eng.start_recording(tmp_path / "drag.wav")
+    eng.start()
+    t0, moves = time.monotonic(), 0
+    try:
+        while (now := time.monotonic()) - t0 < 8.0:
+            eng.distance_m = 1.5 + math.sin(2 * math.pi * 0.4 * (now - t0))
+            moves += 1
+            time.sleep(0.01)
+        time.sleep(0.1)
+        st = eng.stats()
+        blocks = eng.stream.blocks_processed
+        wall = time.monotonic() - t0  # the run, until stop() is asked
+    finally:
+        eng.stop()
+    doc = json.loads(rec.sidecar_path.read_text())
+    changes = doc["distance_changes"]
+    block_s = eng.block_samples / m.sample_rate
+    assert moves > 400 and blocks > 200, (moves, blocks)
+    assert blocks * 0.5 < len(changes) <= blocks + 1, (len(changes), blocks, moves)
+    assert all(abs(c["audio_s"] / block_s - round(c["audio_s"] / block_s)) < 0.01
+               for c in changes), changes[:5]
+    assert blocks * 0.5 < eng.streamer.reprimes <= blocks, (eng.streamer.reprimes, blocks)
+    assert st.xruns == 0 and st.rtf < 1.0, st
+    assert sf.info(rec.path).duration >= wall - 0.3, (sf.info(rec.path).duration, wall)
+
+
 # ------------------------------------------------------------------------------------ real audio
 def _align(a, b):
     """Best lag L (a[i + L] ~ b[i], L may be negative) by cross-correlation; returns the

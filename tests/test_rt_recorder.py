@@ -141,3 +141,67 @@ def test_nan_is_written_as_silence_and_clipping_is_counted(tmp_path, suffix):
     np.testing.assert_allclose(y[ok], x[ok], atol=1e-4)
     md = json.loads(rec.sidecar_path.read_text())
     assert md["nonfinite_samples"] == 11 and md["clipped_samples"] == 40
+
+
+def test_a_failed_write_stops_the_recording_and_closes_it_with_the_reason(tmp_path):
+    """The disk fills mid-recording (the writer raises ENOSPC): the recording stops at once, the
+    WAV stays readable with everything written before, the sidecar gets the end time, the
+    duration and the reason, ``on_error`` hears it once, and no temporary file is left."""
+    import errno
+    told = []
+    r = Recorder(tmp_path / "take.wav", FS, on_error=told.append, flush_interval_s=0.1)
+    real, calls = r._out.write, []
+
+    def write(data):
+        calls.append(len(data))
+        if len(calls) > 10:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real(data)
+
+    r._out.write = write
+    for i in range(40):
+        r.write(_noise(1600, seed=i))
+        time.sleep(0.005)
+    deadline = time.monotonic() + 10
+    while not r.failed and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert r.failed and r.closed
+    assert told == [f"cannot write {r.path}: no space left on device"], told
+    r.write(_noise(1600))  # ignored after the failure
+    r.close()
+    r.close()
+    y, sr = sf.read(r.path, dtype="float32")
+    assert sr == FS and len(y) == 10 * 1600
+    np.testing.assert_allclose(y[:1600], _noise(1600, seed=0), atol=1e-4)
+    doc = json.loads(r.sidecar_path.read_text())
+    assert doc["frames"] == 16000 and doc["duration_s"] == 1.0 and doc["end_time"]
+    assert doc["error"] == told[0]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["take.wav", "take.wav.json"]
+
+
+def test_sidecar_is_rewritten_at_most_once_per_flush_interval(tmp_path, monkeypatch):
+    """A distance noted every few ms (a slider dragged) does not rewrite the sidecar each time:
+    at most once per flush interval, and the last distance is in the final sidecar."""
+    import os
+    writes = []
+    real = os.replace
+
+    def replace(src, dst, **kw):
+        if str(dst).endswith("drag.wav.json"):
+            writes.append(time.monotonic())
+        return real(src, dst, **kw)
+
+    monkeypatch.setattr(os, "replace", replace)
+    r = Recorder(tmp_path / "drag.wav", FS, flush_interval_s=0.25)
+    t0 = time.monotonic()
+    i = 0
+    while time.monotonic() - t0 < 1.5:
+        r.note_distance(1.0 + 0.01 * (i % 100))
+        r.write(_noise(16))
+        i += 1
+        time.sleep(0.003)
+    r.close()
+    assert i > 200
+    assert len(writes) <= 1.5 / 0.25 + 3, (len(writes), i)
+    doc = json.loads(r.sidecar_path.read_text())
+    assert doc["distance_changes"][-1]["d_q_m"] == pytest.approx(1.0 + 0.01 * ((i - 1) % 100))

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import signal
 import sys
 import traceback
 from pathlib import Path
@@ -76,7 +77,8 @@ class MainWindow(QMainWindow):
         self.recordings_dir = Path(recordings_dir) if recordings_dir else None
         self.compute_device = device
         # the live settings, kept between launches (QSettings "live", JSON); block_ms overrides
-        self.live_config = LiveConfig.from_json(self.settings.value("live"))
+        self.bad_settings: list[str] = []  # saved values that could not be used (one note)
+        self.live_config = LiveConfig.from_json(self.settings.value("live"), self.bad_settings)
         if block_ms is not None:
             self.live_config = LiveConfig.build(self.live_config, block_ms=float(block_ms))
         self.messages: list[tuple[str, str]] = []
@@ -451,6 +453,15 @@ class MainWindow(QMainWindow):
                 self._last_scan_count = st.scan_count
                 show_scan(self, scan)  # profile, radar, detected talkers
         rec = self.recorder
+        if rec is not None and getattr(rec, "failed", False):
+            # the recording stopped by itself (disk full, ...): say why, leave recording mode
+            reason = rec.error or "a write failed"
+            at = float(getattr(rec, "duration_s", 0.0))
+            path = self.stop_recording(reason=None)
+            self.rec_path.setText(f"stopped at {at:.1f} s: {path}")
+            self.show_message(f"The recording stopped at {at:.1f} s: {reason}. What was "
+                              f"recorded until then is kept in {path}.")
+            rec = None
         if rec is not None:
             t = float(getattr(rec, "elapsed_s", 0.0))
             self.rec_time.setText(f"{int(t // 60):02d}:{t % 60:04.1f}")
@@ -509,7 +520,21 @@ def main(argv=None) -> int:
                      output=None if args.no_output else "remembered", device=args.device,
                      distance=args.distance)
     win.show()
-    rc = app.exec()
+    # SIGTERM / SIGHUP (a logout, `kill`) close the window as the user would: the recording in
+    # progress is finalised and the settings saved (Python runs the handler at the next UI tick)
+    old = {}
+    for name in ("SIGTERM", "SIGHUP"):
+        sig = getattr(signal, name, None)
+        if sig is not None:
+            try:
+                old[sig] = signal.signal(sig, lambda *_: app.quit())
+            except (ValueError, OSError):  # not the main thread
+                pass
+    try:
+        rc = app.exec()
+    finally:
+        for sig, h in old.items():
+            signal.signal(sig, h)
     win.shutdown()
     # Closing the last window posts one more Quit event (Qt 6 quitAutomatically); drop it so that
     # an event loop run later in the same process (tests) does not receive it and return at once.

@@ -2,15 +2,21 @@
 :class:`realtime_tse.gui.app.MainWindow`): geometry, source, output, model, distance, volume,
 dry/wet and the live settings (:class:`realtime_tse.live_config.LiveConfig` as JSON under
 "live"). Read once at start (:func:`restore_settings`), written at shutdown (:func:`save_settings`).
+
+A value the window cannot use (not a number, NaN, out of range: a hand-edited or damaged settings
+file) falls back to its default, and one note in the status bar and the log names the keys and the
+file; the window always opens.
 """
 from __future__ import annotations
 
+import logging
+import math
 from pathlib import Path
 
 from ..paths import demo_input_path, shipped_model_path
 from .devices import list_device_choices
 
-__all__ = ["restore_settings", "save_settings", "DEMO_INPUT", "SHIPPED_MODEL", "SETTINGS_ORG",
+__all__ = ["restore_settings", "save_settings", "settings_number", "DEMO_INPUT", "SHIPPED_MODEL", "SETTINGS_ORG",
            "SETTINGS_APP"]
 
 SETTINGS_ORG = "realtime-tse"  # the user's QSettings: QSettings(SETTINGS_ORG, SETTINGS_APP)
@@ -18,6 +24,24 @@ SETTINGS_APP = "realtime-tse"
 # the fixed entries of the lists (repository assets/ or the installed package's copy)
 DEMO_INPUT = demo_input_path()
 SHIPPED_MODEL = shipped_model_path()
+
+log = logging.getLogger(__name__)
+
+
+def settings_number(s, key: str, default: float, lo: float, hi: float, bad: list) -> float:
+    """The number under ``key`` in QSettings ``s`` when it is finite and within [lo, hi]; else
+    ``default``, and ``key`` is appended to ``bad`` (a missing key is not bad)."""
+    raw = s.value(key, None)
+    if raw is None:
+        return default
+    try:
+        v = float(raw)
+    except (TypeError, ValueError):
+        v = math.nan
+    if not (math.isfinite(v) and lo <= v <= hi):
+        bad.append(f"{key}={raw}")
+        return default
+    return v
 
 
 def restore_settings(win, model_path, source, output, distance=None) -> None:
@@ -81,11 +105,20 @@ def restore_settings(win, model_path, source, output, distance=None) -> None:
         win._add_model_item(mp)
     win.model_combo.activated.connect(lambda _i: win.restart_engine())
 
-    # mix + distance
-    win.vol_slider.setValue(int(round(float(s.value("volume", 1.0)) * 100)))
-    win.wet_slider.setValue(int(round(float(s.value("wet", 1.0)) * 100)))
-    win._saved_distance = float(distance if distance is not None else s.value("distance", 1.0))
+    # mix + distance (a value the window cannot use falls back to the default, with one note)
+    bad = list(getattr(win, "bad_settings", []))
+    vol_top = win.vol_slider.maximum() / 100.0
+    win.vol_slider.setValue(int(round(settings_number(s, "volume", 1.0, 0.0, vol_top, bad) * 100)))
+    win.wet_slider.setValue(int(round(settings_number(s, "wet", 1.0, 0.0, 1.0, bad) * 100)))
+    saved_d = settings_number(s, "distance", 1.0, 0.0, 100.0, bad)
+    win._saved_distance = float(distance) if distance is not None else saved_d
     win.distance.set_value(win._saved_distance)
+    if bad:
+        note = (f"Some saved settings could not be used and were reset to their defaults "
+                f"({', '.join(bad)}) in {s.fileName()}.")
+        log.warning(note)
+        win.messages.append(("info", note))
+        win.statusBar().showMessage(note, 30000)
 
 
 def save_settings(win) -> None:
