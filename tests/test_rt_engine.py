@@ -379,7 +379,8 @@ def test_a_fast_slider_drag_reprimes_once_per_block_at_most_and_loses_no_audio(t
     m = load_model(SHIPPED if SHIPPED.is_file() else None, device="cpu")
     eng = LiveEngine(m, input_file=DEMO_MIX, loop=True, output_device="null", block_ms=32,
                      distance_m=1.0, torch_threads=1)
-    rec = eng.start_recording(tmp_path / "drag.wav")
+    # at the model's rate, so that the recording's times are the blocks' (no resampler delay)
+    rec = eng.start_recording(tmp_path / "drag.wav", sample_rate=m.sample_rate)
     eng.start()
     t0, moves = time.monotonic(), 0
     try:
