@@ -79,7 +79,7 @@ def reprime_cost(model, block_ms_list=(16, 32, 64, 128), blocks: int = 200) -> l
 def drag_run(model, seconds: float, drag: bool, **live) -> dict:
     """The live engine for ``seconds`` with a new distance every 10 ms (``drag``) or a fixed one;
     recording and scan on. ``live``: LiveConfig settings (default: the demo file, no device)."""
-    from realtime_tse.live import LiveEngine
+    from realtime_tse.live.engine import LiveEngine
     settings = dict(input_file=str(DEMO), loop=True, output_device="null")
     settings.update(live)
     eng = LiveEngine(model, block_ms=32, distance_m=1.5, torch_threads=1, **settings)

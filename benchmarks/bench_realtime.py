@@ -13,7 +13,7 @@ net (speed does not depend on the weights); the JSON says which. Sections:
    numpy out) on 8 s of the demo, blocks of 16/32/64/128 ms, 1 and 2 torch threads: RTF = compute
    time / audio time, and per-block mean / 95th percentile / max in ms.
 2. ``end_to_end``: ``LiveEngine`` (shipped model, distance scan on) between the measuring sinks of
-   ``realtime_tse/loopback.py`` on a private PulseAudio and on PipeWire-Pulse (under
+   ``realtime_tse/testing/loopback.py`` on a private PulseAudio and on PipeWire-Pulse (under
    ``dbus-run-session``), demo speech played in: the microphone-to-speaker delay per 1 s window by
    cross-correlation of two channels recorded in one stream (no harness delay to subtract), its
    drift, xruns after the first 2 s, drops and stall restarts, and the delay the engine itself
@@ -24,11 +24,11 @@ net (speed does not depend on the weights); the JSON says which. Sections:
    threads (and 1, ``scan_file_1_thread``), for the scan rate without PulseAudio: updates per
    second of wall time, the scan's compute per audio second (``scan_rtf``), skip-aheads, and the
    audio worker's RTF while scanning. Causal models use the incremental streaming scan
-   (``realtime_tse.profile.StreamingScanWorker``), bidirectional ones the window scan.
+   (``realtime_tse.scan.live_scan.StreamingScanWorker``), bidirectional ones the window scan.
    ``--only scan`` runs this section alone and updates it in an existing JSON.
 4. ``end_to_end_scan_modes`` (``--only scan-modes``, PulseAudio): the default settings for
    ``--long-seconds`` at 64 and 32 ms blocks with the distance scan off, in its own process (the
-   default, ``realtime_tse.scan_process``) and in a thread of the audio process
+   default, ``realtime_tse.scan.process``) and in a thread of the audio process
    (``RTSE_SCAN_PROCESS=0``, the fallback when no child process can start), interleaved per block size;
    ``--busy-core`` adds the same with one more core kept busy. Merged into an existing JSON.
 5. ``gil_probe`` (``--only gil``): what the scan costs the audio process itself, without sound
@@ -40,7 +40,7 @@ net (speed does not depend on the weights); the JSON says which. Sections:
 6. ``end_to_end_sched`` (``--only sched [--servers pulseaudio|pipewire] [--seconds 30]
    [--rounds 1] [--busy busy|idle|both]``): the default stream per block size (64, 32 ms) x scan
    off / on (child process) x audio-thread scheduling (``SCHED_FIFO`` vs nice -10, through
-   ``RTSE_RT_SCHED``, ``realtime_tse/threads.py``), by default with one more core kept busy;
+   ``RTSE_RT_SCHED``, ``realtime_tse/audio/threads.py``), by default with one more core kept busy;
    rows per server (``server`` field), merged into an existing JSON. ``--variants`` compares
    stream settings (``STREAM_VARIANTS``: device periods in ms for output and input, jitter
    buffer, PortAudio latency, device rate, ``PULSE_LATENCY_MSEC``), ``--sink-rate 48000`` runs
@@ -84,9 +84,10 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from realtime_tse.loopback import restore_env, save_env  # noqa: E402
-from realtime_tse.threads import AUDIO_RT_PRIORITY, RT_ENV, audio_policy  # noqa: E402
-from realtime_tse.engine import LiveEngine, TSEModel, default_model_path, load_model, resample  # noqa: E402
+from realtime_tse.audio.pulse_env import restore_env, save_env  # noqa: E402
+from realtime_tse.audio.threads import AUDIO_RT_PRIORITY, RT_ENV, audio_policy  # noqa: E402
+from realtime_tse.live.engine import LiveEngine  # noqa: E402
+from realtime_tse.model import TSEModel, default_model_path, load_model, resample  # noqa: E402
 
 DEMO = REPO / "assets" / "demo" / "demo_mix.wav"
 
@@ -161,7 +162,7 @@ class SoundServer:
             self._start_pipewire()
         else:
             raise ValueError(kind)
-        from realtime_tse.audio_io import list_devices
+        from realtime_tse.audio.streams import list_devices
         deadline = time.monotonic() + 20
         while "pulse" not in [d.name for d in list_devices(refresh=True)]:
             if time.monotonic() > deadline:
@@ -234,12 +235,12 @@ def bench_e2e(model: TSEModel, seconds: float, block_ms: float = 64, busy: bool 
               bypass: bool = True, scan: bool = True, label: str = "", sink_rate: int = 16000,
               **stream_kwargs) -> dict:
     """The engine (shipped model, distance scan on as in the app) between ``dut_mic`` and
-    ``meas_r`` of ``realtime_tse.loopback``'s topology, demo speech played in for ``seconds``.
+    ``meas_r`` of ``realtime_tse.testing.loopback``'s topology, demo speech played in for ``seconds``.
     Delay per 1 s window by cross-correlation of the recorded left (engine input) and right
     (engine output) channels. ``bypass``: the engine plays its dry input delayed exactly like the
     extraction (the model still runs), so the correlation is exact; the wet path has the same
     delay by construction (``Streamer.delay_samples``). Xruns counted after the first 2 s."""
-    from realtime_tse.loopback import DUT_ENV, MeasureSinks, PacatLoopbackRecorder, window_delays
+    from realtime_tse.testing.loopback import DUT_ENV, MeasureSinks, PacatLoopbackRecorder, window_delays
     fs = 16000
     x = demo(fs, seconds)
     sinks = MeasureSinks(fs)
@@ -391,7 +392,7 @@ def _print_e2e(r: dict) -> None:
           f"load {r['load_average']:.1f}", flush=True)
 
 
-OPTIONS = {  # label -> DuplexStream settings compared by the e2e section
+OPTIONS = {  # label -> make_stream settings compared by the e2e section
     "duplex high (old default)": dict(streams="duplex", latency="high", prefill_blocks=2),
     "duplex low, 8 ms periods": dict(streams="duplex", latency="low", device_blocksize=128,
                                      jitter_ms=16),
@@ -479,7 +480,7 @@ def bench_scan_modes(model, seconds: float, busy_core: bool = False) -> dict:
             "load_average_start": load0, "load_average_end": os.getloadavg(), "rows": rows}
 
 
-SCHED_MODES = {  # label -> environment of section 6 (realtime_tse/threads.py reads RTSE_RT_SCHED)
+SCHED_MODES = {  # label -> environment of section 6 (realtime_tse/audio/threads.py reads RTSE_RT_SCHED)
     "fifo": {RT_ENV: str(AUDIO_RT_PRIORITY)},
     "nice": {RT_ENV: "0"},
 }
@@ -799,7 +800,7 @@ def main(argv=None) -> int:
         "method": "one stereo null sink 'meas': its left channel is the engine's microphone "
                   "(remap source dut_mic), the engine plays into its right channel (remap sink "
                   "meas_r); both recorded in one stream from meas.monitor; delay = lag of right "
-                  "behind left per 1 s window (realtime_tse/loopback.py). Engine in bypass "
+                  "behind left per 1 s window (realtime_tse/testing/loopback.py). Engine in bypass "
                   "(model running, dry path delayed like the extraction) except the 'wet' row.",
         "date": time.strftime("%Y-%m-%d %H:%M:%S"), "load_average_start": load0,
         "load_average_end": os.getloadavg(), **e2e}

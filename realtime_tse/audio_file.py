@@ -105,7 +105,7 @@ def encode_sound(x, sample_rate: int, fmt: str, subtype: str | None = None) -> b
 
     NaN/Inf samples are encoded as 0. ``fmt``: a libsndfile format ("WAV", "FLAC", "OGG", ...);
     ``subtype`` None: the format's default. Samples beyond full scale are clipped by libsndfile
-    for integer subtypes (limit them first, see ``realtime_tse.cli.write_audio``).
+    for integer subtypes (limit them first, see ``realtime_tse.cli.main.write_audio``).
 
     Raises:
         AudioFileError: the format / subtype / rate combination is not supported.

@@ -11,7 +11,7 @@ Failures are raised as :class:`FileWriteError`, whose message names the file and
 plain words ("no space left on device", "read-only file system", "permission denied") instead of
 a C library's "System error.".
 
-A recording is the one file written as it grows (:mod:`realtime_tse.recorder`): what was
+A recording is the one file written as it grows (:mod:`realtime_tse.live.recorder`): what was
 recorded before a failure must stay.
 """
 from __future__ import annotations

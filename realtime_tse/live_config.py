@@ -1,7 +1,7 @@
 """The live settings in one place (:class:`LiveConfig`): built by the CLI, saved and restored by the
 window (QSettings, as JSON; this module imports neither torch nor Qt), taken by
-:class:`realtime_tse.live.LiveEngine` and by the audio stream it opens
-(:func:`realtime_tse.audio_io.make_stream`)."""
+:class:`realtime_tse.live.engine.LiveEngine` and by the audio stream it opens
+(:func:`realtime_tse.audio.streams.make_stream`)."""
 from __future__ import annotations
 
 import dataclasses
@@ -9,7 +9,7 @@ import json
 import math
 from dataclasses import dataclass
 
-from .threads import AUDIO_NICE
+from .audio.threads import AUDIO_NICE
 
 __all__ = ["LiveConfig", "DEFAULT_BLOCK_MS", "LIVE_GRID_STEP_M"]
 
@@ -37,15 +37,15 @@ class LiveConfig:
         rt_priority: ``SCHED_FIFO`` priority (1..99) the audio threads ask for first (the
             stream's worker, the PortAudio callbacks, the sound library's threads); 0 = no
             ``SCHED_FIFO``, nice ``audio_nice`` only; None = the environment's ``RTSE_RT_SCHED``
-            decides (default priority 3; see :mod:`realtime_tse.threads`).
+            decides (default priority 3; see :mod:`realtime_tse.audio.threads`).
         device_rate, prefill_blocks, device_blocksize, latency, jitter_ms, streams,
             max_input_backlog_s, ring_seconds, stall_timeout_s, first_callback_timeout_s,
             max_start_retries, startup_s, boost_priority, max_stall_restarts: the audio stream's
-            settings (None: chosen by the stream; see :func:`realtime_tse.audio_io.make_stream`).
+            settings (None: chosen by the stream; see :func:`realtime_tse.audio.streams.make_stream`).
         input_blocksize: frames per input callback with separate streams (None: chosen by the
             stream; the output keeps ``device_blocksize``).
         quality: soxr quality of an input file's resampling to the model rate (devices are
-            resampled by :class:`realtime_tse.resample_stream.PolyphaseStream`).
+            resampled by :class:`realtime_tse.audio.resample.PolyphaseStream`).
     """
 
     block_ms: float = DEFAULT_BLOCK_MS

@@ -9,7 +9,7 @@ Public API (ARCHITECTURE.md, "Public interfaces")::
 
 All audio handed to :class:`TSEModel` is at ``model.sample_rate`` unless a ``sample_rate=`` is
 given (then it is resampled with soxr on the way in and back on the way out). The live path
-(microphone -> model -> speakers) is :class:`realtime_tse.live.LiveEngine`.
+(microphone -> model -> speakers) is :class:`realtime_tse.live.engine.LiveEngine`.
 """
 from __future__ import annotations
 
@@ -24,11 +24,11 @@ import torch
 from models.checkpoint import CheckpointError, load_checkpoint
 from models.config import ModelConfig
 
-from .file_scan import SCAN_MAX_S, file_scan_levels, plan_excerpts
+from .scan.file_scan import SCAN_MAX_S, file_scan_levels, plan_excerpts
 from .paths import SHIPPED_MODEL_NAME, former_name_hint, shipped_model_path
 from .progress import progress_bar, show_progress
 from .safety import as_signals, restore_layout, sanitize
-from .scan_result import GRID_STEP_M, MIN_SCAN_S, ScanResult, default_grid, make_result
+from .scan.result import GRID_STEP_M, MIN_SCAN_S, ScanResult, default_grid, make_result
 from .streamer import DEFAULT_BLOCK_MS, Streamer
 
 __all__ = ["load_model", "default_model_path", "resolve_device", "TSEModel", "CheckpointError",
@@ -302,10 +302,10 @@ class TSEModel:
         """Distance profile of one signal: normalised iSDR per query, indicator and peaks.
 
         All queries run as one batch over the audio, in bounded memory: causal models stream it
-        through ``net.step`` in short steps (:func:`realtime_tse.file_scan.file_scan_levels`),
+        through ``net.step`` in short steps (:func:`realtime_tse.scan.file_scan.file_scan_levels`),
         bidirectional ones run on pieces of at most 8 s. Audio longer than ``max_seconds`` is
         measured on evenly spread excerpts totalling ``max_seconds`` (4 s each, every one after
-        0.5 s of unmeasured warm-up; :func:`realtime_tse.file_scan.plan_excerpts`): the compute is
+        0.5 s of unmeasured warm-up; :func:`realtime_tse.scan.file_scan.plan_excerpts`): the compute is
         about Q x seconds x the model's per-query cost (lite-causal, 21 queries, one thread of this
         2-core CPU: 1.3 to 2.5 s per audio second), so a whole 3-minute file would take 4 to 8
         minutes; ``max_seconds=None`` measures the whole signal anyway.

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from realtime_tse.loopback import restore_env, save_env
+from realtime_tse.audio.pulse_env import restore_env, save_env
 
 REPO = Path(__file__).resolve().parents[1]
 PULSE_SH = REPO / "scripts" / "pulse.sh"
@@ -93,7 +93,7 @@ def pulse_null_sink():
         import sounddevice  # noqa: F401
     except OSError as e:
         pytest.skip(f"PortAudio is not installed ({e}): apt-get install libportaudio2")
-    from realtime_tse.audio_io import list_devices
+    from realtime_tse.audio.streams import list_devices
 
     d = Path(tempfile.mkdtemp(prefix="rtse-pulse-"))
     env = {**os.environ, "RTSE_PULSE_DIR": str(d)}

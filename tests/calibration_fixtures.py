@@ -1,6 +1,6 @@
 """Test doubles of the room calibration: a play-record callable that plays through a simulated room.
 
-``FakeRoom(rirs, latency_samples, noise)`` is a play-record callable (realtime_tse.playrec): each
+``FakeRoom(rirs, latency_samples, noise)`` is a play-record callable (realtime_tse.calibration.playrec): each
 call convolves the signal with the next RIR of ``rirs`` (the last one repeats), delays it by the
 loop latency and adds white noise, on the same clock as the signal. ``fail_at`` makes the call with
 that index raise ``AudioDeviceError`` (a device that vanishes mid-sweep); ``jump_at`` inserts
@@ -15,8 +15,8 @@ from __future__ import annotations
 import numpy as np
 from scipy.signal import fftconvolve
 
-from realtime_tse.devices import AudioDeviceError
-from realtime_tse.rir_metrics import SPEED_OF_SOUND, direct_path_index
+from realtime_tse.audio.devices import AudioDeviceError
+from realtime_tse.calibration.rir_metrics import SPEED_OF_SOUND, direct_path_index
 
 FS = 16000
 
@@ -62,7 +62,7 @@ def simulate(size, mic, src, rt60, fs=FS, seed=0):
 
 
 def room_rirs(setup, distances, rt60, fs=FS):
-    from realtime_tse.calibration_plot import talker_position
+    from realtime_tse.calibration.plot import talker_position
     out = []
     for k, d in enumerate(distances):
         src = talker_position(setup.size_m, setup.mic_m, d)

@@ -42,12 +42,12 @@ def rand_ckpt(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def model(rand_ckpt):
-    from realtime_tse.engine import load_model
+    from realtime_tse.model import load_model
     return load_model(rand_ckpt, device="cpu")
 
 
 def demo_at(rate: int, seconds: float | None = None) -> np.ndarray:
-    from realtime_tse.engine import resample
+    from realtime_tse.model import resample
     x, sr = sf.read(DEMO_MIX, dtype="float32")
     if seconds is not None:
         x = x[:int(seconds * sr)]

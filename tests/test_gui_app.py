@@ -384,8 +384,8 @@ def test_device_lists_refresh_when_opened_and_keep_devices_by_name(qtbot, tmp_pa
                                                                     monkeypatch):
     """A microphone that appears after start is offered when the list opens; a chosen device is
     kept by name when indices shift, and marked when it is gone."""
-    from realtime_tse import audio_io
-    from realtime_tse.audio_io import AudioDeviceError, DeviceInfo
+    from realtime_tse.audio import streams as audio_io
+    from realtime_tse.audio.streams import AudioDeviceError, DeviceInfo
     devs = [DeviceInfo(0, "USB mic", 1, 0, 48000.0, "ALSA")]
     monkeypatch.setattr(audio_io, "list_devices", lambda refresh=False: list(devs))
     monkeypatch.setattr(audio_io, "list_devices_fresh", lambda timeout_s=5.0: list(devs))

@@ -105,7 +105,7 @@ def test_a_published_evaluation_shows_in_the_model_box(qtbot, tmp_path):
 
 
 def test_latency_in_the_window_is_the_cli_figure(qtbot, tmp_path, capsys):
-    from realtime_tse.cli import main
+    from realtime_tse.cli.main import main
     w = _window(qtbot, tmp_path, block_ms=64)
     try:
         w.show()
@@ -147,8 +147,8 @@ def test_profile_labels_stay_apart_and_use_plain_words(qtbot, query_m):
 
 
 def test_scan_plot_labels_inside_the_axes_in_plain_words():
-    from realtime_tse.cli import scan_figure
-    from realtime_tse.scan_result import make_result
+    from realtime_tse.cli.main import scan_figure
+    from realtime_tse.scan.result import make_result
     d = np.linspace(0, 5, 21)
     res = make_result(d, -20 + 18 * np.exp(-((d - 1.5) ** 2)), -20.0, 10.0, 1.0)
     fig = scan_figure(res, "demo")

@@ -1,4 +1,4 @@
-"""Tests of realtime_tse.ringbuffer and the live audio stream (realtime_tse.audio_io, its modes).
+"""Tests of realtime_tse.audio.ringbuffer and the live audio stream (realtime_tse.audio.streams, its modes).
 
 Fast tests need no sound card; the ``audio`` ones run real PortAudio streams through a private
 PulseAudio null sink (``tests/audio_fixtures.py``).
@@ -20,9 +20,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from realtime_tse.audio_io import (AudioDeviceError, FileSource, find_device, list_devices,
+from realtime_tse.audio.streams import (AudioDeviceError, FileSource, find_device, list_devices,
                                    make_stream)
-from realtime_tse.ringbuffer import RingBuffer
+from realtime_tse.audio.ringbuffer import RingBuffer
 from tests.rt_fixtures import PRIVATE_PULSE_PRELUDE
 
 # the ``pulse_null_sink`` fixture comes from tests/conftest.py (tests/audio_fixtures.py)
@@ -231,7 +231,7 @@ def test_duplexstream_rejects_wrong_block_length(tone_file):
 
 def test_each_mode_is_its_own_class(monkeypatch, tone_file):
     """make_stream picks one class per mode from the sources and sinks (no device is opened)."""
-    from realtime_tse import audio_io, audio_modes
+    from realtime_tse.audio import modes as audio_modes, streams as audio_io
     p, _, _ = tone_file
     fake = audio_io.DeviceInfo(0, "fake", 1, 1, 16000.0, "fake")
     monkeypatch.setattr(audio_io, "find_device", lambda spec, kind="input": fake)
@@ -252,7 +252,6 @@ def test_each_mode_is_its_own_class(monkeypatch, tone_file):
     assert sep.input_blocksize == 64 and sep.prefill_samples == 256  # 4 ms in, 16 ms jitter
     long_blocks = make_stream(lambda b: b, 16000, 1024, **kw)  # 64 ms blocks: 8 ms periods
     assert long_blocks.device_blocksize == 128 and long_blocks.prefill_samples == 256
-    assert audio_io.DuplexStream is make_stream  # the old name still works
 
 
 def _separate_output_sim(monkeypatch, stall_at_s, stall_s: float, seconds: float,
@@ -263,7 +262,7 @@ def _separate_output_sim(monkeypatch, stall_at_s, stall_s: float, seconds: float
     times, s) it is held up for ``stall_s``; the output callback reads a device period at each
     period boundary. Returns the stream and (play time, value) of every non-silent sample
     played."""
-    from realtime_tse import audio_io
+    from realtime_tse.audio import streams as audio_io
     fake = audio_io.DeviceInfo(0, "fake", 1, 1, float(rate), "fake")
     monkeypatch.setattr(audio_io, "find_device", lambda spec, kind="input": fake)
     s = make_stream(lambda b: b, rate, block, device_rate=rate, boost_priority=False)
@@ -298,7 +297,7 @@ def test_jitter_buffer_grows_after_a_burst_and_shrinks_back(monkeypatch):
     grows one step (one 6 ms period: 16 -> 22 ms), steps back after ``_relax_s`` without running
     dry, and the excess queued output is trimmed gradually (counted), so the delay returns to
     within one period of where it started instead of staying 8 ms longer."""
-    from realtime_tse.audio_modes import SeparateStreamsDuplex
+    from realtime_tse.audio.modes import SeparateStreamsDuplex
     monkeypatch.setattr(SeparateStreamsDuplex, "_relax_s", 5.0)
     rate = 8000
     s, t, v = _separate_output_sim(monkeypatch, 3.0, 0.04, 24.0, rate=rate)
@@ -332,7 +331,7 @@ def test_jitter_buffer_holds_its_level_when_blocks_are_not_whole_periods(monkeyp
     write stays at or above the jitter buffer (the margin the buffer promises; without the
     band the lowest writes were 4 ms short of it) and, once the gradual trim has run, within
     one period above it; the output never runs dry."""
-    from realtime_tse.audio_modes import SeparateStreamsDuplex
+    from realtime_tse.audio.modes import SeparateStreamsDuplex
     levels = []
     inner = SeparateStreamsDuplex._level_output
 
@@ -357,7 +356,7 @@ def test_jitter_buffer_holds_its_level_when_blocks_are_not_whole_periods(monkeyp
 def test_jitter_buffer_waits_longer_after_running_dry_again(monkeypatch):
     """A burst soon after the buffer stepped back doubles the wait before the next step back
     (regular bursts settle on the deeper buffer instead of an xrun per cycle)."""
-    from realtime_tse.audio_modes import SeparateStreamsDuplex
+    from realtime_tse.audio.modes import SeparateStreamsDuplex
     monkeypatch.setattr(SeparateStreamsDuplex, "_relax_s", 5.0)
     # stall 1 at 3 s: grown, stepped back at ~8 s; stall 2 at 10 s (2 s after): grown, and
     # the next step back waits 10 s (~20 s), not 5 s (~15 s)
@@ -384,7 +383,7 @@ def test_steady_output_is_not_trimmed(monkeypatch):
 
 
 def test_cut_quietest_removes_samples_in_the_quietest_place():
-    from realtime_tse.audio_modes import _cut_quietest
+    from realtime_tse.audio.modes import _cut_quietest
     n = 800
     x = np.sin(np.arange(n, dtype=np.float32) * 0.3).astype(np.float32)
     x[500:560] = 0.0  # a pause
@@ -402,7 +401,7 @@ def test_cut_quietest_removes_samples_in_the_quietest_place():
 @pytest.mark.parametrize("bad", [True, 3.0, "3", -1, 100])
 def test_rt_priority_is_checked_in_one_place(bad, tone_file):
     """make_stream and the CLI share check_rt_priority: None or an integer 0..99."""
-    from realtime_tse.audio_io import check_rt_priority
+    from realtime_tse.audio.streams import check_rt_priority
     p, _, _ = tone_file
     for ok in (None, 0, 3, 99):
         check_rt_priority(ok)
@@ -423,7 +422,7 @@ def test_input_backlog_is_dropped_oldest_first_and_counted(monkeypatch):
     """A fake microphone (a ramp: each sample is its own index) feeds the capture path without a
     sound card: a burst at the first callback (start-up backlog) and a worker hiccup later pile up
     input; the worker cuts the ring back, oldest samples first, and counts exactly what it cut."""
-    from realtime_tse import audio_io
+    from realtime_tse.audio import streams as audio_io
     fake_dev = audio_io.DeviceInfo(0, "fake mic", 1, 0, 16000.0, "fake")
     monkeypatch.setattr(audio_io, "find_device", lambda spec, kind="input": fake_dev)
     fs, B = 16000, 160  # 10 ms blocks
@@ -502,7 +501,7 @@ def test_input_backlog_is_dropped_oldest_first_and_counted(monkeypatch):
 def test_a_device_that_fails_to_open_is_reported_not_hidden(monkeypatch):
     """A microphone that cannot open: start() raises the device's own error and stop() after it
     is harmless (it used to raise "cannot join thread before it is started", which hid it)."""
-    from realtime_tse import audio_io
+    from realtime_tse.audio import streams as audio_io
     fake = audio_io.DeviceInfo(0, "fake mic", 1, 0, 16000.0, "fake")
     monkeypatch.setattr(audio_io, "find_device", lambda spec, kind="input": fake)
     s = make_stream(lambda b: b, 16000, 160, output_device="null", device_rate=16000,
@@ -540,7 +539,7 @@ def test_each_direction_opens_at_a_rate_its_device_supports(monkeypatch):
     """A 16 kHz-only microphone beside a 48 kHz-only speaker, an 8 kHz model: the input stream
     runs at 16 kHz and the output at 48 kHz, each resampled on its own; a 500 Hz tone fed at
     16 kHz comes out at 48 kHz as a 500 Hz tone of the same level."""
-    from realtime_tse import audio_device, audio_io
+    from realtime_tse.audio import device_stream as audio_device, streams as audio_io
     mic = audio_io.DeviceInfo(0, "mic16", 1, 0, 16000.0, "fake")
     spk = audio_io.DeviceInfo(1, "spk48", 0, 2, 48000.0, "fake")
     monkeypatch.setattr(audio_io, "find_device",
@@ -910,7 +909,7 @@ def test_callback_failure_stops_stream_and_reports(pulse_null_sink):
 
 _VANISH_SCRIPT = PRIVATE_PULSE_PRELUDE + r"""
 import json, os, signal, subprocess, sys, time
-from realtime_tse.audio_io import list_devices, make_stream
+from realtime_tse.audio.streams import list_devices, make_stream
 list_devices(refresh=True)
 errors = []
 s = make_stream(lambda b: b, 16000, 512, input_device="pulse", output_device="pulse",
@@ -959,7 +958,7 @@ def test_vanishing_device_is_detected(pulse_null_sink, tmp_path, how):
 def _fake_capture(monkeypatch, listed, **kw):
     """A capture stream on a fake microphone whose first 'stream' stops calling back after
     0.4 s (a stall); reopened streams deliver normally. ``listed``: what the device probe says."""
-    from realtime_tse import audio_device, audio_io
+    from realtime_tse.audio import device_stream as audio_device, streams as audio_io
     fake_dev = audio_io.DeviceInfo(0, "fake mic", 1, 0, 16000.0, "fake")
     monkeypatch.setattr(audio_io, "find_device", lambda spec, kind="input": fake_dev)
     probes = []
@@ -1063,13 +1062,13 @@ def test_end_to_end_delay_is_bounded_and_a_start_backlog_is_not_played(pulse_nul
     """Speech plays into the measuring sink before the stream under test starts (so the sound
     server holds captured audio from before its first callback), then for 6 s. The delay of the
     stream's output behind its input, measured per 1 s window in one stereo recording
-    (realtime_tse/loopback.py), must be bounded in every window from the first one (a start-up
+    (realtime_tse/testing/loopback.py), must be bounded in every window from the first one (a start-up
     backlog played late would show as a window lagging by up to a second), and the start-up
     backlog must be counted as dropped. Generous bounds (a loaded 2-core machine): the design
     gives ~90 ms for a 64 ms block; the old duplex stream measured ~2,000 ms. Retried like the
     other real-audio tests."""
-    from realtime_tse.loopback import (DUT_ENV, LoopbackRecorder, MeasureSinks, restore_env,
-                                       save_env, window_delays)
+    from realtime_tse.audio.pulse_env import restore_env, save_env
+    from realtime_tse.testing.loopback import DUT_ENV, LoopbackRecorder, MeasureSinks, window_delays
     fs = 16000
     x, sr = sf.read(DEMO_MIX, dtype="float32")
     assert sr == fs
@@ -1130,7 +1129,7 @@ def test_pacat_recorder_records_what_it_plays_and_only_that(pulse_null_sink):
     ``meas_l`` comes back in the left channel of its recording, sample for sample up to the
     server's offset (correlation > 0.99 at the best lag), and the right channel, which nothing
     plays into here, holds silence."""
-    from realtime_tse.loopback import MeasureSinks, PacatLoopbackRecorder
+    from realtime_tse.testing.loopback import MeasureSinks, PacatLoopbackRecorder
     fs = 16000
     x, sr = sf.read(DEMO_MIX, dtype="float32")
     assert sr == fs
@@ -1157,7 +1156,7 @@ def test_pacat_recorder_records_what_it_plays_and_only_that(pulse_null_sink):
 
 def test_pacat_recorder_says_what_is_missing(monkeypatch):
     """Without parec / pacat the recorder refuses at once and names the package."""
-    import realtime_tse.loopback as lb
+    import realtime_tse.testing.loopback as lb
     monkeypatch.setattr(lb.shutil, "which", lambda b: None if b == "parec" else "/usr/bin/" + b)
     with pytest.raises(RuntimeError, match="parec.*pulseaudio-utils"):
         lb.PacatLoopbackRecorder(16000)
@@ -1166,7 +1165,7 @@ def test_pacat_recorder_says_what_is_missing(monkeypatch):
 def test_history_keeps_the_newest_samples_and_reads_by_absolute_position():
     """The live engine's input history (a RingBuffer nobody consumes): the writer overwrites the
     oldest samples; latest(n) and read(pos, n) copy without consuming; clear() restarts positions."""
-    from realtime_tse.ringbuffer import History
+    from realtime_tse.audio.ringbuffer import History
     h = History(8)
     x = np.arange(20, dtype=np.float32)
     h.write(x[:5])

@@ -16,7 +16,7 @@ import soundfile as sf
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from rt_fixtures import DEMO_MIX, demo_at, model, one_torch_thread, rand_ckpt  # noqa: E402,F401
 
-from realtime_tse.cli import main  # noqa: E402
+from realtime_tse.cli.main import main  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -126,7 +126,7 @@ def test_error_distance_out_of_range(capsys, rand_ckpt, short_wav, tmp_path):
 
 
 def test_stream_rt_priority_option(capsys, rand_ckpt, short_wav, monkeypatch):
-    from realtime_tse import live
+    from realtime_tse.live import engine as live
     seen = []
     real = live.LiveEngine.__init__
 
@@ -267,7 +267,7 @@ def test_scan_of_a_long_file_measures_excerpts(capsys, rand_ckpt, tmp_path):
 
 
 def test_write_audio_limits_over_full_scale_for_integer_files_only(capsys, tmp_path):
-    from realtime_tse.cli import write_audio
+    from realtime_tse.cli.main import write_audio
     from realtime_tse.safety import CEILING_DBFS
     x = (0.5 * np.sin(np.arange(16000) / 5.0)).astype(np.float32)
     x[4000:4642] *= 5.0  # 642 samples up to 2.5 (+8 dBFS)

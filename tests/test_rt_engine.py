@@ -1,4 +1,4 @@
-"""realtime_tse.engine: load_model, extract, scan, Streamer, LiveEngine (file input; and the real
+"""realtime_tse.model, streamer and live.engine: load_model, extract, scan, Streamer, LiveEngine (file input; and the real
 audio path through a PulseAudio null sink, marked ``audio``)."""
 from __future__ import annotations
 
@@ -19,7 +19,9 @@ from rt_fixtures import (DEMO_DIR, DEMO_MIX, SHIPPED, demo_at, demo_model_rate, 
                          model, one_torch_thread, rand_ckpt)
 
 from models.checkpoint import CheckpointError  # noqa: E402
-from realtime_tse.engine import LiveEngine, Streamer, load_model  # noqa: E402
+from realtime_tse.live.engine import LiveEngine  # noqa: E402
+from realtime_tse.model import load_model  # noqa: E402
+from realtime_tse.streamer import Streamer  # noqa: E402
 from realtime_tse.safety import CEILING_DBFS, OutputGuard  # noqa: E402
 
 
@@ -320,7 +322,7 @@ def test_live_engine_file_input_records_and_scans(model, tmp_path):
         assert eng.scan_count >= 1 and eng.latest_scan is not None and scans
         assert np.all(np.isfinite(eng.latest_scan.isdr_db))
         # causal model: the incremental streaming scan over the live grid, fed with new audio
-        from realtime_tse.profile import StreamingScanWorker
+        from realtime_tse.scan.live_scan import StreamingScanWorker
         assert isinstance(eng._scanner, StreamingScanWorker)
         assert len(eng.latest_scan.distances_m) == len(eng.scan_distances_m) == 11
         assert eng.latest_scan.duration_s <= eng.scan_seconds + 1e-6
@@ -425,7 +427,7 @@ def _align(a, b):
 @pytest.mark.audio
 def test_live_engine_through_pulse_null_sink(pulse_null_sink, model, monkeypatch, tmp_path):
     """The demo plays into the engine's microphone and the engine plays into a sink, both through
-    PulseAudio (realtime_tse/loopback.py's measuring topology: the harness records the engine's
+    PulseAudio (realtime_tse/testing/loopback.py's measuring topology: the harness records the engine's
     input and output in one stereo stream). The engine records its own input: its recording must
     be the offline extraction of that input, delayed; what came out of the sink must be that
     extraction, window by window; and the engine must never be late after a 2 s warm-up.
@@ -437,8 +439,8 @@ def test_live_engine_through_pulse_null_sink(pulse_null_sink, model, monkeypatch
     the engine worked. Each 0.2 s window is aligned on its own here. PortAudio's device
     under/overflow flags (a thread of the sound path not scheduled in time on a loaded CPU) are
     reported, not failed on; up to 3 attempts, like the other real-audio tests."""
-    from realtime_tse.engine import resample
-    from realtime_tse.loopback import DUT_ENV, LoopbackRecorder, MeasureSinks
+    from realtime_tse.model import resample
+    from realtime_tse.testing.loopback import DUT_ENV, LoopbackRecorder, MeasureSinks
     fs = 16000
     seconds = 8.0
     x = demo_at(fs, seconds)
@@ -541,7 +543,7 @@ def test_live_engine_bidirectional_model_keeps_the_window_scan(tmp_path):
     window scan (ScanWorker) with the same interface."""
     from models import ModelConfig, build_model
     from models.checkpoint import save_checkpoint
-    from realtime_tse.profile import ScanWorker
+    from realtime_tse.scan.live_scan import ScanWorker
     torch.manual_seed(0)
     cfg = ModelConfig.preset("paper", sample_rate=8000, n_fft=256, hop=128, d_model=8, hidden=8,
                              n_dq=1, n_ts=1)

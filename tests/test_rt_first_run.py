@@ -15,7 +15,7 @@ import soundfile as sf
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from rt_fixtures import demo_at, one_torch_thread, rand_ckpt  # noqa: E402,F401
 
-from realtime_tse.cli import main  # noqa: E402
+from realtime_tse.cli.main import main  # noqa: E402
 from realtime_tse.launch_hint import app_command, window_hint  # noqa: E402
 from realtime_tse.paths import shipped_model_path  # noqa: E402
 

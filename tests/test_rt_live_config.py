@@ -6,7 +6,7 @@ import sys
 import pytest
 
 from realtime_tse.live_config import DEFAULT_BLOCK_MS, LiveConfig
-from realtime_tse.live_stats import LiveStats
+from realtime_tse.live.stats import LiveStats
 
 
 def test_build_overrides_and_refuses_unknown_settings():
@@ -24,7 +24,7 @@ def test_stream_and_engine_take_the_config(tmp_path):
     import numpy as np
     import soundfile as sf
 
-    from realtime_tse.audio_io import make_stream
+    from realtime_tse.audio.streams import make_stream
     p = tmp_path / "a.wav"
     sf.write(p, np.zeros(1600, np.float32), 16000)
     s = make_stream(lambda b: b, 16000, 800, LiveConfig(input_file=str(p), output_device="null",

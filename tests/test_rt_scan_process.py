@@ -1,4 +1,4 @@
-"""realtime_tse.scan_process: the live distance scan in a child process (out of the audio
+"""realtime_tse.scan.process: the live distance scan in a child process (out of the audio
 process's GIL). These tests count and compare values, never time; their deadlines are generous
 (a child imports torch, seconds on a loaded 2-core machine). Timing lives in
 benchmarks/bench_realtime.py."""
@@ -17,10 +17,10 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from rt_fixtures import DEMO_MIX, demo_at, model, one_torch_thread, rand_ckpt  # noqa: E402,F401
 
-from realtime_tse import scan_process  # noqa: E402
-from realtime_tse.profile import StreamingScan, StreamingScanWorker  # noqa: E402
-from realtime_tse.scan_child import SharedRingReader, ring_write  # noqa: E402
-from realtime_tse.scan_process import ScanProcessWorker  # noqa: E402
+from realtime_tse.scan import process as scan_process  # noqa: E402
+from realtime_tse.scan.live_scan import StreamingScan, StreamingScanWorker  # noqa: E402
+from realtime_tse.scan.child import SharedRingReader, ring_write  # noqa: E402
+from realtime_tse.scan.process import ScanProcessWorker  # noqa: E402
 
 DEADLINE_S = 120.0  # for a child to start and deliver on a busy machine
 
@@ -64,7 +64,7 @@ def _scan_children() -> list[int]:
             cmd = (d / "cmdline").read_bytes()
         except OSError:
             continue
-        if ppid == me and b"realtime_tse.scan_child" in cmd:
+        if ppid == me and b"realtime_tse.scan.child" in cmd:
             found.append(int(d.name))
     return found
 
@@ -140,7 +140,7 @@ def test_scan_process_gives_the_in_process_profile_and_leaves_no_process(model):
 def test_engine_keeps_running_when_the_scan_process_is_killed(model):
     """SIGKILL the scan child of a running engine: the audio goes on without an error, the child
     is restarted and delivers again, and stop() leaves no scan process."""
-    from realtime_tse.engine import LiveEngine
+    from realtime_tse.live.engine import LiveEngine
     eng = LiveEngine(model, block_ms=64, input_file=DEMO_MIX, output_device="null",
                      distance_m=1.0, scan_seconds=1.0)
     eng.start()

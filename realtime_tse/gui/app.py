@@ -4,7 +4,7 @@
 the window, usable on its own (tests build it with a temporary QSettings file).
 
 Threading: the Qt thread never runs the model. Loading a checkpoint and (re)starting the
-:class:`realtime_tse.live.LiveEngine` happen on a helper thread (:class:`EngineHost`), which hands
+:class:`realtime_tse.live.engine.LiveEngine` happen on a helper thread (:class:`EngineHost`), which hands
 the running engine back through a queued Qt signal. A 25 Hz QTimer pulls levels, stats, the latest
 distance scan and errors from the engine; the sliders write ``distance_m``, ``bypass``, ``wet`` and
 ``volume`` straight into it (plain attribute writes, atomic in CPython).
@@ -355,7 +355,7 @@ class MainWindow(QMainWindow):
             return None
         path = None
         if self.recordings_dir is not None:
-            from realtime_tse.recorder import recording_path  # noqa: PLC0415
+            from realtime_tse.live.recorder import recording_path  # noqa: PLC0415
             path = recording_path(self.recordings_dir)
         try:
             self.recorder = eng.start_recording(path)
@@ -409,7 +409,7 @@ class MainWindow(QMainWindow):
             folder = self.recordings_dir
         else:
             try:
-                from realtime_tse.recorder import default_recordings_dir
+                from realtime_tse.live.recorder import default_recordings_dir
                 folder = Path(default_recordings_dir())
             except Exception:
                 folder = Path.home()
@@ -440,7 +440,7 @@ class MainWindow(QMainWindow):
             self.in_meter.set_level(None)
             self.out_meter.set_level(None)
             return
-        st = eng.stats()  # realtime_tse.live_stats.LiveStats
+        st = eng.stats()  # realtime_tse.live.stats.LiveStats
         if st.error:
             self._on_engine_error(eng, str(st.error))
         if st.notice and st.notice != self._last_notice:  # e.g. NaN input: said once, not per tick

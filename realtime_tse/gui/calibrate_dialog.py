@@ -4,10 +4,10 @@ dialog.
 Three pages: the set-up (room size, microphone position, distances, devices, sweep, output folder,
 or a room TOML), the measurement (one instruction at a time: "put the loudspeaker N m from the
 microphone ...", Play, the level check and the RIR's figures, a table of the takes), and the result
-(the plot PNG of :mod:`realtime_tse.calibration_plot` and the commands that train on it).
+(the plot PNG of :mod:`realtime_tse.calibration.plot` and the commands that train on it).
 
 The measuring runs on a helper thread (a take lasts seconds); results come back through queued Qt
-signals. The work is a :class:`realtime_tse.calibration_folder.Session`: takes go to the work folder
+signals. The work is a :class:`realtime_tse.calibration.folder.Session`: takes go to the work folder
 beside the output folder, and the folder appears complete at the end, so a dialog closed half way
 (or a device that vanished) loses nothing: the same set-up resumes.
 
@@ -32,8 +32,8 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDoubleSpinBox, QF
                                QSpinBox, QStackedWidget, QTableWidget, QTableWidgetItem,
                                QVBoxLayout, QWidget)
 
-from ..calibration import CalibrationError, SweepConfig, latency_from, measure_rir
-from ..calibration_folder import RoomSetup, Session, parse_distances, read_room_toml
+from ..calibration.measure import CalibrationError, SweepConfig, latency_from, measure_rir
+from ..calibration.folder import RoomSetup, Session, parse_distances, read_room_toml
 
 __all__ = ["CalibrateDialog", "add_calibrate_action"]
 
@@ -66,7 +66,7 @@ class CalibrateDialog(QDialog):
     Args:
         parent: the window. play_record_factory: ``(input_name, output_name, rate) -> play-record
             callable`` (tests pass a simulated room); default: a
-            :class:`realtime_tse.playrec.DuplexPlayRecord`, opened. devices: ``(inputs, outputs)``
+            :class:`realtime_tse.calibration.playrec.DuplexPlayRecord`, opened. devices: ``(inputs, outputs)``
             lists of (label, name) (default: :func:`realtime_tse.gui.devices.list_device_choices`).
         ask_open_file, ask_folder: callables for the file dialogs (tests inject them).
     Attributes: ``session``, ``messages`` (every status line shown), ``out_path`` (the finished
@@ -419,7 +419,7 @@ class CalibrateDialog(QDialog):
 
     # ------------------------------------------------------------------ audio
     def _open_duplex(self, input_name, output_name, rate):
-        from ..playrec import DuplexPlayRecord
+        from ..calibration.playrec import DuplexPlayRecord
         return DuplexPlayRecord(input_name, output_name, rate).open()
 
     def _close_audio(self) -> None:

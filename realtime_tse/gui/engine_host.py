@@ -14,9 +14,14 @@ from ..live_config import LiveConfig
 __all__ = ["EngineHost", "describe_room", "one_line", "source_text"]
 
 
-def _engine_module():
-    from realtime_tse import engine  # imported late: torch loads in a second, after the window shows
-    return engine
+def _load_model(path, device):
+    from ..model import load_model  # noqa: PLC0415 (late: torch loads after the window shows)
+    return load_model(path, device=device)
+
+
+def _live_engine(model, config: LiveConfig):
+    from ..live.engine import LiveEngine  # noqa: PLC0415 (late: torch loads after the window shows)
+    return LiveEngine(model, config)
 
 
 def describe_room(prov: dict) -> str:
@@ -110,10 +115,9 @@ class EngineHost(QObject):
             first = "torch" not in sys.modules
             self.progress.emit(f"loading {name}" + (" and torch (the first start takes longest)"
                                                     if first else "") + "\u2026")
-        eng_mod = _engine_module()
         if model is None or key != self.model_key:
             try:
-                model = eng_mod.load_model(job["model_path"], device=job["device"])
+                model = _load_model(job["model_path"], job["device"])
             except Exception as e:  # CheckpointError, OSError, anything odd in a user's file
                 self.failed.emit("model", f"Could not load the model: {one_line(e)}")
                 return
@@ -129,7 +133,7 @@ class EngineHost(QObject):
                  if isinstance(v, str) and v != "null"]
         if names:
             try:
-                from realtime_tse.audio_io import list_devices  # noqa: PLC0415
+                from realtime_tse.audio.streams import list_devices  # noqa: PLC0415
                 known = {d.name for d in list_devices()}
                 if not all(n in known for n in names):
                     # a device that appeared after start: PortAudio sees it only when initialised
@@ -143,7 +147,7 @@ class EngineHost(QObject):
         lo, hi = model.distance_range
         params["distance_m"] = min(hi, max(lo, float(params.get("distance_m", (lo + hi) / 2))))
         try:
-            eng = eng_mod.LiveEngine(model, LiveConfig.build(job["live"], **kw))
+            eng = _live_engine(model, LiveConfig.build(job["live"], **kw))
             eng.on_error = lambda msg, _e=eng: self.engine_error.emit(_e, str(msg))
             for k, v in params.items():
                 setattr(eng, k, v)

@@ -15,7 +15,7 @@ __all__ = ["show_stats", "show_scan", "show_model"]
 
 
 def show_stats(win, st) -> None:
-    """The level meters and the status bar from one :class:`realtime_tse.live_stats.LiveStats`."""
+    """The level meters and the status bar from one :class:`realtime_tse.live.stats.LiveStats`."""
     win.in_meter.set_level(st.input_level_db)
     win.out_meter.set_level(st.output_level_db)
     dev = st.device

@@ -1,0 +1,1 @@
+"""Room calibration: sweeps, measured RIRs, the work folder and its figures."""

@@ -1,0 +1,1 @@
+"""The live engine: input -> Streamer -> output, its statistics and recordings."""
