@@ -40,7 +40,7 @@ net (speed does not depend on the weights); the JSON says which. Sections:
 6. ``end_to_end_sched`` (``--only sched [--servers pulseaudio|pipewire] [--seconds 30]
    [--rounds 1] [--busy busy|idle|both]``): the default stream per block size (64, 32 ms) x scan
    off / on (child process) x audio-thread scheduling (``SCHED_FIFO`` vs nice -10, through
-   ``RTSE_RT_SCHED``, ``realtime_tse/audio/threads.py``), by default with one more core kept busy;
+   ``RTSE_RT_SCHED``, ``realtime_tse/threads.py``), by default with one more core kept busy;
    rows per server (``server`` field), merged into an existing JSON. ``--variants`` compares
    stream settings (``STREAM_VARIANTS``: device periods in ms for output and input, jitter
    buffer, PortAudio latency, device rate, ``PULSE_LATENCY_MSEC``), ``--sink-rate 48000`` runs
@@ -85,7 +85,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from realtime_tse.audio.pulse_env import restore_env, save_env  # noqa: E402
-from realtime_tse.audio.threads import AUDIO_RT_PRIORITY, RT_ENV, audio_policy  # noqa: E402
+from realtime_tse.threads import AUDIO_RT_PRIORITY, RT_ENV, audio_policy  # noqa: E402
 from realtime_tse.live.engine import LiveEngine  # noqa: E402
 from realtime_tse.model import TSEModel, default_model_path, load_model, resample  # noqa: E402
 
@@ -480,7 +480,7 @@ def bench_scan_modes(model, seconds: float, busy_core: bool = False) -> dict:
             "load_average_start": load0, "load_average_end": os.getloadavg(), "rows": rows}
 
 
-SCHED_MODES = {  # label -> environment of section 6 (realtime_tse/audio/threads.py reads RTSE_RT_SCHED)
+SCHED_MODES = {  # label -> environment of section 6 (realtime_tse/threads.py reads RTSE_RT_SCHED)
     "fifo": {RT_ENV: str(AUDIO_RT_PRIORITY)},
     "nice": {RT_ENV: "0"},
 }

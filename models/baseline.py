@@ -24,8 +24,8 @@ from torch import nn
 
 from .config import ModelConfig
 from .layers import DEG
-from .net import StreamStateOps, stream_begin, stream_queries
 from .stft import istft, stft, stream_istft
+from .streaming import StreamStateOps, stream_begin, stream_queries
 
 _EPS = 1e-8
 

@@ -9,7 +9,7 @@ import json
 import math
 from dataclasses import dataclass
 
-from .audio.threads import AUDIO_NICE
+from .threads import AUDIO_NICE
 
 __all__ = ["LiveConfig", "DEFAULT_BLOCK_MS", "LIVE_GRID_STEP_M"]
 
@@ -37,7 +37,7 @@ class LiveConfig:
         rt_priority: ``SCHED_FIFO`` priority (1..99) the audio threads ask for first (the
             stream's worker, the PortAudio callbacks, the sound library's threads); 0 = no
             ``SCHED_FIFO``, nice ``audio_nice`` only; None = the environment's ``RTSE_RT_SCHED``
-            decides (default priority 3; see :mod:`realtime_tse.audio.threads`).
+            decides (default priority 3; see :mod:`realtime_tse.threads`).
         device_rate, prefill_blocks, device_blocksize, latency, jitter_ms, streams,
             max_input_backlog_s, ring_seconds, stall_timeout_s, first_callback_timeout_s,
             max_start_retries, startup_s, boost_priority, max_stall_restarts: the audio stream's

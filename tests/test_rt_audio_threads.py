@@ -1,4 +1,4 @@
-"""The thread-priority rule (realtime_tse/audio/threads.py): audio threads ask for SCHED_FIFO, fall back
+"""The thread-priority rule (realtime_tse/threads.py): audio threads ask for SCHED_FIFO, fall back
 to nice, then to nothing, never raise; the scan keeps its nice value. No timing assertions."""
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import threading
 
 import pytest
 
-from realtime_tse.audio import threads as T
+from realtime_tse import threads as T
 
 
 @pytest.fixture(autouse=True)

@@ -267,7 +267,7 @@ def test_scan_of_a_long_file_measures_excerpts(capsys, rand_ckpt, tmp_path):
 
 
 def test_write_audio_limits_over_full_scale_for_integer_files_only(capsys, tmp_path):
-    from realtime_tse.cli.main import write_audio
+    from realtime_tse.cli.common import write_audio
     from realtime_tse.safety import CEILING_DBFS
     x = (0.5 * np.sin(np.arange(16000) / 5.0)).astype(np.float32)
     x[4000:4642] *= 5.0  # 642 samples up to 2.5 (+8 dBFS)

@@ -83,7 +83,7 @@ def test_scan_json_and_plot_are_written_whole(capsys, rand_ckpt, short_wav, tmp_
 
 def test_write_audio_writes_nan_as_silence(capsys, tmp_path):
     """NaN/Inf samples are written as 0 (as the live output guard does), never as full scale."""
-    from realtime_tse.cli.main import write_audio
+    from realtime_tse.cli.common import write_audio
     x = (0.25 * np.sin(np.arange(8000) / 7.0)).astype(np.float32)
     x[100:200] = np.nan
     x[300] = np.inf

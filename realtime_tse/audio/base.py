@@ -25,7 +25,7 @@ from .file_source import FileSource
 from ..live_config import LiveConfig
 from .resample import PolyphaseStream
 from .ringbuffer import RingBuffer
-from .threads import AUDIO_NICE, set_thread_nice
+from ..threads import AUDIO_NICE, set_thread_nice
 
 __all__ = ["AudioStream", "ProcessFn", "TapFn", "XRUN_KINDS"]
 
@@ -480,7 +480,7 @@ class AudioStream:
     # ---------------------------------------------------------------- worker side
     def _boost(self, tid: int, what: str) -> None:
         """Raise a thread's scheduling priority (``SCHED_FIFO`` at ``config.rt_priority``, else
-        nice -10; :mod:`realtime_tse.audio.threads`) where the OS allows it: on a busy machine an audio
+        nice -10; :mod:`realtime_tse.threads`) where the OS allows it: on a busy machine an audio
         thread that waits behind other processes is what makes xruns. Silently skipped where
         refused."""
         if self.boost_priority and set_thread_nice(AUDIO_NICE, tid, self.config.rt_priority):

@@ -179,7 +179,7 @@ def make_stream(process_block: ProcessFn, model_rate: int, block_samples: int,
     ``stall_timeout_s``: no callback for this long = device gone (default max(1 s, 8 blocks)).
     ``max_start_retries`` / ``startup_s``: reopen a stream that fails in its first second.
     ``boost_priority``: raise the worker's, the callbacks' and the sound library's threads
-    (``SCHED_FIFO`` at ``rt_priority``, else nice -10; :mod:`realtime_tse.audio.threads`).
+    (``SCHED_FIFO`` at ``rt_priority``, else nice -10; :mod:`realtime_tse.threads`).
     ``max_input_backlog_s``: the most device input the input ring may hold before the worker drops
     the oldest samples (None: the larger of 0.25 s and 3 device blocks); never applies to files.
 

@@ -43,6 +43,7 @@ import numpy as np
 
 from ..audio_file import soundfile_name
 from .measure import RIRMeasurement, SweepConfig
+from .plot import load_rirs, plot_calibration, simulate_reference
 from ..file_write import atomic_path, write_bytes_atomic
 
 __all__ = ["RoomSetup", "Session", "read_room_toml", "room_toml_text", "parse_distances",
@@ -333,7 +334,6 @@ class Session:
         Raises ValueError when takes are missing or fewer than two RIRs were measured (a mixture
         needs two).
         """
-        from .plot import load_rirs, plot_calibration, simulate_reference
         missing = self.pending()
         if missing:
             raise ValueError(f"{len(missing)} take(s) not measured yet: "

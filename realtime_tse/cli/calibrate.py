@@ -22,7 +22,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..calibration.measure import CalibrationError, SweepConfig, latency_from, measure_rir
-from ..calibration.folder import RoomSetup, Session, parse_distances, read_room_toml, take_key
+from ..audio.devices import AudioDeviceError, find_device
+from ..calibration.folder import (RoomSetup, Session, parse_distances, read_room_toml, take_key,
+                                  work_dir_for)
+from ..calibration.playrec import DuplexPlayRecord
 
 __all__ = ["add_calibrate_parser", "cmd_calibrate", "run_calibration", "CalibrateOptions"]
 
@@ -198,7 +201,6 @@ def _ask_vec(ask, prompt: str) -> tuple[float, float, float]:
 def options_from_args(args, ask=input) -> CalibrateOptions:
     """CalibrateOptions from the parsed arguments, asking for what is missing unless ``--yes``.
     Raises ValueError / FileNotFoundError for bad or (with --yes) missing values."""
-    from ..calibration.folder import work_dir_for
     out = Path(args.out).expanduser()
     resumable = (work_dir_for(out) / "session.json").is_file() and not args.restart
     setup = None
@@ -242,10 +244,6 @@ def options_from_args(args, ask=input) -> CalibrateOptions:
 
 def cmd_calibrate(args) -> int:
     """The ``calibrate`` command (errors end as one line from ``realtime_tse.cli.main.main``)."""
-    from ..calibration.folder import work_dir_for
-    from ..audio.devices import AudioDeviceError, find_device
-    from ..calibration.playrec import DuplexPlayRecord
-
     def ask(prompt: str) -> str:
         try:
             return input(prompt)

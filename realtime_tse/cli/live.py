@@ -1,6 +1,6 @@
 """The live commands of ``realtime-tse``: ``stream`` (devices or a file through the live engine)
 and no arguments (the window, or without a display the headless demo). Shared helpers (errors,
-reading audio, loading the model) are in :mod:`realtime_tse.cli.main`."""
+reading audio, loading the model) are in :mod:`realtime_tse.cli.common`."""
 from __future__ import annotations
 
 import json
@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from .main import (DEMO_INPUT, PROG, CLIError, _check_distance, _fmt_talkers, _load, _note,
+from .common import (DEMO_INPUT, PROG, CLIError, _check_distance, _fmt_talkers, _load, _note,
                   exit_status, read_audio)
 
 __all__ = ["cmd_stream", "cmd_default", "headless_demo"]
@@ -19,7 +19,7 @@ __all__ = ["cmd_stream", "cmd_default", "headless_demo"]
 def _run_live(eng, seconds: float | None, quiet: bool = False, label: str = "") -> int:
     """Poll a started LiveEngine: print scan updates and stats until ``seconds`` pass, the input
     ends, a recording fails (disk full, ...), Ctrl-C or SIGTERM / SIGHUP (raised like Ctrl-C, as
-    :class:`realtime_tse.cli.main.StopSignal`). Returns an exit status: 0, 1 (an audio or recording
+    :class:`realtime_tse.cli.common.StopSignal`). Returns an exit status: 0, 1 (an audio or recording
     error, printed), 128 + the signal when interrupted (130 Ctrl-C, 143 SIGTERM, 129 SIGHUP)."""
     t0 = time.monotonic()
     last_scan, last_stat = 0, t0

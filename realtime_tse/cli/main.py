@@ -34,192 +34,9 @@ from pathlib import Path
 from ..audio_file import display_path
 from ..file_write import FileWriteError, atomic_path, write_bytes_atomic
 from ..live_config import DEFAULT_BLOCK_MS
-from ..paths import demo_input_path
-
-PROG = "realtime-tse"
-DEMO_INPUT = demo_input_path()   # the repository's assets/demo/, or the installed package's copy
-MIN_EXTRACT_S = 0.1
-
-
-class CLIError(Exception):
-    """A user-facing error: printed as one line, exit status 1."""
-
-
-class StopSignal(KeyboardInterrupt):
-    """SIGTERM or SIGHUP, raised in the main thread where Ctrl-C raises KeyboardInterrupt: a live
-    run stops the same way (recording closed, summary printed); exit status 128 + the signal's
-    number (143 for SIGTERM, 129 for SIGHUP)."""
-
-    def __init__(self, signum: int):
-        super().__init__(signum)
-        self.signum = int(signum)
-
-
-def exit_status(interrupt: KeyboardInterrupt) -> int:
-    """The exit status of an interrupted command: 128 + the signal (SIGINT: 130)."""
-    return 128 + getattr(interrupt, "signum", 2)
-
-
-def _raise_stop(signum, _frame):
-    raise StopSignal(signum)
-
-
-def stop_signals_like_ctrl_c() -> dict:
-    """Make SIGTERM and SIGHUP raise :class:`StopSignal` in the main thread (as Ctrl-C raises
-    KeyboardInterrupt). Returns the previous handlers (for :func:`restore_signals`); nothing is
-    changed outside the main thread."""
-    import signal  # noqa: PLC0415
-    old = {}
-    for name in ("SIGTERM", "SIGHUP"):
-        sig = getattr(signal, name, None)
-        if sig is None:
-            continue
-        try:
-            old[sig] = signal.signal(sig, _raise_stop)
-        except (ValueError, OSError):  # not the main thread
-            pass
-    return old
-
-
-def restore_signals(old: dict) -> None:
-    import signal  # noqa: PLC0415
-    for sig, h in old.items():
-        try:
-            signal.signal(sig, h)
-        except (ValueError, OSError, TypeError):
-            pass
-
-
-def _note(msg: str) -> None:
-    print(f"{PROG}: note: {msg}", file=sys.stderr)
-
-
-# ------------------------------------------------------------------------------------ helpers
-def _set_threads(n: int | None) -> None:
-    import torch  # noqa: PLC0415
-    if n is None:
-        env = os.environ.get("RTSE_THREADS")
-        n = int(env) if env and env.isdigit() else max(1, min(4, (os.cpu_count() or 2) // 2))
-    torch.set_num_threads(max(1, int(n)))
-
-
-def _load(args):
-    from ..model import load_model  # noqa: PLC0415
-    _set_threads(getattr(args, "threads", None))
-    return load_model(args.model, device=args.device)
-
-
-def read_audio(path, min_seconds: float = MIN_EXTRACT_S):
-    """Read a sound file as mono float32 (NaN/Inf samples -> 0, with a note), opening it once:
-    ``"-"`` is standard input, and pipes or process substitutions (``<(cmd)``) work; any name the
-    file system holds works (:func:`realtime_tse.audio_file.read_sound`).
-
-    Returns:
-        (x [N] float32, sample_rate Hz, info dict {"channels", "subtype", "format"}).
-    Raises:
-        CLIError: missing, unreadable, empty or shorter than ``min_seconds``.
-    """
-    import numpy as np  # noqa: PLC0415
-    from ..audio_file import AudioFileError, is_stdio, read_sound  # noqa: PLC0415
-    p = Path(path)
-    name = "standard input" if is_stdio(path) else display_path(p.name)
-    try:
-        x, sr, info = read_sound(path)
-    except FileNotFoundError as e:
-        raise CLIError(f"{p}: no such file") from e
-    except IsADirectoryError as e:
-        raise CLIError(f"{p}: is a directory, not a sound file") from e
-    except (AudioFileError, OSError) as e:
-        raise CLIError(str(e) if isinstance(e, AudioFileError) else
-                       f"{p}: cannot read audio ({e.strerror or e})") from e
-    where = "standard input" if is_stdio(path) else display_path(p)
-    if x.shape[0] == 0:
-        raise CLIError(f"{where}: the file holds no audio (0 samples)")
-    if x.shape[0] < min_seconds * sr:
-        raise CLIError(f"{where}: too short ({x.shape[0] / sr:.3f} s; need at least "
-                       f"{min_seconds:g} s)")
-    if x.shape[1] > 1:
-        _note(f"{name} has {x.shape[1]} channels; mixed down to mono")
-        x = x.mean(axis=1)
-    else:
-        x = x[:, 0]
-    from ..safety import sanitize  # noqa: PLC0415
-    x, bad = sanitize(x)
-    if bad:
-        _note(f"{name}: {bad} NaN/Inf samples replaced by silence")
-    return np.ascontiguousarray(x, dtype=np.float32), int(sr), info
-
-
-def write_audio(path, x, sr: int, like_subtype: str | None = None) -> Path | str:
-    """Write mono float audio whole or not at all; float input subtypes stay float in WAV, else
-    the format's default. ``path`` ``"-"``: WAV to standard output.
-
-    NaN/Inf samples are written as 0 (as the live output guard does), with a note. An integer file
-    (FLAC, 16-bit WAV, ...) cannot hold samples beyond full scale: when ``x`` has any, it is
-    passed through the peak limiter of :mod:`realtime_tse.safety` (ceiling -1 dBFS) instead of
-    being clipped, and a note says how many samples were over and by how much. The file is
-    encoded in memory and moved into place when complete
-    (:func:`realtime_tse.audio_file.write_sound`): a previous file at ``path`` is kept as it was
-    when writing fails.
-
-    Returns:
-        the path written (``"-"`` for standard output).
-    Raises:
-        CLIError: unknown format, or the file cannot be written ("cannot write OUT: no space left
-            on device", "...: read-only file system", ...).
-    """
-    import numpy as np  # noqa: PLC0415
-    import soundfile as sf  # noqa: PLC0415
-    from ..audio_file import AudioFileError, is_stdio, write_sound  # noqa: PLC0415
-    from ..file_write import FileWriteError  # noqa: PLC0415
-    from ..safety import sanitize  # noqa: PLC0415
-    p = path if is_stdio(path) else Path(path).expanduser()
-    ext = "WAV" if is_stdio(path) else p.suffix.lstrip(".").upper()
-    if ext not in sf.available_formats() and ext != "OGA":
-        raise CLIError(f"{p}: unknown output format {p.suffix!r} (use .wav, .flac, ...)")
-    fmt = "OGG" if ext == "OGA" else ext
-    subtype = None
-    if like_subtype in ("FLOAT", "DOUBLE") and ext in ("WAV", "W64", "AIFF", "CAF"):
-        subtype = "FLOAT"
-    x, bad = sanitize(np.asarray(x, dtype=np.float32))
-    if bad:
-        _note(f"{bad} output samples were NaN/Inf: written as silence")
-    chosen = subtype or sf.default_subtype(fmt) or ""
-    if not chosen.startswith(("FLOAT", "DOUBLE")):
-        over = int(np.count_nonzero(np.abs(x) > 1.0))
-        if over:
-            from ..safety import CEILING_DBFS, PeakLimiter  # noqa: PLC0415
-            lim = PeakLimiter(sr, CEILING_DBFS)
-            peak = float(np.max(np.abs(x)))
-            x = lim.process(x)
-            _note(f"{over} output samples beyond full scale (peak {20 * np.log10(peak):+.1f} dBFS) "
-                  f"limited to {CEILING_DBFS:g} dBFS for {chosen or ext} (up to "
-                  f"{lim.max_reduction_db:.1f} dB of gain reduction); write a .wav from a float "
-                  f"input to keep the values")
-    try:
-        return write_sound(p, x, sr, fmt, subtype)
-    except FileWriteError as e:
-        raise CLIError(str(e)) from e
-    except AudioFileError as e:
-        raise CLIError(f"{p}: {e}") from e
-
-
-def _check_distance(model, d) -> float:
-    try:
-        return float(model.check_distance(d)[0])
-    except ValueError as e:
-        raise CLIError(str(e)) from e
-
-
-def _fmt_talkers(res) -> str:
-    """The detector's talkers of a ScanResult (``talkers_m``) as one line."""
-    from models.detection import MIN_CONTRAST_DB, SILENCE_DBFS  # noqa: PLC0415
-    if not res.talkers_m:
-        if res.input_dbfs < SILENCE_DBFS:
-            return "no talker detected (input too quiet)"
-        return f"no talker detected (no peak stands {MIN_CONTRAST_DB:g} dB above the median)"
-    return "talkers at " + ", ".join(f"{d:.2f} m" for d in res.talkers_m)
-
+from .common import (PROG, CLIError, _check_distance, _fmt_talkers, _load, _note, exit_status,
+                     read_audio, restore_signals, stop_signals_like_ctrl_c, write_audio)
+from .live import cmd_default, cmd_stream
 
 # ------------------------------------------------------------------------------------ commands
 def cmd_extract(args) -> int:
@@ -380,7 +197,6 @@ def _common(p, model=True):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .live import cmd_stream  # noqa: PLC0415 (the live commands import this module)
     # allow_abbrev=False: the top-level options must not swallow a command's option by prefix
     # (``calibrate --out`` would otherwise be ambiguous with --output / --output-device)
     p = argparse.ArgumentParser(
@@ -461,7 +277,6 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     func = getattr(args, "func", None)
     if func is None:  # no command: the window, or the headless demo
-        from .live import cmd_default  # noqa: PLC0415
         func = cmd_default
     handlers = stop_signals_like_ctrl_c()
     try:

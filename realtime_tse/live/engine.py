@@ -24,7 +24,7 @@ from ..audio.ringbuffer import History
 from ..safety import OutputGuard, sanitize
 from ..scan.result import ScanResult, default_grid
 from ..streamer import Streamer
-from ..audio.threads import set_thread_nice
+from ..threads import set_thread_nice
 
 if TYPE_CHECKING:
     from ..model import TSEModel

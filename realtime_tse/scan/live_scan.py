@@ -41,7 +41,7 @@ from models.detection import SILENCE_DBFS, TAU, ScanCancelled, scan_levels  # no
 
 from .file_scan import SCAN_MAX_S, file_scan_levels, plan_excerpts  # noqa: F401
 from ..safety import sanitize
-from ..audio.threads import set_thread_nice as _lower_priority  # the one thread-priority rule
+from ..threads import set_thread_nice as _lower_priority  # the one thread-priority rule
 from .result import (GRID_STEP_M, LIVE_GRID_STEP_M, MIN_SCAN_S, ScanResult,  # noqa: F401
                           default_grid, make_result)
 
