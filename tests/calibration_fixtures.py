@@ -16,7 +16,7 @@ import numpy as np
 from scipy.signal import fftconvolve
 
 from realtime_tse.audio.devices import AudioDeviceError
-from realtime_tse.calibration.rir_metrics import SPEED_OF_SOUND, direct_path_index
+from models.acoustics import SPEED_OF_SOUND, direct_path_index
 
 FS = 16000
 

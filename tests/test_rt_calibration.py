@@ -14,7 +14,7 @@ from realtime_tse.calibration.folder import (RoomSetup, Session, assign_splits, 
                                              read_room_toml, work_dir_for)
 from realtime_tse.cli.calibrate import CalibrateOptions, Stop, run_calibration
 from realtime_tse.audio.devices import AudioDeviceError
-from realtime_tse.calibration.rir_metrics import SPEED_OF_SOUND, direct_path_index, drr_db, rt60_s
+from models.acoustics import SPEED_OF_SOUND, direct_path_index, drr_db, rt60_s
 from tests.calibration_fixtures import FS, FakeRoom, identity, room_rirs, simulate
 
 

@@ -27,7 +27,7 @@ def test_calibrate_through_the_null_sink_then_fine_tune(pulse_null_sink, monkeyp
     from models.net import build_model
     from realtime_tse.calibration.folder import work_dir_for
     from realtime_tse.cli.main import main
-    from realtime_tse.calibration.rir_metrics import SPEED_OF_SOUND
+    from models.acoustics import SPEED_OF_SOUND
     from tests.test_train_mixtures import _speech
     from tests.test_train_trainer import TINY
     from train.cli import train_main

@@ -9,8 +9,9 @@ import pytest
 import soundfile as sf
 
 from train.measured import MeasuredRIRError, MeasuredRIRs
-from train.rirbank import (DIRECT_PATH_OFFSET, SPEED_OF_SOUND, RIRBank, build_bank, group_geometry,
-                           main, shard_ranges, simulate_rir, split_assignment, truncate_rir)
+from models.acoustics import SPEED_OF_SOUND, truncate_rir
+from train.rirbank import (DIRECT_PATH_OFFSET, RIRBank, build_bank, group_geometry, main,
+                           shard_ranges, simulate_rir, split_assignment)
 from train.rooms import room_preset
 
 D1 = room_preset("d1", n_rirs=12, seed=5)

@@ -66,6 +66,7 @@ from pathlib import Path
 
 import numpy as np
 
+from models.acoustics import SPEED_OF_SOUND, shoebox_room, truncate_rir
 from train.rooms import (RoomSpec, group_distance_range, group_size, load_room_toml, n_groups,
                          room_preset, talker_box)
 
@@ -75,18 +76,15 @@ __all__ = [
     "simulate_rir",
     "group_geometry",
     "split_assignment",
-    "truncate_rir",
     "shard_ranges",
     "META_COLUMNS",
     "SPLITS",
     "DIRECT_PATH_OFFSET",
-    "SPEED_OF_SOUND",
     "main",
 ]
 
 SPLITS = ("train", "val", "test")
 FORMAT_VERSION = 1
-SPEED_OF_SOUND = 343.0  # m/s, pyroomacoustics' default constant
 DIRECT_PATH_OFFSET = 40  # samples: (frac_delay_length 81 - 1) / 2
 META_COLUMNS = ("index", "group", "room_id", "mic_id", "split",
                 "room_x", "room_y", "room_z", "mic_x", "mic_y", "mic_z",
@@ -130,19 +128,6 @@ def _talker_position(spec: RoomSpec, i: int, size, mic) -> tuple[np.ndarray, np.
                      f"min_distance={spec.min_distance} m / d_max={spec.d_max} m")
 
 
-def truncate_rir(h: np.ndarray, decay_db: float = 60.0) -> np.ndarray:
-    """Cut ``h`` where its Schroeder backward energy is ``decay_db`` below the total energy.
-
-    Returns a prefix of ``h`` (at least one sample).
-    """
-    e = np.cumsum((h.astype(np.float64) ** 2)[::-1])[::-1]
-    if e[0] <= 0:
-        return h[:1]
-    below = np.nonzero(e < e[0] * 10.0 ** (-decay_db / 10.0))[0]
-    n = int(below[0]) if below.size else len(h)
-    return h[:max(n, 1)]
-
-
 def _derive_seed(*key: int) -> int:
     return int(np.random.SeedSequence(list(key)).generate_state(1, np.uint64)[0])
 
@@ -163,11 +148,9 @@ def simulate_rir(spec: RoomSpec, i: int) -> tuple[np.ndarray, dict]:
     size, mic = geo["size"], geo["mic"]
     pos, trng = _talker_position(spec, i, size, mic)
     rt60 = float(trng.uniform(spec.rt60_min, spec.rt60_max)) if spec.rt60_per_rir else geo["rt60"]
-    e_abs, max_order = pra.inverse_sabine(rt60, list(size))
     pra.random.seed(numpy=np.random.SeedSequence([spec.seed, 2, int(i)]),
                     libroom=_derive_seed(spec.seed, 2, int(i)))
-    room = pra.ShoeBox(list(size), fs=spec.sample_rate, materials=pra.Material(e_abs),
-                       max_order=max_order, use_rand_ism=True, max_rand_disp=0.08)
+    room, max_order = shoebox_room(size, rt60, spec.sample_rate)
     room.add_source(pos)
     room.add_microphone(np.asarray(mic))
     room.image_source_model()

@@ -58,9 +58,10 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from models.acoustics import read_room_table, room_vector
 
 Vec3 = tuple[float, float, float]
 
@@ -323,13 +324,7 @@ def load_room_toml(path: str | Path) -> RoomSpec:
     the walls, or RT60 <= 0; FileNotFoundError when the file is missing.
     """
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"room file not found: {path}")
-    try:
-        with open(path, "rb") as f:
-            d = tomllib.load(f)
-    except tomllib.TOMLDecodeError as e:
-        raise ValueError(f"{path}: not valid TOML: {e}") from e
+    d = read_room_table(path)
     where = str(path)
 
     def bad(key: str, msg: str) -> ValueError:
@@ -343,11 +338,7 @@ def load_room_toml(path: str | Path) -> RoomSpec:
             raise bad(key, "missing (required keys: size, mic, rt60)")
 
     def vec(key: str, n: int) -> tuple[float, ...]:
-        v = d[key]
-        if not isinstance(v, list) or len(v) != n or not all(
-                isinstance(x, (int, float)) and not isinstance(x, bool) for x in v):
-            raise bad(key, f"must be a list of {n} numbers, got {v!r}")
-        return tuple(float(x) for x in v)
+        return room_vector(d, key, n, where)
 
     def num(key: str, default, kind=float):
         if key not in d:

@@ -35,16 +35,17 @@ import math
 import os
 import shutil
 import time
-import tomllib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from models.acoustics import read_room_table, room_vector
+
 from ..audio_file import soundfile_name
+from ..file_write import atomic_path, write_bytes_atomic
 from .measure import RIRMeasurement, SweepConfig
 from .plot import load_rirs, plot_calibration, simulate_reference
-from ..file_write import atomic_path, write_bytes_atomic
 
 __all__ = ["RoomSetup", "Session", "read_room_toml", "room_toml_text", "parse_distances",
            "assign_splits", "take_key", "work_dir_for", "SESSION_VERSION", "MIN_RT60_S"]
@@ -118,19 +119,10 @@ def read_room_toml(path) -> RoomSetup:
     ``mic`` required, ``rt60`` (a number or [min, max]: the max is used) optional, ``name`` (default
     the file's stem); other keys are kept. Raises FileNotFoundError, ValueError naming the key."""
     p = Path(path)
-    if not p.is_file():
-        raise FileNotFoundError(f"room file not found: {p}")
-    try:
-        d = tomllib.loads(p.read_text())
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
-        raise ValueError(f"{p}: not valid TOML: {e}") from e
+    d = read_room_table(p)
 
     def vec(key):
-        v = d.get(key)
-        if not isinstance(v, list) or len(v) != 3 or not all(
-                isinstance(x, (int, float)) and not isinstance(x, bool) for x in v):
-            raise ValueError(f"{p}: {key}: must be a list of 3 numbers (metres), got {v!r}")
-        return tuple(float(x) for x in v)
+        return room_vector(d, key, 3, p, unit=" (metres)")
 
     rt = d.get("rt60")
     if isinstance(rt, list) and rt:

@@ -1,11 +1,11 @@
 """The calibration's picture: the measured RIRs' energy decay and DRR against distance, beside the
 same room as the simulator makes it (what a bank built from ``room.toml`` would hold).
 
-The simulated reference uses pyroomacoustics the way ``train/rirbank.py`` does (a ``ShoeBox`` with
-wall materials from ``inverse_sabine(rt60, size)``, randomised image method with 8 cm displacement),
-one talker per distance at talking height (1.6 m, else 1.2 to 2.0 m) in the first direction from
-the microphone that stays 0.3 m from the walls. It is computed here rather than by ``train`` because
-``realtime_tse`` does not import ``train``.
+The simulated reference is the room ``train/rirbank.py`` simulates
+(:func:`models.acoustics.shoebox_room`: a ``ShoeBox`` with wall materials from
+``inverse_sabine(rt60, size)``, randomised image method with 8 cm displacement), one talker per
+distance at talking height (1.6 m, else 1.2 to 2.0 m) in the first direction from the microphone
+that stays 0.3 m from the walls.
 """
 from __future__ import annotations
 
@@ -13,8 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
+from models.acoustics import direct_path_index, drr_db, energy_decay_db, rt60_s, shoebox_room
+
 from ..file_write import atomic_path
-from .rir_metrics import direct_path_index, drr_db, energy_decay_db, rt60_s
 
 __all__ = ["simulate_reference", "load_rirs", "plot_calibration", "talker_position"]
 
@@ -51,7 +52,7 @@ def simulate_reference(setup, rt60: float, distances, fs: int = REF_RATE, seed: 
     import pyroomacoustics as pra
     size = [float(s) for s in setup.size_m]
     try:
-        e_abs, max_order = pra.inverse_sabine(float(rt60), size)
+        shoebox_room(size, rt60, fs)  # the simulator cannot make every RT60 in every room
     except ValueError:
         return None
     out = {"rt60_target_s": float(rt60), "distances_m": [], "drr_db": [], "rt60s_s": [],
@@ -61,8 +62,7 @@ def simulate_reference(setup, rt60: float, distances, fs: int = REF_RATE, seed: 
         if src is None:
             continue
         pra.random.seed(seed * 1000 + k)
-        room = pra.ShoeBox(size, fs=fs, materials=pra.Material(e_abs), max_order=max_order,
-                           use_rand_ism=True, max_rand_disp=0.08)
+        room, _ = shoebox_room(size, rt60, fs)
         room.add_source(list(src))
         room.add_microphone(list(setup.mic_m))
         room.compute_rir()

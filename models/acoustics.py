@@ -1,18 +1,26 @@
-"""Figures of a room impulse response (RIR): where its direct path is, where its decay meets the
-noise, its RT60 (pyroomacoustics), DRR and Schroeder energy decay curve. Used by the room calibration
-(:mod:`realtime_tse.calibration.measure`) and its plot (:mod:`realtime_tse.calibration.plot`).
+"""Room acoustics shared by training and the product: figures of a room impulse response (RIR),
+the Schroeder backward energy, the room TOML file's table and the simulated shoebox room.
 
-Units: samples, seconds (s), Hz, dB; ``h`` is a float RIR [L]. c = 343 m/s (pyroomacoustics'
-``constants.get("c")``). References: ISO 3382-1 (T30, the Schroeder integral, the direct-sound
-window), A. Lundeby et al., "Uncertainties of measurements in room acoustics" (Acustica 1995) for the
-noise-crossing point.
+``train`` builds its RIR banks with these (:mod:`train.rirbank`, :mod:`train.rooms`) and
+``realtime_tse`` measures and plots a calibrated room with the same ones
+(:mod:`realtime_tse.calibration`), so a measured room and its simulated twin are described alike.
+Nothing here imports torch; scipy and pyroomacoustics load on first use.
+
+Units: samples, seconds (s), Hz, dB, metres; ``h`` is a float RIR [L]. c = 343 m/s
+(pyroomacoustics' ``constants.get("c")``). References: ISO 3382-1 (T30, the Schroeder integral, the
+direct-sound window), A. Lundeby et al., "Uncertainties of measurements in room acoustics" (Acustica
+1995) for the noise-crossing point.
 """
 from __future__ import annotations
 
+import tomllib
+from pathlib import Path
+
 import numpy as np
 
-__all__ = ["SPEED_OF_SOUND", "DIRECT_HALF_WINDOW_S", "power_db", "direct_path_index", "decay_end",
-           "rt60_s", "drr_db", "energy_decay_db"]
+__all__ = ["SPEED_OF_SOUND", "DIRECT_HALF_WINDOW_S", "RAND_ISM_DISPLACEMENT_M", "power_db",
+           "direct_path_index", "decay_end", "rt60_s", "drr_db", "schroeder_energy",
+           "energy_decay_db", "truncate_rir", "read_room_table", "room_vector", "shoebox_room"]
 
 SPEED_OF_SOUND = 343.0     # m/s (pyroomacoustics.constants.get("c"))
 DIRECT_HALF_WINDOW_S = 0.0025  # s either side of the direct path counted as direct sound (DRR)
@@ -104,6 +112,65 @@ def energy_decay_db(h: np.ndarray, fs: int, onset: float = 0.0) -> tuple[np.ndar
     """Schroeder energy decay curve from the direct path on: (t [K] s after ``onset``,
     EDC [K] dB re the total energy)."""
     h = np.asarray(h, dtype=np.float64)[int(onset):]
-    e = np.cumsum((h ** 2)[::-1])[::-1]
+    e = schroeder_energy(h)
     e = np.maximum(e / max(e[0], 1e-30), 1e-12) if len(e) else e
     return np.arange(len(h)) / fs, 10.0 * np.log10(e)
+
+
+def schroeder_energy(h: np.ndarray) -> np.ndarray:
+    """Schroeder backward-integrated energy of ``h``: float64 [L], sample n holds the energy of
+    ``h[n:]`` (sample 0 the total)."""
+    return np.cumsum((np.asarray(h, dtype=np.float64) ** 2)[::-1])[::-1]
+
+
+def truncate_rir(h: np.ndarray, decay_db: float = 60.0) -> np.ndarray:
+    """Cut ``h`` where its Schroeder backward energy is ``decay_db`` below the total energy.
+
+    Returns a prefix of ``h`` (at least one sample).
+    """
+    e = schroeder_energy(h)
+    if e[0] <= 0:
+        return h[:1]
+    below = np.nonzero(e < e[0] * 10.0 ** (-decay_db / 10.0))[0]
+    n = int(below[0]) if below.size else len(h)
+    return h[:max(n, 1)]
+
+
+def read_room_table(path) -> dict:
+    """The table of a room TOML file (``size``, ``mic``, ``rt60``, ...: the keys each reader checks
+    are its own, :func:`train.rooms.load_room_toml` and
+    :func:`realtime_tse.calibration.folder.read_room_toml`). Raises FileNotFoundError for a missing
+    file, ValueError naming the file for text that is not TOML."""
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"room file not found: {p}")
+    try:
+        return tomllib.loads(p.read_text())
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise ValueError(f"{p}: not valid TOML: {e}") from e
+
+
+def room_vector(table: dict, key: str, n: int, where, unit: str = "") -> tuple[float, ...]:
+    """``table[key]`` as a tuple of ``n`` floats; ValueError ``"{where}: {key}: must be a list of n
+    numbers{unit}, got ..."`` otherwise (``unit`` e.g. ``" (metres)"``)."""
+    v = table.get(key)
+    if not isinstance(v, list) or len(v) != n or not all(
+            isinstance(x, (int, float)) and not isinstance(x, bool) for x in v):
+        raise ValueError(f"{where}: {key}: must be a list of {n} numbers{unit}, got {v!r}")
+    return tuple(float(x) for x in v)
+
+
+RAND_ISM_DISPLACEMENT_M = 0.08  # m: the randomised image method's displacement (paper ref. [16])
+
+
+def shoebox_room(size, rt60: float, fs: int):
+    """The simulated room of the paper's data (Sec. III-A): a pyroomacoustics ``ShoeBox`` of
+    ``size`` (m) whose walls give ``rt60`` (s) by ``inverse_sabine``, randomised image method with
+    8 cm displacement, at ``fs`` Hz. Seed pyroomacoustics (``pra.random.seed``) before calling it.
+    Returns ``(room, max_order)``; raises ValueError when ``inverse_sabine`` cannot make this RT60
+    in this room (too short for its size)."""
+    import pyroomacoustics as pra  # noqa: PLC0415 (slow to import; only the simulators need it)
+    e_abs, max_order = pra.inverse_sabine(float(rt60), list(size))
+    room = pra.ShoeBox(list(size), fs=fs, materials=pra.Material(e_abs), max_order=max_order,
+                       use_rand_ism=True, max_rand_disp=RAND_ISM_DISPLACEMENT_M)
+    return room, max_order
