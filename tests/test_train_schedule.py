@@ -10,7 +10,8 @@ import torch
 
 from models.checkpoint import load_training_state, read_metadata
 from train.rooms import room_preset
-from train.trainer import TrainConfig, Trainer, _optim_tensors
+from train.optim_state import optim_tensors
+from train.trainer import TrainConfig, Trainer
 
 REPO = Path(__file__).resolve().parents[1]
 STATE = REPO / "experiments" / "train_state" / "tse-lite-causal-d1-last.safetensors"
@@ -34,13 +35,13 @@ def test_committed_training_state_resumes_and_round_trips(tmp_path):
     if "plateau" not in st:  # the older layout: best_val / bad_epochs seed the plateau schedule
         assert tr.plateau.num_bad_epochs == st["bad_epochs"] and tr.plateau.best == st["best_val"]
     saved = load_training_state(STATE)
-    now = _optim_tensors(tr.opt, tr.net)
+    now = optim_tensors(tr.opt, tr.net)
     assert set(saved) == set(now) and len(now) > 0
     assert all(torch.equal(saved[k], now[k]) for k in saved)
     # written again in the current layout and resumed: the same moments and settings
     tr.save()
     tr2 = _trainer(cfg, tmp_path, resume=True)
-    again = _optim_tensors(tr2.opt, tr2.net)
+    again = optim_tensors(tr2.opt, tr2.net)
     assert all(torch.equal(again[k], now[k]) for k in now)
     assert tr2.opt.param_groups[0]["betas"] == tr.opt.param_groups[0]["betas"]
     assert tr2.plateau.num_bad_epochs == tr.plateau.num_bad_epochs

@@ -2,7 +2,7 @@
 
 Example ``i`` of a run is ``sampler.sample_at(i)`` drawn under the schedule of its step
 ``i // batch`` (presence probability, minimum talker gap and near-talker level boost of
-:meth:`train.trainer.TrainConfig.sampler_settings`),
+:meth:`train.train_config.TrainConfig.sampler_settings`),
 so a resumed run continues the same sequence of mixtures, and the mixing (convolution, cropping,
 levels) runs beside the training thread instead of on it.
 """

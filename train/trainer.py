@@ -29,327 +29,25 @@ import signal
 import threading
 import time
 import warnings
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from models.checkpoint import load_checkpoint, load_training_state, read_metadata, save_checkpoint
+from models.checkpoint import load_checkpoint, load_training_state, save_checkpoint
 from models.config import ModelConfig
-from models.metrics import loss_active, loss_inactive, relative_level, sdr, si_sdr
 from models.net import build_model, count_parameters
 from models.provenance import Provenance
+from train.augment import DryAugment
 from train.data import batches
 from train.losses import batch_loss
-
-
-def _reached(points: list, step: int, default):
-    """The value of the last ``[step, value]`` entry of ``points`` whose step is <= ``step``
-    (entries in ascending steps), or ``default`` before the first: the step schedules of
-    :class:`TrainConfig` (loss, learning rate, talker-gap curriculum)."""
-    value = default
-    for s, v in points:
-        if step >= s:
-            value = v
-    return value
-
-
-@dataclass
-class TrainConfig:
-    """Training settings (units: seconds, metres, steps). Defaults = the paper (Sec. III-B)."""
-
-    model_preset: str = "lite-causal"
-    model: dict = field(default_factory=dict)      # ModelConfig overrides
-    batch: int = 14
-    clip_s: float = 4.0                            # seconds of audio per example
-    lr: float = 1e-3
-    clip_norm: float = 5.0
-    lr_patience: int = 14                          # epochs without a lower validation loss
-    lr_factor: float = 0.8
-    epochs: int = 500
-    steps_per_epoch: int = 200
-    presence_first: float = 0.9                    # P(presence) in the first half
-    presence_second: float = 0.7                   # ... and after
-    presence_switch_step: int | None = None        # default: half of epochs * steps_per_epoch
-    warmup_steps: int = 0
-    curriculum: list = field(default_factory=list)  # [[step, min_gap_m], ...], ascending steps
-    level_curriculum: list = field(default_factory=list)  # [[step, near_boost_db], ...] (see boost_at)
-    single_talker: float = 0.0                     # share of training mixtures with one talker alone
-    val_mixtures: int = 64
-    seed: int = 0
-    threads: int = 0                               # torch CPU threads (0 = torch's default)
-    presence_loss: str = "sdr"                     # train.losses.PRESENCE_LOSSES; "sdr" = eq. 8
-    loss_schedule: list = field(default_factory=list)  # [[step, presence loss], ...] overrides
-    lr_schedule: list = field(default_factory=list)    # [[step, lr], ...]: fixed rates from these steps
-    workers: int = 1                               # DataLoader worker processes building mixtures
-    paired_queries: bool = False                   # each mixture twice per batch, one query per talker
-    pit_steps: int = 0                             # steps scored with PIT over each pair (needs paired_queries)
-    pit_blend_steps: int = 0                       # then PIT's weight falls linearly to 0 over these steps
-    pit_queries: list = field(default_factory=list)  # [q_a, q_b] m: PIT pairs queried at two fixed tokens
-    swap_voices: bool = False                      # swap-consistent groups of 4 (train.data)
-    val_swap_pairs: int = 0                        # voice pairs of the position-swap test per validation
-    augment_pitch_st: float = 0.0                  # dry-speech pitch/formant shift range, semitones
-    augment_tilt: float = 0.0                      # dry-speech spectral tilt range (train.augment)
-    token_order_from: int = -1                     # from this step the token pairs are scored in distance
-                                                   # order (q_a -> the nearer talker), not PIT; -1 = never
-    token_order_pit: float = 0.0                   # ... with this share of PIT kept in their score
-
-    @property
-    def total_steps(self) -> int:
-        return self.epochs * self.steps_per_epoch
-
-    def presence_at(self, step: int) -> float:
-        switch = self.presence_switch_step if self.presence_switch_step is not None else self.total_steps // 2
-        return self.presence_first if step < switch else self.presence_second
-
-    def loss_at(self, step: int) -> str:
-        """Presence loss in force at ``step``: ``presence_loss`` until the first ``loss_schedule``
-        entry whose step is reached (e.g. ``[[0, "si_sdr"], [20000, "sdr"]]``)."""
-        return str(_reached(self.loss_schedule, step, self.presence_loss))
-
-    def lr_at(self, step: int) -> float | None:
-        """Learning rate fixed by ``lr_schedule`` at ``step``: the rate of the last entry whose step
-        is reached, or None before the first entry (the plateau schedule and warm-up rule until then;
-        from the first entry on, the entries override the plateau schedule). E.g.
-        ``[[32000, 3e-4], [50000, 1e-4]]`` decays a resumed run in two steps."""
-        lr = _reached(self.lr_schedule, step, None)
-        return None if lr is None else float(lr)
-
-    def boost_at(self, step: int) -> float:
-        """Level boost (dB) of the nearer talker at ``step``: linear between the ``level_curriculum``
-        points ``[[step, dB], ...]``, 0 before the first and after the last. A near talker louder
-        than the far one is the easier separation (as in a real room, where the direct sound of a
-        near talker is louder); fading the boost to 0 leaves the reverberation cue alone (SPEC's
-        equal-level mixtures)."""
-        pts = self.level_curriculum
-        if not pts or step >= pts[-1][0]:
-            return 0.0 if not pts else float(pts[-1][1])
-        if step < pts[0][0]:
-            return 0.0
-        for (s0, b0), (s1, b1) in zip(pts, pts[1:]):
-            if s0 <= step < s1:
-                return float(b0 + (b1 - b0) * (step - s0) / max(s1 - s0, 1))
-        return 0.0
-
-    def pit_weight_at(self, step: int) -> float:
-        """Weight of the PIT score at ``step`` (train.losses.batch_loss): 1 before ``pit_steps``,
-        then falling linearly to 0 over ``pit_blend_steps`` (0 = a hard switch); 0 without
-        ``paired_queries``."""
-        if not self.paired_queries or step >= self.pit_steps + self.pit_blend_steps:
-            return 0.0
-        if step < self.pit_steps:
-            return 1.0
-        return 1.0 - (step - self.pit_steps) / self.pit_blend_steps
-
-    def sampler_settings(self, step: int) -> dict:
-        """Mixture-sampler attributes for the examples of ``step`` (train.data)."""
-        return {"p_presence": self.presence_at(step), "min_gap_m": self.gap_at(step),
-                "near_boost_db": self.boost_at(step), "p_single": self.single_talker}
-
-    def gap_at(self, step: int) -> float:
-        return float(_reached(self.curriculum, step, 0.0))
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "TrainConfig":
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(d) - names
-        if unknown:
-            raise ValueError(f"unknown [train] keys {sorted(unknown)}; allowed: {sorted(names)}")
-        if d.get("pit_steps") and not d.get("paired_queries"):
-            raise ValueError("pit_steps needs paired_queries = true (PIT scores the two queries of a pair)")
-        q = d.get("pit_queries") or []
-        if not 0.0 <= float(d.get("token_order_pit", 0.0)) <= 1.0:
-            raise ValueError(f"token_order_pit must be in [0, 1], got {d.get('token_order_pit')!r}")
-        if d.get("token_order_from", -1) >= 0 and not q:
-            raise ValueError("token_order_from needs pit_queries (the two tokens it orders)")
-        if q and (len(q) != 2 or float(q[0]) == float(q[1]) or min(float(v) for v in q) < 0):
-            raise ValueError(f"pit_queries must be two different distances >= 0 m, got {q!r}")
-        if d.get("swap_voices") and d.get("paired_queries"):
-            raise ValueError("swap_voices and paired_queries exclude each other (a swap group already "
-                             "queries each mixture at both talkers)")
-        if d.get("swap_voices") and int(d.get("batch", 14)) % 4:
-            raise ValueError(f"swap_voices needs a batch divisible by 4, got {d.get('batch', 14)}")
-        if not 0.0 <= float(d.get("single_talker", 0.0)) < 1.0:
-            raise ValueError(f"single_talker must be in [0, 1), got {d.get('single_talker')!r}")
-        sched = d.get("lr_schedule") or []
-        if any(len(e) != 2 or float(e[1]) <= 0 for e in sched) or \
-                [e[0] for e in sched] != sorted(e[0] for e in sched):
-            raise ValueError(f"lr_schedule must be [[step, lr > 0], ...] in ascending steps, got {sched!r}")
-        return cls(**d)
-
-
-def fixed_query_pairs(d_q: torch.Tensor, kinds: list, queries, share: float,
-                      gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    """Queries for uPIT through two fixed query tokens (``TrainConfig.pit_queries``).
-
-    The batch holds pairs (rows ``2m``, ``2m + 1``: one mixture queried around each of its talkers).
-    A pair whose rows are both single-talker queries is, with probability ``share``, queried at the
-    fixed distances ``queries[0]`` (row ``2m``) and ``queries[1]`` (row ``2m + 1``) instead, and is
-    then scored with PIT (``batch_loss(pit_only=...)``): the network learns to split any mixture into
-    two streams, one per token, like a two-output uPIT separator, without having to know either
-    talker's distance first. With a query at the talkers' own distances the same split is ambiguous
-    (a query at 2 m is the farther talker of a 1 m / 2 m pair and the nearer one of a 2 m / 3 m pair),
-    which capped PIT through the query at about 1 dB (``experiments/FINDINGS.md``). ``share`` < 1 mixes in
-    pairs at their true queries (a soft switch to the query-bound loss).
-
-    Args:
-        d_q: [B] metres, the batch's queries. kinds: B strings ("single", "both", "absence").
-        queries: two distances in metres. share: probability in [0, 1]. gen: torch generator.
-    Returns:
-        (d_q [B] with the chosen pairs replaced, bool [B / 2]: the pairs to score with PIT).
-    Raises:
-        ValueError: an odd batch or ``len(kinds) != B``.
-    """
-    if d_q.shape[0] % 2 or len(kinds) != d_q.shape[0]:
-        raise ValueError(f"fixed_query_pairs needs an even batch of pairs, got {d_q.shape[0]} rows, {len(kinds)} kinds")
-    single = torch.tensor([k == "single" for k in kinds]).reshape(-1, 2).all(1)
-    pick = single & (torch.rand(single.shape[0], generator=gen) < share)
-    out = d_q.clone().reshape(-1, 2)
-    out[pick] = torch.tensor([float(queries[0]), float(queries[1])], dtype=out.dtype)
-    return out.flatten(), pick
-
-
-def nearer_first(target: torch.Tensor, d_q: torch.Tensor, pairs: torch.Tensor) -> torch.Tensor:
-    """Targets of the token pairs in distance order: row ``2m`` the nearer talker, ``2m + 1`` the
-    farther (``TrainConfig.token_order_from``), so that the token ``pit_queries[0]`` always means
-    "the nearer talker" and the network has to tell the two separated streams apart by distance.
-
-    Args:
-        target: [B, N] the pair rows' targets (row ``2m`` the talker at ``d_q[2m]``).
-        d_q: [B] metres, each row's own talker distance (before any token replaced it).
-        pairs: bool [B / 2], the pairs queried at the tokens.
-    Returns:
-        [B, N], a copy with the two rows of each marked pair swapped where ``d_q[2m] > d_q[2m + 1]``.
-    """
-    d = d_q.reshape(-1, 2)
-    swap = (pairs.to(d.device) & (d[:, 0] > d[:, 1])).to(target.device)
-    t = target.reshape(-1, 2, target.shape[-1])
-    return torch.where(swap[:, None, None], t.flip(1), t).reshape(target.shape)
-
-
-def validate(net, val_batches: list[dict], device, pit_queries=None) -> dict:
-    """Validation loss and quick quality figures on fixed mixtures.
-
-    Returns dict: val_loss, sdri_single (dB, mean SDR improvement on single-talker queries),
-    si_sdri_single (dB), absence_level_db (output level relative to the input on absence queries),
-    presence_level_db (output level relative to the target on single-talker queries: near 0 for a
-    useful model; far below 0 when it has collapsed to silence for every query, which the
-    scale-invariant SI-SDRi alone does not show), sep_si_sdri_single (dB, on the same queries: the
-    SI-SDRi towards whichever of the two talkers the output is closer to; above si_sdri_single when
-    the network separates the talkers but answers the query with the wrong one, e.g. during PIT).
-    With ``pit_queries`` ([q_a, q_b] metres, ``TrainConfig.pit_queries``) also pit_fixed_si_sdri
-    (dB): each single-talker mixture queried at the two fixed tokens, the mean SI-SDRi of the two
-    outputs towards the two talkers under the better assignment (a uPIT separator's figure), and
-    token_order_si_sdri (dB): the same with the assignment fixed by distance (q_a -> the nearer
-    talker; needs ``distances`` [B, 2] in the batch), the figure of ``token_order_from``.
-    """
-    net.eval()
-    losses, sdri, sisdri, absl, presl, sep, fixed, ordered = [], [], [], [], [], [], [], []
-    with torch.no_grad():
-        for b in val_batches:
-            mix, tgt = b["mix"].to(device), b["target"].to(device)
-            est = net(mix, b["d_q"].to(device)).float()
-            bb = dict(b, mix=mix, target=tgt)
-            losses.append(float(batch_loss(est, bb)))
-            for k, kind in enumerate(b["kind"]):
-                if kind == "single":
-                    sdri.append(float(sdr(est[k], tgt[k]) - sdr(mix[k], tgt[k])))
-                    sisdri.append(float(si_sdr(est[k], tgt[k]) - si_sdr(mix[k], tgt[k])))
-                    presl.append(float(relative_level(est[k], tgt[k])))
-                    if "sources" in b:
-                        src = b["sources"][k].to(device)
-                        base = si_sdr(mix[k].expand(2, -1), src)     # [2]: the mixture towards each talker
-                        sep.append(float((si_sdr(est[k].expand(2, -1), src) - base).max()))
-                        if pit_queries:
-                            two = net(mix[k].expand(2, -1), torch.tensor([float(q) for q in pit_queries],
-                                                                         device=device)).float()
-                            same = (si_sdr(two, src) - base).mean()
-                            cross = (si_sdr(two, src.flip(0)) - base.flip(0)).mean()
-                            fixed.append(float(torch.maximum(same, cross)))
-                            if "distances" in b:   # tokens in distance order: q_a -> the nearer talker
-                                d = b["distances"][k]
-                                ordered.append(float(same if float(d[0]) <= float(d[1]) else cross))
-                elif kind == "absence":
-                    absl.append(float(relative_level(est[k], mix[k])))
-    net.train()
-    nan = float("nan")
-    return {"val_loss": float(np.mean(losses)), "sdri_single": float(np.mean(sdri)) if sdri else nan,
-            "si_sdri_single": float(np.mean(sisdri)) if sisdri else nan,
-            "absence_level_db": float(np.mean(absl)) if absl else nan,
-            "presence_level_db": float(np.mean(presl)) if presl else nan,
-            "sep_si_sdri_single": float(np.mean(sep)) if sep else nan,
-            **({"pit_fixed_si_sdri": float(np.mean(fixed)) if fixed else nan,
-                "token_order_si_sdri": float(np.mean(ordered)) if ordered else nan} if pit_queries else {})}
-
-
-ABSENCE_OK_DB = -10.0  # absence output (dB re input) a chosen checkpoint should reach (issue floor)
-
-
-def selection_key(metrics: dict) -> tuple:
-    """How ``best.safetensors`` is chosen, among checkpoints whose absence output is at most
-    :data:`ABSENCE_OK_DB` first (key compared as a tuple, larger is better): with the position-swap
-    test in the metrics (``TrainConfig.val_swap_pairs``), by its right-in-both share and then its
-    mean contrast (a model that answers by voice scores well on SI-SDRi and 0 % here); without it,
-    by validation SI-SDRi on single-talker queries. Not by the loss: a gain on the mixture lowers
-    eq. 8 (about 2.9 dB SDRi) without selecting anyone (0 dB SI-SDRi)."""
-    def num(k):
-        v = metrics.get(k, float("nan"))
-        return -math.inf if math.isnan(v) else float(v)
-    ab = metrics.get("absence_level_db", float("nan"))
-    ok = 1.0 if (math.isnan(ab) or ab <= ABSENCE_OK_DB) else 0.0
-    if "swap_right_in_both" in metrics:
-        return ok, num("swap_right_in_both"), num("swap_contrast_db")
-    return ok, num("si_sdri_single")
-
-
-def _optim_tensors(opt: torch.optim.Optimizer, net) -> dict:
-    """The optimiser's own ``state_dict()["state"]`` as safetensors tensors named by parameter:
-    ``optim/<parameter name>/<key>`` (Adam: exp_avg, exp_avg_sq, step; a 0-d ``step`` is stored with
-    shape [1]). Its ``param_groups`` go into the provenance (:func:`_optim_groups`)."""
-    sd = opt.state_dict()
-    names = _optim_param_names(opt, net)
-    out = {}
-    for idx, st in sd["state"].items():
-        for key, v in st.items():
-            t = torch.as_tensor(v, dtype=torch.float32) if not torch.is_tensor(v) else v
-            out[f"optim/{names[idx]}/{key}"] = t.reshape(1) if t.dim() == 0 else t
-    return out
-
-
-def _optim_groups(opt: torch.optim.Optimizer, net) -> list[dict]:
-    """``state_dict()["param_groups"]`` with parameter names instead of indices (JSON-able)."""
-    names = _optim_param_names(opt, net)
-    return [{**{k: v for k, v in g.items() if k != "params"}, "params": [names[i] for i in g["params"]]}
-            for g in opt.state_dict()["param_groups"]]
-
-
-def _optim_param_names(opt: torch.optim.Optimizer, net) -> dict[int, str]:
-    """state_dict index -> parameter name (indices run over the groups' parameters in order)."""
-    by_id = {id(p): n for n, p in net.named_parameters()}
-    return dict(enumerate(by_id[id(p)] for g in opt.param_groups for p in g["params"]))
-
-
-def _load_optim(opt: torch.optim.Optimizer, net, tensors: dict, groups: list[dict] | None = None) -> None:
-    """Restore the optimiser with ``opt.load_state_dict`` from :func:`_optim_tensors` tensors (also the
-    files written before param_groups were stored: ``optim/<param>/exp_avg|exp_avg_sq|step``) and,
-    when given, the saved param_groups' settings (learning rate, betas, ...).
-
-    Raises:
-        ValueError: a tensor names a parameter the model does not have.
-    """
-    sd = opt.state_dict()
-    index = {n: i for i, n in _optim_param_names(opt, net).items()}
-    state: dict = {}
-    for k, v in tensors.items():
-        name, key = k[len("optim/"):].rsplit("/", 1)
-        if name not in index:
-            raise ValueError(f"optimiser state for an unknown parameter {name!r}")
-        state.setdefault(index[name], {})[key] = v.reshape(()) if key == "step" else v
-    for g, saved in zip(sd["param_groups"], groups or []):
-        g.update({k: tuple(v) if isinstance(g.get(k), tuple) else v  # JSON made (b1, b2) a list
-                  for k, v in saved.items() if k != "params"})
-    opt.load_state_dict({"state": state, "param_groups": sd["param_groups"]})
+from train.optim_state import load_optim, optim_groups, optim_tensors
+from train.pit import fixed_query_pairs, nearer_first
+from train.progress import BudgetProgress
+from train.rooms import distance_range
+from train.swaptest import swap_test
+from train.train_config import TrainConfig
+from train.validation import selection_key, validate
 
 
 class Trainer:
@@ -422,7 +120,7 @@ class Trainer:
             if meta["config"] != mcfg:
                 raise ValueError(f"{last}: its model config differs from this run's; start a new run folder")
             self.net.load_state_dict(net.state_dict())
-            _load_optim(self.opt, self.net, load_training_state(last), meta["provenance"].get("optimizer"))
+            load_optim(self.opt, self.net, load_training_state(last), meta["provenance"].get("optimizer"))
             self.state.update(meta["provenance"].get("trainer", {}))
             old = meta["provenance"].get("train_config", {})
             if (old.get("clip_s"), old.get("val_mixtures")) != (cfg.clip_s, cfg.val_mixtures):
@@ -440,7 +138,6 @@ class Trainer:
         self.train_sampler.seed = cfg.seed + 1000 * self.rank
         self.train_sampler.rng = np.random.default_rng([self.train_sampler.seed])
         if cfg.augment_pitch_st or cfg.augment_tilt:   # training only: validation keeps real voices
-            from .augment import DryAugment
             self.train_sampler.augment = DryAugment(cfg.augment_pitch_st, cfg.augment_tilt).validate()
         self._val = None
 
@@ -508,7 +205,7 @@ class Trainer:
         if metrics:
             prov["val_metrics"] = metrics
         save_checkpoint(self.out / "last.safetensors", self.net,
-                        {**prov, "optimizer": _optim_groups(self.opt, self.net)}, _optim_tensors(self.opt, self.net))
+                        {**prov, "optimizer": optim_groups(self.opt, self.net)}, optim_tensors(self.opt, self.net))
         if best:
             save_checkpoint(self.out / "best.safetensors", self.net, prov)
 
@@ -591,8 +288,6 @@ class Trainer:
         passes its own start so that data preparation (RIR simulation) counts against ``minutes``.
         The progress bar (rank 0) shows the budget given: seconds for ``minutes``, else steps.
         """
-        from train.progress import BudgetProgress
-
         cfg, st = self.cfg, self.state
         self.out.mkdir(parents=True, exist_ok=True)
         if self.rank == 0:
@@ -646,7 +341,6 @@ class Trainer:
         cfg, st = self.cfg, self.state
         metrics = validate(self.net, self._val_batches(), self.device, self.cfg.pit_queries) if self.rank == 0 else {}
         if self.rank == 0 and cfg.val_swap_pairs:
-            from .swaptest import swap_test
             sw = swap_test(self.net, self.val_sampler, cfg.val_swap_pairs, device=self.device)
             metrics.update({"swap_right_in_both": sw["right_in_both"], "swap_leans_right": sw["leans_right"],
                             "swap_same_voice": sw["same_voice_wins"], "swap_contrast_db": sw["mean_contrast_db"]})
@@ -683,7 +377,6 @@ def _raise_interrupt(signum, frame):
 
 
 def _room_range(room) -> float:
-    from train.rooms import distance_range
     return distance_range(room)
 
 
