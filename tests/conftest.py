@@ -1,4 +1,5 @@
-"""Shared test set-up: Qt offscreen, the PulseAudio null-sink fixture, and the shared-data path."""
+"""Shared test set-up: Qt offscreen, the PulseAudio null-sink and tone-file fixtures, and the
+shared-data path."""
 import os
 from pathlib import Path
 
@@ -15,6 +16,7 @@ import torch  # noqa: E402
 torch.set_num_threads(1)
 
 from tests.audio_fixtures import pulse_null_sink  # noqa: E402,F401
+from tests.tone_fixtures import tone_file  # noqa: E402,F401
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_SPEECH = REPO.parent / "shared" / "data" / "speechocean762"
