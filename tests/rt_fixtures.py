@@ -1,4 +1,5 @@
-"""Shared fixtures of the engine and CLI tests (tests/test_rt_engine.py, tests/test_rt_cli.py).
+"""Shared fixtures of the engine and CLI tests (test_rt_model.py, test_rt_streamer.py,
+test_rt_live_engine.py, test_rt_cli.py).
 
 ``rand_ckpt``: a randomly initialised ``lite-causal`` checkpoint written once per session to a
 temporary folder (the engine never depends on the shipped model being there). ``model``: it,
