@@ -41,7 +41,7 @@ class SoundServer:
             self._start_pipewire()
         else:
             raise ValueError(kind)
-        from realtime_tse.audio.streams import list_devices
+        from realtime_tse.audio.devices import list_devices
         deadline = time.monotonic() + 20
         while "pulse" not in [d.name for d in list_devices(refresh=True)]:
             if time.monotonic() > deadline:

@@ -93,7 +93,7 @@ def pulse_null_sink():
         import sounddevice  # noqa: F401
     except OSError as e:
         pytest.skip(f"PortAudio is not installed ({e}): apt-get install libportaudio2")
-    from realtime_tse.audio.streams import list_devices
+    from realtime_tse.audio.devices import list_devices
 
     d = Path(tempfile.mkdtemp(prefix="rtse-pulse-"))
     env = {**os.environ, "RTSE_PULSE_DIR": str(d)}

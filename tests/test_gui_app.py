@@ -384,15 +384,15 @@ def test_device_lists_refresh_when_opened_and_keep_devices_by_name(qtbot, tmp_pa
                                                                     monkeypatch):
     """A microphone that appears after start is offered when the list opens; a chosen device is
     kept by name when indices shift, and marked when it is gone."""
-    from realtime_tse.audio import streams as audio_io
-    from realtime_tse.audio.streams import AudioDeviceError, DeviceInfo
+    from realtime_tse.audio import devices as audio_devices
+    from realtime_tse.audio.devices import AudioDeviceError, DeviceInfo
     devs = [DeviceInfo(0, "USB mic", 1, 0, 48000.0, "ALSA")]
-    monkeypatch.setattr(audio_io, "list_devices", lambda refresh=False: list(devs))
-    monkeypatch.setattr(audio_io, "list_devices_fresh", lambda timeout_s=5.0: list(devs))
+    monkeypatch.setattr(audio_devices, "list_devices", lambda refresh=False: list(devs))
+    monkeypatch.setattr(audio_devices, "list_devices_fresh", lambda timeout_s=5.0: list(devs))
 
     def no_default(spec, kind="input"):
         raise AudioDeviceError("no default")
-    monkeypatch.setattr(audio_io, "find_device", no_default)
+    monkeypatch.setattr(audio_devices, "find_device", no_default)
     w = MainWindow(_settings(tmp_path), model_path=model_path, source=("demo", None), output=None,
                    autostart=False)
     qtbot.addWidget(w)

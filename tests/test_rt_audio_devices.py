@@ -11,7 +11,8 @@ import time
 import numpy as np
 import pytest
 
-from realtime_tse.audio.streams import AudioDeviceError, find_device, list_devices, make_stream
+from realtime_tse.audio.devices import AudioDeviceError, list_devices
+from realtime_tse.audio.streams import find_device, make_stream
 
 
 # ----------------------------------------------------------------------------------- devices

@@ -16,7 +16,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from realtime_tse.audio.streams import list_devices, make_stream
+from realtime_tse.audio.devices import list_devices
+from realtime_tse.audio.streams import make_stream
 from tests.rt_fixtures import PRIVATE_PULSE_PRELUDE
 
 
@@ -301,7 +302,8 @@ def test_callback_failure_stops_stream_and_reports(pulse_null_sink):
 
 _VANISH_SCRIPT = PRIVATE_PULSE_PRELUDE + r"""
 import json, os, signal, subprocess, sys, time
-from realtime_tse.audio.streams import list_devices, make_stream
+from realtime_tse.audio.devices import list_devices
+from realtime_tse.audio.streams import make_stream
 list_devices(refresh=True)
 errors = []
 s = make_stream(lambda b: b, 16000, 512, input_device="pulse", output_device="pulse",

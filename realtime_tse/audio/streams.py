@@ -89,30 +89,12 @@ from typing import Callable
 
 from .modes import (CaptureStream, FilePlaybackStream, SeparateStreamsDuplex,
                           SingleStreamDuplex, TimedFileStream)
-from .base import XRUN_KINDS, AudioStream, ProcessFn, TapFn
-from .devices import (NULL_DEVICE, AudioDeviceError, DeviceInfo, devices_listed, find_device,
-                      format_devices, list_devices, list_devices_fresh)
+from .base import AudioStream, ProcessFn
+from .devices import NULL_DEVICE, AudioDeviceError, DeviceInfo, find_device
 from .file_source import FileSource
 from ..live_config import LiveConfig
-from .ringbuffer import RingBuffer
 
-__all__ = [
-    "AudioDeviceError",
-    "DeviceInfo",
-    "list_devices",
-    "find_device",
-    "format_devices",
-    "devices_listed",
-    "list_devices_fresh",
-    "FileSource",
-    "make_stream",
-    "check_rt_priority",
-    "AudioStream",
-    "RingBuffer",
-    "NULL_DEVICE",
-    "XRUN_KINDS",
-    "TapFn",
-]
+__all__ = ["make_stream", "check_rt_priority"]
 
 log = logging.getLogger(__name__)
 

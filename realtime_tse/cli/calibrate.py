@@ -22,7 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..calibration.measure import CalibrationError, SweepConfig, latency_from, measure_rir
-from ..audio.devices import AudioDeviceError, find_device
+from ..audio import devices
+from ..audio.devices import AudioDeviceError
 from ..calibration.folder import (RoomSetup, Session, parse_distances, read_room_toml, take_key,
                                   work_dir_for)
 from ..calibration.playrec import DuplexPlayRecord
@@ -255,8 +256,8 @@ def cmd_calibrate(args) -> int:
         print(line, flush=True)
 
     opts = options_from_args(args, ask)
-    din = find_device(args.input_device, "input")     # no device: a clear error, nothing written
-    dout = find_device(args.output_device, "output")
+    din = devices.find_device(args.input_device, "input")  # no device: a clear error, nothing written
+    dout = devices.find_device(args.output_device, "output")
     say(f"microphone: {din.name}; loudspeaker: {dout.name}")
     try:
         with DuplexPlayRecord(din.name, dout.name, opts.cfg.sample_rate) as pr:

@@ -73,7 +73,8 @@ def _fmt_delay(eng) -> str:
 
 
 def cmd_stream(args) -> int:
-    from ..audio.streams import AudioDeviceError, check_rt_priority  # noqa: PLC0415
+    from ..audio.devices import AudioDeviceError  # noqa: PLC0415
+    from ..audio.streams import check_rt_priority  # noqa: PLC0415
     from ..live.engine import LiveEngine  # noqa: PLC0415
     from ..live_config import LiveConfig  # noqa: PLC0415
     if args.input_file and args.input_device is not None:
@@ -208,7 +209,7 @@ def headless_demo(args) -> int:
     output_device = args.output_device
     if output_device is None:  # play on the default device when there is one, else file only
         try:
-            from ..audio.streams import find_device  # noqa: PLC0415
+            from ..audio.devices import find_device  # noqa: PLC0415
             find_device(None, "output")
         except Exception:  # noqa: BLE001 - no PortAudio, no device: no sound, same job
             output_device = "null"

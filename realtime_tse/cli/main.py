@@ -171,7 +171,7 @@ def plot_scan(res, path, title: str = "") -> Path:
 
 
 def cmd_devices(args) -> int:
-    from ..audio.streams import AudioDeviceError, list_devices  # noqa: PLC0415
+    from ..audio.devices import AudioDeviceError, list_devices  # noqa: PLC0415
     try:
         devs = list_devices()
     except AudioDeviceError as e:

@@ -17,7 +17,7 @@ def list_device_choices(fresh: bool = False):
     microphone or sound server that appeared since start is offered (safe while audio runs).
     Never raises (no PortAudio: two empty lists)."""
     try:
-        from realtime_tse.audio.streams import find_device, list_devices, list_devices_fresh
+        from realtime_tse.audio.devices import find_device, list_devices, list_devices_fresh
         devs = list_devices_fresh() if fresh else list_devices()
         if devs is None:  # the child did not answer: keep to what this process knows
             devs = list_devices()

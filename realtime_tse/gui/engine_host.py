@@ -133,7 +133,7 @@ class EngineHost(QObject):
                  if isinstance(v, str) and v != "null"]
         if names:
             try:
-                from realtime_tse.audio.streams import list_devices  # noqa: PLC0415
+                from realtime_tse.audio.devices import list_devices  # noqa: PLC0415
                 known = {d.name for d in list_devices()}
                 if not all(n in known for n in names):
                     # a device that appeared after start: PortAudio sees it only when initialised
