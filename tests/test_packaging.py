@@ -55,6 +55,17 @@ def test_wheel_carries_model_demo_and_recipes(wheel):
     assert "Requires-Python: >=3.11" in meta             # tomllib
 
 
+
+def test_wheel_carries_every_package(wheel):
+    """pyproject.toml lists the packages by name: a new subpackage missing from that list would
+    import in the repository and be absent from the wheel."""
+    with zipfile.ZipFile(wheel) as z:
+        names = set(z.namelist())
+    for top in ("models", "train", "realtime_tse"):
+        for init in sorted((REPO / top).rglob("__init__.py")):
+            rel = init.relative_to(REPO).as_posix()
+            assert rel in names, f"{rel} is not in the wheel: add its package to pyproject.toml"
+
 @pytest.mark.slow
 def test_plain_install_extracts_the_demo_from_any_directory(wheel, tmp_path):
     venv = tmp_path / "venv"

@@ -8,7 +8,7 @@
     realtime-tse stream [--input-device X --output-device Y | --input-file F] --distance D
                         [--record OUT.wav] [--seconds S] [--block-ms 64] [--model CKPT]
     realtime-tse devices
-    realtime-tse calibrate --out my_room/ [--room my_room.toml] [--distances 0.5,1,2]   (cli_calibrate.py)
+    realtime-tse calibrate --out my_room/ [--room my_room.toml] [--distances 0.5,1,2]   (cli/calibrate.py)
 
 Input files: anything soundfile reads, any sample rate (resampled to the model's with soxr and the
 output back to the input's rate), integer or float samples; several channels are averaged to mono
