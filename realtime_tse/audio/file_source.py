@@ -5,9 +5,11 @@ from __future__ import annotations
 import threading
 import time
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import numpy as np
+
+from ..audio_file import soundfile_name
 
 __all__ = ["FileSource"]
 
@@ -28,7 +30,6 @@ class FileSource:
         import soundfile as sf  # noqa: PLC0415
         self.path = Path(path)
         try:
-            from ..audio_file import soundfile_name  # noqa: PLC0415
             self._sf = sf.SoundFile(soundfile_name(self.path))  # any name the file system holds
         except Exception as e:  # noqa: BLE001  (LibsndfileError, RuntimeError, OSError)
             raise ValueError(f"cannot read audio file {self.path}: {e}") from e

@@ -32,8 +32,11 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDoubleSpinBox, QF
                                QSpinBox, QStackedWidget, QTableWidget, QTableWidgetItem,
                                QVBoxLayout, QWidget)
 
-from ..calibration.measure import CalibrationError, SweepConfig, latency_from, measure_rir
 from ..calibration.folder import RoomSetup, Session, parse_distances, read_room_toml
+from ..calibration.measure import CalibrationError, SweepConfig, latency_from, measure_rir
+from ..calibration.playrec import DuplexPlayRecord
+from ..launch_hint import app_command
+from .devices import list_device_choices
 
 __all__ = ["CalibrateDialog", "add_calibrate_action"]
 
@@ -128,7 +131,6 @@ class CalibrateDialog(QDialog):
         self.positions.setRange(1, 5)
         f.addRow("Spots per distance", self.positions)
         if devices is None:
-            from .devices import list_device_choices
             devices = list_device_choices()
         self.input_combo, self.output_combo = QComboBox(), QComboBox()
         for combo, items in ((self.input_combo, devices[0]), (self.output_combo, devices[1])):
@@ -407,7 +409,6 @@ class CalibrateDialog(QDialog):
         self.plot_label.setPixmap(pix.scaledToWidth(min(pix.width(), 740), Qt.SmoothTransformation)
                                   if not pix.isNull() else pix)
         rep = json.loads((out / "calibration.json").read_text())
-        from ..launch_hint import app_command  # noqa: PLC0415
         train = app_command(name="tse-train")
         self.result_text.setText(
             f"Wrote {out}: {len(rep['takes'])} RIRs (rirs.csv), room.toml (RT60 "
@@ -419,7 +420,6 @@ class CalibrateDialog(QDialog):
 
     # ------------------------------------------------------------------ audio
     def _open_duplex(self, input_name, output_name, rate):
-        from ..calibration.playrec import DuplexPlayRecord
         return DuplexPlayRecord(input_name, output_name, rate).open()
 
     def _close_audio(self) -> None:
