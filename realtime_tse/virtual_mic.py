@@ -47,7 +47,8 @@ def _pactl(*args: str, timeout: float = 10.0) -> str:
                               "pulse server and its tools (apt-get install pulseaudio-utils)")
     r = subprocess.run([exe, *args], capture_output=True, text=True, timeout=timeout)
     if r.returncode != 0:
-        raise VirtualMicError(f"pactl {' '.join(args[:2])} failed: {(r.stderr or r.stdout).strip()}")
+        msg = ((r.stderr or r.stdout).strip().splitlines() or ["no message"])[0]
+        raise VirtualMicError(f"pactl {' '.join(args[:2])} failed: {msg}")
     return r.stdout
 
 
