@@ -67,6 +67,16 @@ def server_name() -> str:
     return "unknown"
 
 
+def _pipe_bytes(fd: int) -> int:
+    """Bytes waiting in a pipe (``FIONREAD``, either end on Linux); 0 where it cannot be asked."""
+    try:
+        import fcntl
+        import termios
+        return int.from_bytes(fcntl.ioctl(fd, termios.FIONREAD, b"\0\0\0\0"), "little", signed=True)
+    except (OSError, ImportError, ValueError):
+        return 0
+
+
 def _our_modules(name: str) -> dict[str, int]:
     """{"sink": index, "source": index} of this name's modules already loaded (stale or live)."""
     found: dict[str, int] = {}
@@ -108,6 +118,7 @@ class VirtualMic:
         name: the capture device's name (letters, digits, ``_.-``); ``<name>_sink`` is its sink.
         description: what apps show in their device lists.
         latency_ms: the ``pacat`` playback buffer asked of the server (ms).
+        max_backlog_ms: audio the pipe to ``pacat`` may hold before blocks are dropped (ms).
     Raises ValueError for a bad name or rate.
     """
 
@@ -115,6 +126,7 @@ class VirtualMic:
     name: str = DEFAULT_NAME
     description: str = DEFAULT_DESCRIPTION
     latency_ms: float = 20.0
+    max_backlog_ms: float = 40.0
 
     def __post_init__(self):
         if not _NAME_RE.match(self.name or ""):
@@ -127,6 +139,7 @@ class VirtualMic:
         self._modules: dict[str, int] = {}
         self.reused = False
         self.dropped_blocks = 0
+        self.trimmed_blocks = 0
 
     def open(self) -> "VirtualMic":
         """Make (or reuse) the sink and source and start feeding the sink.
@@ -167,11 +180,16 @@ class VirtualMic:
         return self
 
     def _feed(self, proc: subprocess.Popen) -> None:
+        limit = int(self.max_backlog_ms * 1e-3 * self.sample_rate) * 4   # float32 bytes
+        fd = proc.stdin.fileno()
         while True:
             data = self._queue.get()
             if data is None:
                 return
             try:
+                if _pipe_bytes(fd) > limit:     # pacat is behind: keep the delay, drop this block
+                    self.trimmed_blocks += 1
+                    continue
                 proc.stdin.write(data)
                 proc.stdin.flush()
             except (BrokenPipeError, OSError, ValueError):
