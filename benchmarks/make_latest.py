@@ -4,8 +4,8 @@ result file that measured it (named inside), with the machine and the date of th
     .venv/bin/python benchmarks/make_latest.py [--check]
 
 ``--check`` rewrites nothing and exits 1 when ``latest.json`` differs from what its sources say.
-The position-swap row comes from the shipped model's swap test (``scripts/swap_test.py``); until
-its JSON is in ``results/`` the figures are kept as written in ``SWAP_TEST`` below.
+The position-swap row comes from the shipped model's swap test (``scripts/swap_test.py --json``,
+``SWAP``).
 """
 from __future__ import annotations
 
@@ -21,16 +21,28 @@ QUALITY = "eval_d1_test_lite-lstm-d1_94c5f50c.json"
 UNSEEN = "eval_tts_voices_lite-lstm-d1_94c5f50c.json"
 LIVE = "realtime.json"
 SPEED = "models_live_presets.json"
+SWAP = "swap_test_lite-lstm-d1_94c5f50c.json"
 # dates of the files that record none (the commit that added their figures)
 QUALITY_DATE = SPEED_DATE = "2026-11-30"
 MACHINE = "2 shared x86_64 cores (a VM), torch 2.13.0+cpu, other jobs running unless noted"
 QUALITY_KEYS = ["si_sdri_single", "sdri_single", "sdr", "pesq", "absence_level_db", "mae_m",
                 "two_peak_err_m", "const_2p5_mae_m", "det_found"]
-# "right in both renderings" share of swap pairs, and the demo's contrast towards the asked
-# talker (dB, > 0 = right), measured on the shipped model; None where not measured yet.
-SWAP_TEST = {"source": "scripts/swap_test.py", "right_both_heldout_speakers": 0.56,
-             "right_both_unseen_voices": 0.46, "demo_contrast_1m_db": -5.1,
-             "demo_contrast_3m_db": -5.4}
+
+
+def swap_test() -> dict:
+    """The shipped model's position-swap figures: shares of queries leaning right and of (pair,
+    position) right in both renderings, per speech set, and the demo's contrast both ways (dB)."""
+    d = _load(SWAP)
+    (m,) = d["models"].values()
+    sets = {("heldout_speakers" if name.startswith("test split") else "unseen_voices"): r
+            for name, r in m["sets"].items()}
+    out = {"source": SWAP, "date": d.get("date"), "pairs": d["pairs"]}
+    for k, r in sets.items():
+        out[k] = {"leans_right": round(r["leans_right"], 3), "right_in_both": round(r["right_in_both"], 3),
+                  "same_voice_wins": round(r["same_voice_wins"], 3),
+                  "mean_contrast_db": round(r["mean_contrast_db"], 2)}
+    out["demo_contrast_db"] = {name: [row["1m"], row["3m"]] for name, row in m["demo"].items()}
+    return out
 
 
 def _load(name: str) -> dict:
@@ -66,7 +78,7 @@ def build() -> dict:
                     "unseen_voices": {"source": UNSEEN,
                                       "si_sdri_single": round(u["mean"]["si_sdri_single"], 3),
                                       "sdri_single": round(u["mean"]["sdri_single"], 3)},
-                    "swap_test": SWAP_TEST},
+                    "swap_test": swap_test()},
         "latency": [delay("end_to_end_long_busy_core", "long_pulseaudio_32ms_busy_default", l32),
                     delay("end_to_end_jitter_shrink", "long_pulseaudio_64ms", l64)],
         "speed": {"source": f"{SPEED} (lite-lstm, 1 torch thread, {row['sample_rate']} Hz)",

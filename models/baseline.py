@@ -89,9 +89,21 @@ class LSTMDEGBaseline(nn.Module):
         f = cfg.n_freq
         self.deg = DEG(cfg.d_model, cfg.deg_units, cfg.distance_scale)
         n_in = (2 * f + 1 if cfg.causal else f) + cfg.d_model
-        self.rnn = nn.LSTM(n_in, cfg.baseline_hidden, num_layers=cfg.baseline_layers,
-                           batch_first=True, bidirectional=not cfg.causal)
         width = (1 if cfg.causal else 2) * cfg.baseline_hidden
+        # ``cfg.film_every_layer``: one LSTM module per layer, the token's FiLM after each (the
+        # query inside every layer, as the paper's DQ blocks put it in every block), else one
+        # multi-layer LSTM with the FiLM after the last layer only
+        self.per_layer = bool(cfg.film and cfg.film_every_layer)
+        if self.per_layer:
+            self.rnn = None
+            self.rnns = nn.ModuleList(nn.LSTM(n_in if i == 0 else width, cfg.baseline_hidden,
+                                              batch_first=True, bidirectional=not cfg.causal)
+                                      for i in range(cfg.baseline_layers))
+            self.layer_films = nn.ModuleList(nn.Linear(cfg.d_model, 2 * width)
+                                             for _ in range(cfg.baseline_layers - 1))
+        else:
+            self.rnn = nn.LSTM(n_in, cfg.baseline_hidden, num_layers=cfg.baseline_layers,
+                               batch_first=True, bidirectional=not cfg.causal)
         # ``cfg.film``: the DEG token also scales and shifts every LSTM output channel before the mask
         # layer, h * (1 + gamma(d_q)) + beta(d_q), so the query changes the mask multiplicatively, as
         # a separate output head per query would, not only through the input concatenation
@@ -116,7 +128,20 @@ class LSTMDEGBaseline(nn.Module):
         else:
             feat, last_lp = spec.abs(), None
         e = self.deg(d_q).to(feat.dtype)                                    # [B, D]
-        h, st = self.rnn(torch.cat([feat, e[:, None, :].expand(-1, feat.shape[1], -1)], dim=-1), state)
+        x = torch.cat([feat, e[:, None, :].expand(-1, feat.shape[1], -1)], dim=-1)
+        if self.per_layer:
+            h, hs, cs = x, [], []
+            for i, rnn in enumerate(self.rnns):
+                sti = None if state is None else (state[0][i:i + 1].contiguous(), state[1][i:i + 1].contiguous())
+                h, (hi, ci) = rnn(h, sti)
+                hs.append(hi)
+                cs.append(ci)
+                if i < len(self.layer_films):
+                    g, b = self.layer_films[i](e)[:, None, :].chunk(2, dim=-1)
+                    h = h * (1 + g) + b
+            st = (torch.cat(hs), torch.cat(cs))                              # [layers, B, H] each
+        else:
+            h, st = self.rnn(x, state)
         if self.film is not None:
             gamma, beta = self.film(e)[:, None, :].chunk(2, dim=-1)
             h = h * (1 + gamma) + beta

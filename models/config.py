@@ -88,6 +88,7 @@ class ModelConfig:
     d_max: float = 5.0
     baseline_layers: int = 4        # lstm_deg only
     baseline_hidden: int = 256      # lstm_deg only (per direction)
+    film_every_layer: bool = False  # lstm_deg with film: FiLM by the token after every LSTM layer
     reprime_frames: int = 32        # frames re-run on a query change when streaming (0.5 s at 16 ms)
     band_widths: tuple = ()         # bins per band (sum F); () = one position per bin (the paper)
     extra: dict = field(default_factory=dict)

@@ -28,6 +28,10 @@ class LiveConfig:
         input_file: a file that stands in for the microphone, paced in real time (None: a device).
         loop: restart the file at its end.
         distance_m: initial query distance (None: the middle of the model's range).
+        mode: ``"extract"`` (the talkers at the distance) or ``"suppress"`` (everyone else),
+            :mod:`realtime_tse.modes`; changeable while running (``LiveEngine.mode``).
+        virtual_mic: the name of a virtual microphone that other apps record the output from
+            (:mod:`realtime_tse.audio.virtual_mic`; None: none). It works beside any output device.
         scan: run the distance scan; scan_seconds: audio the profile covers; scan_step_m: grid step
             (``d_min .. d_max``) unless ``scan_distances_m`` gives the grid; scan_update_s: causal
             models update after this much new audio; scan_duty: bidirectional models' duty cycle
@@ -54,6 +58,8 @@ class LiveConfig:
     input_file: str | None = None
     loop: bool = True
     distance_m: float | None = None
+    mode: str = "extract"
+    virtual_mic: str | None = None
     scan: bool = True
     scan_seconds: float = 3.0
     scan_step_m: float = LIVE_GRID_STEP_M

@@ -27,6 +27,7 @@ from models.config import ModelConfig
 from .scan.file_scan import SCAN_MAX_S, file_scan_levels, plan_excerpts
 from .paths import SHIPPED_MODEL_NAME, former_name_hint, shipped_model_path
 from .progress import progress_bar, show_progress
+from .modes import check_mode
 from .safety import as_signals, restore_layout, sanitize
 from .scan.result import GRID_STEP_M, MIN_SCAN_S, ScanResult, default_grid, make_result
 from .streamer import DEFAULT_BLOCK_MS, Streamer
@@ -191,8 +192,9 @@ class TSEModel:
 
     # -- offline ---------------------------------------------------------------------------------
     def extract(self, mix, distance_m, sample_rate: int | None = None,
-                progress: bool | None = None) -> np.ndarray:
-        """Extract every talker within ``r_spk`` of ``distance_m`` (eq. 3; silence if none, eq. 4).
+                progress: bool | None = None, mode: str = "extract") -> np.ndarray:
+        """Extract every talker within ``r_spk`` of ``distance_m`` (eq. 3; silence if none, eq. 4),
+        or, with ``mode="suppress"``, keep everyone else (:mod:`realtime_tse.modes`).
 
         Args:
             mix: audio by the input rule of :mod:`realtime_tse.safety`: ``[N]`` mono, ``[N, C]``
@@ -204,14 +206,18 @@ class TSEModel:
                 model's rate and the output back to ``sample_rate``.
             progress: a tqdm bar on stderr; None = only for ``PROGRESS_MIN_S`` (10 s) of audio or
                 more, and only on a terminal.
+            mode: ``"extract"`` (default) or ``"suppress"``: the (mixed-down) input minus the
+                extraction, at the input's rate.
         Returns:
             float32 ``[N]`` for ``[N]`` and ``[N, C]`` input (the extraction is mono), ``[B, N]``
             for a batch. Memory: the input and output plus one chunk (:attr:`max_chunk_s`).
         Raises:
             TypeError: samples of a dtype that is not a sample format (e.g. int64).
             ValueError: empty input, more than 2 dimensions or an ambiguous 2-D shape, a
-                distance outside the model's range, or distances that do not match the batch.
+                distance outside the model's range, distances that do not match the batch, or an
+                unknown mode.
         """
+        mode = check_mode(mode)
         x2, layout = _signals(mix, True, "extract")
         d = self.check_distance(distance_m)
         if d.size == 1:
@@ -219,6 +225,7 @@ class TSEModel:
         elif d.size != x2.shape[0]:
             raise ValueError(f"{d.size} distances for a batch of {x2.shape[0]}")
         n_in = x2.shape[-1]
+        x_in = x2
         sr = self.sample_rate if sample_rate is None else int(sample_rate)
         if sr != self.sample_rate:
             x2 = resample(x2, sr, self.sample_rate)
@@ -226,6 +233,8 @@ class TSEModel:
         if sr != self.sample_rate:
             y = resample(y, self.sample_rate, sr)
             y = _fit_length(y, n_in)
+        if mode == "suppress":
+            y = x_in - y
         y = y.astype(np.float32, copy=False)
         return restore_layout(y, layout)
 

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from .live_config import DEFAULT_BLOCK_MS
+from .modes import check_mode
 from .safety import as_signals, sanitize
 
 if TYPE_CHECKING:
@@ -98,9 +99,14 @@ class Streamer:
         self._state = None
         self._hist = np.zeros(0, np.float32)  # sliding window: recent input
         self._d = None
+        self._dry = np.zeros(self.delay_samples, np.float32)  # the input, delayed like the output
 
-    def process(self, block, distance_m) -> np.ndarray:
+    def process(self, block, distance_m, mode: str = "extract") -> np.ndarray:
         """Feed ``block`` at the model rate with query ``distance_m`` (metres).
+
+        ``mode`` (:mod:`realtime_tse.modes`): ``"extract"`` returns the talkers at the distance,
+        ``"suppress"`` the input delayed by :attr:`delay_samples` minus that extraction (everyone
+        else), sample-exactly aligned; the mode may change from one call to the next.
 
         ``block`` is one signal by the input rule of :mod:`realtime_tse.safety`: ``[n]``,
         ``[n, C]`` (C <= 8 channels, mixed down) or ``[1, n]``; float, or int8/int16/int32/uint8
@@ -118,6 +124,7 @@ class Streamer:
                 (``aligned``) a block that is not a whole number of units.
         """
         d = float(self.model.check_distance(distance_m)[0])
+        mode = check_mode(mode)
         if np.size(block) == 0:
             return np.zeros(0, np.float32)
         x2, _ = as_signals(block, allow_batch=False)
@@ -143,6 +150,10 @@ class Streamer:
         res, self._out = out[:n], out[n:].copy()
         if len(res) < n:  # cannot happen with the prefill, kept as a guard
             res = np.concatenate([np.zeros(n - len(res), np.float32), res])
+        dry = np.concatenate([self._dry, x.astype(np.float32, copy=False)])
+        delayed, self._dry = dry[:n], dry[n:].copy()
+        if mode == "suppress":
+            res = delayed - res
         return np.asarray(res, dtype=np.float32)
 
     def _step(self, seg: np.ndarray, d: float) -> np.ndarray:

@@ -452,3 +452,47 @@ def test_model_menu_opens_the_calibration_dialog_and_mutes_playback(window, qtbo
     assert window.engine.volume == 0.0
     dlg.reject()
     assert window.engine.volume == before
+
+
+def test_keep_everyone_else_toggles_the_mode_by_button_and_key_s(window, qtbot):
+    eng = window.engine
+    assert eng.mode == "extract" and not window.suppress_btn.isChecked()
+    window.suppress_btn.click()
+    assert eng.mode == "suppress"
+    qtbot.keyClick(window, Qt.Key_S)
+    assert eng.mode == "extract"
+
+
+def test_virtual_microphone_box_makes_one_for_other_apps(pulse_null_sink, qtbot, tmp_path, model_path):
+    from realtime_tse.audio.virtual_mic import DEFAULT_NAME, find_virtual_mics
+    w = MainWindow(_settings(tmp_path), model_path=model_path, source=("demo", None), output=None,
+                   recordings_dir=tmp_path / "recordings", open_url=lambda *a: None,
+                   ask_open_file=lambda *a: "")
+    qtbot.addWidget(w)
+    w.show()
+    try:
+        qtbot.waitUntil(lambda: w.engine is not None or bool(w.messages), timeout=START_TIMEOUT_MS)
+        first = w.engine
+        w.vmic_check.setChecked(True)
+        qtbot.waitUntil(lambda: w.engine is not None and w.engine is not first, timeout=START_TIMEOUT_MS)
+        assert w.engine.virtual_mic is not None and DEFAULT_NAME in find_virtual_mics()
+        second = w.engine
+        w.vmic_check.setChecked(False)
+        qtbot.waitUntil(lambda: w.engine is not None and w.engine is not second, timeout=START_TIMEOUT_MS)
+        assert w.engine.virtual_mic is None and DEFAULT_NAME not in find_virtual_mics()
+    finally:
+        w.shutdown()
+    assert DEFAULT_NAME not in find_virtual_mics()
+
+
+def test_virtual_microphone_without_a_sound_server_says_why_and_audio_goes_on(window, qtbot, monkeypatch,
+                                                                              tmp_path):
+    monkeypatch.setenv("PULSE_SERVER", f"unix:{tmp_path}/no-server-here")
+    first = window.engine
+    window.vmic_check.setChecked(True)
+    qtbot.waitUntil(lambda: any("No virtual microphone" in str(m) for m in window.messages),
+                    timeout=START_TIMEOUT_MS)
+    qtbot.waitUntil(lambda: window.engine is not None and window.engine is not first, timeout=START_TIMEOUT_MS)
+    assert not window.vmic_check.isChecked() and window.live_config.virtual_mic is None
+    assert window.engine.running and window.engine.virtual_mic is None
+    assert any("install" in str(m) for m in window.messages)

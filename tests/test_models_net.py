@@ -157,3 +157,29 @@ def test_query_effect_at_init_film_beats_token_alone():
         token.append(_query_effect_db(build_model(ModelConfig.preset("lite-causal", film=False)).eval()))
     assert np.mean(film) > -30, film
     assert np.mean(film) > np.mean(token) + 20, (film, token)
+
+
+def test_lstm_with_the_query_in_every_layer_streams_and_its_query_acts_inside():
+    """``film_every_layer``: one LSTM per layer with the token's FiLM after each; streaming equals
+    offline, and a FiLM after the first layer changes what the second layer sees."""
+    torch.manual_seed(3)
+    cfg = ModelConfig.preset("lite-lstm", film_every_layer=True)
+    m = build_model(cfg).eval()
+    assert len(m.rnns) == cfg.baseline_layers and len(m.layer_films) == cfg.baseline_layers - 1
+    hop = cfg.hop
+    x = torch.randn(2, 24 * hop) * 0.1
+    d = torch.tensor([0.8, 3.2])
+    with torch.no_grad():
+        y = m(x, d)
+        st = m.init_state(d)
+        outs = []
+        for i in range(0, x.shape[1], 3 * hop):
+            o, st = m.step(x[:, i:i + 3 * hop], d, st)
+            outs.append(o)
+        o = torch.cat(outs, 1)
+        dl = m.stream_delay
+        assert torch.max(torch.abs(o[:, dl:] - y[:, : o.shape[1] - dl])) < 1e-4
+        before = m(x, d)
+        torch.nn.init.normal_(m.layer_films[0].weight, std=0.5)
+        assert torch.max(torch.abs(m(x, d) - before)) > 1e-4
+    assert ModelConfig.from_json(cfg.to_json()).film_every_layer

@@ -47,7 +47,8 @@ def _pactl(*args: str, timeout: float = 10.0) -> str:
                               "pulse server and its tools (apt-get install pulseaudio-utils)")
     r = subprocess.run([exe, *args], capture_output=True, text=True, timeout=timeout)
     if r.returncode != 0:
-        raise VirtualMicError(f"pactl {' '.join(args[:2])} failed: {(r.stderr or r.stdout).strip()}")
+        msg = ((r.stderr or r.stdout).strip().splitlines() or ["no message"])[0]
+        raise VirtualMicError(f"pactl {' '.join(args[:2])} failed: {msg}")
     return r.stdout
 
 
@@ -64,6 +65,16 @@ def server_name() -> str:
         if line.startswith("Server Name:"):
             return line.split(":", 1)[1].strip()
     return "unknown"
+
+
+def _pipe_bytes(fd: int) -> int:
+    """Bytes waiting in a pipe (``FIONREAD``, either end on Linux); 0 where it cannot be asked."""
+    try:
+        import fcntl
+        import termios
+        return int.from_bytes(fcntl.ioctl(fd, termios.FIONREAD, b"\0\0\0\0"), "little", signed=True)
+    except (OSError, ImportError, ValueError):
+        return 0
 
 
 def _our_modules(name: str) -> dict[str, int]:
@@ -107,6 +118,7 @@ class VirtualMic:
         name: the capture device's name (letters, digits, ``_.-``); ``<name>_sink`` is its sink.
         description: what apps show in their device lists.
         latency_ms: the ``pacat`` playback buffer asked of the server (ms).
+        max_backlog_ms: audio the pipe to ``pacat`` may hold before blocks are dropped (ms).
     Raises ValueError for a bad name or rate.
     """
 
@@ -114,6 +126,7 @@ class VirtualMic:
     name: str = DEFAULT_NAME
     description: str = DEFAULT_DESCRIPTION
     latency_ms: float = 20.0
+    max_backlog_ms: float = 40.0
 
     def __post_init__(self):
         if not _NAME_RE.match(self.name or ""):
@@ -126,6 +139,7 @@ class VirtualMic:
         self._modules: dict[str, int] = {}
         self.reused = False
         self.dropped_blocks = 0
+        self.trimmed_blocks = 0
 
     def open(self) -> "VirtualMic":
         """Make (or reuse) the sink and source and start feeding the sink.
@@ -166,11 +180,16 @@ class VirtualMic:
         return self
 
     def _feed(self, proc: subprocess.Popen) -> None:
+        limit = int(self.max_backlog_ms * 1e-3 * self.sample_rate) * 4   # float32 bytes
+        fd = proc.stdin.fileno()
         while True:
             data = self._queue.get()
             if data is None:
                 return
             try:
+                if _pipe_bytes(fd) > limit:     # pacat is behind: keep the delay, drop this block
+                    self.trimmed_blocks += 1
+                    continue
                 proc.stdin.write(data)
                 proc.stdin.flush()
             except (BrokenPipeError, OSError, ValueError):

@@ -75,6 +75,7 @@ def _fmt_delay(eng) -> str:
 def cmd_stream(args) -> int:
     from ..audio.devices import AudioDeviceError  # noqa: PLC0415
     from ..audio.streams import check_rt_priority  # noqa: PLC0415
+    from ..audio.virtual_mic import VirtualMicError  # noqa: PLC0415
     from ..live.engine import LiveEngine  # noqa: PLC0415
     from ..live_config import LiveConfig  # noqa: PLC0415
     if args.input_file and args.input_device is not None:
@@ -93,7 +94,8 @@ def cmd_stream(args) -> int:
         live = LiveConfig(block_ms=args.block_ms, input_device=args.input_device,
                           output_device=args.output_device, input_file=args.input_file,
                           loop=args.loop, distance_m=d, scan=not args.no_scan,
-                          torch_threads=args.threads or 1, rt_priority=args.rt_priority)
+                          torch_threads=args.threads or 1, rt_priority=args.rt_priority,
+                          mode=args.mode, virtual_mic=args.virtual_mic)
         eng = LiveEngine(model, live)
     except AudioDeviceError as e:
         raise CLIError(str(e)) from e
@@ -102,7 +104,7 @@ def cmd_stream(args) -> int:
         if args.record:
             rec = eng.start_recording(args.record, record_input=args.record_input)
         eng.start()
-    except AudioDeviceError as e:
+    except (AudioDeviceError, VirtualMicError) as e:
         eng.stop()
         raise CLIError(str(e)) from e
     except BaseException:  # Ctrl-C / SIGTERM while starting: close the recording all the same
@@ -111,7 +113,10 @@ def cmd_stream(args) -> int:
     st = eng.stream
     src = args.input_file or (str(st.input_info) if st.input_info else "?")
     dst = str(st.output_info) if st.output_info else "no playback"
-    print(f"streaming {src} -> {dst}: distance {d:g} m, model {model.name} "
+    if eng.virtual_mic is not None:
+        dst += f" and the virtual microphone '{eng.virtual_mic.name}' ({eng.virtual_mic.description})"
+    what = "everyone but the talkers at" if args.mode == "suppress" else "distance"
+    print(f"streaming {src} -> {dst}: {what} {d:g} m, model {model.name} "
           f"({model.sample_rate} Hz, {model.device.type}), blocks {eng.streamer.block_ms:g} ms, "
           f"delay {_fmt_delay(eng)}" + ("" if args.seconds else "; Ctrl-C stops"),
           flush=True)

@@ -31,9 +31,11 @@ import sys
 import time
 from pathlib import Path
 
+from ..audio.virtual_mic import DEFAULT_NAME as VIRTUAL_MIC_NAME
 from ..audio_file import display_path
 from ..file_write import FileWriteError, atomic_path, write_bytes_atomic
 from ..live_config import DEFAULT_BLOCK_MS
+from ..modes import MODES
 from .common import (PROG, CLIError, _check_distance, _fmt_talkers, _load, _note, exit_status,
                      read_audio, restore_signals, stop_signals_like_ctrl_c, write_audio)
 from .live import cmd_default, cmd_stream
@@ -74,11 +76,16 @@ def cmd_extract(args) -> int:
     y = np.asarray(y[:len(x)], dtype=np.float32)
     if len(y) < len(x):
         y = np.pad(y, (0, len(x) - len(y)))
+    what = f"talkers within {model.config.r_spk:g} m of {d:g} m"
+    if args.mode == "suppress":   # everyone else: the input (mixed down) minus the extraction
+        xin = np.asarray(x, dtype=np.float32)
+        y = (xin if xin.ndim == 1 else xin.mean(axis=1)) - y
+        what = f"everyone but the {what}"
     dt = time.perf_counter() - t0
     p = write_audio(out_path, y, sr, info["subtype"])
     # with ``-o -`` the audio is standard output: the summary goes to standard error
-    print(f"wrote {'WAV to standard output' if p == '-' else display_path(p)} ({len(y) / sr:.2f} s, {sr} Hz): talkers within {model.config.r_spk:g} m of "
-          f"{d:g} m, {how}; model {model.name} on {model.device.type}, {dt:.1f} s "
+    print(f"wrote {'WAV to standard output' if p == '-' else display_path(p)} ({len(y) / sr:.2f} s, {sr} Hz): {what}, "
+          f"{how}; model {model.name} on {model.device.type}, {dt:.1f} s "
           f"(RTF {dt / (len(x) / sr):.2f})", file=sys.stderr if p == "-" else sys.stdout)
     return 0
 
@@ -182,6 +189,10 @@ def cmd_devices(args) -> int:
         return 0
     for d in devs:
         print(f"  {d}")
+    from ..audio.virtual_mic import find_virtual_mics  # noqa: PLC0415
+    for name in find_virtual_mics():   # made by a running stream --virtual-mic (or the window)
+        print(f"  virtual microphone: {name} (realtime-tse's output, for other apps: pick it as "
+              "the microphone in a call or recorder)")
     return 0
 
 
@@ -220,6 +231,8 @@ def build_parser() -> argparse.ArgumentParser:
                                                "stereo is mixed down), e.g. assets/demo/demo_mix.wav; "
                                                "'-' or a pipe: read from standard input")
     e.add_argument("--distance", "-d", type=float, required=True, help="query distance in metres")
+    e.add_argument("--mode", choices=MODES, default="extract",
+                   help="extract: the talkers at the distance (default); suppress: everyone else")
     e.add_argument("-o", "--output", required=True, metavar="OUT",
                    help="file to write (format from its extension; written at IN's rate; "
                         "written whole or not at all: a previous OUT stays as it was on failure); "
@@ -251,6 +264,11 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--input-file", default=None, metavar="F", help="a file instead of a microphone")
     t.add_argument("--loop", action="store_true", help="loop the input file")
     t.add_argument("--distance", "-d", type=float, required=True, help="query distance in metres")
+    t.add_argument("--mode", choices=MODES, default="extract",
+                   help="extract: the talkers at the distance (default); suppress: everyone else")
+    t.add_argument("--virtual-mic", nargs="?", const=VIRTUAL_MIC_NAME, default=None, metavar="NAME",
+                   help="also offer the output as a microphone other apps can record from "
+                        f"(PulseAudio or PipeWire; default name {VIRTUAL_MIC_NAME})")
     t.add_argument("--record", metavar="OUT.wav", help="record the output (never overwrites)")
     t.add_argument("--record-input", action="store_true", help="also record the raw input")
     t.add_argument("--seconds", type=float, default=None, help="stop after this many seconds")

@@ -100,6 +100,9 @@ class MainWindow(QMainWindow):
         build_ui(self)
         add_calibrate_action(self)  # menu bar: Model -> Calibrate room...
         restore_settings(self, model_path, source, output, distance)
+        self.vmic_check.blockSignals(True)
+        self.vmic_check.setChecked(bool(self.live_config.virtual_mic))
+        self.vmic_check.blockSignals(False)
         self.timer = QTimer(self)
         self.timer.setInterval(int(1000 / UI_HZ))
         self.timer.timeout.connect(self._tick)
@@ -207,6 +210,7 @@ class MainWindow(QMainWindow):
 
     def _engine_params(self):
         return dict(distance_m=float(self.distance.value()), bypass=self.bypass_btn.isChecked(),
+                    mode="suppress" if self.suppress_btn.isChecked() else "extract",
                     wet=self.wet_slider.value() / 100.0, volume=self.vol_slider.value() / 100.0)
 
     # ----------------------------------------------------------------- engine events
@@ -241,6 +245,13 @@ class MainWindow(QMainWindow):
         self.st_state.setText(f"running: {source_text(self._running_source)}")
 
     def _on_engine_failed(self, kind, message):
+        if kind == "virtual_mic":   # the audio goes on without it: say why, untick the box
+            self.show_message(message)
+            self.live_config = LiveConfig.build(self.live_config, virtual_mic=None)
+            self.vmic_check.blockSignals(True)
+            self.vmic_check.setChecked(False)
+            self.vmic_check.blockSignals(False)
+            return
         self._show_progress(None)
         if kind == "model":
             # the file did not load: fall back to the model that runs (if any) in the combo box
@@ -324,6 +335,24 @@ class MainWindow(QMainWindow):
             eng.bypass = bool(on)
         self.bypass_btn.setText("BYPASSED  [B]" if on else "Bypass  [B]")
         self.bypass_btn.setStyleSheet("background: #b8860b; color: white; font-weight: bold;" if on else "")
+
+    def _on_mode(self, on):
+        """Keep everyone else (suppress) or the talkers at the distance (extract): from the next
+        block on; a running recording notes the change in its sidecar."""
+        eng = self.engine
+        if eng is not None:
+            eng.mode = "suppress" if on else "extract"
+        self.suppress_btn.setStyleSheet("background: #4a6fa5; color: white; font-weight: bold;" if on else "")
+
+    def _on_virtual_mic(self, on):
+        """Offer the output as a virtual microphone (or stop): the audio restarts with it."""
+        from realtime_tse.audio.virtual_mic import DEFAULT_NAME  # noqa: PLC0415
+        want = DEFAULT_NAME if on else None
+        if self.live_config.virtual_mic == want:
+            return
+        self.live_config = LiveConfig.build(self.live_config, virtual_mic=want)
+        if not self._closing and self.engine is not None:
+            self.restart_engine()
 
     def _on_wet(self, v):
         self.wet_label.setText(f"{v:3d} % wet")

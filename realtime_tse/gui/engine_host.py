@@ -10,6 +10,7 @@ from pathlib import Path
 from PySide6.QtCore import QObject, Signal
 
 from ..live_config import LiveConfig
+from ..audio.virtual_mic import VirtualMicError
 
 __all__ = ["EngineHost", "describe_room", "one_line", "source_text"]
 
@@ -158,7 +159,15 @@ class EngineHost(QObject):
         self.model, self.model_key = model, key
         self.progress.emit("starting audio\u2026")
         try:
-            eng.start()
+            try:
+                eng.start()
+            except VirtualMicError as e:   # no sound server for it: the audio runs without it
+                self.failed.emit("virtual_mic", f"No virtual microphone: {one_line(e)}")
+                eng = _live_engine(model, LiveConfig.build(job["live"], virtual_mic=None, **kw))
+                eng.on_error = lambda msg, _e=eng: self.engine_error.emit(_e, str(msg))
+                for k, v in params.items():
+                    setattr(eng, k, v)
+                eng.start()
         except Exception as e:
             try:
                 eng.stop()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QKeySequence, QShortcut
-from PySide6.QtWidgets import (QComboBox, QFormLayout, QFrame, QGroupBox, QHBoxLayout, QLabel,
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QFormLayout, QFrame, QGroupBox, QHBoxLayout, QLabel,
                                QLayout, QProgressBar, QPushButton, QSizePolicy, QSlider, QSplitter,
                                QStatusBar, QToolButton, QVBoxLayout, QWidget)
 
@@ -43,7 +43,7 @@ def build_ui(win) -> None:
     left.addWidget(_mix_box(win))
     left.addWidget(_record_box(win))
     keys = QLabel("<b>Keys</b>: \u2190 \u2192 move the distance 5 cm (Page Up/Down: 50 cm) "
-                  "&middot; <b>B</b> bypass &middot; <b>R</b> record")
+                  "&middot; <b>B</b> bypass &middot; <b>S</b> keep everyone else &middot; <b>R</b> record")
     keys.setWordWrap(True)
     keys.setContentsMargins(4, 4, 4, 0)
     left.addWidget(keys)
@@ -60,6 +60,7 @@ def build_ui(win) -> None:
     # ---- hotkeys (window-wide)
     QShortcut(QKeySequence("B"), win, activated=win.bypass_btn.toggle)
     QShortcut(QKeySequence("R"), win, activated=win.toggle_recording)
+    QShortcut(QKeySequence("S"), win, activated=win.suppress_btn.toggle)
 
     win._on_wet(win.wet_slider.value())
     win._on_volume(win.vol_slider.value())
@@ -102,6 +103,13 @@ def _audio_box(win) -> QGroupBox:
     win.output_combo.setToolTip("Where the extracted speech is played")
     fa.addRow("Input", win.source_combo)
     fa.addRow("Output", win.output_combo)
+    win.vmic_check = QCheckBox("Virtual microphone (for other apps)")
+    win.vmic_check.setObjectName("virtualMicCheck")
+    win.vmic_check.setToolTip("Also offer the output as a microphone named "
+                              "“realtime-tse (extracted voice)”: pick it in a video call or "
+                              "recorder (PulseAudio or PipeWire)")
+    win.vmic_check.toggled.connect(win._on_virtual_mic)
+    fa.addRow("", win.vmic_check)
     return g_audio
 
 
@@ -141,11 +149,20 @@ def _mix_box(win) -> QGroupBox:
     win.bypass_btn.setCheckable(True)
     win.bypass_btn.setToolTip("Hear the unprocessed input (hotkey B)")
     win.bypass_btn.toggled.connect(win._on_bypass)
+    win.suppress_btn = QPushButton("Keep everyone else  [S]")
+    win.suppress_btn.setObjectName("suppressButton")
+    win.suppress_btn.setCheckable(True)
+    win.suppress_btn.setToolTip("Remove the talkers at the listening distance and keep everyone "
+                                "else (hotkey S)")
+    win.suppress_btn.toggled.connect(win._on_mode)
     win.wet_slider, win.wet_label, wrow = _percent_slider(
         100, "0 % = the input as it is, 100 % = only the extracted talker", win._on_wet)
     win.vol_slider, win.vol_label, vrow = _percent_slider(
         200, "Output gain: 100 % = unchanged, up to 200 % (+6 dB)", win._on_volume)
-    fm.addRow(win.bypass_btn)
+    buttons = QHBoxLayout()
+    buttons.addWidget(win.bypass_btn)
+    buttons.addWidget(win.suppress_btn)
+    fm.addRow(buttons)
     fm.addRow("Dry/wet", wrow)
     fm.addRow("Volume", vrow)
     win.in_meter = LevelMeter("In")

@@ -19,6 +19,7 @@ import torch
 
 from ..live_config import LiveConfig
 from .stats import LiveStats
+from ..modes import check_mode
 from ..scan.live_scan import ScanWorker, StreamingScanWorker
 from ..audio.ringbuffer import History
 from ..safety import OutputGuard, sanitize
@@ -106,6 +107,9 @@ class LiveEngine:
         self._distance = float(self.model.check_distance(
             (lo + hi) / 2 if cfg.distance_m is None else cfg.distance_m)[0])
         self.bypass = False
+        self._mode = check_mode(cfg.mode)
+        self._vmic = None               # realtime_tse.audio.virtual_mic.VirtualMic while running
+        self._vmic_tap = None
         self._wet = 1.0
         self._volume = 1.0
         self.error: str | None = None
@@ -145,6 +149,21 @@ class LiveEngine:
     @distance_m.setter
     def distance_m(self, value: float) -> None:
         self._distance = float(self.model.check_distance(value)[0])
+
+    @property
+    def mode(self) -> str:
+        """``"extract"`` or ``"suppress"`` (:mod:`realtime_tse.modes`); set at any time, it applies
+        from the next block on (and is noted by a running recording)."""
+        return self._mode
+
+    @mode.setter
+    def mode(self, value: str) -> None:
+        self._mode = check_mode(value)
+
+    @property
+    def virtual_mic(self):
+        """The running :class:`realtime_tse.audio.virtual_mic.VirtualMic`, or None."""
+        return self._vmic
 
     @property
     def wet(self) -> float:
@@ -275,9 +294,16 @@ class LiveEngine:
                            self.config, on_error=self._on_stream_error, on_end=self._on_stream_end)
 
     def start(self) -> "LiveEngine":
-        """Start audio (and the distance scan). Raises AudioDeviceError if the device fails."""
+        """Start audio (and the distance scan, and the virtual microphone when configured).
+
+        Raises AudioDeviceError if the device fails, VirtualMicError (a RuntimeError) when the
+        virtual microphone cannot be made (no sound server: the message says what to install)."""
         if self.running:
             return self
+        if self.config.virtual_mic and self._vmic is None:
+            from ..audio.virtual_mic import VirtualMic  # noqa: PLC0415
+            vm = VirtualMic(self.model.sample_rate, name=self.config.virtual_mic).open()
+            self._vmic, self._vmic_tap = vm, (lambda inp, out: vm.write(out))
         fresh = self._started or self._stream is None
         if fresh:
             self._stream = self._make_stream()
@@ -293,6 +319,8 @@ class LiveEngine:
         if self.torch_threads and self.model.device.type == "cpu":
             torch.set_num_threads(int(self.torch_threads))
         self._stream.add_tap(self._tap)
+        if self._vmic_tap is not None:
+            self._stream.add_tap(self._vmic_tap)
         rec, tap = self._recorder, self._rec_tap
         if fresh and rec is not None and not rec.closed and tap is not None:
             self._stream.add_tap(tap)  # (start_recording added it to the previous stream)
@@ -324,6 +352,11 @@ class LiveEngine:
         if self._stream is not None:
             self._stream.stop()
         self.stop_recording()
+        vm, tap, self._vmic, self._vmic_tap = self._vmic, self._vmic_tap, None, None
+        if vm is not None:
+            if self._stream is not None and tap is not None:
+                self._stream.remove_tap(tap)
+            vm.close()
         if sc is not None:
             sc.stop()
 
@@ -403,9 +436,11 @@ class LiveEngine:
         if bad:
             self._note_nonfinite(bad)
         d = self._distance  # the newest distance at the block boundary, for the whole block
+        mode = self._mode
         rec = self._recorder
         if rec is not None:
             rec.note_distance(d)  # (logged only when it changed)
+            rec.note_mode(mode)
         y = self.streamer.process(block, d)
         nd = len(self._dry)
         if nd:
@@ -414,6 +449,8 @@ class LiveEngine:
             dry = dry[:len(block)]
         else:
             dry = block
+        if mode == "suppress":   # everyone else: the input, delayed like the extraction, minus it
+            y = dry - y
         if self.bypass:
             out = dry
         else:

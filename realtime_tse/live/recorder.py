@@ -236,6 +236,7 @@ class Recorder:
         self.input_frames_written = 0
         self._frames_queued = 0  # output frames handed to write() (audio time for note_distance)
         self._distances: list[dict] = []
+        self._modes: list[dict] = []
         self._meta_lock = threading.Lock()
         self._q: queue.Queue = queue.Queue()
         self._closed = False
@@ -300,6 +301,20 @@ class Recorder:
         if self._in is not None:
             self.write_input(input_block)
 
+    def note_mode(self, mode: str) -> None:
+        """Log the output mode (``"extract"`` / ``"suppress"``, :mod:`realtime_tse.modes`) from the
+        output written next on, like :meth:`note_distance` (sidecar ``mode_changes``); nothing
+        when it equals the last one logged."""
+        if self._closed:
+            return
+        m = str(mode)
+        with self._meta_lock:
+            if self._modes and self._modes[-1]["mode"] == m:
+                return
+            self._modes.append({"t_s": round(self.elapsed_s, 4),
+                                "audio_s": round(self._frames_queued / self.sample_rate, 4), "mode": m})
+        self._meta_dirty = True
+
     def note_distance(self, d_q_m: float) -> None:
         """Log the query distance ``d_q_m`` (metres) from the output written next on (``audio_s``:
         the output queued so far, s); nothing when it equals the last one logged. The sidecar is
@@ -338,7 +353,7 @@ class Recorder:
 
     def metadata(self) -> dict:
         with self._meta_lock:
-            dist = list(self._distances)
+            dist, modes = list(self._distances), list(self._modes)
         md = {
             "file": self.path.name,
             "model": self.model_name,
@@ -348,6 +363,7 @@ class Recorder:
             "start_time": self.start_time.isoformat(timespec="milliseconds"),
             "input_file": self.input_path.name if self.input_path else None,
             "distance_changes": dist,
+            "mode_changes": modes,
         }
         if self.extra:
             md["extra"] = self.extra
