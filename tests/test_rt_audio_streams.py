@@ -122,7 +122,7 @@ def test_duplexstream_rejects_wrong_block_length(tone_file):
 
 def test_each_mode_is_its_own_class(monkeypatch, tone_file):
     """make_stream picks one class per mode from the sources and sinks (no device is opened)."""
-    from realtime_tse.audio import modes as audio_modes, streams as audio_io
+    from realtime_tse.audio import stream_modes as audio_modes, streams as audio_io
     p, _, _ = tone_file
     fake = audio_io.DeviceInfo(0, "fake", 1, 1, 16000.0, "fake")
     monkeypatch.setattr(audio_io, "find_device", lambda spec, kind="input": fake)

@@ -2,7 +2,7 @@
 rings, the counters and ``stats()``, the taps, the processing step, start and stop, and the worker
 thread that runs the mode's loop.
 
-The modes themselves (one class each) are in :mod:`realtime_tse.audio.modes`; what a PortAudio
+The modes themselves (one class each) are in :mod:`realtime_tse.audio.stream_modes`; what a PortAudio
 device adds (callbacks, opening, health checks, restarts) in :mod:`realtime_tse.audio.device_stream`;
 :func:`realtime_tse.audio.streams.make_stream` picks the class. The design and its decisions are
 described in :mod:`realtime_tse.audio.streams`.

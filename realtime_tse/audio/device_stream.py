@@ -3,7 +3,7 @@
 (suggested latency, PULSE_LATENCY_MSEC, channels, the sound library's threads), closing them from
 a helper thread, and the device's health: no callbacks, start-up failures and stalls, restarts.
 
-The modes that use a device are in :mod:`realtime_tse.audio.modes`; the design and its decisions
+The modes that use a device are in :mod:`realtime_tse.audio.stream_modes`; the design and its decisions
 are described in :mod:`realtime_tse.audio.streams`.
 """
 

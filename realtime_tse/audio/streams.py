@@ -5,7 +5,7 @@ mode. Where each part is defined:
   sizes, rings, counters, ``stats()``, taps, the processing step, start/stop, the worker thread);
 - :mod:`realtime_tse.audio.device_stream`: ``DeviceStream``, what a PortAudio device adds (callbacks,
   opening and closing, the device's health, restarts);
-- :mod:`realtime_tse.audio.modes`: one class per mode (file -> timer, file -> device, capture,
+- :mod:`realtime_tse.audio.stream_modes`: one class per mode (file -> timer, file -> device, capture,
   duplex in one PortAudio stream or in separate input and output streams);
 - :mod:`realtime_tse.audio.devices`: device records and lookup; :mod:`realtime_tse.audio.file_source`: the file
   that stands in for a microphone; :mod:`realtime_tse.audio.ringbuffer`: the rings.
@@ -87,8 +87,8 @@ import logging
 from pathlib import Path
 from typing import Callable
 
-from .modes import (CaptureStream, FilePlaybackStream, SeparateStreamsDuplex,
-                          SingleStreamDuplex, TimedFileStream)
+from .stream_modes import (CaptureStream, FilePlaybackStream, SeparateStreamsDuplex,
+                           SingleStreamDuplex, TimedFileStream)
 from .base import AudioStream, ProcessFn
 from .devices import NULL_DEVICE, AudioDeviceError, DeviceInfo, find_device
 from .file_source import FileSource
@@ -130,7 +130,7 @@ def make_stream(process_block: ProcessFn, model_rate: int, block_samples: int,
                 on_error: Callable[[str], None] | None = None,
                 on_end: Callable[[], None] | None = None, **settings) -> AudioStream:
     """The live audio stream around a block processor (the engine's model step), of the mode the
-    settings ask for (see :mod:`realtime_tse.audio.modes`); not started.
+    settings ask for (see :mod:`realtime_tse.audio.stream_modes`); not started.
 
     ``process_block(block) -> out_block``: ``block_samples`` float32 samples at ``model_rate`` in,
     the same number out; called from the worker thread only.
