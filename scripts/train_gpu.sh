@@ -11,7 +11,7 @@
 # preset (train/configs/paper_causal_gpu.toml, bfloat16 autocast) until the budget, counted from this
 # script's start, is spent, and writes into OUT_DIR: last.safetensors (resumable, ~13 MiB),
 # best.safetensors, log.csv, config.json and train_gpu.log (everything this script printed).
-# Without a GPU it falls back to the CPU recipe (lite-causal, train/configs/lite_d1_cpu.toml) and a
+# Without a GPU it falls back to the CPU recipe (lite-lstm, train/configs/lite_lstm_d1.toml) and a
 # 500-RIR bank, so the same command can be tried anywhere.
 # Environment: KIT (default ./gpu_kit), WORK (default $TMPDIR/rtse-gpu), PYTHON, N_RIRS (D1 bank
 # size; default 4000 on a GPU), EVAL=1 (then tse-eval on best.safetensors -> OUT_DIR/eval.json).

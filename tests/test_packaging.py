@@ -41,7 +41,7 @@ def test_wheel_carries_model_demo_and_recipes(wheel):
         meta = next(z.read(n).decode() for n in names if n.endswith(".dist-info/METADATA"))
     for need in ["realtime_tse/assets/models/lite-lstm-d1.safetensors",
                  "realtime_tse/assets/demo/demo_mix.wav", "realtime_tse/assets/demo/demo.json",
-                 "realtime_tse/paths.py", "train/configs/lite_d1_cpu.toml", "models/net.py"]:
+                 "realtime_tse/paths.py", "train/configs/lite_lstm_d1.toml", "models/net.py"]:
         assert need in names, need
     assert names["realtime_tse/assets/models/lite-lstm-d1.safetensors"] == \
         (REPO / "assets/models/lite-lstm-d1.safetensors").stat().st_size
@@ -49,7 +49,7 @@ def test_wheel_carries_model_demo_and_recipes(wheel):
     # wheel's recipes are the product's three
     assert not any("train_state" in n or "experiments" in n or "diagnose" in n for n in names)
     assert sorted(n for n in names if n.startswith("train/configs/")) == [
-        "train/configs/lite_d1_cpu.toml", "train/configs/lite_lstm_d1_swap.toml",
+        "train/configs/lite_lstm_d1.toml", "train/configs/lite_lstm_d1_swap.toml",
         "train/configs/paper_causal_gpu.toml"]
     assert max(names.values()) < 6 * 2**20   # shipped files stay small (lite-lstm weights: 4.4 MiB)
     assert "Requires-Python: >=3.11" in meta             # tomllib

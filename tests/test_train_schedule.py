@@ -15,7 +15,7 @@ from train.trainer import TrainConfig, Trainer
 
 REPO = Path(__file__).resolve().parents[1]
 STATE = REPO / "experiments" / "train_state" / "tse-lite-causal-d1-last.safetensors"
-CPU_RECIPE = REPO / "train" / "configs" / "lite_d1_cpu.toml"
+CPU_RECIPE = REPO / "experiments" / "configs" / "lite_d1_cpu.toml"  # the recipe of STATE
 
 
 def _trainer(cfg, out, resume=False):
@@ -75,3 +75,17 @@ def test_lr_schedule_overrides_the_plateau_rate_from_its_steps(tmp_path):
         tr._apply_lr_schedule()
         seen.append(tr.opt.param_groups[0]["lr"])
     assert seen == [1e-3, 1e-3, 3e-4, 3e-4, 1e-4, 1e-4] and tr.state["lr"] == 1e-4
+
+
+def test_the_cpu_default_recipe_is_the_shipped_networks():
+    """tse-train's default without a GPU trains the shipped network (its preset) with the recipe
+    stored in the shipped checkpoint's provenance: every setting of the recipe file equals it."""
+    from train.cli import CPU_RECIPE as DEFAULT
+    shipped = REPO / "assets" / "models" / "lite-lstm-d1.safetensors"
+    cfg, prov = read_metadata(shipped)
+    recipe = tomllib.loads(DEFAULT.read_text())["train"]
+    TrainConfig.from_dict(recipe)                       # a valid recipe
+    assert recipe["model_preset"] == cfg.preset == "lite-lstm"
+    stored = prov["train_config"]
+    differ = {k: (v, stored.get(k)) for k, v in recipe.items() if stored.get(k) != v}
+    assert not differ, differ

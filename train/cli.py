@@ -31,7 +31,7 @@ import time
 import tomllib
 from pathlib import Path
 
-CPU_RECIPE = Path(__file__).resolve().parent / "configs" / "lite_d1_cpu.toml"
+CPU_RECIPE = Path(__file__).resolve().parent / "configs" / "lite_lstm_d1.toml"  # the shipped network's
 # tse-eval's default (mixtures per repeat, scanned mixtures per repeat). On CPU a distance scan (11
 # query distances over a 4 s mixture) costs about 10 s with the shipped lite model on one loaded core
 # and each other mixture 0.5 s, so 5 repeats of the CPU default take about 4 minutes.
