@@ -215,3 +215,20 @@ python3 -c "import wave; w = wave.open('{small}/rec.wav'); print('frames', w.get
     frames = int(out.split("frames ")[-1].split()[0])
     assert doc["end_time"] and "no space left on device" in doc["error"], doc
     assert frames > 8000 and abs(doc["frames"] - frames) <= 8000, (doc, frames)
+
+
+def test_extract_refuses_a_bad_output_path_before_any_work(tmp_path):
+    """An unknown format, a missing folder or a file where the folder should be: one line, exit 1,
+    before the model runs (no resampling note), and nothing created."""
+    import subprocess
+    import sys
+    (tmp_path / "afile.wav").write_bytes(b"x")
+    demo = Path(__file__).resolve().parents[1] / "assets" / "demo" / "demo_mix.wav"
+    for out, want in ((tmp_path / "o.txt", "unknown output format"),
+                      (tmp_path / "missing" / "o.wav", "no such folder"),
+                      (tmp_path / "afile.wav" / "o.wav", "is a file, not a folder")):
+        r = subprocess.run([sys.executable, "-m", "realtime_tse.cli", "extract", str(demo), "-d", "1",
+                            "-o", str(out)], capture_output=True, text=True, timeout=120)
+        assert r.returncode == 1 and want in r.stderr, (out, r.stderr)
+        assert "resampled" not in r.stderr + r.stdout
+    assert not (tmp_path / "missing").exists()

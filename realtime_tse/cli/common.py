@@ -124,6 +124,25 @@ def read_audio(path, min_seconds: float = MIN_EXTRACT_S):
     return np.ascontiguousarray(x, dtype=np.float32), int(sr), info
 
 
+def check_output_audio_path(path) -> None:
+    """Refuse an output path before any work is done on it: an unknown format (by the file's
+    extension), a folder that does not exist, or a "folder" that is a file. ``-`` (standard output)
+    always passes. Raises CLIError saying which."""
+    import soundfile as sf  # noqa: PLC0415
+    from ..audio_file import is_stdio  # noqa: PLC0415
+    if is_stdio(path):
+        return
+    p = Path(path).expanduser()
+    ext = p.suffix.lstrip(".").upper()
+    if ext not in sf.available_formats() and ext != "OGA":
+        raise CLIError(f"{p}: unknown output format {p.suffix!r} (use .wav, .flac, ...)")
+    parent = p.parent
+    if parent.exists() and not parent.is_dir():
+        raise CLIError(f"cannot write {p}: {parent} is a file, not a folder")
+    if not parent.exists():
+        raise CLIError(f"cannot write {p}: no such folder {parent} (create it first)")
+
+
 def write_audio(path, x, sr: int, like_subtype: str | None = None) -> Path | str:
     """Write mono float audio whole or not at all; float input subtypes stay float in WAV, else
     the format's default. ``path`` ``"-"``: WAV to standard output.

@@ -36,7 +36,9 @@ from ..audio_file import display_path
 from ..file_write import FileWriteError, atomic_path, write_bytes_atomic
 from ..live_config import DEFAULT_BLOCK_MS
 from ..modes import MODES
-from .common import (PROG, CLIError, _check_distance, _fmt_talkers, _load, _note, exit_status,
+from .common import (PROG, CLIError, _check_distance, _fmt_talkers, _load, _note,
+                     check_output_audio_path,
+                     exit_status,
                      read_audio, restore_signals, stop_signals_like_ctrl_c, write_audio)
 from .live import cmd_default, cmd_stream
 
@@ -44,6 +46,7 @@ from .live import cmd_default, cmd_stream
 def cmd_extract(args) -> int:
     import numpy as np  # noqa: PLC0415
     from ..model import resample  # noqa: PLC0415
+    check_output_audio_path(args.output)   # before reading, loading and extracting
     x, sr, info = read_audio(args.input)
     out_path = args.output if args.output == "-" else Path(args.output)
     model = _load(args)
