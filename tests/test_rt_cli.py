@@ -329,3 +329,12 @@ def test_headless_run_with_a_home_it_cannot_write_uses_a_temporary_folder(
     written = list((tmp_path / "tmp").glob("realtime-tse-*/tse-demo-*.wav"))
     assert len(written) == 1 and str(written[0]) in out, (out, err)
     assert sf.info(written[0]).duration > 0.5
+
+def test_version():
+    import subprocess
+    import sys
+
+    import realtime_tse
+    r = subprocess.run([sys.executable, "-m", "realtime_tse.cli", "--version"], capture_output=True,
+                       text=True, timeout=120)
+    assert r.returncode == 0 and r.stdout.strip().endswith(realtime_tse.__version__), r

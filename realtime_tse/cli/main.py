@@ -219,6 +219,8 @@ def build_parser() -> argparse.ArgumentParser:
         "chosen distance from the microphone. With no command: the desktop app (or, without a "
         "display, a headless run of the demo).")
     _common(p)
+    from .. import __version__  # noqa: PLC0415
+    p.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     p.add_argument("--headless", action="store_true", help="never open the window")
     p.add_argument("--seconds", type=float, default=None, help="headless: how long to stream")
     p.add_argument("--distance", type=float, default=None, help="headless: query distance (m)")
