@@ -40,6 +40,8 @@ import torch
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+from realtime_tse.file_write import write_json_atomic  # noqa: E402
+
 DEMO = REPO / "assets" / "demo" / "demo_mix.wav"
 PULSE_SH = REPO / "scripts" / "pulse.sh"
 
@@ -208,9 +210,7 @@ def main(argv=None) -> int:
                   f"blocks {r['blocks']}, re-primes {r['reprimes']}, recorded "
                   f"{r['recorded_s']:.2f} s, stall restarts {r['stall_restarts']}"
                   + (f", error {r['error']}" if r["error"] else ""))
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(res, indent=2) + "\n")
+    out = write_json_atomic(args.out, res)
     print(f"wrote {out}")
     return 0
 

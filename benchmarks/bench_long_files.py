@@ -24,6 +24,9 @@ import numpy as np
 import soundfile as sf
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+from realtime_tse.file_write import write_json_atomic  # noqa: E402
+
 DEMO = REPO / "assets" / "demo" / "demo_mix.wav"
 CLI = [sys.executable, "-m", "realtime_tse.cli"]
 
@@ -92,9 +95,7 @@ def main(argv=None) -> int:
             res["extract"] = r
             print(f"extract {a.extract_minutes:g} min: {r['wall_s']:.1f} s wall, peak RSS "
                   f"{r['peak_rss_mb']:.0f} MB (RTF {r['wall_s'] / (60 * a.extract_minutes):.3f})")
-    out = Path(a.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(res, indent=2) + "\n")
+    out = write_json_atomic(a.out, res)
     print(f"wrote {out}")
     return 0
 

@@ -78,6 +78,7 @@ import torch
 
 
 from realtime_common import DEMO, REPO, demo, get_model  # noqa: E402 (puts the repository on the path)
+from realtime_tse.file_write import write_json_atomic  # noqa: E402
 from realtime_tse.live.engine import LiveEngine  # noqa: E402
 from realtime_tse.model import TSEModel  # noqa: E402
 from realtime_e2e import OPTIONS, bench_scan_modes, bench_servers  # noqa: E402
@@ -208,8 +209,7 @@ def main(argv=None) -> int:
         out = Path(a.out)
         doc = json.loads(out.read_text()) if out.is_file() else {}  # merge: read at the end
         doc[key] = res
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(doc, indent=2) + "\n")
+        write_json_atomic(out, doc)
         print(f"wrote {out}")
         return 0
     out = Path(a.out)
@@ -244,8 +244,7 @@ def main(argv=None) -> int:
                     "note": "2 shared cores; training runs and other jobs used the CPU at the "
                             "same time (load averages recorded per row), so figures are noisy"},
         "torch": torch.__version__})
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(doc, indent=2) + "\n")
+    write_json_atomic(out, doc)
     print(f"wrote {out}")
     return 0
 
@@ -280,8 +279,7 @@ def _main_sched(model, which, a) -> int:
     out = Path(a.out)
     doc = json.loads(out.read_text()) if out.is_file() else {}
     doc.setdefault(key, {}).update(results)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(doc, indent=2) + "\n")
+    write_json_atomic(out, doc)
     print(f"wrote {out}")
     return 0
 
@@ -301,8 +299,7 @@ def _main_scan_only(model, which, a) -> int:
         for k, v in r.items():
             print(f"  {k}: {v}")
         doc[key] = r
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(doc, indent=2) + "\n")
+    write_json_atomic(out, doc)
     print(f"wrote {out}")
     return 0
 

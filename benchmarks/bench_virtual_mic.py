@@ -29,6 +29,7 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+from realtime_tse.file_write import write_json_atomic  # noqa: E402
 
 
 def start_pulse(d: Path) -> dict:
@@ -128,11 +129,7 @@ def main(argv=None) -> int:
         "wall_s": round(t_end - t_w0, 2),
     }
     print(json.dumps(res, indent=1))
-    out = Path(a.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(res, indent=1) + "\n")
-    tmp.replace(out)
+    write_json_atomic(a.out, res)
     return 0
 
 

@@ -23,7 +23,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-__all__ = ["FileWriteError", "atomic_path", "write_bytes_atomic", "write_error_reason"]
+__all__ = ["FileWriteError", "atomic_path", "write_bytes_atomic", "write_json_atomic", "write_error_reason"]
 
 
 class FileWriteError(OSError):
@@ -136,3 +136,16 @@ def write_bytes_atomic(path, data: bytes) -> Path:
         with open(tmp, "wb") as f:
             f.write(data)
     return path
+
+
+def write_json_atomic(path, doc, indent: int = 2) -> Path:
+    """Write ``doc`` as JSON text (``indent`` spaces, a final newline) to ``path`` whole or not at
+    all (:func:`write_bytes_atomic`). Returns ``path``.
+
+    Raises:
+        FileWriteError: the file could not be written; a previous file at ``path`` is unchanged.
+        TypeError: ``doc`` holds something JSON cannot encode.
+    """
+    import json
+
+    return write_bytes_atomic(path, (json.dumps(doc, indent=indent) + "\n").encode())

@@ -67,6 +67,7 @@ def main(argv=None) -> int:
 
     torch.set_num_threads(1)
     from models.checkpoint import load_checkpoint
+    from realtime_tse.file_write import write_json_atomic
     from train.cli import load_room, prepare_data
     from train.swaptest import format_swap, swap_test
 
@@ -101,11 +102,7 @@ def main(argv=None) -> int:
                           f"at 3 m {row['3m']:+.1f} dB", flush=True)
             report["models"][str(ckpt)] = rep
     if a.json:
-        p = Path(a.json)
-        p.parent.mkdir(parents=True, exist_ok=True)
-        tmp = p.with_suffix(p.suffix + ".tmp")
-        tmp.write_text(json.dumps(report, indent=1))
-        tmp.replace(p)
+        write_json_atomic(a.json, report)
     return 0
 
 

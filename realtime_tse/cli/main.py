@@ -25,7 +25,6 @@ is written under the recordings directory.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -33,7 +32,7 @@ from pathlib import Path
 
 from ..audio.virtual_mic import DEFAULT_NAME as VIRTUAL_MIC_NAME
 from ..audio_file import display_path
-from ..file_write import FileWriteError, atomic_path, write_bytes_atomic
+from ..file_write import FileWriteError, atomic_path, write_json_atomic
 from ..live_config import DEFAULT_BLOCK_MS
 from ..modes import MODES
 from .common import (PROG, CLIError, _check_distance, _fmt_talkers, _load, _note,
@@ -126,7 +125,7 @@ def cmd_scan(args) -> int:
                "indicator_definition": "sum of levels (shifted to >= 0) within +-0.5 m"}
         p = Path(args.json).expanduser()
         try:
-            write_bytes_atomic(p, (json.dumps(doc, indent=2) + "\n").encode())
+            write_json_atomic(p, doc)
         except FileWriteError as e:
             raise CLIError(str(e)) from e
         print(f"wrote {display_path(p)}")
