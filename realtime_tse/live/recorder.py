@@ -305,29 +305,23 @@ class Recorder:
         """Log the output mode (``"extract"`` / ``"suppress"``, :mod:`realtime_tse.modes`) from the
         output written next on, like :meth:`note_distance` (sidecar ``mode_changes``); nothing
         when it equals the last one logged."""
-        if self._closed:
-            return
-        m = str(mode)
-        with self._meta_lock:
-            if self._modes and self._modes[-1]["mode"] == m:
-                return
-            self._modes.append({"t_s": round(self.elapsed_s, 4),
-                                "audio_s": round(self._frames_queued / self.sample_rate, 4), "mode": m})
-        self._meta_dirty = True
+        self._note_change(self._modes, "mode", str(mode))
 
     def note_distance(self, d_q_m: float) -> None:
         """Log the query distance ``d_q_m`` (metres) from the output written next on (``audio_s``:
         the output queued so far, s); nothing when it equals the last one logged. The sidecar is
         rewritten at the next flush (at most every ``flush_interval_s``)."""
+        self._note_change(self._distances, "d_q_m", float(d_q_m))
+
+    def _note_change(self, changes: list, key: str, value) -> None:
+        """Append ``{t_s, audio_s, key: value}`` to ``changes`` unless its last entry has ``value``."""
         if self._closed:
             return
-        d = float(d_q_m)
         with self._meta_lock:
-            if self._distances and self._distances[-1]["d_q_m"] == d:
+            if changes and changes[-1][key] == value:
                 return
-            self._distances.append({"t_s": round(self.elapsed_s, 4),
-                                    "audio_s": round(self._frames_queued / self.sample_rate, 4),
-                                    "d_q_m": d})
+            changes.append({"t_s": round(self.elapsed_s, 4),
+                            "audio_s": round(self._frames_queued / self.sample_rate, 4), key: value})
         self._meta_dirty = True
 
     # ---------------------------------------------------------------- state
