@@ -53,6 +53,8 @@ class Streamer:
     Attributes:
         block_samples: nominal block in samples (k hops).
         delay_samples: output delay relative to ``model.extract`` in samples.
+        dry: the input of the last :meth:`process` call delayed like its output ([n] float32): what
+            a dry/wet mix or a bypass plays beside the output, sample-aligned.
         latency_s: the algorithmic latency ``(block_samples + n_fft - hop) / sr`` (s).
         nonfinite_samples: NaN/Inf input samples replaced by 0 since construction.
         state_resets: times the model state turned non-finite and was started afresh.
@@ -100,6 +102,7 @@ class Streamer:
         self._hist = np.zeros(0, np.float32)  # sliding window: recent input
         self._d = None
         self._dry = np.zeros(self.delay_samples, np.float32)  # the input, delayed like the output
+        self.dry = np.zeros(0, np.float32)
 
     def process(self, block, distance_m, mode: str = "extract") -> np.ndarray:
         """Feed ``block`` at the model rate with query ``distance_m`` (metres).
@@ -151,9 +154,9 @@ class Streamer:
         if len(res) < n:  # cannot happen with the prefill, kept as a guard
             res = np.concatenate([np.zeros(n - len(res), np.float32), res])
         dry = np.concatenate([self._dry, x.astype(np.float32, copy=False)])
-        delayed, self._dry = dry[:n], dry[n:].copy()
+        self.dry, self._dry = dry[:n], dry[n:].copy()
         if mode == "suppress":
-            res = delayed - res
+            res = self.dry - res
         return np.asarray(res, dtype=np.float32)
 
     def _step(self, seg: np.ndarray, d: float) -> np.ndarray:

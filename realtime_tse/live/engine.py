@@ -121,8 +121,6 @@ class LiveEngine:
         self._rtf = 0.0
         self._blocks = 0
         sr = model.sample_rate
-        # dry path delayed like the extraction so that dry/wet mixes line up
-        self._dry = np.zeros(self.streamer.delay_samples, np.float32)
         self._recorder = None
         self.recording_error: str | None = None  # why the last recording stopped by itself
         self._rec_tap = None  # the bound method added as a tap (kept: remove_tap compares identity)
@@ -309,7 +307,6 @@ class LiveEngine:
             self._stream = self._make_stream()
         self.error = None
         self.streamer.reset()
-        self._dry[:] = 0
         self.output_guard.reset()
         self.nonfinite_in = 0
         self.notice = None
@@ -441,16 +438,8 @@ class LiveEngine:
         if rec is not None:
             rec.note_distance(d)  # (logged only when it changed)
             rec.note_mode(mode)
-        y = self.streamer.process(block, d)
-        nd = len(self._dry)
-        if nd:
-            dry = np.concatenate([self._dry, block])
-            self._dry = dry[-nd:]
-            dry = dry[:len(block)]
-        else:
-            dry = block
-        if mode == "suppress":   # everyone else: the input, delayed like the extraction, minus it
-            y = dry - y
+        y = self.streamer.process(block, d, mode)   # suppress: everyone else
+        dry = self.streamer.dry                     # the input, delayed like the extraction
         if self.bypass:
             out = dry
         else:
