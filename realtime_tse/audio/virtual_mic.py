@@ -21,14 +21,18 @@ Where no sound server runs (``pactl info`` fails) or ``pactl`` / ``pacat`` are m
 from __future__ import annotations
 
 import atexit
+import fcntl
 import queue
 import re
 import shutil
 import subprocess
+import termios
 import threading
 from dataclasses import dataclass
 
 import numpy as np
+
+from ..safety import sanitize
 
 DEFAULT_NAME = "realtime_tse_voice"
 DEFAULT_DESCRIPTION = "realtime-tse (extracted voice)"
@@ -70,10 +74,8 @@ def server_name() -> str:
 def _pipe_bytes(fd: int) -> int:
     """Bytes waiting in a pipe (``FIONREAD``, either end on Linux); 0 where it cannot be asked."""
     try:
-        import fcntl
-        import termios
         return int.from_bytes(fcntl.ioctl(fd, termios.FIONREAD, b"\0\0\0\0"), "little", signed=True)
-    except (OSError, ImportError, ValueError):
+    except (OSError, ValueError):
         return 0
 
 
@@ -207,7 +209,7 @@ class VirtualMic:
         ``dropped_blocks``; never blocks or raises on the audio path."""
         if self._proc is None:
             return
-        x = np.nan_to_num(np.asarray(block, dtype=np.float32).reshape(-1), nan=0.0, posinf=0.0, neginf=0.0)
+        x, _ = sanitize(np.asarray(block, dtype=np.float32).reshape(-1))   # NaN/Inf -> 0
         try:
             self._queue.put_nowait(np.clip(x, -1.0, 1.0).astype("<f4").tobytes())
         except queue.Full:
