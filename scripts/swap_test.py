@@ -84,14 +84,17 @@ def main(argv=None) -> int:
             subprocess.run([sys.executable, str(ROOT / "assets" / "demo" / "make_demo.py"), "--swap",
                             "--out", str(swapped)], check=True, stdout=subprocess.DEVNULL)
             demos["demo_swapped"] = swapped
+        testers = {}   # (speech set, sample rate) -> its test sampler, made once for every checkpoint
         for ckpt in a.ckpts:
             net, meta = load_checkpoint(ckpt)
             rep = {"sets": {}}
             for label, folder, whole in sets:
-                room, rb, samplers, info = prepare_data(load_room("d1"), folder, None, a.n_rirs, 2,
-                                                        net.cfg.sample_rate, 4.0, seed=12345,
-                                                        progress=False, test_all_speakers=whole)
-                r = swap_test(net, samplers["test"], a.pairs)
+                key = (label, net.cfg.sample_rate)
+                if key not in testers:
+                    testers[key] = prepare_data(load_room("d1"), folder, None, a.n_rirs, 2,
+                                                net.cfg.sample_rate, 4.0, seed=12345, progress=False,
+                                                test_all_speakers=whole)[2]["test"]
+                r = swap_test(net, testers[key], a.pairs)
                 rep["sets"][label] = r
                 print(format_swap(f"{Path(ckpt).name} [{label}]", r), flush=True)
             if demos:
