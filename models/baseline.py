@@ -109,6 +109,12 @@ class LSTMDEGBaseline(nn.Module):
         # a separate output head per query would, not only through the input concatenation
         self.film = nn.Linear(cfg.d_model, 2 * width) if cfg.film else None
         self.out = nn.Linear(width, f)
+        # ``cfg.distance_bins``: a training-only head reading, from the same LSTM output the mask is
+        # made of, which distance bins hold an active talker in each frame (multi-label logits,
+        # ``train.losses.distance_head_loss``). It makes the network encode every talker's distance,
+        # which the query-bound loss alone teaches only through which talker it picks; the mask,
+        # streaming and the live path never read it.
+        self.dist_head = nn.Linear(width, cfg.distance_bins) if cfg.distance_bins else None
 
     @property
     def stream_delay(self) -> int:
@@ -121,8 +127,10 @@ class LSTMDEGBaseline(nn.Module):
         Larger blocks: :meth:`models.config.ModelConfig.algorithmic_latency_s`."""
         return self.cfg.algorithmic_latency_s(self.cfg.hop)
 
-    def _masks(self, spec, d_q, prev_lp=None, state=None):
-        """[B, T, F] complex -> (mask [B, T, F], LSTM state, last frame's log power [B, F] dB)."""
+    def _masks(self, spec, d_q, prev_lp=None, state=None, hidden: list | None = None):
+        """[B, T, F] complex -> (mask [B, T, F], LSTM state, last frame's log power [B, F] dB).
+
+        ``hidden``: a list that receives the last LSTM output before the FiLM ([B, T, H])."""
         if self.cfg.causal:
             feat, last_lp = frame_features(spec, prev_lp)
         else:
@@ -142,6 +150,8 @@ class LSTMDEGBaseline(nn.Module):
             st = (torch.cat(hs), torch.cat(cs))                              # [layers, B, H] each
         else:
             h, st = self.rnn(x, state)
+        if hidden is not None:
+            hidden.append(h)
         if self.film is not None:
             gamma, beta = self.film(e)[:, None, :].chunk(2, dim=-1)
             h = h * (1 + gamma) + beta
@@ -157,6 +167,23 @@ class LSTMDEGBaseline(nn.Module):
         spec = stft(mix, cfg.n_fft, cfg.hop)  # [B, T, F]
         mask, _, _ = self._masks(spec, d_q)
         return istft(spec * mask, cfg.n_fft, cfg.hop, mix.shape[-1])
+
+    def forward_with_distance(self, mix: torch.Tensor, d_q: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Training form of :meth:`forward` with the distance head's output.
+
+        mix [B, N], d_q [B] metres -> (the same [B, N] as :meth:`forward`, logits [B, T, K]) with T
+        STFT frames (``models.stft.stft`` framing) and K = ``cfg.distance_bins``: per frame, whether
+        a talker whose distance lies in bin k (``[k, k + 1) x cfg.distance_bin_m`` metres) is active.
+        Raises ValueError for other shapes or a model without the head (``distance_bins`` = 0).
+        """
+        if self.dist_head is None:
+            raise ValueError("this model has no distance head (ModelConfig.distance_bins = 0)")
+        if mix.dim() != 2 or d_q.dim() != 1 or d_q.shape[0] != mix.shape[0]:
+            raise ValueError(f"need mix [B, N] and d_q [B], got {tuple(mix.shape)} and {tuple(d_q.shape)}")
+        cfg, hidden = self.cfg, []
+        spec = stft(mix, cfg.n_fft, cfg.hop)
+        mask, _, _ = self._masks(spec, d_q, hidden=hidden)
+        return istft(spec * mask, cfg.n_fft, cfg.hop, mix.shape[-1]), self.dist_head(hidden[0])
 
     # -- streaming (causal only) --------------------------------------------------------------------
     def _device(self):

@@ -89,6 +89,8 @@ class ModelConfig:
     baseline_layers: int = 4        # lstm_deg only
     baseline_hidden: int = 256      # lstm_deg only (per direction)
     film_every_layer: bool = False  # lstm_deg with film: FiLM by the token after every LSTM layer
+    distance_bins: int = 0          # lstm_deg: a training-only head naming the talkers' distances
+    distance_bin_m: float = 0.5     # metres per bin of that head (bin k: [k, k + 1) x distance_bin_m)
     reprime_frames: int = 32        # frames re-run on a query change when streaming (0.5 s at 16 ms)
     band_widths: tuple = ()         # bins per band (sum F); () = one position per bin (the paper)
     extra: dict = field(default_factory=dict)
@@ -152,6 +154,11 @@ class ModelConfig:
             raise ValueError("sample_rate, d_model and hidden must be positive")
         if self.input_compress <= 0 or self.input_compress > 1:
             raise ValueError("input_compress must be in (0, 1]")
+        if self.distance_bins < 0 or self.distance_bin_m <= 0:
+            raise ValueError(f"distance_bins must be >= 0 and distance_bin_m positive, got "
+                             f"{self.distance_bins}, {self.distance_bin_m}")
+        if self.distance_bins and self.arch != "lstm_deg":
+            raise ValueError("the distance head (distance_bins) exists for arch lstm_deg only")
         if self.band_widths:
             from .bands import check_band_widths
             check_band_widths(self.band_widths, self.n_freq)

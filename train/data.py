@@ -56,7 +56,9 @@ class ScheduledMixtures(torch.utils.data.Dataset):
             m = self.sampler.sample_at(int(i))
         return {"mix": torch.from_numpy(np.ascontiguousarray(m.mix, dtype=np.float32)),
                 "target": torch.from_numpy(np.ascontiguousarray(m.target, dtype=np.float32)),
-                "d_q": torch.tensor(m.d_q, dtype=torch.float32), "kind": m.kind}
+                "d_q": torch.tensor(m.d_q, dtype=torch.float32), "kind": m.kind,
+                "sources": torch.from_numpy(np.ascontiguousarray(m.sources, dtype=np.float32)),
+                "distances": torch.tensor(np.asarray(m.distances, dtype=np.float32))}
 
 
 class _Range(torch.utils.data.Sampler):
@@ -76,7 +78,8 @@ class _Range(torch.utils.data.Sampler):
 def batches(sampler, batch: int, start_step: int, schedule, workers: int = 1,
             paired: bool = False, swapped: bool = False):
     """Endless iterator of training batches from step ``start_step`` on: dicts with ``mix``,
-    ``target`` [B, N], ``d_q`` [B] and ``kind`` (list of B str).
+    ``target`` [B, N], ``d_q`` [B], ``kind`` (list of B str), ``sources`` [B, 2, N] and
+    ``distances`` [B, 2].
 
     ``workers`` > 0 builds them in that many worker processes (2 batches prefetched each);
     0 builds them on the calling thread. ``paired``, ``swapped``: see :class:`ScheduledMixtures`.

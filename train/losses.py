@@ -117,3 +117,45 @@ def batch_loss(est: torch.Tensor, batch: dict, presence: str = "sdr", pit_pairs:
             best = torch.where((cross.sum(1) < same.sum(1))[:, None], cross, same)
             out = out.index_put((rows,), (pit_weight * best + (1.0 - pit_weight) * same).flatten())
     return out.mean()
+
+
+def distance_targets(sources: torch.Tensor, distances: torch.Tensor, n_fft: int, hop: int, n_bins: int,
+                     bin_m: float, within_db: float = 15.0, floor_db: float = 40.0) -> torch.Tensor:
+    """Per-frame targets of the distance head: which distance bins hold an active talker.
+
+    Args:
+        sources: [B, K, N] the talkers' reverberant signals at the model's rate (a zero row is no talker).
+        distances: [B, K] metres; ``inf`` marks a talker that is not there.
+        n_fft, hop: the model's STFT (samples), so the frames are the head's frames.
+        n_bins, bin_m: bin ``b`` covers ``[b, b + 1) x bin_m`` metres; farther talkers fall in the last.
+        within_db: a talker is active in a frame when its frame energy is within this many dB of the
+            frame's loudest talker...
+        floor_db: ...and within this many dB of its own loudest frame (its pauses are not "active").
+    Returns:
+        float [B, T, n_bins] of 0 and 1.
+    """
+    b, k, n = sources.shape
+    spec = stft(sources.reshape(b * k, n), n_fft, hop)                       # [B K, T, F]
+    e = 10 * torch.log10((spec.real ** 2 + spec.imag ** 2).sum(-1) + 1e-10).reshape(b, k, -1)
+    there = torch.isfinite(distances)                                        # [B, K]
+    e = torch.where(there[..., None], e, torch.full_like(e, -200.0))
+    act = (e >= e.max(1, keepdim=True).values - within_db) & (e >= e.max(2, keepdim=True).values - floor_db)
+    act = act & there[..., None]                                             # [B, K, T]
+    idx = (torch.where(there, distances, torch.zeros_like(distances)) / bin_m).floor().long().clamp(0, n_bins - 1)
+    onehot = torch.nn.functional.one_hot(idx, n_bins).to(e.dtype)            # [B, K, n_bins]
+    return (act.to(e.dtype).transpose(1, 2) @ onehot).clamp(max=1.0)        # [B, T, n_bins]
+
+
+def distance_head_loss(logits: torch.Tensor, sources: torch.Tensor, distances: torch.Tensor, n_fft: int,
+                       hop: int, bin_m: float) -> torch.Tensor:
+    """Binary cross-entropy [B] of the distance head's logits [B, T, n_bins] against
+    :func:`distance_targets` of ``sources`` [B, K, N] and ``distances`` [B, K] (metres, inf = none).
+
+    An auxiliary loss beside the query-bound one: the head reads the LSTM output that the mask is
+    made of, so the network is taught the distance of every talker in every frame directly.
+    Raises ValueError if the frame counts differ.
+    """
+    tgt = distance_targets(sources, distances, n_fft, hop, logits.shape[-1], bin_m)
+    if tgt.shape[:2] != logits.shape[:2]:
+        raise ValueError(f"distance head gives {tuple(logits.shape[:2])} frames, targets {tuple(tgt.shape[:2])}")
+    return torch.nn.functional.binary_cross_entropy_with_logits(logits.float(), tgt, reduction="none").mean((1, 2))

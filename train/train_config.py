@@ -53,6 +53,8 @@ class TrainConfig:
     val_swap_pairs: int = 0                        # voice pairs of the position-swap test per validation
     augment_pitch_st: float = 0.0                  # dry-speech pitch/formant shift range, semitones
     augment_tilt: float = 0.0                      # dry-speech spectral tilt range (train.augment)
+    distance_loss: float = 0.0                     # weight of the distance head's loss (needs a model
+                                                   # with ModelConfig.distance_bins; train.losses)
     token_order_from: int = -1                     # from this step the token pairs are scored in distance
                                                    # order (q_a -> the nearer talker), not PIT; -1 = never
     token_order_pit: float = 0.0                   # ... with this share of PIT kept in their score
@@ -132,6 +134,8 @@ class TrainConfig:
                              "queries each mixture at both talkers)")
         if d.get("swap_voices") and int(d.get("batch", 14)) % 4:
             raise ValueError(f"swap_voices needs a batch divisible by 4, got {d.get('batch', 14)}")
+        if float(d.get("distance_loss", 0.0)) < 0:
+            raise ValueError(f"distance_loss must be >= 0, got {d.get('distance_loss')!r}")
         if not 0.0 <= float(d.get("single_talker", 0.0)) < 1.0:
             raise ValueError(f"single_talker must be in [0, 1), got {d.get('single_talker')!r}")
         sched = d.get("lr_schedule") or []

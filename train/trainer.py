@@ -40,7 +40,7 @@ from models.net import build_model, count_parameters
 from models.provenance import Provenance
 from train.augment import DryAugment
 from train.data import batches
-from train.losses import batch_loss
+from train.losses import batch_loss, distance_head_loss
 from train.optim_state import load_optim, optim_groups, optim_tensors
 from train.pit import fixed_query_pairs, nearer_first
 from train.progress import BudgetProgress
@@ -254,10 +254,19 @@ class Trainer:
             if 0 <= cfg.token_order_from <= st["step"]:   # token q_a answers with the nearer talker
                 tgt = nearer_first(tgt, batch["d_q"], only)
                 w = cfg.token_order_pit                    # PIT's share: separating still pays
+        aux = cfg.distance_loss > 0 and getattr(self.net, "dist_head", None) is not None
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.device.type == "cuda"):
-            est = self.model(mix, d_q.to(self.device))
+            if aux:   # the training-only distance head (ModelConfig.distance_bins)
+                est, logits = self.net.forward_with_distance(mix, d_q.to(self.device))
+            else:
+                est = self.model(mix, d_q.to(self.device))
         loss = batch_loss(est.float(), dict(batch, mix=mix, target=tgt), cfg.loss_at(st["step"]),
                           pit_pairs=w > 0, pit_weight=w, pit_only=only)
+        if aux:
+            mc = self.net.cfg
+            loss = loss + cfg.distance_loss * distance_head_loss(
+                logits, batch["sources"].to(self.device), batch["distances"].to(self.device),
+                mc.n_fft, mc.hop, mc.distance_bin_m).mean()
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         gn = float(torch.nn.utils.clip_grad_norm_(self.net.parameters(), cfg.clip_norm))
