@@ -8,6 +8,7 @@
     python experiments/diagnose_training.py solo --checkpoint CKPT   # one talker alone: level by query and distance
     python experiments/diagnose_training.py locate [--steps 1500]     # can a causal LSTM tell a lone talker's distance?
     python experiments/diagnose_training.py cue [--clip 1] [--speech DIR]  # how much a clip's statistics say about it
+    python experiments/diagnose_training.py head --checkpoint CKPT   # what the distance head knows
 
 ``probe``: on D1 mixtures (8 kHz, 1 s, talkers at least ``--gap`` m apart) it reports the SI-SDRi of
 the oracle ideal ratio mask of the nearer talker (what a magnitude mask could reach) and of a small
@@ -254,6 +255,44 @@ def solo(a) -> None:
     print(f"loudest query vs the talker's distance: MAE {np.mean(err):.2f} m over {len(err)} talkers")
 
 
+def head(a) -> None:
+    """The distance head (``ModelConfig.distance_bins``) on validation mixtures of two talkers (at
+    least ``--gap`` m apart, 4 s): per talker, the head's mean probability per bin over the frames
+    where the talker is active (``train.losses.distance_targets``), its expected distance against the
+    true one (MAE, beside a constant guess at the mean distance), and the share of mixtures where the
+    head puts the nearer talker nearer."""
+    from train.losses import distance_targets
+    net = _load_net(a.checkpoint)
+    cfg = net.cfg
+    _, va = _samplers(a.speech, a.gap)
+    va.clip_s, va.n = 4.0, int(4.0 * cfg.sample_rate)
+    centres = (np.arange(cfg.distance_bins) + 0.5) * cfg.distance_bin_m
+    est, true, order = [], [], []
+    with torch.no_grad():
+        for k in range(a.mixtures):
+            m = va.sample_at(90000 + k, presence=True)
+            if not np.all(np.isfinite(m.distances)):
+                continue
+            _, logits = net.forward_with_distance(torch.tensor(m.mix)[None], torch.tensor([float(m.d_q)]))
+            p = torch.sigmoid(logits)[0].numpy()                                  # [T, bins]
+            e = []
+            for t in range(2):
+                one = np.full(2, np.inf)
+                one[t] = m.distances[t]
+                act = distance_targets(torch.tensor(m.sources)[None], torch.tensor(one, dtype=torch.float32)[None],
+                                       cfg.n_fft, cfg.hop, cfg.distance_bins, cfg.distance_bin_m)[0].sum(-1).numpy() > 0
+                w = p[act[:p.shape[0]]].mean(0) if act.any() else p.mean(0)
+                e.append(float((w * centres).sum() / (w.sum() + 1e-9)))
+                est.append(e[-1])
+                true.append(float(m.distances[t]))
+            order.append((e[0] < e[1]) == (m.distances[0] < m.distances[1]))
+    est, true = np.array(est), np.array(true)
+    print(f"{a.checkpoint}: distance head on {len(order)} mixtures (talkers >= {a.gap} m apart)")
+    print(f"expected distance vs true: MAE {np.mean(np.abs(est - true)):.2f} m "
+          f"(constant guess {np.mean(np.abs(true - true.mean())):.2f} m), correlation {np.corrcoef(est, true)[0, 1]:.2f}")
+    print(f"nearer talker put nearer: {100 * np.mean(order):.0f} %")
+
+
 def locate(a) -> None:
     """Is a lone talker's distance learnable from the lite-lstm's own causal features? A causal
     LSTM (1 x 128) on ``models.baseline.frame_features`` regresses the talker's distance on every
@@ -349,8 +388,8 @@ def cue(a) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("what", choices=("probe", "nearer", "upit", "order", "between", "solo", "locate", "cue"))
-    ap.add_argument("--checkpoint", help="order, between, solo: a checkpoint")
+    ap.add_argument("what", choices=("probe", "nearer", "upit", "order", "between", "solo", "locate", "cue", "head"))
+    ap.add_argument("--checkpoint", help="order, between, solo, head: a checkpoint")
     ap.add_argument("--mixtures", type=int, default=120, help="order: validation mixtures")
     ap.add_argument("--speech", default="../shared/data/speechocean762")
     ap.add_argument("--gap", type=float, default=None,
@@ -365,7 +404,8 @@ def main() -> None:
     if a.gap is None:
         a.gap = 1.0 if a.what == "upit" else 2.5
     torch.set_num_threads(1)
-    {"probe": probe, "nearer": nearer, "upit": upit, "order": order, "between": between, "solo": solo, "locate": locate, "cue": cue}[a.what](a)
+    {"probe": probe, "nearer": nearer, "upit": upit, "order": order, "between": between, "solo": solo, "locate": locate, "cue": cue,
+     "head": head}[a.what](a)
 
 
 if __name__ == "__main__":
