@@ -24,7 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-from train.rirbank import RIRBank, build_bank, simulate_rir
+from train.rir_simulation import simulate_rir
+from train.rirbank import RIRBank, build_bank
 from train.rooms import room_preset
 
 

@@ -1,8 +1,8 @@
 """Room acoustics shared by training and the product: figures of a room impulse response (RIR),
 the Schroeder backward energy, the room TOML file's table and the simulated shoebox room.
 
-``train`` builds its RIR banks with these (:mod:`train.rirbank`, :mod:`train.rooms`) and
-``realtime_tse`` measures and plots a calibrated room with the same ones
+``train`` builds its RIR banks with these (:mod:`train.rir_simulation`, :mod:`train.rirbank`,
+:mod:`train.rooms`) and ``realtime_tse`` measures and plots a calibrated room with the same ones
 (:mod:`realtime_tse.calibration`), so a measured room and its simulated twin are described alike.
 Nothing here imports torch; scipy and pyroomacoustics load on first use.
 

@@ -6,58 +6,19 @@ lite-causal model saved in a temporary folder (then the talker-distance check is
 """
 import json
 import os
-import time
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 import pytest  # noqa: E402
 
 pytest.importorskip("pytestqt")
-from PySide6.QtCore import QPoint, QSettings, Qt  # noqa: E402
+from PySide6.QtCore import QPoint, Qt  # noqa: E402
 
 from realtime_tse.gui.app import DEMO_INPUT, SHIPPED_MODEL, MainWindow, describe_room  # noqa: E402
+from tests.gui_fixtures import START_TIMEOUT_MS, ini_settings, model_path, pump, window  # noqa: E402,F401
 
 pytestmark = pytest.mark.timeout(60)
 DEMO_JSON = DEMO_INPUT.with_name("demo.json")
-START_TIMEOUT_MS = 15000
-
-
-@pytest.fixture(scope="module")
-def model_path(tmp_path_factory):
-    """None = the shipped checkpoint (what a user gets); else an untrained stand-in."""
-    if SHIPPED_MODEL.is_file():
-        return None
-    from models.checkpoint import save_checkpoint
-    from models.config import ModelConfig
-    from models.net import build_model
-    p = tmp_path_factory.mktemp("model") / "random-lite-causal.safetensors"
-    save_checkpoint(p, build_model(ModelConfig.preset("lite-causal")),
-                    {"room": {"name": "d1", "room_min": [7, 8, 3], "room_max": [7, 8, 3],
-                              "mic": [3.5, 4, 1.1], "rt60_min": 0.2, "rt60_max": 0.2}})
-    return str(p)
-
-
-def _settings(tmp_path):
-    return QSettings(str(tmp_path / "settings.ini"), QSettings.IniFormat)
-
-
-@pytest.fixture
-def window(qtbot, tmp_path, model_path):
-    opened = []
-    w = MainWindow(_settings(tmp_path), model_path=model_path, source=("demo", None), output=None,
-                   recordings_dir=tmp_path / "recordings", open_url=opened.append,
-                   ask_open_file=lambda *a: "")
-    w.opened_urls = opened
-    qtbot.addWidget(w)
-    w.show()
-    qtbot.waitUntil(lambda: w.engine is not None or bool(w.messages), timeout=START_TIMEOUT_MS)
-    assert w.engine is not None, w.messages
-    yield w
-    w.shutdown()
-
-
-def _pump(qtbot, seconds):
-    qtbot.wait(int(seconds * 1000))
 
 
 def test_launch_on_demo_slider_sets_distance_and_bypass_toggles(window, qtbot):
@@ -88,32 +49,11 @@ def test_launch_on_demo_slider_sets_distance_and_bypass_toggles(window, qtbot):
     window.vol_slider.setValue(50)
     assert eng.wet == pytest.approx(0.4) and eng.volume == pytest.approx(0.5)
     # the status bar shows what runs
-    _pump(qtbot, 0.5)
+    pump(qtbot, 0.5)
     assert "compute:" in window.st_device.text()
     assert "latency" in window.st_latency.text() and "xruns" in window.st_xruns.text()
     assert "kHz" in window.st_rates.text()
     assert "kHz" in window.model_info.text() and "training room" in window.model_info.text()
-
-
-def test_record_writes_an_input_rate_file_of_the_recorded_length(window, qtbot):
-    import soundfile as sf
-
-    qtbot.keyClick(window, Qt.Key_R)  # hotkey
-    rec = window.recorder
-    assert rec is not None, window.messages
-    t0 = time.monotonic()
-    _pump(qtbot, 2.5)
-    assert window.rec_time.text() != ""
-    path = window.stop_recording()
-    wall = time.monotonic() - t0
-    assert path is not None and path.is_file() and path.parent == window.recordings_dir
-    info = sf.info(str(path))
-    assert info.samplerate == sf.info(str(DEMO_INPUT)).samplerate  # the input's rate (16 kHz)
-    # the engine records what it produced: real time, minus its start-up and block granularity
-    assert 0.5 * wall <= info.duration <= wall + 0.5, (info.duration, wall)
-    assert window.recorder is None and "saved" in window.rec_path.text()
-    window.open_recordings_folder()
-    assert window.opened_urls and window.opened_urls[-1].toLocalFile() == str(path.parent)
 
 
 def test_profile_and_radar_get_data(window, qtbot):
@@ -137,7 +77,7 @@ def test_radar_finds_the_demo_talkers_with_the_shipped_model(window, qtbot):
         pytest.skip(f"{SHIPPED_MODEL.name} not shipped yet: an untrained model cannot find talkers")
     truth = [t["distance_m"] for t in json.loads(DEMO_JSON.read_text())["talkers"].values()]
     # let the profile settle over a few seconds of both talkers
-    _pump(qtbot, 4.0)
+    pump(qtbot, 4.0)
     scan = window.engine.latest_scan
     found = window.radar.talkers_m
     detail = (f"radar talkers {found}, engine peaks {scan.peaks_m}, truth {truth}, profile "
@@ -197,113 +137,6 @@ def test_audio_file_entry_asks_for_a_file_and_plays_it(window, qtbot):
     assert "demo_far.wav" in window.source_combo.currentText()
 
 
-def test_device_error_keeps_the_recording(window, qtbot):
-    window.start_recording()
-    _pump(qtbot, 1.0)
-    assert window.recorder is not None
-    window.host.engine_error.emit(window.engine, "input device lost (simulated)")
-    qtbot.waitUntil(lambda: bool(window.messages), timeout=5000)
-    assert "device lost" in window.messages[-1][1]
-    assert window.recorder is None and window.last_recording is not None
-    assert window.last_recording.is_file() and window.last_recording.stat().st_size > 44
-
-
-def test_a_recording_that_fails_is_said_and_recording_mode_ends(window, qtbot):
-    """The disk fills while recording: the window says so (when, why, where the audio up to there
-    is) and leaves recording mode."""
-    import errno
-
-    import soundfile as sf
-    rec = window.start_recording()
-    _pump(qtbot, 1.0)
-    real = rec._out.write
-
-    def full(data):
-        real(data[: len(data) // 2])
-        raise OSError(errno.ENOSPC, "No space left on device")
-
-    rec._out.write = full
-    qtbot.waitUntil(lambda: window.recorder is None, timeout=10000)
-    msg = window.messages[-1]
-    assert msg[0] == "error" and "The recording stopped at" in msg[1], window.messages
-    assert f"cannot write {rec.path}: no space left on device" in msg[1]
-    assert not window.record_btn.isChecked() and "stopped at" in window.rec_path.text()
-    assert sf.info(str(rec.path)).duration > 0.3
-    doc = json.loads(rec.sidecar_path.read_text())
-    assert doc["end_time"] and "no space left on device" in doc["error"]
-    assert window.engine is not None and window.engine.running  # the audio goes on
-
-
-def test_settings_persist_between_launches(window, qtbot, tmp_path, model_path):
-    window.distance.set_value(2.25)
-    window.vol_slider.setValue(33)
-    window.resize(760, 560)  # inside the offscreen screen (800x600): restoreGeometry clamps to it
-    window.live_config.jitter_ms = 30.0  # a live setting (LiveConfig)
-    size = window.size()  # what Qt made of it (the layout's minimum width may be larger)
-    window.shutdown()
-    w2 = MainWindow(_settings(tmp_path), model_path=model_path, output=None, autostart=False)
-    qtbot.addWidget(w2)
-    try:
-        assert w2.distance.value() == pytest.approx(2.25)
-        assert w2.vol_slider.value() == 33
-        assert w2.current_source()[0] == "demo"
-        assert w2.live_config.jitter_ms == 30.0 and w2.live_config == window.live_config
-        # the width may differ by the status bar's text (the minimum width follows it)
-        assert w2.size().height() == size.height() and abs(w2.size().width() - size.width()) < 60
-    finally:
-        w2.shutdown()
-
-
-@pytest.mark.parametrize("key,value", [("volume", "nan"), ("wet", "nan"), ("distance", "abc"),
-                                       ("volume", "1e9"), ("live", '{"jitter_ms": NaN}')])
-def test_a_bad_saved_value_falls_back_to_its_default_and_the_window_opens(
-        qtbot, tmp_path, model_path, key, value):
-    """A hand-edited or damaged settings file: the window opens with the default for what it
-    cannot use, and one note names the key and the file (the status bar and the log)."""
-    s = _settings(tmp_path)
-    s.setValue("volume", 0.5)
-    s.setValue("distance", 2.0)
-    s.setValue(key, value)
-    s.sync()
-    w = MainWindow(_settings(tmp_path), model_path=model_path, output=None, autostart=False)
-    qtbot.addWidget(w)
-    try:
-        notes = [m for lvl, m in w.messages if lvl == "info" and "reset to their defaults" in m]
-        assert len(notes) == 1 and key in notes[0] and "settings.ini" in notes[0], w.messages
-        assert w.statusBar().currentMessage() == notes[0]
-        assert w.vol_slider.value() == (100 if key == "volume" else 50)
-        assert w.wet_slider.value() == 100
-        assert w.distance.value() == pytest.approx(1.0 if key == "distance" else 2.0)
-        assert w.live_config.jitter_ms is None
-    finally:
-        w.shutdown()
-
-
-def test_sigterm_closes_the_window_as_a_close_does(tmp_path, model_path):
-    """``kill -TERM`` (or a logout's SIGHUP) closes the app as closing the window does: exit 0,
-    the settings saved."""
-    import signal
-    import subprocess
-    import sys
-    ini = tmp_path / "settings.ini"
-    cmd = [sys.executable, "-m", "realtime_tse.gui.app", "--settings", str(ini), "--demo",
-           "--no-output", "--distance", "2.5"] + (["--model", model_path] if model_path else [])
-    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen",
-           "RTSE_RECORDINGS_DIR": str(tmp_path / "rec")}
-    p = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        time.sleep(8.0)  # the window is up and the engine runs (the machine is slow)
-        assert p.poll() is None, p.communicate()
-        p.send_signal(signal.SIGTERM)
-        out, err = p.communicate(timeout=60)
-    finally:
-        if p.poll() is None:
-            p.kill()
-    assert p.returncode == 0, (p.returncode, err[-2000:])
-    text = ini.read_text()
-    assert "distance=2.5" in text and "volume=" in text, text
-
-
 def test_screenshot_artifact(window, qtbot, tmp_path):
     qtbot.waitUntil(lambda: window.profile.has_data, timeout=15000)
     out_dir = tmp_path
@@ -322,43 +155,12 @@ def test_describe_room_handles_partial_provenance():
     assert "lab" in describe_room({"room": "lab"})
 
 
-def test_main_runs_the_app_and_returns_0(qtbot, tmp_path, model_path):
-    """``realtime-tse`` (no arguments) calls main(); here with options so it uses temp settings."""
-    from PySide6.QtCore import QTimer
-    from PySide6.QtWidgets import QApplication
-
-    from realtime_tse.gui import app as gui_app
-
-    seen = {}
-
-    def quit_when_running():
-        wins = [w for w in QApplication.topLevelWidgets() if isinstance(w, MainWindow)]
-        if wins and wins[-1].engine is not None:
-            seen["distance"] = wins[-1].engine.distance_m
-            QApplication.instance().quit()
-        else:
-            QTimer.singleShot(100, quit_when_running)
-
-    QTimer.singleShot(100, quit_when_running)
-    argv = ["--settings", str(tmp_path / "s.ini"), "--demo", "--no-output", "--distance", "2.5"]
-    if model_path:
-        argv += ["--model", model_path]
-    assert gui_app.main(argv) == 0
-    # main() leaves no stray Quit event behind: a later event loop still runs
-    from PySide6.QtCore import QEventLoop
-    loop = QEventLoop()
-    QTimer.singleShot(30, loop.quit)
-    assert loop.exec() == 0
-    assert seen.get("distance") == pytest.approx(2.5)
-    assert QSettings(str(tmp_path / "s.ini"), QSettings.IniFormat).value("source/kind") == "demo"
-
-
 @pytest.mark.audio
 def test_first_launch_with_devices_uses_the_microphone_and_plays(pulse_null_sink, qtbot, tmp_path,
                                                                 model_path):
     """With a (PulseAudio null-sink) device present: microphones and outputs are listed, a first
     launch picks the default microphone and output, and choosing the demo with playback runs."""
-    w = MainWindow(_settings(tmp_path), model_path=model_path, recordings_dir=tmp_path / "rec",
+    w = MainWindow(ini_settings(tmp_path), model_path=model_path, recordings_dir=tmp_path / "rec",
                    autostart=False)
     qtbot.addWidget(w)
     try:
@@ -373,7 +175,7 @@ def test_first_launch_with_devices_uses_the_microphone_and_plays(pulse_null_sink
         eng = w.engine
         w.restart_engine()
         qtbot.waitUntil(lambda: w.engine is not None and w.engine is not eng, timeout=START_TIMEOUT_MS)
-        _pump(qtbot, 1.5)
+        pump(qtbot, 1.5)
         assert w.engine.device_latency_ms > 0
         assert "device" in w.st_latency.text() and "audio" in w.st_rates.text()
     finally:
@@ -393,7 +195,7 @@ def test_device_lists_refresh_when_opened_and_keep_devices_by_name(qtbot, tmp_pa
     def no_default(spec, kind="input"):
         raise AudioDeviceError("no default")
     monkeypatch.setattr(audio_devices, "find_device", no_default)
-    w = MainWindow(_settings(tmp_path), model_path=model_path, source=("demo", None), output=None,
+    w = MainWindow(ini_settings(tmp_path), model_path=model_path, source=("demo", None), output=None,
                    autostart=False)
     qtbot.addWidget(w)
     entries = lambda c: [c.itemData(k) for k in range(c.count())]  # noqa: E731
@@ -424,13 +226,13 @@ def test_nan_in_an_audio_file_is_said_once_and_never_played(qtbot, tmp_path, mod
     x[8000] = np.nan
     path = tmp_path / "broken.wav"
     sf.write(path, x, 16000, subtype="FLOAT")
-    w = MainWindow(_settings(tmp_path), model_path=model_path, source=("file", str(path)), output=None,
+    w = MainWindow(ini_settings(tmp_path), model_path=model_path, source=("file", str(path)), output=None,
                    recordings_dir=tmp_path / "recordings", open_url=lambda u: None,
                    ask_open_file=lambda *a: "")
     qtbot.addWidget(w)
     try:
         qtbot.waitUntil(lambda: any("NaN" in t for _, t in w.messages), timeout=60000)
-        _pump(qtbot, 1.5)
+        pump(qtbot, 1.5)
         nan_msgs = [(lv, t) for lv, t in w.messages if "NaN" in t]
         assert len(nan_msgs) == 1 and nan_msgs[0][0] == "info"
         st = w.engine.stats()
@@ -465,7 +267,7 @@ def test_keep_everyone_else_toggles_the_mode_by_button_and_key_s(window, qtbot):
 
 def test_virtual_microphone_box_makes_one_for_other_apps(pulse_null_sink, qtbot, tmp_path, model_path):
     from realtime_tse.audio.virtual_mic import DEFAULT_NAME, find_virtual_mics
-    w = MainWindow(_settings(tmp_path), model_path=model_path, source=("demo", None), output=None,
+    w = MainWindow(ini_settings(tmp_path), model_path=model_path, source=("demo", None), output=None,
                    recordings_dir=tmp_path / "recordings", open_url=lambda *a: None,
                    ask_open_file=lambda *a: "")
     qtbot.addWidget(w)

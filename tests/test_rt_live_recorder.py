@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from realtime_tse.live.recorder import Recorder, default_recordings_dir, unique_path
+from realtime_tse.live.recorder import Recorder
+from realtime_tse.live.recording_paths import default_recordings_dir, unique_path
 
 FS = 16000
 

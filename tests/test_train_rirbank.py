@@ -1,5 +1,6 @@
-"""train.rirbank (simulated banks) and train.measured (measured RIRs): geometry, direct path,
-determinism, shard independence, RT60, splits, cache, CLI. Tiny banks only (<= 12 RIRs)."""
+"""train.rir_simulation and train.rirbank (simulated banks), train.measured (measured RIRs):
+geometry, direct path, determinism, shard independence, RT60, splits, cache, CLI. Tiny banks only
+(<= 12 RIRs)."""
 
 import csv
 import json
@@ -10,8 +11,8 @@ import soundfile as sf
 
 from train.measured import MeasuredRIRError, MeasuredRIRs
 from models.acoustics import SPEED_OF_SOUND, truncate_rir
-from train.rirbank import (DIRECT_PATH_OFFSET, RIRBank, build_bank, group_geometry, main,
-                           shard_ranges, simulate_rir, split_assignment)
+from train.rir_simulation import DIRECT_PATH_OFFSET, group_geometry, simulate_rir, split_assignment
+from train.rirbank import RIRBank, build_bank, main, shard_ranges
 from train.rooms import room_preset
 
 D1 = room_preset("d1", n_rirs=12, seed=5)

@@ -3,7 +3,8 @@
 Paper: Shi, Yen, Nakadai, "Distance-based single-channel target speech extraction"
 (arXiv 2412.20144), section III-A "Dataset generation".
 
-A :class:`RoomSpec` describes *how to draw* RIR geometries; :mod:`train.rirbank` turns it into RIRs.
+A :class:`RoomSpec` describes *how to draw* RIR geometries; :mod:`train.rir_simulation` turns it
+into RIRs and :mod:`train.rirbank` stores banks of them.
 All lengths are metres, times seconds, rates Hz. Coordinates are ``(x, y, z)`` with ``z`` the height,
 the room spanning ``[0, Lx] x [0, Ly] x [0, Lz]``.
 

@@ -30,7 +30,7 @@ The loop latency (output buffer + converters + input buffer) is the direct-path 
 the loudspeaker at the microphone (:func:`latency_from`).
 
 Written RIRs start ``PREROLL_S`` (2.5 ms, the 40 samples at 16 kHz that the simulated banks keep
-before the direct path, see ``train/rirbank.py``) before the sound left the loudspeaker: the direct
+before the direct path, see ``train/rir_simulation.py``) before the sound left the loudspeaker: the direct
 path sits at ``tape distance / c + PREROLL_S``, so the RIR agrees with its distance label whatever
 the loop latency (the delay-derived distance is only a check). All RIRs of a session keep one scale
 (deconvolved against the sweep as played), so their levels compare across distances as long as no

@@ -1,7 +1,7 @@
 """The calibration's picture: the measured RIRs' energy decay and DRR against distance, beside the
 same room as the simulator makes it (what a bank built from ``room.toml`` would hold).
 
-The simulated reference is the room ``train/rirbank.py`` simulates
+The simulated reference is the room ``train/rir_simulation.py`` simulates
 (:func:`models.acoustics.shoebox_room`: a ``ShoeBox`` with wall materials from
 ``inverse_sabine(rt60, size)``, randomised image method with 8 cm displacement), one talker per
 distance at talking height (1.6 m, else 1.2 to 2.0 m) in the first direction from the microphone

@@ -166,7 +166,7 @@ def _import_gui():
     """The window's ``main`` (importing Qt, pyqtgraph and the window's modules), or the
     ImportError that stopped it."""
     try:
-        from ..gui.app import main as gui_main  # noqa: PLC0415
+        from ..gui.launch import main as gui_main  # noqa: PLC0415
     except ImportError as e:
         return e
     return gui_main
@@ -196,7 +196,7 @@ def cmd_default(args) -> int:
 def headless_demo(args) -> int:
     from ..live.engine import LiveEngine  # noqa: PLC0415
     from ..live_config import LiveConfig  # noqa: PLC0415
-    from ..live.recorder import recording_path, writable_recordings_dir  # noqa: PLC0415
+    from ..live.recording_paths import recording_path, writable_recordings_dir  # noqa: PLC0415
     src = Path(args.input_file) if args.input_file else DEMO_INPUT
     x, sr, _ = read_audio(src)
     length = len(x) / sr

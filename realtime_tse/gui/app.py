@@ -1,7 +1,8 @@
-"""The desktop app: one window to pick a source, a model and a distance, and hear that talker live.
+"""The desktop app's window: pick a source, a model and a distance, and hear that talker live.
 
-``main(argv=None) -> int`` starts it (``realtime-tse`` with no arguments); :class:`MainWindow` is
-the window, usable on its own (tests build it with a temporary QSettings file).
+:class:`MainWindow` is the window, usable on its own (tests build it with a temporary QSettings
+file); :func:`realtime_tse.gui.launch.main` starts the app with it (``realtime-tse`` with no
+arguments).
 
 Threading: the Qt thread never runs the model. Loading a checkpoint and (re)starting the
 :class:`realtime_tse.live.engine.LiveEngine` happen on a helper thread (:class:`EngineHost`), which hands
@@ -19,21 +20,20 @@ the live settings (:class:`realtime_tse.live_config.LiveConfig` as JSON under "l
 The window's parts, each in its own module: :mod:`.layout` (the widgets, one function per panel,
 and which action each triggers), :mod:`.window_settings` (what it remembers), :mod:`.readout` (what
 it shows of the engine: status bar, meters, scan, model), :mod:`.devices` (the device lists),
-:mod:`.engine_host` (the engine off the Qt thread); this module: the window's state and actions.
+:mod:`.engine_host` (the engine off the Qt thread), :mod:`.recording` (the Record button's
+actions); this module: the window's state and actions.
 """
 from __future__ import annotations
 
-import argparse
 import math
-import signal
 import sys
 import traceback
 from pathlib import Path
 
 # PySide6 must be imported before pyqtgraph so pyqtgraph picks the PySide6 binding
-from PySide6.QtCore import QEvent, QSettings, Qt, QTimer, QUrl
+from PySide6.QtCore import QSettings, Qt, QTimer, QUrl
 from PySide6.QtGui import QDesktopServices
-from PySide6.QtWidgets import QApplication, QFileDialog, QMainWindow
+from PySide6.QtWidgets import QFileDialog, QMainWindow
 
 from ..live_config import LiveConfig
 from .devices import list_device_choices
@@ -41,10 +41,11 @@ from .engine_host import EngineHost, describe_room, source_text
 from .calibrate_dialog import add_calibrate_action
 from .layout import build_ui
 from .readout import show_model, show_scan, show_stats
+from .recording import open_recordings_folder, show_recording, start_recording, stop_recording
 from .window_settings import (DEMO_INPUT, SETTINGS_APP, SETTINGS_ORG, SHIPPED_MODEL,
                               restore_settings, save_settings)
 
-__all__ = ["MainWindow", "EngineHost", "main", "DEMO_INPUT", "SHIPPED_MODEL", "describe_room"]
+__all__ = ["MainWindow", "EngineHost", "DEMO_INPUT", "SHIPPED_MODEL", "describe_room"]
 
 UI_HZ = 25
 
@@ -368,6 +369,7 @@ class MainWindow(QMainWindow):
             eng.volume = v / 100.0
 
     def toggle_recording(self):
+        """Start recording, or stop the recording in progress (the Record button, key R)."""
         if self.recorder is None:
             self.start_recording()
         else:
@@ -377,48 +379,12 @@ class MainWindow(QMainWindow):
         self.toggle_recording()
 
     def start_recording(self):
-        eng = self.engine
-        if eng is None:
-            self.show_message("Nothing to record: the audio engine is not running.")
-            self.record_btn.setChecked(False)
-            return None
-        path = None
-        if self.recordings_dir is not None:
-            from realtime_tse.live.recorder import recording_path  # noqa: PLC0415
-            path = recording_path(self.recordings_dir)
-        try:
-            self.recorder = eng.start_recording(path)
-        except Exception as e:
-            self.recorder = None
-            self.record_btn.setChecked(False)
-            self.show_message(f"Could not start recording: {e}")
-            return None
-        self.record_btn.setChecked(True)
-        self.record_btn.setText("\u25a0 Stop  [R]")
-        self.record_btn.setStyleSheet("background: #c0392b; color: white; font-weight: bold;")
-        self.rec_path.setText(f"recording to {self.recorder.path}")
-        return self.recorder
+        """Record the engine's output (see :func:`.recording.start_recording`)."""
+        return start_recording(self)
 
     def stop_recording(self, reason: str | None = "") -> Path | None:
-        rec, self.recorder = self.recorder, None
-        self.record_btn.setChecked(False)
-        self.record_btn.setText("\u25cf Record  [R]")
-        self.record_btn.setStyleSheet("")
-        if rec is None:
-            return None
-        path = Path(rec.path)
-        eng = self.engine or self.host.engine
-        try:
-            if eng is not None:
-                eng.stop_recording()
-        except Exception as e:
-            self.show_message(f"Problem closing the recording {path}: {e}")
-        self.last_recording = path
-        self.rec_time.setText(f"{getattr(rec, 'elapsed_s', 0.0):.1f} s")
-        self.rec_path.setText(f"saved {path}")
-        if reason:
-            self.show_message(f"Recording stopped because {reason}; saved {path}.", level="info")
-        return path
+        """Stop the recording in progress (see :func:`.recording.stop_recording`)."""
+        return stop_recording(self, reason)
 
     def open_model_card(self) -> None:
         """Open the model card (``docs/model-card.md``) in the desktop's viewer; when this
@@ -432,18 +398,8 @@ class MainWindow(QMainWindow):
                               "the realtime-tse repository.", level="info")
 
     def open_recordings_folder(self):
-        if self.last_recording is not None:
-            folder = self.last_recording.parent
-        elif self.recordings_dir is not None:
-            folder = self.recordings_dir
-        else:
-            try:
-                from realtime_tse.live.recorder import default_recordings_dir
-                folder = Path(default_recordings_dir())
-            except Exception:
-                folder = Path.home()
-        folder.mkdir(parents=True, exist_ok=True)
-        self.open_url(QUrl.fromLocalFile(str(folder)))
+        """Open the folder of the recordings (see :func:`.recording.open_recordings_folder`)."""
+        open_recordings_folder(self)
 
     # ----------------------------------------------------------------- messages
     def show_message(self, text: str, level: str = "error") -> None:
@@ -481,19 +437,7 @@ class MainWindow(QMainWindow):
             if scan is not None:
                 self._last_scan_count = st.scan_count
                 show_scan(self, scan)  # profile, radar, detected talkers
-        rec = self.recorder
-        if rec is not None and getattr(rec, "failed", False):
-            # the recording stopped by itself (disk full, ...): say why, leave recording mode
-            reason = rec.error or "a write failed"
-            at = float(getattr(rec, "duration_s", 0.0))
-            path = self.stop_recording(reason=None)
-            self.rec_path.setText(f"stopped at {at:.1f} s: {path}")
-            self.show_message(f"The recording stopped at {at:.1f} s: {reason}. What was "
-                              f"recorded until then is kept in {path}.")
-            rec = None
-        if rec is not None:
-            t = float(getattr(rec, "elapsed_s", 0.0))
-            self.rec_time.setText(f"{int(t // 60):02d}:{t % 60:04.1f}")
+        show_recording(self)  # its time, or why it stopped by itself
 
     # ----------------------------------------------------------------- shutdown
     def shutdown(self):
@@ -521,61 +465,3 @@ class MainWindow(QMainWindow):
     def closeEvent(self, ev):  # noqa: N802
         self.shutdown()
         super().closeEvent(ev)
-
-
-# --------------------------------------------------------------------------- entry point
-def _parse(argv):
-    ap = argparse.ArgumentParser(prog="realtime-tse", description="Desktop app: listen to the talker at a distance.")
-    ap.add_argument("--model", help="checkpoint (.safetensors) instead of the shipped model")
-    src = ap.add_mutually_exclusive_group()
-    src.add_argument("--demo", action="store_true", help="use the shipped demo input")
-    src.add_argument("--input-file", help="audio file as input (looped)")
-    ap.add_argument("--no-output", action="store_true", help="no playback")
-    ap.add_argument("--distance", type=float, help="initial query distance in metres")
-    ap.add_argument("--device", default="auto", help="compute device: auto, cpu, cuda")
-    ap.add_argument("--settings", help="settings INI file (default: the user's Qt settings)")
-    return ap.parse_args(argv)
-
-
-def main(argv=None) -> int:
-    """Start the app. ``argv``: options as strings (see ``--help``); None = no options."""
-    args = _parse(list(argv) if argv is not None else [])
-    app = QApplication.instance() or QApplication([sys.argv[0] if sys.argv else "realtime-tse"])
-    app.setApplicationName("realtime-tse")
-    app.setOrganizationName(SETTINGS_ORG)
-    settings = QSettings(args.settings, QSettings.IniFormat) if args.settings else None
-    source = ("demo", str(DEMO_INPUT)) if args.demo else (("file", args.input_file) if args.input_file else None)
-    win = MainWindow(settings, model_path=args.model, source=source,
-                     output=None if args.no_output else "remembered", device=args.device,
-                     distance=args.distance)
-    win.show()
-    # SIGTERM / SIGHUP (a logout, `kill`) close the window as the user would: the recording in
-    # progress is finalised and the settings saved (Python runs the handler at the next UI tick)
-    old = {}
-    for name in ("SIGTERM", "SIGHUP"):
-        sig = getattr(signal, name, None)
-        if sig is not None:
-            try:
-                old[sig] = signal.signal(sig, lambda *_: app.quit())
-            except (ValueError, OSError):  # not the main thread
-                pass
-    try:
-        rc = app.exec()
-    finally:
-        for sig, h in old.items():
-            signal.signal(sig, h)
-    win.shutdown()
-    # Closing the last window posts one more Quit event (Qt 6 quitAutomatically); drop it so that
-    # an event loop run later in the same process (tests) does not receive it and return at once.
-    quit_on_close = app.quitOnLastWindowClosed()
-    app.setQuitOnLastWindowClosed(False)
-    win.close()
-    win.deleteLater()
-    app.sendPostedEvents(None, QEvent.DeferredDelete)
-    app.removePostedEvents(app, QEvent.Quit)
-    app.setQuitOnLastWindowClosed(quit_on_close)
-    return int(rc)
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))

@@ -11,6 +11,8 @@ signals. The work is a :class:`realtime_tse.calibration.folder.Session`: takes g
 beside the output folder, and the folder appears complete at the end, so a dialog closed half way
 (or a device that vanished) loses nothing: the same set-up resumes.
 
+The pages' widgets are built by :mod:`.calibrate_pages`; this module: what the dialog does.
+
 ``add_calibrate_action(window, menu)`` puts the action in a menu; while the dialog is open the
 window's live engine is muted (``engine.volume = 0``), so that the app does not play into the
 measurement, and restored afterwards.
@@ -27,23 +29,18 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtGui import QAction, QPixmap
-from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDoubleSpinBox, QFileDialog,
-                               QFormLayout, QHBoxLayout, QLabel, QLineEdit, QMenu, QPushButton,
-                               QSpinBox, QStackedWidget, QTableWidget, QTableWidgetItem,
-                               QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QDialog, QFileDialog, QMenu, QStackedWidget, QTableWidgetItem,
+                               QVBoxLayout)
 
 from ..calibration.folder import RoomSetup, Session, parse_distances, read_room_toml
 from ..calibration.measure import CalibrationError, SweepConfig, latency_from, measure_rir
 from ..calibration.playrec import DuplexPlayRecord
 from ..launch_hint import app_command
-from .devices import list_device_choices
+from .calibrate_pages import measure_page, result_page, setup_page
 
 __all__ = ["CalibrateDialog", "add_calibrate_action"]
 
 log = logging.getLogger(__name__)
-
-DEFAULT_OUT = Path.home() / "realtime-tse" / "rooms"
-RATES = (48000, 44100, 16000)
 
 
 class _Bridge(QObject):
@@ -51,16 +48,6 @@ class _Bridge(QObject):
 
     done = Signal(object)
     failed = Signal(str, bool)   # message, is a take problem (level, decay) rather than a fault
-
-
-def _spin(lo, hi, value, step=0.1, decimals=2, suffix=" m"):
-    s = QDoubleSpinBox()
-    s.setRange(lo, hi)
-    s.setDecimals(decimals)
-    s.setSingleStep(step)
-    s.setValue(value)
-    s.setSuffix(suffix)
-    return s
 
 
 class CalibrateDialog(QDialog):
@@ -99,134 +86,11 @@ class CalibrateDialog(QDialog):
         self._bridge.done.connect(self._on_done)
         self._bridge.failed.connect(self._on_failed)
         self.pages = QStackedWidget()
-        self.pages.addWidget(self._setup_page(devices))
-        self.pages.addWidget(self._measure_page())
-        self.pages.addWidget(self._result_page())
+        self.pages.addWidget(setup_page(self, devices))
+        self.pages.addWidget(measure_page(self))
+        self.pages.addWidget(result_page(self))
         lay = QVBoxLayout(self)
         lay.addWidget(self.pages)
-
-    # ------------------------------------------------------------------ pages
-    def _setup_page(self, devices) -> QWidget:
-        w = QWidget()
-        f = QFormLayout(w)
-        self.name_edit = QLineEdit("my_room")
-        self.room_size = [_spin(1.0, 50.0, v) for v in (5.0, 4.0, 2.7)]
-        self.mic = [_spin(0.01, 50.0, v) for v in (2.5, 0.6, 0.9)]
-        load = QPushButton("Load room.toml\u2026")
-        load.clicked.connect(self._load_toml)
-        row = QHBoxLayout()
-        for s in self.room_size:
-            row.addWidget(s)
-        row.addWidget(load)
-        f.addRow("Room name", self.name_edit)
-        f.addRow("Room size x, y, z", row)
-        mrow = QHBoxLayout()
-        for s in self.mic:
-            mrow.addWidget(s)
-        f.addRow("Microphone x, y, z", mrow)
-        self.distances_edit = QLineEdit("0.5, 1, 1.5, 2, 2.5, 3")
-        self.distances_edit.setToolTip("loudspeaker distances from the microphone, in metres")
-        f.addRow("Distances (m)", self.distances_edit)
-        self.positions = QSpinBox()
-        self.positions.setRange(1, 5)
-        f.addRow("Spots per distance", self.positions)
-        if devices is None:
-            devices = list_device_choices()
-        self.input_combo, self.output_combo = QComboBox(), QComboBox()
-        for combo, items in ((self.input_combo, devices[0]), (self.output_combo, devices[1])):
-            for label, name in items:
-                combo.addItem(label, name)
-        f.addRow("Microphone (input)", self.input_combo)
-        f.addRow("Loudspeaker (output)", self.output_combo)
-        self.rate_combo = QComboBox()
-        for r in RATES:
-            self.rate_combo.addItem(f"{r} Hz", r)
-        f.addRow("Sample rate", self.rate_combo)
-        self.sweep_s = _spin(0.5, 30.0, 3.0, 0.5, 1, " s")
-        self.gap_s = _spin(0.2, 30.0, 1.5, 0.5, 1, " s")
-        self.repeats = QSpinBox()
-        self.repeats.setRange(1, 32)
-        self.repeats.setValue(3)
-        self.level_db = _spin(-60.0, -1.0, -12.0, 1.0, 0, " dBFS")
-        srow = QHBoxLayout()
-        for label, wdg in (("sweep", self.sweep_s), ("gap", self.gap_s), ("repeats", self.repeats),
-                           ("level", self.level_db)):
-            srow.addWidget(QLabel(label))
-            srow.addWidget(wdg)
-        f.addRow("Sweeps", srow)
-        self.latency_check = QCheckBox("first measure the loop latency (loudspeaker at the "
-                                       "microphone), to check each distance by its delay")
-        self.latency_check.setChecked(True)
-        f.addRow(self.latency_check)
-        self.out_edit = QLineEdit(str(DEFAULT_OUT / "my_room"))
-        browse = QPushButton("Browse\u2026")
-        browse.clicked.connect(self._browse_out)
-        orow = QHBoxLayout()
-        orow.addWidget(self.out_edit, 1)
-        orow.addWidget(browse)
-        f.addRow("Write to", orow)
-        self.setup_msg = QLabel("")
-        self.setup_msg.setWordWrap(True)
-        self.setup_msg.setStyleSheet("color: #b00020")
-        f.addRow(self.setup_msg)
-        brow = QHBoxLayout()
-        brow.addStretch(1)
-        cancel = QPushButton("Cancel")
-        cancel.clicked.connect(self.reject)
-        self.next_btn = QPushButton("Next \u2192")
-        self.next_btn.setDefault(True)
-        self.next_btn.clicked.connect(self.start)
-        brow.addWidget(cancel)
-        brow.addWidget(self.next_btn)
-        f.addRow(brow)
-        return w
-
-    def _measure_page(self) -> QWidget:
-        w = QWidget()
-        v = QVBoxLayout(w)
-        self.progress_label = QLabel("")
-        self.instruction = QLabel("")
-        self.instruction.setWordWrap(True)
-        self.instruction.setStyleSheet("font-size: 15px; font-weight: bold")
-        self.status = QLabel("")
-        self.status.setWordWrap(True)
-        self.status.setTextInteractionFlags(Qt.TextSelectableByMouse)
-        self.table = QTableWidget(0, 6)
-        self.table.setHorizontalHeaderLabels(["take", "distance (m)", "RT60 (s)", "DRR (dB)",
-                                              "by delay (m)", "notes"])
-        self.table.horizontalHeader().setStretchLastSection(True)
-        row = QHBoxLayout()
-        self.play_btn = QPushButton("\u25b6 Play sweep")
-        self.play_btn.clicked.connect(self.play)
-        self.finish_btn = QPushButton("Finish")
-        self.finish_btn.setEnabled(False)
-        self.finish_btn.clicked.connect(self.finish)
-        stop = QPushButton("Close (keeps finished takes)")
-        stop.clicked.connect(self.reject)
-        row.addWidget(self.play_btn)
-        row.addStretch(1)
-        row.addWidget(stop)
-        row.addWidget(self.finish_btn)
-        for wdg in (self.progress_label, self.instruction, self.status):
-            v.addWidget(wdg)
-        v.addWidget(self.table, 1)
-        v.addLayout(row)
-        return w
-
-    def _result_page(self) -> QWidget:
-        w = QWidget()
-        v = QVBoxLayout(w)
-        self.plot_label = QLabel("")
-        self.plot_label.setAlignment(Qt.AlignCenter)
-        self.result_text = QLabel("")
-        self.result_text.setWordWrap(True)
-        self.result_text.setTextInteractionFlags(Qt.TextSelectableByMouse)
-        close = QPushButton("Close")
-        close.clicked.connect(self.accept)
-        v.addWidget(self.plot_label, 1)
-        v.addWidget(self.result_text)
-        v.addWidget(close, 0, Qt.AlignRight)
-        return w
 
     # ------------------------------------------------------------------ set-up
     def _load_toml(self):

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import math
-import threading
 import time
 from typing import TYPE_CHECKING
 
@@ -18,6 +17,7 @@ import numpy as np
 import torch
 
 from ..live_config import LiveConfig
+from .engine_recording import EngineRecording
 from .stats import LiveStats
 from ..modes import check_mode
 from ..scan.live_scan import ScanWorker, StreamingScanWorker
@@ -121,10 +121,7 @@ class LiveEngine:
         self._rtf = 0.0
         self._blocks = 0
         sr = model.sample_rate
-        self._recorder = None
-        self.recording_error: str | None = None  # why the last recording stopped by itself
-        self._rec_tap = None  # the bound method added as a tap (kept: remove_tap compares identity)
-        self._rec_lock = threading.Lock()
+        self._recording = EngineRecording(lambda: self._stream)  # one recording at a time
         self.scan_enabled = bool(cfg.scan)
         self.scan_seconds = float(cfg.scan_seconds)
         # the streaming scan (causal models) reads new audio from here, up to ~1 s behind; the
@@ -318,9 +315,8 @@ class LiveEngine:
         self._stream.add_tap(self._tap)
         if self._vmic_tap is not None:
             self._stream.add_tap(self._vmic_tap)
-        rec, tap = self._recorder, self._rec_tap
-        if fresh and rec is not None and not rec.closed and tap is not None:
-            self._stream.add_tap(tap)  # (start_recording added it to the previous stream)
+        if fresh:
+            self._recording.reattach()  # (start_recording added its tap to the previous stream)
         self._started = True
         self._stream.start()
         if self.scan_enabled:
@@ -374,54 +370,30 @@ class LiveEngine:
         in the recordings dir; never overwrites), at the input's rate (the file's, or the input
         device's: :func:`realtime_tse.live.record_rate.recording_rate`) unless ``sample_rate`` (Hz)
         says otherwise (e.g. the model's rate, to compare with offline extraction); the sidecar's
-        ``extra.model_sample_rate`` is the model's rate. Returns the Recorder."""
-        from .record_rate import ResampledTap, recording_rate  # noqa: PLC0415
-        from .recorder import Recorder, recording_path  # noqa: PLC0415
-        with self._rec_lock:
-            if self._recorder is not None and not self._recorder.closed:
-                raise RuntimeError(f"already recording to {self._recorder.path}")
-            if path is None:
-                path = recording_path()
-            self.recording_error = None
-            rate = int(sample_rate or recording_rate(self._stream, self.model.sample_rate))
-            rec = Recorder(path, rate, model_name=self.model.name,
-                           record_input=record_input, on_error=self._on_recording_error,
-                           extra={"block_ms": self.streamer.block_ms,
-                                  "model_sample_rate": self.model.sample_rate,
-                                  "input": self.input_file or str(self._input_device),
-                                  "checkpoint": str(self.model.path) if self.model.path else None})
-            rec.note_distance(self._distance)
-            self._recorder = rec
-            self._rec_tap = ResampledTap(rec.tap, self.model.sample_rate, rate)
-            if self._stream is not None:
-                self._stream.add_tap(self._rec_tap)
-            return rec
+        ``extra.model_sample_rate`` is the model's rate. Returns the Recorder; RuntimeError when
+        already recording (see :class:`realtime_tse.live.engine_recording.EngineRecording`)."""
+        return self._recording.start(
+            path, model_rate=self.model.sample_rate, sample_rate=sample_rate,
+            model_name=self.model.name, record_input=record_input, distance_m=self._distance,
+            extra={"block_ms": self.streamer.block_ms,
+                   "model_sample_rate": self.model.sample_rate,
+                   "input": self.input_file or str(self._input_device),
+                   "checkpoint": str(self.model.path) if self.model.path else None})
 
     def stop_recording(self):
         """Stop recording (file and sidecar finalised and kept); returns the Recorder or None."""
-        with self._rec_lock:
-            rec, self._recorder = self._recorder, None
-            tap, self._rec_tap = self._rec_tap, None
-        if rec is None:
-            return None
-        if self._stream is not None and tap is not None:
-            self._stream.remove_tap(tap)
-        rec.close()
-        return rec
+        return self._recording.stop()
 
     @property
     def recorder(self):
         """The current :class:`realtime_tse.live.recorder.Recorder` (also after its write failed, until
         :meth:`stop_recording`), or None."""
-        return self._recorder
+        return self._recording.recorder
 
-    def _on_recording_error(self, message: str) -> None:
-        """The recorder's write failed and it stopped (its writer thread): take its tap off the
-        stream and keep the message (:attr:`recording_error`); the audio goes on."""
-        self.recording_error = message
-        tap, st = self._rec_tap, self._stream
-        if tap is not None and st is not None:
-            st.remove_tap(tap)
+    @property
+    def recording_error(self) -> str | None:
+        """Why the last recording stopped by itself (a write failed), or None."""
+        return self._recording.error
 
     # -- worker side -----------------------------------------------------------------------------
     def _process_block(self, block: np.ndarray) -> np.ndarray:
@@ -434,7 +406,7 @@ class LiveEngine:
             self._note_nonfinite(bad)
         d = self._distance  # the newest distance at the block boundary, for the whole block
         mode = self._mode
-        rec = self._recorder
+        rec = self._recording.recorder
         if rec is not None:
             rec.note_distance(d)  # (logged only when it changed)
             rec.note_mode(mode)
