@@ -295,10 +295,10 @@ def head(a) -> None:
 
 def locate(a) -> None:
     """Is a lone talker's distance learnable from the lite-lstm's own causal features? A causal
-    LSTM (1 x 128) on ``models.baseline.frame_features`` regresses the talker's distance on every
+    LSTM (1 x 128) on ``models.lstm_deg.frame_features`` regresses the talker's distance on every
     frame (L1), trained on single reverberant talkers of the D1 train split (16 x 1 s per step);
     prints the validation MAE of its last-frame estimate against the constant median guess."""
-    from models.baseline import frame_features
+    from models.lstm_deg import frame_features
     from models.stft import stft
     tr, va = _samplers(a.speech, 0.0)
 

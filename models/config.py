@@ -66,7 +66,7 @@ class ModelConfig:
     """
 
     preset: str = "paper"
-    arch: str = "dqts"              # "dqts" (the paper's DQ/TS net) or "lstm_deg" (Table II baseline)
+    arch: str = "dqts"              # "dqts" (DQTSNet, models/net.py) or "lstm_deg" (LSTMDEG, models/lstm_deg.py)
     version: int = CONFIG_VERSION
     sample_rate: int = 16000        # Hz
     n_fft: int = 512                # samples per frame (32 ms at 16 kHz)
@@ -227,7 +227,7 @@ _PRESETS: dict[str, dict] = {
                         d_model=32, hidden=32, time_hidden=64, n_dq=2, n_ts=2),
     "baseline": dict(arch="lstm_deg", n_dq=0, n_ts=0),
 }
-# The causal LSTM+DEG (models/baseline.py): 2 one-directional LSTM layers of 256 on per-frame
+# The causal LSTM+DEG (models/lstm_deg.py): 2 one-directional LSTM layers of 256 on per-frame
 # log-spectra and their per-bin changes, the DEG token on every frame and as FiLM; 1.14 M parameters.
 _PRESETS["lite-lstm"] = dict(arch="lstm_deg", causal=True, norm="frame", film=True, sample_rate=8000, n_fft=256,
                              hop=128, d_model=32, n_dq=0, n_ts=0, baseline_layers=2, baseline_hidden=256)

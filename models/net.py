@@ -20,7 +20,7 @@ from torch import nn
 from .config import ModelConfig
 from .bands import BandMerge, BandSplit
 from .layers import DEG, FrameLayerNorm, FusionModule, GlobalLayerNorm, TFConv
-from .baseline import LSTMDEGBaseline
+from .lstm_deg import LSTMDEG
 from .stft import istft, stft, stream_istft
 from .streaming import StreamStateOps, stream_begin, stream_queries
 
@@ -250,11 +250,12 @@ class DQTSNet(nn.Module):
 
 
 def build_model(cfg: ModelConfig) -> nn.Module:
-    """Model for ``cfg.arch``: :class:`DQTSNet` or the LSTM+DEG baseline."""
+    """Model for ``cfg.arch``: :class:`DQTSNet` (``"dqts"``) or
+    :class:`models.lstm_deg.LSTMDEG` (``"lstm_deg"``). Raises ValueError for another arch."""
     if cfg.arch == "dqts":
         return DQTSNet(cfg)
     if cfg.arch == "lstm_deg":
-        return LSTMDEGBaseline(cfg)
+        return LSTMDEG(cfg)
     raise ValueError(f"unknown arch {cfg.arch!r}")
 
 

@@ -1,9 +1,9 @@
-"""DQ/TS network: parameter counts, causality, streaming == offline, query effect."""
+"""The networks (DQTSNet, LSTMDEG): parameter counts, causality, streaming == offline, query effect."""
 import numpy as np
 import pytest
 import torch
 
-from models import ModelConfig, build_model, count_parameters
+from models import LSTMDEG, ModelConfig, build_model, count_parameters
 
 
 def test_paper_parameter_count_matches_paper():
@@ -15,13 +15,14 @@ def test_lite_lstm_is_the_causal_baseline_of_about_1m_parameters():
     cfg = ModelConfig.preset("lite-lstm")
     m = build_model(cfg)
     assert cfg.arch == "lstm_deg" and cfg.causal and not m.rnn.bidirectional
+    assert isinstance(m, LSTMDEG) and isinstance(build_model(ModelConfig.preset("baseline")), LSTMDEG)
     assert 1.0e6 < count_parameters(m) < 1.25e6
     with pytest.raises(RuntimeError, match="causal"):
         build_model(ModelConfig.preset("baseline")).init_state(torch.tensor([1.0]))
 
 
 def test_lite_lstm_features_ignore_the_input_level_but_see_onsets():
-    from models.baseline import frame_features
+    from models.lstm_deg import frame_features
     from models.stft import stft
     g = torch.Generator().manual_seed(0)
     x = torch.randn(1, 4000, generator=g) * 0.05

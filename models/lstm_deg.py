@@ -1,4 +1,5 @@
-"""LSTM+DEG: the baseline of the paper's Table II, and its causal streaming form (preset ``lite-lstm``).
+"""LSTMDEG (arch ``lstm_deg``): the LSTM+DEG baseline of the paper's Table II (preset ``baseline``) and
+its causal streaming form (preset ``lite-lstm``, the shipped network).
 
 Offline (the paper's baseline, similar to Distance-Based Sound Separation): magnitude spectrogram
 ``[B, T, F]`` concatenated with the DEG embedding of ``d_q`` at every frame, 4 BLSTM layers, a
@@ -32,7 +33,7 @@ _EPS = 1e-8
 
 @dataclass
 class LSTMStreamState(StreamStateOps):
-    """What a causal :class:`LSTMDEGBaseline` carries between streaming blocks.
+    """What a causal :class:`LSTMDEG` carries between streaming blocks.
 
     * ``d_q`` [B]: query distance (metres) the state belongs to.
     * ``in_buf`` [B, n_fft - hop], ``ola`` [B, n_fft - hop]: STFT input history and overlap-add tail.
@@ -75,7 +76,7 @@ def frame_features(spec: torch.Tensor, prev_lp: torch.Tensor | None = None) -> t
     return torch.cat([(lp - mu) / sd, dbin, dbin.mean(-1, keepdim=True)], -1), lp[:, -1]
 
 
-class LSTMDEGBaseline(nn.Module):
+class LSTMDEG(nn.Module):
     """forward(mix [B, N], d_q [B] metres) -> [B, N]: the target talkers' reverberant speech.
 
     Offline (bidirectional) unless ``cfg.causal``; causal models also stream
