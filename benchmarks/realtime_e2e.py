@@ -124,6 +124,7 @@ def bench_e2e(model: TSEModel, seconds: float, block_ms: float = 64, busy: bool 
     x = demo(fs, seconds)
     sinks = MeasureSinks(fs)
     extra_env = dict(stream_kwargs.pop("env", {}))
+    devices = stream_kwargs.pop("devices", ("pulse", "pulse"))  # (input, output) device names
     period_ms = stream_kwargs.pop("period_ms", None)
     if period_ms is not None:  # the device period in ms at the rate the devices will run
         rate = stream_kwargs.get("device_rate") or model.sample_rate
@@ -149,7 +150,8 @@ def bench_e2e(model: TSEModel, seconds: float, block_ms: float = 64, busy: bool 
     try:
         os.environ.update(DUT_ENV)
         os.environ.update(extra_env)
-        eng = LiveEngine(model, block_ms=block_ms, input_device="pulse", output_device="pulse",
+        in_dev, out_dev = devices
+        eng = LiveEngine(model, block_ms=block_ms, input_device=in_dev, output_device=out_dev,
                          distance_m=1.0, scan=scan, torch_threads=1, **stream_kwargs)
         eng.bypass = bypass
         t_open = time.monotonic()
@@ -174,7 +176,8 @@ def bench_e2e(model: TSEModel, seconds: float, block_ms: float = 64, busy: bool 
                               round(s_["total_latency_ms"], 1), round(s_["jitter_ms"], 1),
                               round(1e3 * s_["output_queue_s"], 1),
                               round(1e3 * s_["output_latency_s"], 1),
-                              round(1e3 * s_["input_latency_s"], 1), s_["xruns"]])
+                              round(1e3 * s_["input_latency_s"], 1), s_["xruns"],
+                              s_.get("delay_parts_ms")])
         time.sleep(1.0)
         left, right = h.stop()
         st = eng.stats()
@@ -208,6 +211,7 @@ def bench_e2e(model: TSEModel, seconds: float, block_ms: float = 64, busy: bool 
         "input_block_ms": 1e3 * st.get("input_blocksize", st["device_blocksize"])
         / st["device_rate"],
         "jitter_ms": st["jitter_ms"],
+        "device_latency_ms": 1e3 * st["device_latency_s"],
         "delay_ms": float(np.median(lags)) if len(lags) else None,
         "delay_min_ms": float(lags.min()) if len(lags) else None,
         "delay_max_ms": float(lags.max()) if len(lags) else None,
@@ -249,9 +253,10 @@ def bench_e2e(model: TSEModel, seconds: float, block_ms: float = 64, busy: bool 
         "played_from_device_s": t_play, "env": extra_env, "pw_settings": pw_settings,
         "scheduling": granted_policy, "priority_boosted": boosted, "rt_demoted": demoted,
         # every trace_s of device time: [device s, reported total ms, jitter buffer ms, output
-        # queued at the last write ms, device output delay ms, captured audio's age ms, xruns]
+        # queued at the last write ms, device output delay ms, captured audio's age ms, xruns,
+        # the parts of the reported delay at the last block write (ms)]
         "trace_fields": ["device_s", "reported_total_ms", "jitter_ms", "output_queue_ms",
-                         "output_latency_ms", "input_age_ms", "xruns"],
+                         "output_latency_ms", "input_age_ms", "xruns", "delay_parts_ms"],
         "trace": trace,
     }
     return res

@@ -48,6 +48,9 @@ class LiveConfig:
             settings (None: chosen by the stream; see :func:`realtime_tse.audio.streams.make_stream`).
         input_blocksize: frames per input callback with separate streams (None: chosen by the
             stream; the output keeps ``device_blocksize``).
+        audio_path: how the devices reach the sound server: ``"auto"`` (PipeWire's JACK interface
+            where PipeWire and its libjack are there and the devices are JACK devices, else
+            ALSA), ``"jack"`` or ``"alsa"`` (:mod:`realtime_tse.audio.host_path`).
         quality: soxr quality of an input file's resampling to the model rate (devices are
             resampled by :class:`realtime_tse.audio.resample.PolyphaseStream`).
     """
@@ -76,6 +79,7 @@ class LiveConfig:
     latency: float | str | None = None
     jitter_ms: float | None = None
     streams: str = "auto"
+    audio_path: str = "auto"
     max_input_backlog_s: float | None = None
     ring_seconds: float = 2.0
     quality: str = "HQ"

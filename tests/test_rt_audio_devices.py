@@ -21,7 +21,7 @@ def test_a_device_that_fails_to_open_is_reported_not_hidden(monkeypatch):
     is harmless (it used to raise "cannot join thread before it is started", which hid it)."""
     from realtime_tse.audio import streams as audio_io
     fake = audio_io.DeviceInfo(0, "fake mic", 1, 0, 16000.0, "fake")
-    monkeypatch.setattr(audio_io, "find_device", lambda spec, kind="input": fake)
+    monkeypatch.setattr(audio_io, "find_device", lambda spec, kind="input", **_: fake)
     s = make_stream(lambda b: b, 16000, 160, output_device="null", device_rate=16000,
                     boost_priority=False)
 
@@ -61,7 +61,7 @@ def test_each_direction_opens_at_a_rate_its_device_supports(monkeypatch):
     mic = audio_io.DeviceInfo(0, "mic16", 1, 0, 16000.0, "fake")
     spk = audio_io.DeviceInfo(1, "spk48", 0, 2, 48000.0, "fake")
     monkeypatch.setattr(audio_io, "find_device",
-                        lambda spec, kind="input": mic if kind == "input" else spk)
+                        lambda spec, kind="input", **_: mic if kind == "input" else spk)
     monkeypatch.setattr(audio_device, "_sd", lambda: _RatesOnly)
     s = make_stream(lambda b: b, 8000, 256, boost_priority=False)
     assert s.streams == "separate" and (s.input_rate, s.device_rate) == (16000, 48000)
@@ -155,7 +155,7 @@ def _fake_capture(monkeypatch, listed, **kw):
     0.4 s (a stall); reopened streams deliver normally. ``listed``: what the device probe says."""
     from realtime_tse.audio import device_stream as audio_device, streams as audio_io
     fake_dev = audio_io.DeviceInfo(0, "fake mic", 1, 0, 16000.0, "fake")
-    monkeypatch.setattr(audio_io, "find_device", lambda spec, kind="input": fake_dev)
+    monkeypatch.setattr(audio_io, "find_device", lambda spec, kind="input", **_: fake_dev)
     probes = []
     monkeypatch.setattr(audio_device, "devices_listed",
                         lambda names, timeout_s=4.0: probes.append(list(names)) or listed)

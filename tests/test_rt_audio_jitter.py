@@ -1,4 +1,4 @@
-"""The separate-streams mode's jitter buffer (realtime_tse.audio.stream_modes.SeparateStreamsDuplex): it
+"""The separate-streams mode's jitter buffer (realtime_tse.audio.separate_duplex.SeparateStreamsDuplex): it
 grows after a burst, shrinks back, and trims excess output where it is quietest."""
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ def _separate_output_sim(monkeypatch, stall_at_s, stall_s: float, seconds: float
     played."""
     from realtime_tse.audio import streams as audio_io
     fake = audio_io.DeviceInfo(0, "fake", 1, 1, float(rate), "fake")
-    monkeypatch.setattr(audio_io, "find_device", lambda spec, kind="input": fake)
+    monkeypatch.setattr(audio_io, "find_device", lambda spec, kind="input", **_: fake)
     s = make_stream(lambda b: b, rate, block, device_rate=rate, boost_priority=False)
     s._prime()
     P = s.device_blocksize
@@ -54,7 +54,7 @@ def test_jitter_buffer_grows_after_a_burst_and_shrinks_back(monkeypatch):
     grows one step (one 6 ms period: 16 -> 22 ms), steps back after ``_relax_s`` without running
     dry, and the excess queued output is trimmed gradually (counted), so the delay returns to
     within one period of where it started instead of staying 8 ms longer."""
-    from realtime_tse.audio.stream_modes import SeparateStreamsDuplex
+    from realtime_tse.audio.separate_duplex import SeparateStreamsDuplex
     monkeypatch.setattr(SeparateStreamsDuplex, "_relax_s", 5.0)
     rate = 8000
     s, t, v = _separate_output_sim(monkeypatch, 3.0, 0.04, 24.0, rate=rate)
@@ -88,7 +88,7 @@ def test_jitter_buffer_holds_its_level_when_blocks_are_not_whole_periods(monkeyp
     write stays at or above the jitter buffer (the margin the buffer promises; without the
     band the lowest writes were 4 ms short of it) and, once the gradual trim has run, within
     one period above it; the output never runs dry."""
-    from realtime_tse.audio.stream_modes import SeparateStreamsDuplex
+    from realtime_tse.audio.separate_duplex import SeparateStreamsDuplex
     levels = []
     inner = SeparateStreamsDuplex._level_output
 
@@ -113,7 +113,7 @@ def test_jitter_buffer_holds_its_level_when_blocks_are_not_whole_periods(monkeyp
 def test_jitter_buffer_waits_longer_after_running_dry_again(monkeypatch):
     """A burst soon after the buffer stepped back doubles the wait before the next step back
     (regular bursts settle on the deeper buffer instead of an xrun per cycle)."""
-    from realtime_tse.audio.stream_modes import SeparateStreamsDuplex
+    from realtime_tse.audio.separate_duplex import SeparateStreamsDuplex
     monkeypatch.setattr(SeparateStreamsDuplex, "_relax_s", 5.0)
     # stall 1 at 3 s: grown, stepped back at ~8 s; stall 2 at 10 s (2 s after): grown, and
     # the next step back waits 10 s (~20 s), not 5 s (~15 s)
@@ -140,7 +140,7 @@ def test_steady_output_is_not_trimmed(monkeypatch):
 
 
 def test_cut_quietest_removes_samples_in_the_quietest_place():
-    from realtime_tse.audio.stream_modes import _cut_quietest
+    from realtime_tse.audio.separate_duplex import _cut_quietest
     n = 800
     x = np.sin(np.arange(n, dtype=np.float32) * 0.3).astype(np.float32)
     x[500:560] = 0.0  # a pause

@@ -122,17 +122,18 @@ def test_duplexstream_rejects_wrong_block_length(tone_file):
 
 def test_each_mode_is_its_own_class(monkeypatch, tone_file):
     """make_stream picks one class per mode from the sources and sinks (no device is opened)."""
-    from realtime_tse.audio import stream_modes as audio_modes, streams as audio_io
+    from realtime_tse.audio import separate_duplex, stream_modes as audio_modes, streams as audio_io
     p, _, _ = tone_file
     fake = audio_io.DeviceInfo(0, "fake", 1, 1, 16000.0, "fake")
-    monkeypatch.setattr(audio_io, "find_device", lambda spec, kind="input": fake)
+    monkeypatch.setattr(audio_io, "find_device", lambda spec, kind="input", path=None: fake)
+    monkeypatch.setattr(audio_io, "pick_path", lambda audio_path, specs: "alsa")
     kw = dict(device_rate=16000, boost_priority=False)
     cases = [(dict(input_file=p, output_device="null"), audio_modes.TimedFileStream, "file-null",
               "single"),
              (dict(input_file=p), audio_modes.FilePlaybackStream, "file", "single"),
              (dict(output_device="null"), audio_modes.CaptureStream, "capture", "single"),
              (dict(streams="duplex"), audio_modes.SingleStreamDuplex, "duplex", "duplex"),
-             (dict(), audio_modes.SeparateStreamsDuplex, "duplex", "separate")]
+             (dict(), separate_duplex.SeparateStreamsDuplex, "duplex", "separate")]
     for settings, cls, mode, streams in cases:
         s = make_stream(lambda b: b, 16000, 800, **settings, **kw)
         assert (type(s), s.mode, s.streams) == (cls, mode, streams), settings
@@ -171,7 +172,7 @@ def test_input_backlog_is_dropped_oldest_first_and_counted(monkeypatch):
     input; the worker cuts the ring back, oldest samples first, and counts exactly what it cut."""
     from realtime_tse.audio import streams as audio_io
     fake_dev = audio_io.DeviceInfo(0, "fake mic", 1, 0, 16000.0, "fake")
-    monkeypatch.setattr(audio_io, "find_device", lambda spec, kind="input": fake_dev)
+    monkeypatch.setattr(audio_io, "find_device", lambda spec, kind="input", **_: fake_dev)
     fs, B = 16000, 160  # 10 ms blocks
     stall = threading.Event()
 

@@ -35,6 +35,7 @@ ProcessFn = Callable[[np.ndarray], np.ndarray]
 TapFn = Callable[[np.ndarray, np.ndarray], None]
 XRUN_KINDS = ("input_overflow", "output_underflow", "input_ring", "late", "input_underflow")
 _XRUN_LOG_CAPACITY = 4096
+_DELAY_WRITES = 64  # block writes whose delay estimates the reported delay is the median of
 
 
 def _resampler_lag(in_rate: float, out_rate: float, chunk: int, seconds: float = 3.0
@@ -74,6 +75,9 @@ class AudioStream:
     captures = False  # reads a device input: input resampler, input freshness
     plays = False  # writes a device output: output resampler, the jitter buffer's silence
     default_latency: str | None = None  # PortAudio suggested latency when none is asked for
+    # the way to the sound server (realtime_tse.audio.host_path): "jack" or "alsa" for a device
+    # stream (make_stream sets it), None without a device
+    audio_path: str | None = None
 
     def __init__(self, process_block: ProcessFn, model_rate: int, block_samples: int,
                  cfg: LiveConfig, *, input_info: DeviceInfo | None = None,
@@ -274,6 +278,11 @@ class AudioStream:
         self._win_t0 = 0.0
         self._write_level = 0  # output-ring level (device samples) when the last block was written
         self._write_level_max = 0
+        # the last input / output callback: time.monotonic() and frames (the delay estimate)
+        self._in_cb_t = self._out_cb_t = 0.0
+        self._in_cb_n = self._out_cb_n = 0
+        self._delays = np.full(_DELAY_WRITES, np.nan)  # the estimate at the latest writes (s)
+        self._delay_i = 0
 
     # ---------------------------------------------------------------- public state
     @property
@@ -378,7 +387,8 @@ class AudioStream:
             "input_latency_s": self.input_latency_s,
             "max_input_latency_s": self.max_input_latency_s,
             "stale_input_callbacks": self.stale_input_callbacks,
-            "streams": self.streams, "latency_request": self.latency_request,
+            "streams": self.streams, "audio_path": self.audio_path,
+            "latency_request": self.latency_request,
             "jitter_ms": 1e3 * self.jitter_samples / self.device_rate,
             "output_drops": self.output_drops,
             "output_samples_dropped": self.output_samples_dropped,

@@ -132,6 +132,8 @@ class DeviceStream(AudioStream):
                     self.input_ring_overflows += 1
                     self._xrun(2)
                 self._in_evt.set()  # wake the worker now, not at its next poll
+                self._in_cb_t = time.monotonic()  # when this input arrived, and how much
+                self._in_cb_n = frames
                 if _time is not None:
                     lat = _time.currentTime - _time.inputBufferAdcTime
                     if 0.0 < lat < 3600.0:  # 0 / garbage: the backend does not report it

@@ -10,8 +10,10 @@ from typing import Sequence
 
 import numpy as np
 
+from . import host_path
+
 __all__ = ["AudioDeviceError", "DeviceInfo", "list_devices", "find_device", "format_devices",
-           "devices_listed", "list_devices_fresh", "NULL_DEVICE"]
+           "devices_listed", "list_devices_fresh", "NULL_DEVICE", "pick_path"]
 
 NULL_DEVICE = "null"  # output_device="null": no output device, output goes to taps only
 
@@ -23,7 +25,10 @@ class AudioDeviceError(RuntimeError):
 
 
 def _sd():
-    """Import sounddevice, turning a missing PortAudio into an AudioDeviceError."""
+    """Import sounddevice, turning a missing PortAudio into an AudioDeviceError. The first call
+    loads PipeWire's libjack before PortAudio where PipeWire runs
+    (:func:`realtime_tse.audio.host_path.prepare`: the JACK path)."""
+    host_path.prepare()
     try:
         import sounddevice as sd  # noqa: PLC0415 (lazy on purpose)
     except OSError as e:  # "PortAudio library not found"
@@ -49,6 +54,11 @@ class DeviceInfo:
 
     def supports(self, kind: str) -> bool:
         return (self.max_input_channels if kind == "input" else self.max_output_channels) > 0
+
+    @property
+    def jack(self) -> bool:
+        """A device of PortAudio's JACK host API (on PipeWire: the low-latency path)."""
+        return self.hostapi == host_path.JACK_HOSTAPI
 
     def __str__(self) -> str:
         return (f"[{self.index}] {self.name} ({self.hostapi}, {self.max_input_channels} in, "
@@ -81,15 +91,30 @@ def format_devices(devices: Sequence[DeviceInfo] | None = None, kind: str | None
     return "\n".join(f"  {d}" for d in devices) if devices else "  (none)"
 
 
-def find_device(spec: int | str | DeviceInfo | None, kind: str = "input") -> DeviceInfo:
+def _on_path(d: DeviceInfo, path: str | None) -> bool:
+    return path is None or (d.jack if path == "jack" else not d.jack)
+
+
+def find_device(spec: int | str | DeviceInfo | None, kind: str = "input",
+                path: str | None = None) -> DeviceInfo:
     """Find an ``"input"`` or ``"output"`` device by index, exact name or name substring
-    (case-insensitive); ``None`` means the default device. Raises ``AudioDeviceError`` listing the
-    available devices when there is no (unique) match."""
+    (case-insensitive); ``None`` means the default device. ``path``: ``"jack"`` searches the JACK
+    host API's devices only (the default: PipeWire's default source / sink, else PortAudio's JACK
+    default), ``"alsa"`` all others, None all (an index is taken as it is). Raises
+    ``AudioDeviceError`` listing the available devices when there is no (unique) match."""
     if kind not in ("input", "output"):
         raise ValueError(f"kind must be 'input' or 'output', got {kind!r}")
     if isinstance(spec, DeviceInfo):
         return spec
     devices = list_devices()
+    if spec is None and path == "jack":
+        jack = [d for d in devices if d.jack and d.supports(kind)]
+        want = host_path.pipewire_default_names().get(kind)
+        named = [d for d in jack if d.name == want]
+        if named or jack:
+            return (named or jack)[0]
+        raise AudioDeviceError(f"no JACK {kind} device. Available {kind} devices:\n"
+                               f"{format_devices(devices, kind)}")
 
     def fail(why: str):
         raise AudioDeviceError(f"{why}. Available {kind} devices:\n{format_devices(devices, kind)}")
@@ -113,7 +138,7 @@ def find_device(spec: int | str | DeviceInfo | None, kind: str = "input") -> Dev
     if not isinstance(spec, str):
         raise TypeError(f"device spec must be an index or a name, got {type(spec).__name__}")
     s = spec.strip().lower()
-    cands = [d for d in devices if d.supports(kind)]
+    cands = [d for d in devices if d.supports(kind) and _on_path(d, path)]
     exact = [d for d in cands if d.name.lower() == s]
     if exact:
         return exact[0]
@@ -123,8 +148,45 @@ def find_device(spec: int | str | DeviceInfo | None, kind: str = "input") -> Dev
     if len(subs) > 1:
         fail(f"audio {kind} device name {spec!r} is ambiguous: matches "
              + ", ".join(f"[{d.index}] {d.name}" for d in subs))
-    fail(f"unknown audio {kind} device {spec!r}")
+    fail(f"unknown audio {kind} device {spec!r}" + (f" on the {path} path" if path else ""))
     raise AssertionError  # unreachable
+
+
+def pick_path(audio_path: str, specs: Sequence[int | str | None]) -> str:
+    """The path the devices ``specs`` (names, indices, None = default) are opened on, for the
+    setting ``audio_path`` (:mod:`realtime_tse.audio.host_path`): ``"jack"`` where asked, or for
+    ``"auto"`` where PortAudio lists JACK devices and every named device is one of them (a name
+    that only matches a device of another host API, e.g. ``pulse``, keeps ``"alsa"``); else
+    ``"alsa"``.
+
+    Raises:
+        AudioDeviceError: ``"jack"`` asked for where PortAudio has no JACK devices (the message
+            says why: no PipeWire, no pipewire-jack, ...).
+        ValueError: an unknown ``audio_path``.
+    """
+    want = host_path.check_audio_path(audio_path)
+    if want == "alsa":
+        return "alsa"
+    devices = list_devices()
+    if not any(d.jack for d in devices):
+        if want == "jack":
+            why = host_path.state().why_not or "PortAudio lists no JACK devices"
+            raise AudioDeviceError(f"the JACK path is not available: {why}")
+        return "alsa"
+    if want == "jack":
+        return "jack"
+    for spec in specs:
+        if spec is None:
+            continue
+        if isinstance(spec, (int, np.integer)) or str(spec).strip().isdigit():
+            i = int(spec)
+            if 0 <= i < len(devices) and not devices[i].jack:
+                return "alsa"
+            continue
+        s = str(spec).strip().lower()
+        if not any(d.jack and s in d.name.lower() for d in devices):
+            return "alsa"
+    return "jack"
 
 
 def list_devices_fresh(timeout_s: float = 5.0) -> list[DeviceInfo] | None:
@@ -135,12 +197,17 @@ def list_devices_fresh(timeout_s: float = 5.0) -> list[DeviceInfo] | None:
     import json  # noqa: PLC0415
     import subprocess  # noqa: PLC0415
     import sys  # noqa: PLC0415
-    code = ("import json, sounddevice as sd; apis=[a['name'] for a in sd.query_hostapis()]; "
+    code = ("import json; from realtime_tse.audio.devices import _sd; sd = _sd(); "
+            "apis=[a['name'] for a in sd.query_hostapis()]; "
             "print(json.dumps([[d['name'], d['max_input_channels'], d['max_output_channels'], "
             "d['default_samplerate'], apis[d['hostapi']]] for d in sd.query_devices()]))")
     try:
+        # the package importable in the child as here (a checkout that is not installed)
+        root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+            p for p in (root, os.environ.get("PYTHONPATH")) if p)}
         r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                           timeout=timeout_s, env=os.environ.copy())
+                           timeout=timeout_s, env=env)
     except subprocess.TimeoutExpired:
         return None
     try:

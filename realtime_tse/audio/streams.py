@@ -87,10 +87,12 @@ import logging
 from pathlib import Path
 from typing import Callable
 
-from .stream_modes import (CaptureStream, FilePlaybackStream, SeparateStreamsDuplex,
-                           SingleStreamDuplex, TimedFileStream)
+from .separate_duplex import SeparateStreamsDuplex
+from .stream_modes import CaptureStream, FilePlaybackStream, SingleStreamDuplex, TimedFileStream
 from .base import AudioStream, ProcessFn
-from .devices import NULL_DEVICE, AudioDeviceError, DeviceInfo, find_device
+from .devices import NULL_DEVICE, AudioDeviceError, DeviceInfo, find_device, pick_path
+from .host_path import check_audio_path
+from .jack_duplex import JackDuplex
 from .file_source import FileSource
 from ..live_config import LiveConfig
 
@@ -121,6 +123,7 @@ def _check_settings(cfg: LiveConfig, model_rate: int, block_samples: int) -> Non
     if cfg.jitter_ms is not None and not 0.0 <= float(cfg.jitter_ms) <= 1000.0:
         raise ValueError(f"jitter_ms must be within 0..1000 ms, got {cfg.jitter_ms}")
     check_rt_priority(cfg.rt_priority)
+    check_audio_path(cfg.audio_path)
     if cfg.prefill_blocks is not None and not 0.0 <= float(cfg.prefill_blocks) <= 64.0:
         raise ValueError(f"prefill_blocks must be within 0..64, got {cfg.prefill_blocks}")
 
@@ -145,6 +148,10 @@ def make_stream(process_block: ProcessFn, model_rate: int, block_samples: int,
         with no default output device plays to the taps only.
     ``streams``: ``"separate"`` (input and output PortAudio streams; ``"auto"`` = this) or
     ``"duplex"`` (one duplex stream), for a microphone with an output device.
+    ``audio_path``: ``"auto"``, ``"jack"`` or ``"alsa"`` (:mod:`realtime_tse.audio.host_path`):
+    where the devices are looked up (None = PipeWire's default source / sink on the JACK path);
+    a microphone and an output device both on JACK run :class:`JackDuplex` (separate streams
+    called with the graph's quantum).
     ``device_rate``: the devices' rate (None: the model rate if the devices accept it, else the
     output (or input) device's default rate). Resampling between device and model rate uses
     ``PolyphaseStream`` streams in the worker thread.
@@ -182,14 +189,19 @@ def make_stream(process_block: ProcessFn, model_rate: int, block_samples: int,
         file = FileSource(Path(cfg.input_file), int(model_rate), loop=bool(cfg.loop),
                           quality=cfg.quality)
 
-    # resolve devices (lazily imports sounddevice only when a device is used)
+    # resolve devices (lazily imports sounddevice only when a device is used), on one audio path
     input_info: DeviceInfo | None = None
     output_info: DeviceInfo | None = None
+    path = None
+    if file is None or not null_out:
+        specs = ([cfg.input_device] if file is None else []) \
+            + ([cfg.output_device] if not null_out else [])
+        path = pick_path(cfg.audio_path, specs)
     if file is None:
-        input_info = find_device(cfg.input_device, "input")
+        input_info = find_device(cfg.input_device, "input", path=path)
     if not null_out:
         try:
-            output_info = find_device(cfg.output_device, "output")
+            output_info = find_device(cfg.output_device, "output", path=path)
         except AudioDeviceError:
             if cfg.output_device is not None or file is None:
                 raise
@@ -202,8 +214,14 @@ def make_stream(process_block: ProcessFn, model_rate: int, block_samples: int,
         cls = CaptureStream
     elif cfg.streams == "duplex":
         cls = SingleStreamDuplex
+    elif input_info.jack and output_info.jack:
+        cls = JackDuplex
     else:
         cls = SeparateStreamsDuplex
-    return cls(process_block, model_rate, block_samples, cfg, input_info=input_info,
-               output_info=output_info, file=file, on_error=on_error, on_end=on_end)
+    stream = cls(process_block, model_rate, block_samples, cfg, input_info=input_info,
+                 output_info=output_info, file=file, on_error=on_error, on_end=on_end)
+    if input_info is not None or output_info is not None:
+        stream.audio_path = "jack" if any(i is not None and i.jack
+                                          for i in (input_info, output_info)) else "alsa"
+    return stream
 

@@ -69,7 +69,17 @@ def _fmt_delay(eng) -> str:
     st = eng.stream
     if st is None or st.mode != "duplex":
         return f"{a:.0f} ms algorithmic (no device round trip)"
-    return f"{t:.0f} ms ({a:.0f} algorithmic + {t - a:.0f} buffers and devices)"
+    return (f"{t:.0f} ms ({a:.0f} algorithmic + {t - a:.0f} buffers and devices, "
+            f"{_path_text(st)})")
+
+
+def _path_text(st) -> str:
+    """The audio path of a device stream in words ("PipeWire JACK, quantum 128/48000", "ALSA")."""
+    from ..audio import host_path  # noqa: PLC0415
+    if getattr(st, "audio_path", None) == "jack":
+        return "path " + host_path.describe(host_path.JACK_HOSTAPI)
+    info = st.output_info or st.input_info
+    return "path " + (info.hostapi if info is not None else "?")
 
 
 def cmd_stream(args) -> int:
@@ -95,7 +105,8 @@ def cmd_stream(args) -> int:
                           output_device=args.output_device, input_file=args.input_file,
                           loop=args.loop, distance_m=d, scan=not args.no_scan,
                           torch_threads=args.threads or 1, rt_priority=args.rt_priority,
-                          mode=args.mode, virtual_mic=args.virtual_mic)
+                          mode=args.mode, virtual_mic=args.virtual_mic,
+                          audio_path=getattr(args, "audio_path", "auto"))
         eng = LiveEngine(model, live)
     except AudioDeviceError as e:
         raise CLIError(str(e)) from e

@@ -191,6 +191,13 @@ def cmd_devices(args) -> int:
         return 0
     for d in devs:
         print(f"  {d}")
+    from ..audio import host_path  # noqa: PLC0415
+    hp = host_path.state()
+    if any(d.jack for d in devs):
+        print(f"audio path: {host_path.describe(host_path.JACK_HOSTAPI)} for the JACK devices, "
+              "the default (--audio-path alsa: the ALSA devices)")
+    else:
+        print(f"audio path: ALSA (the JACK path is not available: {hp.why_not})")
     from ..audio.virtual_mic import find_virtual_mics  # noqa: PLC0415
     for name in find_virtual_mics():   # made by a running stream --virtual-mic (or the window)
         print(f"  virtual microphone: {name} (realtime-tse's output, for other apps: pick it as "
@@ -282,6 +289,11 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--rt-priority", type=int, default=None, metavar="N",
                    help="SCHED_FIFO priority 1..99 of the audio threads, 0 = none (nice -10 "
                         "only); default: RTSE_RT_SCHED, else 3")
+    t.add_argument("--audio-path", choices=("auto", "jack", "alsa"), default="auto",
+                   help="how the devices reach the sound server: jack = PipeWire's JACK "
+                        "interface (lowest delay; needs pipewire-jack), alsa = PortAudio's ALSA "
+                        "devices (PulseAudio, pipewire-pulse); auto (default): jack where "
+                        "available")
     _common(t)
     t.set_defaults(func=cmd_stream)
 

@@ -25,8 +25,9 @@ def show_stats(win, st) -> None:
     t = st.total_latency_ms
     if not math.isfinite(t):
         t = a + st.device_latency_ms
+    path = {"jack": ", PipeWire JACK", "alsa": ", ALSA"}.get(st.get("audio_path"), "")
     win.st_latency.setText(f"latency {t:.0f} ms ({a:.0f} algorithmic + {t - a:.0f} "
-                           "buffers and devices)")
+                           f"buffers and devices{path})")
     win.st_xruns.setText(f"xruns {st.xruns}")
     msr, dsr = st.model_sample_rate, st.device_sample_rate
     win.st_rates.setText(f"model {msr / 1000:g} kHz" + (f", audio {dsr / 1000:g} kHz" if dsr else ""))

@@ -58,14 +58,14 @@ class MeasureSinks:
         self.modules: list[int] = []
         try:
             self._load("module-null-sink", "sink_name=meas", f"rate={self.rate}", "channels=2",
-                       "channel_map=front-left,front-right")
+                       "channel_map=front-left,front-right", "sink_properties=device.description=meas")
             for side, ch in (("l", "front-left"), ("r", "front-right")):
                 self._load("module-remap-sink", f"sink_name=meas_{side}", "master=meas",
                            "channels=1", f"master_channel_map={ch}", "channel_map=mono",
-                           "remix=no")
+                           "remix=no", f"sink_properties=device.description=meas_{side}")
             self._load("module-remap-source", "source_name=dut_mic", "master=meas.monitor",
                        "channels=1", "master_channel_map=front-left", "channel_map=mono",
-                       "remix=no")
+                       "remix=no", "source_properties=device.description=dut_mic")
         except BaseException:
             self.unload()
             raise

@@ -1,0 +1,209 @@
+"""Which way the live audio reaches the sound server (the *audio path*), and PipeWire's JACK
+interface as the low-latency one.
+
+Paths (``LiveConfig.audio_path``, the CLI's ``--audio-path``):
+
+- ``"jack"``: PortAudio's JACK host API on PipeWire's own ``libjack`` (Debian/Ubuntu:
+  ``pipewire-jack``). The streams are nodes of the PipeWire graph, called once per graph cycle
+  (the *quantum*, asked for with ``PIPEWIRE_LATENCY``), with no pipewire-pulse buffering between
+  them and the devices.
+- ``"alsa"``: PortAudio's ALSA host API (the ``pulse`` / ``default`` devices: the ALSA plugin to
+  PulseAudio or pipewire-pulse, or an ALSA card): the path on PulseAudio and wherever PipeWire's
+  libjack is missing.
+- ``"auto"`` (the default): ``"jack"`` where PipeWire runs and its libjack is installed, else
+  ``"alsa"``; a device named explicitly keeps the host API it belongs to.
+
+PortAudio opens its JACK client when it is initialised, through whichever ``libjack.so.0`` the
+dynamic loader finds first (usually JACK2's, which finds no server). :func:`prepare` therefore
+loads PipeWire's ``libjack.so.0`` (by its full path, ``RTLD_GLOBAL``) *before* sounddevice loads
+PortAudio: the loader then resolves PortAudio's ``libjack.so.0`` to the library already loaded
+(the same effect as starting the program under ``pw-jack``, without re-executing it). It must run
+before the first ``import sounddevice`` of the process; :func:`realtime_tse.audio.devices._sd` calls it.
+
+Environment: ``RTSE_AUDIO_PATH=alsa`` keeps PipeWire's libjack out of the process (no JACK host
+API at all); ``RTSE_PIPEWIRE_LIBJACK=/path/libjack.so.0`` names the library where it is not in a
+usual place; ``PIPEWIRE_LATENCY`` set by the user is kept (else :data:`JACK_QUANTUM_MS`).
+"""
+from __future__ import annotations
+
+import ctypes
+import glob
+import json
+import logging
+import math
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+
+__all__ = ["AUDIO_PATHS", "JACK_HOSTAPI", "JACK_QUANTUM_MS", "PathState", "prepare", "state",
+           "check_audio_path", "pipewire_running", "pipewire_libjack", "pipewire_default_names",
+           "describe"]
+
+log = logging.getLogger(__name__)
+
+AUDIO_PATHS = ("auto", "jack", "alsa")
+JACK_HOSTAPI = "JACK Audio Connection Kit"  # PortAudio's name of its JACK host API
+# the graph quantum asked for on the JACK path: 128 frames at 48 kHz (2.7 ms). The graph runs at
+# the smallest quantum its active nodes ask for (within PipeWire's min/max quantum)
+JACK_QUANTUM_MS = 2.7
+_LIBJACK_GLOBS = ("/usr/lib/*/pipewire-0.3/jack/libjack.so.0", "/usr/lib64/pipewire-0.3/jack/libjack.so.0",
+                  "/usr/lib/pipewire-0.3/jack/libjack.so.0", "/usr/local/lib/*/pipewire-0.3/jack/libjack.so.0")
+
+
+@dataclass
+class PathState:
+    """What :func:`prepare` found and did (process-wide).
+
+    Attributes:
+        pipewire: a PipeWire server's socket was found.
+        libjack: the path of PipeWire's libjack loaded into this process (None: not loaded).
+        quantum: ``PIPEWIRE_LATENCY`` as this process's JACK client asks for it ("128/48000";
+            None: not set).
+        why_not: why the JACK path is not available ("" where it is).
+    """
+
+    pipewire: bool = False
+    libjack: str | None = None
+    quantum: str | None = None
+    why_not: str = "not prepared"
+
+
+_STATE: PathState | None = None
+
+
+def check_audio_path(value, name: str = "audio_path") -> str:
+    """The one check of the audio path setting: one of :data:`AUDIO_PATHS` (case-insensitive).
+
+    Raises:
+        ValueError: anything else.
+    """
+    v = str(value).strip().lower() if value is not None else "auto"
+    if v not in AUDIO_PATHS:
+        raise ValueError(f"{name} must be one of {', '.join(AUDIO_PATHS)}, got {value!r}")
+    return v
+
+
+def pipewire_running() -> bool:
+    """Whether a PipeWire server's socket exists where a client of this process looks for it
+    (``$PIPEWIRE_RUNTIME_DIR``, else ``$XDG_RUNTIME_DIR``, else ``/run/user/<uid>``; socket
+    ``$PIPEWIRE_REMOTE`` or ``pipewire-0``). Does not connect."""
+    remote = os.environ.get("PIPEWIRE_REMOTE", "pipewire-0")
+    if os.path.isabs(remote):
+        return os.path.exists(remote)
+    for d in (os.environ.get("PIPEWIRE_RUNTIME_DIR"), os.environ.get("XDG_RUNTIME_DIR"),
+              f"/run/user/{os.getuid()}"):
+        if d and os.path.exists(os.path.join(d, remote)):
+            return True
+    return False
+
+
+def pipewire_libjack() -> str | None:
+    """The path of PipeWire's ``libjack.so.0`` (``$RTSE_PIPEWIRE_LIBJACK``, else the usual
+    multiarch places), None where it is not installed."""
+    env = os.environ.get("RTSE_PIPEWIRE_LIBJACK")
+    if env:
+        return env if os.path.exists(env) else None
+    for pattern in _LIBJACK_GLOBS:
+        hits = sorted(glob.glob(pattern))
+        if hits:
+            return hits[0]
+    return None
+
+
+def _quantum_env(rate: int = 48000) -> str:
+    """``PIPEWIRE_LATENCY`` for :data:`JACK_QUANTUM_MS` at ``rate`` Hz, a power of two frames."""
+    frames = 1 << max(4, round(math.log2(JACK_QUANTUM_MS * 1e-3 * rate)))
+    return f"{frames}/{rate}"
+
+
+def prepare() -> PathState:
+    """Load PipeWire's libjack into this process where PipeWire runs, so that PortAudio's JACK host
+    API reaches the PipeWire graph (module docstring), and ask for the graph quantum
+    (``PIPEWIRE_LATENCY``, unless set). Idempotent; returns the :class:`PathState`. Never raises:
+    what stands in the way is in ``why_not`` (``RTSE_AUDIO_PATH=alsa``, no PipeWire, no
+    pipewire-jack, PortAudio already loaded without it, a library that fails to load)."""
+    global _STATE
+    if _STATE is not None:
+        return _STATE
+    st = PathState(pipewire=pipewire_running())
+    if os.environ.get("RTSE_AUDIO_PATH", "").strip().lower() == "alsa":
+        st.why_not = "RTSE_AUDIO_PATH=alsa"
+    elif not st.pipewire:
+        st.why_not = "no PipeWire server found"
+    else:
+        lib = pipewire_libjack()
+        if lib is None:
+            st.why_not = ("PipeWire's JACK library is not installed (apt-get install "
+                          "pipewire-jack; Fedora: pipewire-jack-audio-connection-kit)")
+        elif "sounddevice" in sys.modules:
+            st.why_not = "PortAudio was loaded before PipeWire's libjack could be"
+        else:
+            try:
+                ctypes.CDLL(lib, mode=ctypes.RTLD_GLOBAL)
+            except OSError as e:
+                st.why_not = f"cannot load {lib}: {e}"
+            else:
+                st.libjack = lib
+                st.why_not = ""
+                os.environ.setdefault("PIPEWIRE_LATENCY", _quantum_env())
+    st.quantum = os.environ.get("PIPEWIRE_LATENCY")
+    _STATE = st
+    return st
+
+
+def state() -> PathState:
+    """The :class:`PathState` (prepares on first use)."""
+    return prepare()
+
+
+def _pw_metadata_default(key: str, timeout_s: float) -> str | None:
+    r = subprocess.run(["pw-metadata", "-n", "default", "0", key], capture_output=True, text=True,
+                       timeout=timeout_s, env=os.environ.copy())
+    for line in r.stdout.splitlines():
+        if f"key:'{key}'" in line and "value:'" in line:
+            value = line.split("value:'", 1)[1].rsplit("' type:", 1)[0]
+            try:
+                return json.loads(value).get("name")
+            except (ValueError, AttributeError):
+                return None
+    return None
+
+
+def pipewire_default_names(timeout_s: float = 3.0) -> dict[str, str]:
+    """The JACK client names of PipeWire's default source and sink, ``{"input": name, "output":
+    name}`` (the nodes' descriptions, which PipeWire's JACK interface shows as client names; a
+    side without a default is left out). Uses ``pw-metadata`` and ``pw-dump`` (pipewire-bin);
+    an empty dict where they are missing or do not answer in ``timeout_s``."""
+    if shutil.which("pw-metadata") is None or shutil.which("pw-dump") is None:
+        return {}
+    try:
+        names = {kind: _pw_metadata_default(key, timeout_s)
+                 for kind, key in (("input", "default.audio.source"),
+                                   ("output", "default.audio.sink"))}
+        if not any(names.values()):
+            return {}
+        r = subprocess.run(["pw-dump"], capture_output=True, text=True, timeout=timeout_s,
+                           env=os.environ.copy())
+        objs = json.loads(r.stdout or "[]")
+    except (OSError, subprocess.TimeoutExpired, ValueError):
+        return {}
+    out = {}
+    for kind, node in names.items():
+        for o in objs:
+            props = ((o.get("info") or {}).get("props") or {}) if isinstance(o, dict) else {}
+            if node and props.get("node.name") == node:
+                out[kind] = str(props.get("node.description") or props.get("node.nick") or node)
+                break
+    return out
+
+
+def describe(hostapi: str | None) -> str:
+    """The audio path of a device of PortAudio host API ``hostapi`` in words, for the status line
+    and ``realtime-tse devices``: "PipeWire JACK (quantum 128/48000)", "ALSA", ..."""
+    if hostapi == JACK_HOSTAPI:
+        st = state()
+        q = f", quantum {st.quantum}" if st.quantum else ""
+        return f"PipeWire JACK{q}" if st.libjack else f"JACK{q}"
+    return hostapi or "?"
