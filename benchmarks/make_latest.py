@@ -22,6 +22,7 @@ UNSEEN = "eval_tts_voices_lite-lstm-d1_94c5f50c.json"
 LIVE = "realtime.json"
 SPEED = "models_live_presets.json"
 SWAP = "swap_test_lite-lstm-d1_94c5f50c.json"
+PATHS = "audio_path_delay.json"
 # dates of the files that record none (the commit that added their figures)
 QUALITY_DATE = SPEED_DATE = "2026-11-30"
 MACHINE = "2 shared x86_64 cores (a VM), torch 2.13.0+cpu, other jobs running unless noted"
@@ -43,6 +44,18 @@ def swap_test() -> dict:
                   "mean_contrast_db": round(r["mean_contrast_db"], 2)}
     out["demo_contrast_db"] = {name: [row["1m"], row["3m"]] for name, row in m["demo"].items()}
     return out
+
+
+def audio_paths() -> dict:
+    """Delay per audio path at 16 ms blocks (the JACK path's goal), measured and shown (ms)."""
+    d = _load(PATHS)
+    rows = [r for r in d["summary"] if r["block_ms"] == 16.0 and not r["busy_core"]]
+    return {"source": PATHS, "date": d["date"][:10], "block_ms": 16.0,
+            "rows": {r["path"]: {"measured_ms": round(r["delay_ms"], 1),
+                                 "shown_ms": round(r["reported_total_ms"], 1),
+                                 "xruns_after_2s": r["xruns_after_2s"],
+                                 "seconds": r["seconds"],
+                                 "load_average": round(r["load_average"], 1)} for r in rows}}
 
 
 def _load(name: str) -> dict:
@@ -81,6 +94,7 @@ def build() -> dict:
                     "swap_test": swap_test()},
         "latency": [delay("end_to_end_long_busy_core", "long_pulseaudio_32ms_busy_default", l32),
                     delay("end_to_end_jitter_shrink", "long_pulseaudio_64ms", l64)],
+        "latency_paths": audio_paths(),
         "speed": {"source": f"{SPEED} (lite-lstm, 1 torch thread, {row['sample_rate']} Hz)",
                   "date": SPEED_DATE,
                   "parameters": row["parameters"], "offline_rtf": round(row["offline_rtf"], 4),

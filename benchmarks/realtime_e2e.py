@@ -122,9 +122,14 @@ def bench_e2e(model: TSEModel, seconds: float, block_ms: float = 64, busy: bool 
     from realtime_tse.testing.loopback import DUT_ENV, MeasureSinks, PacatLoopbackRecorder, window_delays
     fs = 16000
     x = demo(fs, seconds)
+    devices = tuple(stream_kwargs.pop("devices", ("pulse", "pulse")))  # (input, output) names
     sinks = MeasureSinks(fs)
+    if devices != ("pulse", "pulse"):
+        # JACK devices are the graph's nodes as PortAudio saw them when it was initialised:
+        # list them again now that the topology is loaded (no stream is open here)
+        from realtime_tse.audio.devices import list_devices
+        list_devices(refresh=True)
     extra_env = dict(stream_kwargs.pop("env", {}))
-    devices = stream_kwargs.pop("devices", ("pulse", "pulse"))  # (input, output) device names
     period_ms = stream_kwargs.pop("period_ms", None)
     if period_ms is not None:  # the device period in ms at the rate the devices will run
         rate = stream_kwargs.get("device_rate") or model.sample_rate
@@ -210,8 +215,9 @@ def bench_e2e(model: TSEModel, seconds: float, block_ms: float = 64, busy: bool 
         "device_block_ms": 1e3 * st["device_blocksize"] / st["device_rate"],
         "input_block_ms": 1e3 * st.get("input_blocksize", st["device_blocksize"])
         / st["device_rate"],
-        "jitter_ms": st["jitter_ms"],
+        "jitter_ms": st["jitter_ms"], "audio_path": st.get("audio_path"),
         "device_latency_ms": 1e3 * st["device_latency_s"],
+        "delay_parts_ms": st.get("delay_parts_ms"),
         "delay_ms": float(np.median(lags)) if len(lags) else None,
         "delay_min_ms": float(lags.min()) if len(lags) else None,
         "delay_max_ms": float(lags.max()) if len(lags) else None,

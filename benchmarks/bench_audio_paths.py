@@ -1,0 +1,129 @@
+"""End-to-end delay per audio path and block size, with the delay the app shows beside it.
+
+    .venv/bin/python benchmarks/bench_audio_paths.py [--paths pulseaudio,pipewire-pulse,pipewire-jack]
+        [--blocks 16,32,64] [--seconds 20] [--long-minutes 0] [--busy]
+        [--out benchmarks/results/audio_path_delay.json]
+
+Paths: ``pulseaudio`` (a private PulseAudio, PortAudio's ALSA ``pulse`` device), ``pipewire-pulse``
+(a private PipeWire + WirePlumber + pipewire-pulse under ``dbus-run-session``, the same ALSA
+device) and ``pipewire-jack`` (the same PipeWire, PortAudio's JACK host API on PipeWire's libjack:
+the app's low-latency path, ``realtime_tse.audio.host_path``). Each path runs in its own child
+process (PortAudio, and which libjack it uses, is chosen once per process). The engine (shipped
+model, scan on, defaults for everything else) runs between the measuring sinks of
+``realtime_tse/testing/loopback.py`` (the same pactl topology on PulseAudio and on pipewire-pulse;
+on the JACK path the engine opens the topology's ``dut_mic`` and ``meas_r`` nodes as JACK
+devices): delay per 1 s window by cross-correlation, its drift, xruns after 2 s, and the delay
+the engine reports (``total_latency_ms``, the median of the estimates at its latest block writes)
+at the end, plus the parts of that estimate. ``--long-minutes`` adds one run of that length per
+path at 16 ms blocks (with ``--busy``: one more core kept busy). The machine's load average is
+recorded with every row.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+PATHS = ("pulseaudio", "pipewire-pulse", "pipewire-jack")
+
+
+def run_path(path: str, blocks: list[float], seconds: float, long_minutes: float,
+             busy: bool) -> dict:
+    """All rows of one path (this process: PortAudio is loaded here once)."""
+    if path == "pipewire-pulse":
+        os.environ["RTSE_AUDIO_PATH"] = "alsa"  # no JACK host API at all: the plain ALSA path
+    from realtime_common import get_model  # noqa: PLC0415
+    from realtime_e2e import SoundServer, bench_e2e, print_e2e  # noqa: PLC0415
+    model, what = get_model(None)
+    try:
+        srv = SoundServer("pulseaudio" if path == "pulseaudio" else "pipewire")
+    except Exception as e:  # noqa: BLE001
+        return {"path": path, "skipped": str(e)}
+    devices = ("dut_mic", "meas_r") if path == "pipewire-jack" else ("pulse", "pulse")
+    rows = []
+    try:
+        from realtime_tse.audio import host_path  # noqa: PLC0415
+        print(f"{path}: {srv.version}", flush=True)
+        runs = [(b, seconds, False) for b in blocks]
+        if long_minutes > 0:
+            runs.append((16.0, 60.0 * long_minutes, busy))
+        for block, secs, b in runs:
+            r = bench_e2e(model, secs, block_ms=block, busy=b, devices=devices,
+                          label=f"{path}, {block:g} ms" + (", busy core" if b else ""))
+            print_e2e(r)
+            r["path"] = path
+            rows.append(r)
+        st = host_path.state()
+        jack = {"libjack": st.libjack, "quantum": st.quantum, "why_not": st.why_not}
+    finally:
+        srv.stop()
+    return {"path": path, "server": srv.version, "model": what, "jack": jack, "rows": rows}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--paths", default=",".join(PATHS))
+    ap.add_argument("--blocks", default="16,32,64")
+    ap.add_argument("--seconds", type=float, default=20.0)
+    ap.add_argument("--long-minutes", type=float, default=0.0)
+    ap.add_argument("--busy", action="store_true", help="one more core busy in the long runs")
+    ap.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "audio_path_delay.json"))
+    ap.add_argument("--one", default=None, help=argparse.SUPPRESS)  # child: one path -> --out
+    a = ap.parse_args(argv)
+    blocks = [float(b) for b in a.blocks.split(",")]
+    from realtime_tse.file_write import write_json_atomic  # noqa: PLC0415
+    if a.one:
+        write_json_atomic(a.out, run_path(a.one, blocks, a.seconds, a.long_minutes, a.busy))
+        return 0
+    load0 = os.getloadavg()
+    results = []
+    with tempfile.TemporaryDirectory(prefix="rtse-paths-") as td:
+        for path in a.paths.split(","):
+            if path not in PATHS:
+                raise SystemExit(f"unknown path {path!r} (one of {', '.join(PATHS)})")
+            out = Path(td) / f"{path}.json"
+            cmd = [sys.executable, __file__, "--one", path, "--blocks", a.blocks, "--seconds",
+                   str(a.seconds), "--long-minutes", str(a.long_minutes), "--out", str(out)]
+            if a.busy:
+                cmd.append("--busy")
+            rc = subprocess.run(cmd).returncode
+            results.append(json.loads(out.read_text()) if out.exists()
+                           else {"path": path, "skipped": f"child exited {rc}"})
+    summary = []
+    for res in results:
+        for r in res.get("rows", []):
+            if r.get("delay_ms") is None:
+                continue
+            summary.append({k: r.get(k) for k in (
+                "path", "audio_path", "block_ms", "seconds", "busy_core", "delay_ms", "reported_total_ms",
+                "drift_end_minus_start_ms", "drift_ms", "xruns_after_2s", "device_rate",
+                "device_blocksize", "jitter_ms", "load_average_start", "load_average")})
+            s = summary[-1]
+            s["shown_minus_measured_ms"] = s["reported_total_ms"] - s["delay_ms"]
+    print("\npath            block  measured  shown  shown-meas  drift  xruns>2s  run    load")
+    for s in summary:
+        print(f"{s['path']:<15} {s['block_ms']:4.0f}  {s['delay_ms']:7.1f}  {s['reported_total_ms']:6.1f}"
+              f"  {s['shown_minus_measured_ms']:+8.1f}  {s['drift_end_minus_start_ms']:+5.1f}"
+              f"  {s['xruns_after_2s']:6d}  {s['seconds']:5.0f} s  {s['load_average']:.1f}")
+    write_json_atomic(a.out, {
+        "what": "end-to-end delay per audio path and block size, shown vs measured",
+        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "date": time.strftime("%Y-%m-%d %H:%M:%S"), "machine": platform.platform(),
+        "cpus": os.cpu_count(), "load_average_start": load0, "load_average_end": os.getloadavg(),
+        "summary": summary, "paths": results})
+    print(f"wrote {a.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
