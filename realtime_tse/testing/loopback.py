@@ -12,7 +12,9 @@ both channels of ``meas.monitor`` in one stream, so the two channels share one t
 of right behind left is the DUT's microphone-to-speaker delay, with nothing of the harness's own
 buffering in it (a harness underflow shows up in both channels alike). Point the DUT at the
 topology with ``PULSE_SOURCE=dut_mic`` and ``PULSE_SINK=meas_r`` (read by libpulse when PortAudio
-opens the stream) and use PortAudio's ``pulse`` device.
+opens the stream) and use PortAudio's ``pulse`` device. On PipeWire the nodes carry their names as
+descriptions, which PipeWire's JACK interface shows as client names: a DUT on the JACK path opens
+the JACK devices ``dut_mic`` and ``meas_r`` (list PortAudio's devices again after loading).
 
 ``window_delays`` cross-correlates the two channels window by window: the delay, its drift over a
 long run, and the correlation per window (a window where the DUT dropped or repeated audio shows a
