@@ -18,6 +18,7 @@ import soundfile as sf
 
 from realtime_tse.audio.devices import list_devices
 from realtime_tse.audio.streams import make_stream
+from realtime_tse.testing.loopback import DUT_ENV, LoopbackRecorder, MeasureSinks, window_delays
 from tests.rt_fixtures import PRIVATE_PULSE_PRELUDE
 
 
@@ -25,121 +26,38 @@ REPO = Path(__file__).resolve().parents[1]
 DEMO_MIX = REPO / "assets" / "demo" / "demo_mix.wav"
 
 
-class _Harness:
-    """A duplex sounddevice stream that plays a signal into one PulseAudio sink and records
-    another sink's monitor on the same clock (large blocks, 128 ms: a busy 2-core machine must not
-    make the harness itself glitch). ``fs``: its rate, which should be the sinks' rate (no
-    resampling in the sound server)."""
-
-    def __init__(self, monkeypatch, sink: str, source: str, fs: int = 16000, max_s: float = 40.0):
-        import sounddevice as sd
-        self.fs = fs
-        self.rec = np.zeros(int(max_s * fs), np.float32)
-        self.pos, self.start, self.played, self.x = 0, None, 0, None
-        self.tail_s = 3.0  # recording after the end of the signal: the longest delay searched
-        self.glitches: list = []  # the harness's own xruns while it played
-        self.finished = threading.Event()
-        self.sink, self.source = sink, source
-        monkeypatch.setenv("PULSE_SINK", sink)  # (restored by monkeypatch at the end)
-        monkeypatch.setenv("PULSE_SOURCE", source)
-        self.stream = self._open()
-
-    def _open(self):
-        import sounddevice as sd
-        saved = os.environ.get("PULSE_SINK"), os.environ.get("PULSE_SOURCE")
-        os.environ["PULSE_SINK"], os.environ["PULSE_SOURCE"] = self.sink, self.source
-        try:  # libpulse reads PULSE_SINK / PULSE_SOURCE when PortAudio opens the stream
-            s = sd.Stream(device=("pulse", "pulse"), samplerate=self.fs,
-                          blocksize=int(round(0.128 * self.fs)),
-                          channels=1, dtype="float32", callback=self._cb)
-            s.start()
-        finally:
-            for k, v in zip(("PULSE_SINK", "PULSE_SOURCE"), saved):
-                os.environ[k] = v
-        self.latency = s.latency
-        return s
-
-    def _cb(self, indata, outdata, frames, _t, status):
-        p = self.pos
-        if status and self.start is not None:
-            self.glitches.append((round((p - self.start) / self.fs, 3), str(status)))
-        n = min(frames, len(self.rec) - p)
-        self.rec[p:p + n] = indata[:n, 0]
-        self.pos = p + n
-        outdata[:] = 0
-        x = self.x
-        if x is not None:
-            if self.start is None:
-                self.start = p
-            q = self.played
-            m = min(frames, len(x) - q)
-            if m > 0:
-                outdata[:m, 0] = x[q:q + m]
-                self.played = q + m
-            elif p - self.start > len(x) + self.tail_s * self.fs:
-                self.finished.set()
-        if n < frames:
-            self.finished.set()
-
-    def wait_running(self, seconds: float = 0.5, timeout: float = 10.0) -> None:
-        """Wait until it has run ``seconds``; reopen it (twice at most) if PortAudio's ALSA/pulse
-        path failed its first poll (the stream then stops by itself)."""
-        for _attempt in range(3):
-            deadline = time.monotonic() + timeout
-            while self.pos < seconds * self.fs and time.monotonic() < deadline \
-                    and self.stream.active:
-                time.sleep(0.05)
-            if self.pos >= seconds * self.fs:
-                return
-            self.stream.close()
-            self.pos = 0
-            self.stream = self._open()
-        raise AssertionError("harness stream does not run")
-
-    def play(self, x: np.ndarray, timeout: float) -> dict:
-        """Play ``x`` now; return the delay of ``x`` in the recording and the correlation."""
-        self.x = x
-        ok = self.finished.wait(timeout)
-        self.stream.close()
-        assert ok and self.start is not None, "harness stream did not finish"
-        fs = self.fs
-        r = self.rec[self.start:self.pos]
-        tail = len(r) - len(x)
-        n = 1 << int(np.ceil(np.log2(len(r) * 2)))
-        c = np.fft.irfft(np.fft.rfft(r, n) * np.conj(np.fft.rfft(x, n)), n)
-        lag = int(np.argmax(c[:tail]))
-        a = r[lag:lag + len(x)]
-        corr = float(np.corrcoef(a, x[:len(a)])[0, 1])
-        lags = []  # the delay in 1 s windows: did the loop's timeline move during the run?
-        for k in range(0, len(x) - fs + 1, fs):
-            seg = x[k:k + fs]
-            if np.sum(seg ** 2) > 1e-6:
-                w = r[k:k + fs + tail]  # np.correlate(w, seg, "valid"), through the FFT
-                m = 1 << int(np.ceil(np.log2(len(w) + fs)))
-                cw = np.fft.irfft(np.fft.rfft(w, m) * np.conj(np.fft.rfft(seg, m)), m)
-                lags.append(int(np.argmax(cw[:len(w) - fs + 1])))
-        return dict(lag_s=lag / fs, corr=corr, window_lags_ms=[round(v / fs * 1000) for v in lags],
-                    gain=float(np.dot(a, x[:len(a)]) / np.dot(x[:len(a)], x[:len(a)])))
-
-
 _SETTLE_S = 1.5  # PulseAudio's loop delay drifts by tens of samples in a stream's first 1.5 s
+_MAX_LAG_S = 2.5  # the longest delay searched (s)
 
 
-def _loopback_once(pulse, monkeypatch, src: str, spk: str, x: np.ndarray, device_rate: int,
-                   block: int, **kw) -> dict:
-    """The stream under test (0.5 x identity, model rate 16 kHz) hears ``src``'s monitor and
-    plays into ``spk``; the harness plays ``x`` into ``src`` and records ``spk``'s monitor on the
-    same clock. Both sinks, the harness and ``x`` run at ``device_rate``: only the stream under
-    test converts rates, never the sound server."""
+def _aligned(left: np.ndarray, right: np.ndarray, fs: int) -> tuple[float, float, float]:
+    """The lag of ``right`` behind ``left`` over the whole recording (s, at most ``_MAX_LAG_S``),
+    and at that lag the correlation of the two and the gain of ``right`` relative to ``left``."""
+    m, n = int(_MAX_LAG_S * fs), len(left)
+    nfft = 1 << int(np.ceil(np.log2(2 * n)))
+    c = np.fft.irfft(np.fft.rfft(right, nfft) * np.conj(np.fft.rfft(left, nfft)), nfft)[:m + 1]
+    lag = int(np.argmax(c))
+    a, b = right[lag:], left[:n - lag]
+    return lag / fs, float(np.corrcoef(a, b)[0, 1]), float(np.dot(a, b) / np.dot(b, b))
+
+
+def _loopback_once(monkeypatch, x: np.ndarray, device_rate: int, block: int, **kw) -> dict:
+    """The stream under test (0.5 x identity, model rate 16 kHz) hears the left channel of the
+    measuring sink and plays into its right channel; the harness
+    (:class:`realtime_tse.testing.loopback.LoopbackRecorder`) plays ``x`` into the left channel
+    and records both channels on one timeline, so the lag of right behind left is the stream's
+    microphone-to-speaker delay, with none of the harness's own buffering in it. The sink, the
+    harness and ``x`` run at ``device_rate``: only the stream under test converts rates, never
+    the sound server."""
     fs = 16000
     # the harness first: a microphone always delivers
-    h = _Harness(monkeypatch, sink=src, source=f"{spk}.monitor", fs=device_rate)
-    monkeypatch.setenv("PULSE_SOURCE", f"{src}.monitor")  # the DUT's microphone
-    monkeypatch.setenv("PULSE_SINK", spk)  # the DUT's speaker
+    h = LoopbackRecorder(device_rate, max_s=len(x) / device_rate + _SETTLE_S + _MAX_LAG_S + 30).start()
+    for k, v in DUT_ENV.items():  # the stream under test's microphone and speaker
+        monkeypatch.setenv(k, v)
     dut = make_stream(lambda b: 0.5 * b, fs, block, input_device="pulse", output_device="pulse",
                       device_rate=device_rate, **kw)
-    dut.start()
     try:
+        dut.start()
         # started = processing blocks (what is asserted), not 0.5 s of device time: PulseAudio
         # may hand over the capture it held before the first callback in one burst, which the
         # stream drops by design (stale start-up input); then 0.5 s of callbacks came with 0
@@ -149,44 +67,39 @@ def _loopback_once(pulse, monkeypatch, src: str, spk: str, x: np.ndarray, device
             time.sleep(0.05)
         assert dut.error is None and dut.blocks_processed >= 4, dut.stats()
         time.sleep(_SETTLE_S)
-        h.wait_running()
-        res = h.play(x, timeout=len(x) / device_rate + 15)
+        h.play(x)
+        deadline = time.monotonic() + len(x) / device_rate + 15
+        while not h.done_playing and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert h.done_playing, "the harness did not finish playing"
+        time.sleep(_MAX_LAG_S + 0.5)  # the end of the signal reaches the recording, delayed
         stats, events = dut.stats(), dut.xrun_events()
     finally:
         dut.stop()
-        h.stream.close()
-    res["gain"] *= 2.0  # the recording is 0.5 x: relative to the expected 0.5
-    lags = res["window_lags_ms"]
+        left, right = h.stop()
+    lag_s, corr, gain = _aligned(left, right, device_rate)
+    d = window_delays(left, right, device_rate, max_lag_s=_MAX_LAG_S)
+    lags = [round(v * 1000) for v in d["lag_s"]]  # per 1 s window: did the delay move?
     late = [(t, k) for t, k in events if t > 2.0]
-    res.update(stats=stats, events=events, late=late, harness_glitches=h.glitches,
-               harness_latency=h.latency,
-               steady=bool(lags) and max(lags) - min(lags) <= 2)
+    res = dict(lag_s=lag_s, corr=corr, gain=2.0 * gain,  # the stream's 0.5, relative to 0.5
+               window_lags_ms=lags, stats=stats, events=events, late=late,
+               harness_glitches=h.glitches, steady=bool(lags) and max(lags) - min(lags) <= 2)
     # a sound-server hiccup can also garble part of an attempt without moving the delay
     res["clean"] = res["steady"] and not h.glitches and not late and res["corr"] > 0.95
     return res
-
-
-def _harness_self_delay(monkeypatch, spk: str, x: np.ndarray, fs: int) -> float:
-    """The harness alone (plays into ``spk``, records its monitor): its own share of the delay."""
-    cal = _Harness(monkeypatch, sink=spk, source=f"{spk}.monitor", fs=fs)
-    try:
-        cal.wait_running()
-        return cal.play(x, timeout=15)["lag_s"]
-    finally:
-        cal.stream.close()
 
 
 @pytest.mark.audio
 @pytest.mark.parametrize("device_rate,seconds", [(16000, 10.0), (48000, 4.0)])
 def test_duplex_loopback_through_pulse_null_sink(pulse_null_sink, monkeypatch, record_property,
                                                  device_rate, seconds):
-    """Demo mixture -> null sink -> its monitor = the stream's microphone -> 0.5 x identity
-    -> a second null sink -> its monitor -> the harness, which also played the mixture (one
-    clock). The sinks and the harness run at ``device_rate``, like a sound card at that rate:
-    the stream under test converts 48 kHz <-> 16 kHz itself (``resampling``). (With 16 kHz sinks
-    the sound server resampled the 48 kHz streams too, and on a loaded machine its resampled
-    low-latency streams slipped by a few samples to tens of ms before the stream under test had
-    seen the audio: most attempts failed, for the server's sake.)
+    """Demo mixture -> the measuring sink's left channel -> the stream's microphone -> 0.5 x
+    identity -> the sink's right channel; the harness records both channels
+    (realtime_tse/testing/loopback.py). The sink and the harness run at ``device_rate``, like a
+    sound card at that rate: the stream under test converts 48 kHz <-> 16 kHz itself
+    (``resampling``). (With a 16 kHz sink the sound server would resample the 48 kHz streams too,
+    and on a loaded machine its resampled low-latency streams slipped by a few samples to tens of
+    ms before the stream under test had seen the audio.)
 
     The 2-core test machine is shared: a sound-server stall makes every client glitch at once.
     An attempt whose harness glitched, whose loop delay moved, or where the stream under test
@@ -199,21 +112,20 @@ def test_duplex_loopback_through_pulse_null_sink(pulse_null_sink, monkeypatch, r
     if device_rate != fs:
         from realtime_tse.model import resample
         x = resample(x, fs, device_rate).astype(np.float32)
-    src = pulse_null_sink.add_null_sink(f"rtse_src{device_rate}", rate=device_rate)
-    spk = pulse_null_sink.add_null_sink(f"rtse_spk{device_rate}", rate=device_rate)
+    sinks = MeasureSinks(device_rate)
     attempts = []
-    for _ in range(3):
-        r = _loopback_once(pulse_null_sink, monkeypatch, src, spk, x, device_rate, 1024,
-                           prefill_blocks=4)
-        attempts.append(r)
-        if r["clean"]:
-            break
-    h_lag = _harness_self_delay(monkeypatch, spk, x[:device_rate], device_rate)
+    try:
+        for _ in range(3):
+            r = _loopback_once(monkeypatch, x, device_rate, 1024, prefill_blocks=4)
+            attempts.append(r)
+            if r["clean"]:
+                break
+    finally:
+        sinks.unload()
     st = r["stats"]
     summary = (f"loopback device_rate={device_rate}, block 1024, prefill 4 blocks: DUT "
-               f"mic->speaker delay {(r['lag_s'] - h_lag) * 1000:.0f} ms (whole loop "
-               f"{r['lag_s'] * 1000:.0f} ms minus the harness's own {h_lag * 1000:.0f} ms; DUT "
-               f"design estimate {st['estimated_latency_s'] * 1000:.0f} ms), corr {r['corr']:.5f}, "
+               f"mic->speaker delay {r['lag_s'] * 1000:.0f} ms (DUT design estimate "
+               f"{st['estimated_latency_s'] * 1000:.0f} ms), corr {r['corr']:.5f}, "
                f"gain {r['gain']:.3f}, xruns {st['xruns']} (after 2 s: {len(r['late'])}; events "
                f"{r['events'][:6]}), restarts {st['restarts']}, mean block "
                f"{st['mean_process_s'] * 1e3:.2f} ms, input age (PortAudio time_info) "
@@ -223,7 +135,7 @@ def test_duplex_loopback_through_pulse_null_sink(pulse_null_sink, monkeypatch, r
                f"input drops {st['input_backlog_drops']} ({st['input_samples_dropped']} samples), "
                f"attempts {len(attempts)}: "
                + "; ".join(f"corr {a['corr']:.3f} lags {a['window_lags_ms']} late {a['late'][:3]} "
-                           f"harness {a['harness_glitches'][:3]}" for a in attempts))
+                           f"harness glitches {a['harness_glitches']}" for a in attempts))
     print(summary)
     record_property("loopback", summary)
     assert r["corr"] > 0.95, summary
@@ -231,7 +143,7 @@ def test_duplex_loopback_through_pulse_null_sink(pulse_null_sink, monkeypatch, r
     assert not r["late"], summary
     assert st["blocks_processed"] > seconds * fs / 1024
     assert st["device_latency_s"] > 0 and st["resampling"] == (device_rate != fs)
-    assert 0.0 < r["lag_s"] - h_lag < 2.5, summary
+    assert 0.0 < r["lag_s"] < _MAX_LAG_S, summary
     # our own input buffering stays fresh; a backlog held by the sound server (captured audio
     # older than PortAudio's reported input latency) is measured, not removable from here
     assert st["input_backlog_s"] <= st["max_input_backlog_s"], summary
@@ -389,7 +301,6 @@ def test_end_to_end_delay_is_bounded_and_a_start_backlog_is_not_played(pulse_nul
     gives ~90 ms for a 64 ms block; the old duplex stream measured ~2,000 ms. Retried like the
     other real-audio tests."""
     from realtime_tse.audio.pulse_env import restore_env, save_env
-    from realtime_tse.testing.loopback import DUT_ENV, LoopbackRecorder, MeasureSinks, window_delays
     fs = 16000
     x, sr = sf.read(DEMO_MIX, dtype="float32")
     assert sr == fs
