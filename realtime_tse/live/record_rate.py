@@ -38,8 +38,10 @@ def recording_rate(stream, model_rate: int) -> int:
 class ResampledTap:
     """A stream tap ``tap(input_block, output_block)`` taking model-rate blocks and handing them to
     ``tap`` at ``rate`` Hz (a :class:`PolyphaseStream` per direction, in the calling thread: a few
-    multiply-adds per sample). The filter's delay is trimmed from the start, so the recording stays
-    aligned with the sidecar's times (the last few milliseconds, the filter's delay, are not written).
+    multiply-adds per sample). The filter is the linear-phase one (``phase="linear"``: a file has
+    no use for the live path's short delay, and every frequency keeps the same delay); its delay
+    is trimmed from the start, so the recording stays aligned with the sidecar's times (the last
+    few milliseconds, the filter's delay, are not written).
 
     Args:
         tap: the callable receiving ``(input_block, output_block)``, float32 1-D arrays at ``rate``.
@@ -51,7 +53,8 @@ class ResampledTap:
         self.tap = tap
         self.model_rate, self.rate = int(model_rate), int(rate)
         same = self.model_rate == self.rate
-        self._rs = None if same else [PolyphaseStream(self.model_rate, self.rate) for _ in range(2)]
+        self._rs = None if same else [PolyphaseStream(self.model_rate, self.rate, phase="linear")
+                                         for _ in range(2)]
         delay = 0 if same else int(round(self._rs[0].delay_s * self.rate))
         self._skip = [delay, delay]  # samples still to drop from each direction's start
 
