@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from models import ModelConfig, build_model, count_parameters
+from realtime_tse.models import ModelConfig, build_model, count_parameters
 
 
 def _best_of(fn, repeats: int) -> float:

@@ -24,9 +24,9 @@ from pathlib import Path
 
 import numpy as np
 
-from train.rir_simulation import simulate_rir
-from train.rirbank import RIRBank, build_bank
-from train.rooms import room_preset
+from realtime_tse.train.rir_simulation import simulate_rir
+from realtime_tse.train.rirbank import RIRBank, build_bank
+from realtime_tse.train.rooms import room_preset
 
 
 def core_ms_per_rir(spec, n: int, n_built: int) -> float:

@@ -28,8 +28,8 @@ from pathlib import Path
 
 import torch
 
-from models import ModelConfig, build_model, count_parameters
-from train.losses import batch_loss
+from realtime_tse.models import ModelConfig, build_model, count_parameters
+from realtime_tse.train.losses import batch_loss
 
 VARIANTS = [
     # label, preset, ModelConfig overrides
@@ -69,11 +69,11 @@ def _time(fn) -> float:
 
 def _data_rows(a, rows):
     """Step time of the band-split model with its data built inline vs by a DataLoader worker."""
-    from train.corpus import SpeechCorpus
-    from train.data import batches
-    from train.mixtures import MixtureSampler
-    from train.rirbank import RIRBank, build_bank
-    from train.rooms import room_preset
+    from realtime_tse.train.corpus import SpeechCorpus
+    from realtime_tse.train.data import batches
+    from realtime_tse.train.mixtures import MixtureSampler
+    from realtime_tse.train.rirbank import RIRBank, build_bank
+    from realtime_tse.train.rooms import room_preset
 
     room = room_preset("d1", n_rirs=200)
     bank_dir = Path("cache") / "bench_bank_d1"

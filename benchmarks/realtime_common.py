@@ -23,8 +23,8 @@ def get_model(path: str | None) -> tuple[TSEModel, str]:
     p = Path(path) if path else default_model_path()
     if p.is_file():
         return load_model(p, device="cpu"), f"checkpoint {p.relative_to(REPO) if p.is_relative_to(REPO) else p}"
-    from models import ModelConfig, build_model
-    from models.checkpoint import save_checkpoint
+    from realtime_tse.models import ModelConfig, build_model
+    from realtime_tse.models.checkpoint import save_checkpoint
     torch.manual_seed(0)
     tmp = Path(tempfile.mkdtemp()) / "random-lite-causal.safetensors"
     save_checkpoint(tmp, build_model(ModelConfig.preset("lite-causal")).eval(), {"note": "random"})

@@ -18,8 +18,8 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from models.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
-from models.net import build_model  # noqa: E402
+from realtime_tse.models.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
+from realtime_tse.models.net import build_model  # noqa: E402
 
 
 def convert(src: str, dst: str, bins: int = 10, bin_m: float = 0.5) -> None:

@@ -31,7 +31,7 @@ import torch
 
 
 def _samplers(speech: str, gap: float):
-    from train.cli import load_room, prepare_data
+    from realtime_tse.train.cli import load_room, prepare_data
     _, _, s, _ = prepare_data(load_room("d1"), speech, None, 4000, 1, 8000, 1.0, 0, progress=False)
     for k in ("train", "val"):
         s[k].min_gap_m = gap
@@ -51,7 +51,7 @@ def _nearer(sampler, start: int, n: int):
 
 def _load_net(path: str, with_meta: bool = False):
     """A checkpoint's network on the CPU in eval mode (and its metadata with ``with_meta``)."""
-    from models.checkpoint import load_checkpoint
+    from realtime_tse.models.checkpoint import load_checkpoint
     net, meta = load_checkpoint(path, device="cpu")
     net.eval()
     return (net, meta) if with_meta else net
@@ -69,8 +69,8 @@ def _context(spec: torch.Tensor) -> torch.Tensor:
 
 
 def probe(a) -> None:
-    from models.metrics import si_sdr
-    from models.stft import istft, stft
+    from realtime_tse.models.metrics import si_sdr
+    from realtime_tse.models.stft import istft, stft
     tr, va = _samplers(a.speech, a.gap)
     x, s, i, _ = _nearer(tr, 0, 400)
     xv, sv, iv, _ = _nearer(va, 50000, 64)
@@ -99,9 +99,9 @@ def probe(a) -> None:
 
 
 def nearer(a) -> None:
-    from models.config import ModelConfig
-    from models.metrics import si_sdr
-    from models.net import build_model
+    from realtime_tse.models.config import ModelConfig
+    from realtime_tse.models.metrics import si_sdr
+    from realtime_tse.models.net import build_model
     tr, va = _samplers(a.speech, a.gap)
     torch.manual_seed(0)
     net = build_model(ModelConfig.preset("lite-causal-bs"))
@@ -133,7 +133,7 @@ class _UPITBLSTM(torch.nn.Module):
         self.out = torch.nn.Linear(hidden if causal else 2 * hidden, 2 * n_freq)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        from models.stft import istft, stft
+        from realtime_tse.models.stft import istft, stft
         spec = stft(x, 256, 128)
         f = torch.log10(spec.abs() ** 2 + 1e-8)
         axes = (2,) if self.causal else (1, 2)   # per frame, or over the whole clip
@@ -144,7 +144,7 @@ class _UPITBLSTM(torch.nn.Module):
 
 
 def upit(a) -> None:
-    from models.metrics import si_sdr
+    from realtime_tse.models.metrics import si_sdr
     tr, va = _samplers(a.speech, a.gap)
     torch.manual_seed(0)
     net = _UPITBLSTM(causal=a.causal)
@@ -176,7 +176,7 @@ def order(a) -> None:
     """Token figures of a checkpoint by talker gap: for validation mixtures of two talkers (any gap)
     queried at the two tokens, the SI-SDRi under the better assignment (separation) and under the
     distance order (first token = the nearer talker), and at the talkers' own distances."""
-    from models.metrics import si_sdr
+    from realtime_tse.models.metrics import si_sdr
     net, meta = _load_net(a.checkpoint, with_meta=True)
     q = meta["provenance"]["train_config"].get("pit_queries") or [0.5, 4.5]
     _, va = _samplers(a.speech, a.gap)   # --gap 0: every validation pair
@@ -210,7 +210,7 @@ def between(a) -> None:
     them and outside them, on validation mixtures whose talkers are at least ``--gap`` m apart. A
     model that has learnt to bracket the talkers rather than to pick them is loud midway (the scan's
     profile is then a plateau from the nearer to the farther talker, with its peak in the middle)."""
-    from models.metrics import relative_level
+    from realtime_tse.models.metrics import relative_level
     net = _load_net(a.checkpoint)
     _, va = _samplers(a.speech, a.gap)
     rows = []
@@ -234,7 +234,7 @@ def solo(a) -> None:
     absolute error of the loudest query against the talker's distance. A model that localises has
     its loud queries move with the talker; one that has only learnt where talkers usually stand
     answers every talker alike."""
-    from models.metrics import relative_level
+    from realtime_tse.models.metrics import relative_level
     net = _load_net(a.checkpoint)
     _, va = _samplers(a.speech, 0.0)
     qs = np.arange(0.0, 5.01, 0.25)
@@ -258,10 +258,10 @@ def solo(a) -> None:
 def head(a) -> None:
     """The distance head (``ModelConfig.distance_bins``) on validation mixtures of two talkers (at
     least ``--gap`` m apart, 4 s): per talker, the head's mean probability per bin over the frames
-    where the talker is active (``train.losses.distance_targets``), its expected distance against the
+    where the talker is active (``realtime_tse.train.losses.distance_targets``), its expected distance against the
     true one (MAE, beside a constant guess at the mean distance), and the share of mixtures where the
     head puts the nearer talker nearer."""
-    from train.losses import distance_targets
+    from realtime_tse.train.losses import distance_targets
     net = _load_net(a.checkpoint)
     cfg = net.cfg
     _, va = _samplers(a.speech, a.gap)
@@ -295,11 +295,11 @@ def head(a) -> None:
 
 def locate(a) -> None:
     """Is a lone talker's distance learnable from the lite-lstm's own causal features? A causal
-    LSTM (1 x 128) on ``models.lstm_deg.frame_features`` regresses the talker's distance on every
+    LSTM (1 x 128) on ``realtime_tse.models.lstm_deg.frame_features`` regresses the talker's distance on every
     frame (L1), trained on single reverberant talkers of the D1 train split (16 x 1 s per step);
     prints the validation MAE of its last-frame estimate against the constant median guess."""
-    from models.lstm_deg import frame_features
-    from models.stft import stft
+    from realtime_tse.models.lstm_deg import frame_features
+    from realtime_tse.models.stft import stft
     tr, va = _samplers(a.speech, 0.0)
 
     def batch(s, start, n):
@@ -350,7 +350,7 @@ def _decay_stats(x: np.ndarray, n_fft: int) -> np.ndarray:
     """Statistics of one clip where reverberation shows: per quarter of the spectrum, histograms of
     each bin's frame-to-frame log-power change and of the band energy's change (how sounds start
     and die away; a near talker's die away abruptly, a far talker's under a reverberant tail)."""
-    from models.stft import stft
+    from realtime_tse.models.stft import stft
     sp = stft(torch.tensor(x, dtype=torch.float32)[None], n_fft, n_fft // 2)[0]
     lp = (10 * torch.log10(sp.abs() ** 2 + 1e-10)).numpy()
     lp -= lp.max()
@@ -368,7 +368,7 @@ def cue(a) -> None:
     from :func:`_decay_stats` to the distance, fitted on 900 and tested on 300 other lone talkers
     (D1 test RIRs, every speaker of ``--speech``, ``--clip`` s at 8 kHz). Prints the held-out MAE
     beside the constant-median guess and the correlation of estimate and truth."""
-    from train.cli import load_room, prepare_data
+    from realtime_tse.train.cli import load_room, prepare_data
     _, _, s, _ = prepare_data(load_room("d1"), a.speech, None, 4000, 1, 8000, a.clip, 0, progress=False,
                               test_all_speakers=True)
     x, y = [], []

@@ -1,9 +1,10 @@
 """Room acoustics shared by training and the product: figures of a room impulse response (RIR),
 the Schroeder backward energy, the room TOML file's table and the simulated shoebox room.
 
-``train`` builds its RIR banks with these (:mod:`train.rir_simulation`, :mod:`train.rirbank`,
-:mod:`train.rooms`) and ``realtime_tse`` measures and plots a calibrated room with the same ones
-(:mod:`realtime_tse.calibration`), so a measured room and its simulated twin are described alike.
+Training builds its RIR banks with these (:mod:`realtime_tse.train.rir_simulation`,
+:mod:`realtime_tse.train.rirbank`, :mod:`realtime_tse.train.rooms`) and the product measures and
+plots a calibrated room with the same ones (:mod:`realtime_tse.calibration`), so a measured room and
+its simulated twin are described alike.
 Nothing here imports torch; scipy and pyroomacoustics load on first use.
 
 Units: samples, seconds (s), Hz, dB, metres; ``h`` is a float RIR [L]. c = 343 m/s
@@ -138,7 +139,7 @@ def truncate_rir(h: np.ndarray, decay_db: float = 60.0) -> np.ndarray:
 
 def read_room_table(path) -> dict:
     """The table of a room TOML file (``size``, ``mic``, ``rt60``, ...: the keys each reader checks
-    are its own, :func:`train.rooms.load_room_toml` and
+    are its own, :func:`realtime_tse.train.rooms.load_room_toml` and
     :func:`realtime_tse.calibration.folder.read_room_toml`). Raises FileNotFoundError for a missing
     file, ValueError naming the file for text that is not TOML."""
     p = Path(path)

@@ -38,8 +38,8 @@ Choices the paper leaves open (written down here, SPEC.md decides the rest)
 * ``time_hidden``: a causal time LSTM is one-directional, so the live presets may give it more
   units than ``hidden``.
 * ``band_widths``: bins merged into bands before the DQ/TS blocks and split back before the
-  decoder (:mod:`models.bands`), so the LSTMs run on K bands instead of F bins; ``()`` keeps the
-  paper's per-bin blocks. ``lite-causal-bs`` uses :func:`models.bands.default_band_widths`.
+  decoder (:mod:`realtime_tse.models.bands`), so the LSTMs run on K bands instead of F bins; ``()`` keeps the
+  paper's per-bin blocks. ``lite-causal-bs`` uses :func:`realtime_tse.models.bands.default_band_widths`.
 * ``input_compress``: the magnitude of the mixture STFT fed to the encoder is raised to this power
   (phase kept); 1.0 = the paper's raw real/imag input. Compression to 0.5 is the usual way to keep
   quiet bins visible; the mask is always applied to the uncompressed STFT.

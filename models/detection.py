@@ -9,7 +9,7 @@ stands, the model passes speech and the level is high; elsewhere it falls silent
 Two readings of a level profile:
 
 * the paper's indicator (Sec. III-C-3, Table III): the levels summed within 1 m around each query,
-  its highest peak the distance estimate (:func:`models.metrics.distance_profile`);
+  its highest peak the distance estimate (:func:`realtime_tse.models.metrics.distance_profile`);
 * the detector the product shows (:func:`detect_talkers`): the indicator's peaks, kept only where the
   profile's own level stands ``min_contrast_db`` above its median, and none on silence. A model that
   only applies a distance-dependent gain gives a smooth profile with one broad maximum; the rule keeps

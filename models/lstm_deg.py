@@ -80,7 +80,7 @@ class LSTMDEG(nn.Module):
     """forward(mix [B, N], d_q [B] metres) -> [B, N]: the target talkers' reverberant speech.
 
     Offline (bidirectional) unless ``cfg.causal``; causal models also stream
-    (:meth:`init_state`, :meth:`step`, :meth:`reprime`, like :class:`models.net.DQTSNet`).
+    (:meth:`init_state`, :meth:`step`, :meth:`reprime`, like :class:`realtime_tse.models.net.DQTSNet`).
     """
 
     def __init__(self, cfg: ModelConfig):
@@ -112,7 +112,7 @@ class LSTMDEG(nn.Module):
         self.out = nn.Linear(width, f)
         # ``cfg.distance_bins``: a training-only head reading, from the same LSTM output the mask is
         # made of, which distance bins hold an active talker in each frame (multi-label logits,
-        # ``train.losses.distance_head_loss``). It makes the network encode every talker's distance,
+        # ``realtime_tse.train.losses.distance_head_loss``). It makes the network encode every talker's distance,
         # which the query-bound loss alone teaches only through which talker it picks; the mask,
         # streaming and the live path never read it.
         self.dist_head = nn.Linear(width, cfg.distance_bins) if cfg.distance_bins else None
@@ -125,7 +125,7 @@ class LSTMDEG(nn.Module):
     @property
     def algorithmic_latency_s(self) -> float:
         """The algorithmic latency at the smallest block, one hop (seconds): one frame.
-        Larger blocks: :meth:`models.config.ModelConfig.algorithmic_latency_s`."""
+        Larger blocks: :meth:`realtime_tse.models.config.ModelConfig.algorithmic_latency_s`."""
         return self.cfg.algorithmic_latency_s(self.cfg.hop)
 
     def _masks(self, spec, d_q, prev_lp=None, state=None, hidden: list | None = None):
@@ -173,7 +173,7 @@ class LSTMDEG(nn.Module):
         """Training form of :meth:`forward` with the distance head's output.
 
         mix [B, N], d_q [B] metres -> (the same [B, N] as :meth:`forward`, logits [B, T, K]) with T
-        STFT frames (``models.stft.stft`` framing) and K = ``cfg.distance_bins``: per frame, whether
+        STFT frames (``realtime_tse.models.stft.stft`` framing) and K = ``cfg.distance_bins``: per frame, whether
         a talker whose distance lies in bin k (``[k, k + 1) x cfg.distance_bin_m`` metres) is active.
         Raises ValueError for other shapes or a model without the head (``distance_bins`` = 0).
         """

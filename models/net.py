@@ -142,7 +142,7 @@ class DQTSNet(nn.Module):
     @property
     def algorithmic_latency_s(self) -> float:
         """The algorithmic latency at the smallest block, one hop (seconds): one frame.
-        Larger blocks: :meth:`models.config.ModelConfig.algorithmic_latency_s`."""
+        Larger blocks: :meth:`realtime_tse.models.config.ModelConfig.algorithmic_latency_s`."""
         return self.cfg.algorithmic_latency_s(self.cfg.hop)
 
     def _features(self, spec: torch.Tensor) -> torch.Tensor:
@@ -251,7 +251,7 @@ class DQTSNet(nn.Module):
 
 def build_model(cfg: ModelConfig) -> nn.Module:
     """Model for ``cfg.arch``: :class:`DQTSNet` (``"dqts"``) or
-    :class:`models.lstm_deg.LSTMDEG` (``"lstm_deg"``). Raises ValueError for another arch."""
+    :class:`realtime_tse.models.lstm_deg.LSTMDEG` (``"lstm_deg"``). Raises ValueError for another arch."""
     if cfg.arch == "dqts":
         return DQTSNet(cfg)
     if cfg.arch == "lstm_deg":

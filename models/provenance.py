@@ -3,7 +3,7 @@ app, the CLI and the scripts read back (``load_checkpoint(path)[1]["provenance"]
 
 Layout (JSON object; every key optional, unknown keys kept)::
 
-    room          the training room, train.rooms.RoomSpec.to_dict(): name, room_min / room_max
+    room          the training room, realtime_tse.train.rooms.RoomSpec.to_dict(): name, room_min / room_max
                   [3] metres, rt60_min / rt60_max seconds, mic ([3] metres or None: random), ...
     data          the training data (speech corpus, RIR bank, counts), as train/cli.py states it
     trainer       the trainer's state: step, epoch, best validation figures, ...
@@ -76,7 +76,7 @@ class MeasuredFigures:
         si_sdri_db: SI-SDR improvement on single-talker queries (dB, mean over repeats).
         absence_db: output level re input on queries where no talker is (dB).
         right_in_both: share (0..1) of position-swap pairs where the asked talker wins in both
-            positions (``train.swaptest``).
+            positions (``realtime_tse.train.swaptest``).
         scenario: the test room (e.g. "d1"); mixtures: test mixtures in all; clip_s: their length.
     """
 

@@ -1,5 +1,5 @@
-"""What every causal network's streaming shares (:class:`models.net.DQTSNet` and the causal
-LSTM+DEG of :mod:`models.lstm_deg`): the state's common operations, the queries of a new state and
+"""What every causal network's streaming shares (:class:`realtime_tse.models.net.DQTSNet` and the causal
+LSTM+DEG of :mod:`realtime_tse.models.lstm_deg`): the state's common operations, the queries of a new state and
 the start of each streaming step (check the block, re-prime on a new query, frame the samples)."""
 from __future__ import annotations
 

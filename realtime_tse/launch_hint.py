@@ -13,7 +13,8 @@ from pathlib import Path
 __all__ = ["app_command", "window_hint"]
 
 _REPO = Path(__file__).resolve().parent.parent
-_MODULES = {"realtime-tse": "realtime_tse.cli", "tse-train": "train.cli"}  # python -m fallbacks
+_MODULES = {"realtime-tse": "realtime_tse.cli",  # python -m fallbacks
+            "tse-train": "realtime_tse.train.cli"}
 
 
 def _shown(path: Path, cwd: Path) -> str:

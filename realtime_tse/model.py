@@ -21,8 +21,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from models.checkpoint import CheckpointError, load_checkpoint
-from models.config import ModelConfig
+from realtime_tse.models.checkpoint import CheckpointError, load_checkpoint
+from realtime_tse.models.config import ModelConfig
 
 from .scan.file_scan import SCAN_MAX_S, file_scan_levels, plan_excerpts
 from .paths import SHIPPED_MODEL_NAME, former_name_hint, shipped_model_path
@@ -122,7 +122,7 @@ class TSEModel:
 
     Attributes:
         net: the torch module (eval mode, on :attr:`device`).
-        config: its :class:`models.config.ModelConfig`.
+        config: its :class:`realtime_tse.models.config.ModelConfig`.
         provenance: the checkpoint's provenance dict.
         device: ``torch.device``.
         path: the checkpoint file (or None).
@@ -327,7 +327,7 @@ class TSEModel:
                 in the model's range; returned sorted.
             sample_rate: rate of ``mix`` (None = the model's rate).
             cancel: optional ``threading.Event``; when set, the scan stops between model calls and
-                raises :class:`models.detection.ScanCancelled`.
+                raises :class:`realtime_tse.models.detection.ScanCancelled`.
             max_seconds: most audio measured, seconds (default ``SCAN_MAX_S`` = 20 s; None: all).
             progress: a tqdm bar on stderr; None = only for 10 s or more of measured audio, and
                 only on a terminal.

@@ -1,9 +1,9 @@
 """What the app says about a checkpoint: its network, how good it measured, where its model card is.
 
-Read from the checkpoint itself (config and provenance, :mod:`models.provenance`), never from a
+Read from the checkpoint itself (config and provenance, :mod:`realtime_tse.models.provenance`), never from a
 fixed name, so a renamed or newly published checkpoint describes itself. The window's Model box and
 the headless run print the same lines. Importing this module is light (the window imports it before
-torch loads); :func:`measured_line` reads the provenance with :mod:`models.provenance`, which loads
+torch loads); :func:`measured_line` reads the provenance with :mod:`realtime_tse.models.provenance`, which loads
 the ``models`` package and torch, once a model is loaded anyway.
 """
 from __future__ import annotations
@@ -44,10 +44,10 @@ def network_text(config, prov: dict | None = None) -> str:
 
 def measured_line(prov: dict | None) -> str:
     """One line of the checkpoint's measured test figures (``provenance["evaluation"]``, read by
-    :func:`models.provenance.measured_figures`), e.g. ``"Measured on 200 test mixtures of 4 s (D1
+    :func:`realtime_tse.models.provenance.measured_figures`), e.g. ``"Measured on 200 test mixtures of 4 s (D1
     room, voices it never heard): SI-SDRi +0.97 dB, output where no one talks -13.5 dB, right
     talker in both swapped positions: not measured"``. A figure that was not measured says so."""
-    from models.provenance import measured_figures  # noqa: PLC0415  (loads torch: see above)
+    from realtime_tse.models.provenance import measured_figures  # noqa: PLC0415  (loads torch: see above)
     fig = measured_figures(prov)
     if fig is None:
         return "Measured figures: not measured (this checkpoint holds no test evaluation)"

@@ -6,7 +6,7 @@ Latency, measured in samples (``Streamer.delay_samples``): ``process()`` output 
 arrived) plus ``hop`` of internal buffering so that blocks of any length can be accepted
 (``aligned=True`` drops it for callers that always pass whole hops, as the live engine does).
 ``Streamer.latency_s`` is the algorithmic latency, block + frame - hop
-(:meth:`models.config.ModelConfig.algorithmic_latency_s`, the one definition the engine, the CLI and
+(:meth:`realtime_tse.models.config.ModelConfig.algorithmic_latency_s`, the one definition the engine, the CLI and
 the window report). An aligned streamer's output lags the offline output by exactly the look-ahead
 (frame - hop); one that accepts blocks of any length holds one more hop back (``delay_samples``).
 
@@ -87,7 +87,7 @@ class Streamer:
     @property
     def latency_s(self) -> float:
         """The algorithmic latency in seconds: the block plus the model's look-ahead (frame - hop),
-        :meth:`models.config.ModelConfig.algorithmic_latency_s`."""
+        :meth:`realtime_tse.models.config.ModelConfig.algorithmic_latency_s`."""
         return self.model.config.algorithmic_latency_s(self.block_samples)
 
     @property
@@ -205,7 +205,7 @@ class Streamer:
 
 def _finite_state(state) -> bool:
     """True when every floating tensor in a streaming state is finite (the state's own
-    ``is_finite()`` when it has one, e.g. ``models.net.StreamState``; else nested dict/list)."""
+    ``is_finite()`` when it has one, e.g. ``realtime_tse.models.net.StreamState``; else nested dict/list)."""
     if hasattr(state, "is_finite"):
         return bool(state.is_finite())
     if isinstance(state, torch.Tensor):

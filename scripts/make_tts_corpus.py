@@ -15,7 +15,7 @@ Voices (both engines are Debian packages: ``apt-get install flite espeak-ng``): 
 female variants). A voice whose engine is missing is skipped with a message; none at all is an
 error. The sentences were written for this project.
 
-Output levels follow the engines; ``train.mixtures`` sets each talker's level itself.
+Output levels follow the engines; ``realtime_tse.train.mixtures`` sets each talker's level itself.
 """
 from __future__ import annotations
 

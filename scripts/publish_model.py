@@ -7,7 +7,7 @@ measured figures).
 ``--eval``: a ``tse-eval --json`` report of this checkpoint (with the position-swap test: tse-eval
 runs it unless ``--swap-pairs 0``), stored as ``provenance["evaluation"]``; the app's Model box and
 the headless run show its figures (SI-SDRi, output where no one talks, right talker in both
-swapped positions; ``models.provenance.measured_figures``). ``--eval-model``: which of the report's
+swapped positions; ``realtime_tse.models.provenance.measured_figures``). ``--eval-model``: which of the report's
 models is this checkpoint (default: the one named like the source file, else the first).
 
 ``--state`` also copies the run's resumable last.safetensors (weights + Adam state) and log.csv to
@@ -20,7 +20,7 @@ import json
 import shutil
 from pathlib import Path
 
-from models.checkpoint import load_checkpoint, save_checkpoint
+from realtime_tse.models.checkpoint import load_checkpoint, save_checkpoint
 from realtime_tse.model_card import measured_line
 
 REPO = Path(__file__).resolve().parent.parent

@@ -41,9 +41,9 @@ def main(argv=None) -> int:
     tmp = tempfile.TemporaryDirectory(prefix="tse-shot-")
     model = args.model
     if args.random_model:
-        from models.checkpoint import save_checkpoint
-        from models.config import ModelConfig
-        from models.net import build_model
+        from realtime_tse.models.checkpoint import save_checkpoint
+        from realtime_tse.models.config import ModelConfig
+        from realtime_tse.models.net import build_model
         model = str(Path(tmp.name) / "random-lite-causal.safetensors")
         save_checkpoint(model, build_model(ModelConfig.preset("lite-causal")),
                         {"note": "untrained, for screenshots of the layout only"})

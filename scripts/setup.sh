@@ -47,5 +47,5 @@ extras=""
 stamp=".venv/.installed$extras"
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   $VPY -m pip install -q -e ".$extras" 2>&1 | grep -v "^WARNING: Location" || true
-  $VPY -c "import models, train, realtime_tse" && touch "$stamp"
+  $VPY -c "import realtime_tse.models, realtime_tse.train" && touch "$stamp"
 fi

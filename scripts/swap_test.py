@@ -9,7 +9,7 @@ For each checkpoint, prints and writes to JSON:
 * the demo both ways: the shipped demo (flite ``rms`` at 1 m, ``slt`` at 3 m) and the same demo
   rendered with the voices swapped (``assets/demo/make_demo.py --swap``), each extracted at 1 m
   and 3 m through the product's own ``realtime_tse`` path, with the contrast towards the talker
-  at the asked distance (dB, ``train.swaptest.contrast_db``; > 0 is the right way).
+  at the asked distance (dB, ``realtime_tse.train.swaptest.contrast_db``; > 0 is the right way).
 
     .venv/bin/python scripts/swap_test.py CKPT [CKPT ...] --speech ../speechocean762 \\
         --unseen runs/tts_voices --pairs 40 --json benchmarks/results/swap_test.json
@@ -33,7 +33,7 @@ sys.path.insert(0, str(ROOT))
 def demo_contrasts(ckpt: str, demo_dirs: dict) -> dict:
     """{rendering: {"1m": dB, "3m": dB}} for the demo folders ``demo_dirs`` {name: folder}."""
     from realtime_tse import load_model
-    from train.swaptest import contrast_db
+    from realtime_tse.train.swaptest import contrast_db
 
     m = load_model(ckpt, device="cpu")
     out = {}
@@ -66,10 +66,10 @@ def main(argv=None) -> int:
     import torch
 
     torch.set_num_threads(1)
-    from models.checkpoint import load_checkpoint
+    from realtime_tse.models.checkpoint import load_checkpoint
     from realtime_tse.file_write import write_json_atomic
-    from train.cli import load_room, prepare_data
-    from train.swaptest import format_swap, swap_test
+    from realtime_tse.train.cli import load_room, prepare_data
+    from realtime_tse.train.swaptest import format_swap, swap_test
 
     sets = []
     if a.speech:

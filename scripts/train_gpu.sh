@@ -6,7 +6,8 @@
 # What it needs: Python with torch, numpy, scipy, safetensors and tqdm (PYTHON, default python3), and
 # the kit made beforehand on a connected machine by `bash scripts/make_gpu_kit.sh` (gpu_kit/: wheels
 # of pyroomacoustics, soundfile, soxr and their dependencies for Python 3.12, and a speech subset). Missing
-# packages are installed from those wheels, offline, into WORK/site (nothing system-wide).
+# packages are installed from those wheels, offline, into WORK/site (nothing system-wide); the project
+# runs from WORK/pkg (links to this repository in the installed layout).
 # What it does: simulates the D1 RIR bank on all cores (in WORK, not OUT), trains the paper-causal
 # preset (train/configs/paper_causal_gpu.toml, bfloat16 autocast) until the budget, counted from this
 # script's start, is spent, and writes into OUT_DIR: last.safetensors (resumable, ~13 MiB),
@@ -47,7 +48,12 @@ if [ ${#missing[@]} -gt 0 ]; then
     echo "installing from the kit (offline): ${missing[*]}"
     "$PY" -m pip install -q --no-index --no-deps --target "$WORK/site" "${wheels[@]}"
 fi
-export PYTHONPATH="$WORK/site:$ROOT${PYTHONPATH:+:$PYTHONPATH}"
+# the package as installed (pyproject.toml's package-dir), by links: realtime_tse/ with the
+# repository's models/ and train/ inside, so that realtime_tse.train runs without installing
+PKG="$WORK/pkg/realtime_tse"
+rm -rf "$WORK/pkg" && mkdir -p "$PKG"
+for p in "$ROOT"/realtime_tse/* "$ROOT/models" "$ROOT/train"; do ln -s "$p" "$PKG/"; done
+export PYTHONPATH="$WORK/site:$WORK/pkg${PYTHONPATH:+:$PYTHONPATH}"
 [ -d "$KIT/speech" ] || { echo "train_gpu.sh: no speech subset in $KIT/speech (run scripts/make_gpu_kit.sh)"; exit 2; }
 
 CORES=$("$PY" -c "import os; print(len(os.sched_getaffinity(0)))")   # (nproc follows OMP_NUM_THREADS)
@@ -56,17 +62,17 @@ if "$PY" -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)"
     recipe=(--train-config "$ROOT/train/configs/paper_causal_gpu.toml")
     N_RIRS=${N_RIRS:-4000}
 else
-    echo "no CUDA GPU: falling back to the CPU recipe (lite-causal) and a small RIR bank"
+    echo "no CUDA GPU: falling back to the CPU recipe (lite-lstm) and a small RIR bank"
     recipe=()
     N_RIRS=${N_RIRS:-500}
 fi
 left=$("$PY" -c "import sys, time; print(f'{max(0.0, float(sys.argv[1]) - (time.time() - int(sys.argv[2])) / 60):.2f}')" \
        "$MINUTES" "$T0")
 echo "$N_RIRS RIRs on $CORES cores; $left min of the budget left for RIRs and training"
-"$PY" -m train.cli d1 --speech "$KIT/speech" --out "$OUT" "${recipe[@]}" --bank "$WORK/bank-d1-$N_RIRS" \
+"$PY" -m realtime_tse.train.cli d1 --speech "$KIT/speech" --out "$OUT" "${recipe[@]}" --bank "$WORK/bank-d1-$N_RIRS" \
     --n-rirs "$N_RIRS" --workers "$CORES" --minutes "$left"
 if [ "${EVAL:-0}" = 1 ] && [ -f "$OUT/best.safetensors" ]; then
-    "$PY" -c "import sys; from train.cli import eval_main; sys.exit(eval_main(sys.argv[1:]))" \
+    "$PY" -c "import sys; from realtime_tse.train.cli import eval_main; sys.exit(eval_main(sys.argv[1:]))" \
         "$OUT/best.safetensors" --scenario d1 --speech "$KIT/speech" --bank "$WORK/bank-d1-$N_RIRS" \
         --n-rirs "$N_RIRS" --workers "$CORES" --json "$OUT/eval.json"
 fi

@@ -16,7 +16,7 @@ import numpy as np
 from scipy.signal import fftconvolve
 
 from realtime_tse.audio.devices import AudioDeviceError
-from models.acoustics import SPEED_OF_SOUND, direct_path_index
+from realtime_tse.models.acoustics import SPEED_OF_SOUND, direct_path_index
 
 FS = 16000
 

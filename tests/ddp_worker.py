@@ -17,9 +17,9 @@ from pathlib import Path
 
 import torch
 
-import train.trainer as trainer_module
-from train.cli import load_room, prepare_data
-from train.trainer import TrainConfig, Trainer
+import realtime_tse.train.trainer as trainer_module
+from realtime_tse.train.cli import load_room, prepare_data
+from realtime_tse.train.trainer import TrainConfig, Trainer
 
 TINY = {"d_model": 8, "hidden": 8, "time_hidden": 8, "n_dq": 1, "n_ts": 1}
 

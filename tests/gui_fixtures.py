@@ -24,9 +24,9 @@ def model_path(tmp_path_factory):
     """None = the shipped checkpoint (what a user gets); else an untrained stand-in."""
     if SHIPPED_MODEL.is_file():
         return None
-    from models.checkpoint import save_checkpoint
-    from models.config import ModelConfig
-    from models.net import build_model
+    from realtime_tse.models.checkpoint import save_checkpoint
+    from realtime_tse.models.config import ModelConfig
+    from realtime_tse.models.net import build_model
     p = tmp_path_factory.mktemp("model") / "random-lite-causal.safetensors"
     save_checkpoint(p, build_model(ModelConfig.preset("lite-causal")),
                     {"room": {"name": "d1", "room_min": [7, 8, 3], "room_max": [7, 8, 3],

@@ -32,8 +32,8 @@ def one_torch_thread():
 
 @pytest.fixture(scope="session")
 def rand_ckpt(tmp_path_factory):
-    from models import ModelConfig, build_model
-    from models.checkpoint import save_checkpoint
+    from realtime_tse.models import ModelConfig, build_model
+    from realtime_tse.models.checkpoint import save_checkpoint
     torch.manual_seed(0)
     net = build_model(ModelConfig.preset("lite-causal")).eval()
     p = tmp_path_factory.mktemp("ckpt") / "rand-lite-causal.safetensors"

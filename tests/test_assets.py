@@ -8,8 +8,8 @@ import pytest
 import soundfile as sf
 import soxr
 
-from models.checkpoint import load_checkpoint
-from models.metrics import sdr
+from realtime_tse.models.checkpoint import load_checkpoint
+from realtime_tse.models.metrics import sdr
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
 CKPT = ASSETS / "models" / "lite-lstm-d1.safetensors"

@@ -3,7 +3,7 @@
 ``assets/demo/make_demo.py --swap`` renders the same room, positions, texts and levels with the
 two voices trading places. A model that selects by distance leans to the talker at the asked
 distance in both renderings; one that selects by voice leans to the same voice in both. The
-contrast is ``train.swaptest.contrast_db`` (dB, > 0 = towards the talker at the asked distance).
+contrast is ``realtime_tse.train.swaptest.contrast_db`` (dB, > 0 = towards the talker at the asked distance).
 """
 import json
 import shutil
@@ -25,7 +25,7 @@ def contrasts(tmp_path_factory):
     if shutil.which("flite") is None:
         pytest.skip("flite is not installed (apt-get install flite): cannot render the swapped demo")
     from realtime_tse import load_model
-    from train.swaptest import contrast_db
+    from realtime_tse.train.swaptest import contrast_db
 
     out = tmp_path_factory.mktemp("demo_swapped")
     subprocess.run([sys.executable, str(DEMO / "make_demo.py"), "--swap", "--out", str(out)], check=True,

@@ -55,7 +55,7 @@ def test_the_window_says_what_it_is_doing_while_it_starts(qtbot, tmp_path):
 
 
 def test_model_box_names_the_file_and_network_with_measured_figures(qtbot, tmp_path):
-    from models.checkpoint import read_metadata
+    from realtime_tse.models.checkpoint import read_metadata
     from realtime_tse.model_card import MODEL_CARD, measured_line
     w = _window(qtbot, tmp_path)
     try:
@@ -82,7 +82,7 @@ def test_model_box_names_the_file_and_network_with_measured_figures(qtbot, tmp_p
 def test_a_published_evaluation_shows_in_the_model_box(qtbot, tmp_path):
     """A checkpoint carrying ``provenance["evaluation"]`` (as scripts/publish_model.py --eval
     writes it) shows its figures, the entry named by ``"model"``, the swap share included."""
-    from models.checkpoint import load_checkpoint, save_checkpoint
+    from realtime_tse.models.checkpoint import load_checkpoint, save_checkpoint
     net, meta = load_checkpoint(SHIPPED_MODEL)
     ev = {"scenario": "d1", "mixtures_per_repeat": 50, "repeats": 2, "clip_s": 4.0,
           "model": "mine",

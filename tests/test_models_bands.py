@@ -2,8 +2,8 @@
 import pytest
 import torch
 
-from models import ModelConfig, build_model
-from models.bands import BandMerge, BandSplit, check_band_widths, default_band_widths
+from realtime_tse.models import ModelConfig, build_model
+from realtime_tse.models.bands import BandMerge, BandSplit, check_band_widths, default_band_widths
 
 
 def test_default_bands_cover_every_bin_and_are_fewer():

@@ -5,8 +5,8 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from models import ModelConfig, build_model
-from models.checkpoint import CheckpointError, load_checkpoint, read_metadata, save_checkpoint
+from realtime_tse.models import ModelConfig, build_model
+from realtime_tse.models.checkpoint import CheckpointError, load_checkpoint, read_metadata, save_checkpoint
 
 
 def test_config_json_round_trip():
@@ -116,7 +116,7 @@ def test_a_failed_save_leaves_no_temporary_file_and_keeps_the_old_one(tmp_path, 
     """Saving over a checkpoint fails half-way (disk full): the old file is unchanged and no
     temporary file stays in the folder."""
     import errno
-    import models.checkpoint as ck
+    import realtime_tse.models.checkpoint as ck
     m = build_model(ModelConfig.preset("lite-lstm"))
     p = save_checkpoint(tmp_path / "m.safetensors", m, {"note": "old"})
     before = p.read_bytes()
@@ -134,7 +134,7 @@ def test_a_failed_save_leaves_no_temporary_file_and_keeps_the_old_one(tmp_path, 
 
 
 def test_provenance_schema_round_trip_and_bare_room_name():
-    from models.provenance import Provenance
+    from realtime_tse.models.provenance import Provenance
     d = {"data": {"speech": "x"}, "trainer": {"step": 5}, "train_config": {"lr": 1e-3},
          "room": {"name": "d1", "rt60_min": 0.2}, "parameters": 123, "credits": "c"}
     p = Provenance.from_dict(d)

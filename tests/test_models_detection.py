@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 import torch
 
-from models import ModelConfig, build_model
-from models.detection import TAU, detect_talkers, scan_levels
+from realtime_tse.models import ModelConfig, build_model
+from realtime_tse.models.detection import TAU, detect_talkers, scan_levels
 
 
 def _profile(d, talkers, floor=-18.0, height=15.0, width=0.3):

@@ -2,7 +2,7 @@
 import numpy as np
 import torch
 
-from models import metrics
+from realtime_tse.models import metrics
 
 
 def test_sdr_of_signal_plus_noise_at_known_snr():

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from models import LSTMDEG, ModelConfig, build_model, count_parameters
+from realtime_tse.models import LSTMDEG, ModelConfig, build_model, count_parameters
 
 
 def test_paper_parameter_count_matches_paper():
@@ -22,8 +22,8 @@ def test_lite_lstm_is_the_causal_baseline_of_about_1m_parameters():
 
 
 def test_lite_lstm_features_ignore_the_input_level_but_see_onsets():
-    from models.lstm_deg import frame_features
-    from models.stft import stft
+    from realtime_tse.models.lstm_deg import frame_features
+    from realtime_tse.models.stft import stft
     g = torch.Generator().manual_seed(0)
     x = torch.randn(1, 4000, generator=g) * 0.05
     x[:, 2000:] *= 10                                                  # a 20 dB onset at 0.25 s

@@ -14,7 +14,7 @@ from realtime_tse.calibration.folder import (RoomSetup, Session, assign_splits, 
                                              read_room_toml, work_dir_for)
 from realtime_tse.cli.calibrate import CalibrateOptions, Stop, run_calibration
 from realtime_tse.audio.devices import AudioDeviceError
-from models.acoustics import SPEED_OF_SOUND, direct_path_index, drr_db, rt60_s
+from realtime_tse.models.acoustics import SPEED_OF_SOUND, direct_path_index, drr_db, rt60_s
 from tests.calibration_fixtures import FS, FakeRoom, identity, room_rirs, simulate
 
 
@@ -136,8 +136,8 @@ def _opts(tmp_path, distances=(0.5, 1.0, 1.5, 2.0, 2.5, 3.0), **kw):
 
 
 def test_a_run_writes_a_consistent_folder(tmp_path):
-    from train.measured import MeasuredRIRs
-    from train.rooms import load_room_toml
+    from realtime_tse.train.measured import MeasuredRIRs
+    from realtime_tse.train.rooms import load_room_toml
     dists = [0.5, 1.0, 1.5, 2.0, 2.5, 3.0]
     rirs = room_rirs(SETUP, dists, 0.35)
     room = FakeRoom([identity()] + rirs, LAT)

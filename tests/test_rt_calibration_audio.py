@@ -22,17 +22,17 @@ pytestmark = [pytest.mark.audio, pytest.mark.timeout(600)]
 
 def test_calibrate_through_the_null_sink_then_fine_tune(pulse_null_sink, monkeypatch, tmp_path,
                                                         capsys, record_property):
-    from models.checkpoint import load_checkpoint, save_checkpoint
-    from models.config import ModelConfig
-    from models.net import build_model
+    from realtime_tse.models.checkpoint import load_checkpoint, save_checkpoint
+    from realtime_tse.models.config import ModelConfig
+    from realtime_tse.models.net import build_model
     from realtime_tse.calibration.folder import work_dir_for
     from realtime_tse.cli.main import main
-    from models.acoustics import SPEED_OF_SOUND
+    from realtime_tse.models.acoustics import SPEED_OF_SOUND
     from tests.test_train_mixtures import _speech
     from tests.test_train_trainer import TINY
-    from train.cli import train_main
-    from train.measured import MeasuredRIRs
-    from train.rooms import load_room_toml
+    from realtime_tse.train.cli import train_main
+    from realtime_tse.train.measured import MeasuredRIRs
+    from realtime_tse.train.rooms import load_room_toml
 
     monkeypatch.setenv("PULSE_SINK", pulse_null_sink.sink)       # the loudspeaker
     monkeypatch.setenv("PULSE_SOURCE", pulse_null_sink.monitor)  # the microphone hears it

@@ -61,7 +61,7 @@ def test_window_hint_names_commands_that_exist_as_printed(where, tmp_path):
 
 @needs_shipped
 def test_headless_run_prints_the_measured_line_and_a_working_hint(capsys, tmp_path, monkeypatch):
-    from models.checkpoint import read_metadata
+    from realtime_tse.models.checkpoint import read_metadata
     from realtime_tse.model_card import measured_line
     for k in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM", "REALTIME_TSE_MODEL"):
         monkeypatch.delenv(k, raising=False)
@@ -79,7 +79,7 @@ def test_headless_run_prints_the_measured_line_and_a_working_hint(capsys, tmp_pa
 
 @needs_shipped
 def test_extract_and_stream_report_the_same_algorithmic_latency(capsys, tmp_path):
-    from models.checkpoint import read_metadata
+    from realtime_tse.models.checkpoint import read_metadata
     cfg, _ = read_metadata(SHIPPED)
     expected = round(1e3 * cfg.algorithmic_latency_s(512))  # 64 ms blocks at 8 kHz
     assert expected == 64 + 32 - 16  # block + frame - hop
@@ -119,7 +119,7 @@ def test_publish_model_stores_the_evaluation_the_app_shows(rand_ckpt, tmp_path):
     import json
     import subprocess
 
-    from models.checkpoint import read_metadata
+    from realtime_tse.models.checkpoint import read_metadata
     from realtime_tse.model_card import measured_line
     report = {"scenario": "d1", "mixtures_per_repeat": 40, "repeats": 5, "clip_s": 4.0,
               "models": {"baseline": {"mean": {"si_sdri_single": 0.1, "absence_level_db": -2.0}},

@@ -295,8 +295,8 @@ def test_live_engine_through_pulse_null_sink(pulse_null_sink, model, monkeypatch
 def test_live_engine_bidirectional_model_keeps_the_window_scan(tmp_path):
     """Bidirectional checkpoints cannot stream a state: the live scan falls back to the offline
     window scan (ScanWorker) with the same interface."""
-    from models import ModelConfig, build_model
-    from models.checkpoint import save_checkpoint
+    from realtime_tse.models import ModelConfig, build_model
+    from realtime_tse.models.checkpoint import save_checkpoint
     from realtime_tse.scan.live_scan import ScanWorker
     torch.manual_seed(0)
     cfg = ModelConfig.preset("paper", sample_rate=8000, n_fft=256, hop=128, d_model=8, hidden=8,
@@ -337,8 +337,8 @@ def test_live_engine_sanitises_nan_and_limits_the_output(model, demo_model_rate,
 
 
 def test_lite_lstm_checkpoint_runs_in_the_engine_and_streams_like_offline(tmp_path):
-    from models import ModelConfig, build_model
-    from models.checkpoint import save_checkpoint
+    from realtime_tse.models import ModelConfig, build_model
+    from realtime_tse.models.checkpoint import save_checkpoint
     torch.manual_seed(0)
     p = save_checkpoint(tmp_path / "lite-lstm.safetensors", build_model(ModelConfig.preset("lite-lstm")).eval())
     m = load_model(p, device="cpu")

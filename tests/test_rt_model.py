@@ -15,7 +15,7 @@ from audio_fixtures import pulse_null_sink  # noqa: E402,F401
 from rt_fixtures import (DEMO_DIR, DEMO_MIX, SHIPPED, demo_at, demo_model_rate,  # noqa: E402,F401
                          model, one_torch_thread, rand_ckpt)
 
-from models.checkpoint import CheckpointError  # noqa: E402
+from realtime_tse.models.checkpoint import CheckpointError  # noqa: E402
 from realtime_tse.model import load_model  # noqa: E402
 from realtime_tse.streamer import Streamer  # noqa: E402
 

@@ -106,8 +106,8 @@ def test_distance_change_takes_effect_in_the_next_block(model, demo_model_rate):
 
 
 def test_sliding_window_for_bidirectional_models(tmp_path):
-    from models import ModelConfig, build_model
-    from models.checkpoint import save_checkpoint
+    from realtime_tse.models import ModelConfig, build_model
+    from realtime_tse.models.checkpoint import save_checkpoint
     torch.manual_seed(0)
     cfg = ModelConfig.preset("paper", sample_rate=8000, n_fft=256, hop=128, d_model=8, hidden=8,
                              n_dq=1, n_ts=1)

@@ -10,18 +10,18 @@ import numpy as np
 import pytest
 import torch
 
-from models.checkpoint import load_checkpoint, load_training_state, save_checkpoint
-from models.config import ModelConfig
-from models.net import build_model
+from realtime_tse.models.checkpoint import load_checkpoint, load_training_state, save_checkpoint
+from realtime_tse.models.config import ModelConfig
+from realtime_tse.models.net import build_model
 from realtime_tse.calibration.measure import SweepConfig
 from realtime_tse.calibration.folder import RoomSetup
 from realtime_tse.cli.calibrate import CalibrateOptions, run_calibration
 from tests.calibration_fixtures import FS, FakeRoom, room_rirs
 from tests.test_train_mixtures import _speech
 from tests.test_train_trainer import TINY
-from train.cli import eval_main, prepare_measured, train_main
-from train.measured import MeasuredRoom
-from train.trainer import TrainConfig, Trainer
+from realtime_tse.train.cli import eval_main, prepare_measured, train_main
+from realtime_tse.train.measured import MeasuredRoom
+from realtime_tse.train.trainer import TrainConfig, Trainer
 
 SETUP = RoomSetup("lab", (5.0, 4.0, 2.7), (1.0, 1.0, 1.0))
 DISTANCES = [0.5, 1.0, 1.5, 2.0, 2.5, 3.0]

@@ -1,4 +1,4 @@
-"""train.corpus: speaker folders, CSV lists, speaker-disjoint splits, loading (synthetic audio)."""
+"""realtime_tse.train.corpus: speaker folders, CSV lists, speaker-disjoint splits, loading (synthetic audio)."""
 
 from pathlib import Path
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from train.corpus import CorpusError, SpeechCorpus, Utterance
+from realtime_tse.train.corpus import CorpusError, SpeechCorpus, Utterance
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "speechocean762"
 
@@ -123,7 +123,7 @@ def test_merged_corpus_keeps_both_and_refuses_shared_speaker_ids(tmp_path):
     import pytest
     import soundfile as sf
 
-    from train.corpus import CorpusError, SpeechCorpus
+    from realtime_tse.train.corpus import CorpusError, SpeechCorpus
     for root, spk in (("a", "s1"), ("a", "s2"), ("b", "v1"), ("c", "s1")):
         (tmp_path / root / spk).mkdir(parents=True)
         sf.write(tmp_path / root / spk / "u.wav", np.zeros(1600, np.float32), 16000)

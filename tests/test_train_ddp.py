@@ -5,8 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from train.rirbank import build_bank
-from train.rooms import load_room_toml
+from realtime_tse.train.rirbank import build_bank
+from realtime_tse.train.rooms import load_room_toml
 
 from tests.test_train_mixtures import _speech
 

@@ -6,10 +6,10 @@ import math
 import pytest
 import torch
 
-from models.config import ModelConfig
-from models.net import build_model
-from train.losses import distance_head_loss, distance_targets
-from train.train_config import TrainConfig
+from realtime_tse.models.config import ModelConfig
+from realtime_tse.models.net import build_model
+from realtime_tse.train.losses import distance_head_loss, distance_targets
+from realtime_tse.train.train_config import TrainConfig
 
 
 def _tone(n, f, sr=8000, amp=0.5):

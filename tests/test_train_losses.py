@@ -1,4 +1,4 @@
-"""Training losses (train/losses.py), checkpoint selection (train.validation.selection_key), the scheduled
+"""Training losses (train/losses.py), checkpoint selection (realtime_tse.train.validation.selection_key), the scheduled
 data loader (train/data.py)."""
 import math
 
@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from train.losses import batch_loss, presence_loss, spectral_loss
-from train.train_config import TrainConfig
-from train.validation import selection_key
+from realtime_tse.train.losses import batch_loss, presence_loss, spectral_loss
+from realtime_tse.train.train_config import TrainConfig
+from realtime_tse.train.validation import selection_key
 
 
 def _speechlike(n=8000, seed=0):
@@ -158,7 +158,7 @@ def test_pit_only_restricts_pit_to_the_marked_pairs():
 
 
 def test_fixed_query_pairs_replace_only_single_talker_pairs_and_follow_the_share():
-    from train.pit import fixed_query_pairs
+    from realtime_tse.train.pit import fixed_query_pairs
     d = torch.tensor([1.0, 3.0, 2.0, 2.5, 1.5, 4.0] * 50)
     kinds = ["single", "single", "single", "absence", "single", "single"] * 50
     out, pick = fixed_query_pairs(d, kinds, [0.5, 4.5], 1.0, torch.Generator().manual_seed(0))
@@ -177,7 +177,7 @@ def test_fixed_query_pairs_replace_only_single_talker_pairs_and_follow_the_share
 
 
 def test_nearer_first_puts_the_nearer_talker_on_the_first_token():
-    from train.pit import nearer_first
+    from realtime_tse.train.pit import nearer_first
     t = torch.arange(6, dtype=torch.float32)[:, None].expand(6, 3)      # row r holds value r
     d = torch.tensor([3.0, 1.0, 1.0, 2.0, 4.0, 0.5])                    # pair 0 and 2: second is nearer
     out = nearer_first(t, d, torch.tensor([True, True, False]))

@@ -1,4 +1,4 @@
-"""train.mixtures: query rules (eq. 3, 4), levels, pairing of talkers, determinism, batches."""
+"""realtime_tse.train.mixtures: query rules (eq. 3, 4), levels, pairing of talkers, determinism, batches."""
 
 import csv
 
@@ -7,13 +7,13 @@ import pytest
 import soundfile as sf
 import torch
 
-from train.corpus import SpeechCorpus
-from train.measured import MeasuredRIRs
-from train.mixtures import (MixtureSampler, absence_intervals, active_talkers, query_kind,
+from realtime_tse.train.corpus import SpeechCorpus
+from realtime_tse.train.measured import MeasuredRIRs
+from realtime_tse.train.mixtures import (MixtureSampler, absence_intervals, active_talkers, query_kind,
                             rms_dbfs, sample_absence_query, sample_presence_query,
                             target_for_query, fit_length)
-from train.rirbank import RIRBank, build_bank
-from train.rooms import room_preset
+from realtime_tse.train.rirbank import RIRBank, build_bank
+from realtime_tse.train.rooms import room_preset
 
 R = 0.5
 
@@ -185,10 +185,10 @@ def test_sampler_with_measured_rirs(setup, tmp_path):
 
 def test_paired_examples_share_the_mixture_and_query_different_talkers(tmp_path):
     """sample_paired_at(2m) and (2m+1): the same mixture, queried around talker 0 and talker 1."""
-    from train.corpus import SpeechCorpus
-    from train.mixtures import MixtureSampler
-    from train.rirbank import RIRBank, build_bank
-    from train.rooms import room_preset
+    from realtime_tse.train.corpus import SpeechCorpus
+    from realtime_tse.train.mixtures import MixtureSampler
+    from realtime_tse.train.rirbank import RIRBank, build_bank
+    from realtime_tse.train.rooms import room_preset
 
     _speech(tmp_path / "sp", n_speakers=4)
     build_bank(room_preset("d1", n_rirs=12), tmp_path / "bank", workers=1, progress=False)
@@ -207,10 +207,10 @@ def test_paired_examples_share_the_mixture_and_query_different_talkers(tmp_path)
 
 
 def test_near_boost_makes_the_nearer_talker_louder(tmp_path):
-    from train.corpus import SpeechCorpus
-    from train.mixtures import MixtureSampler, rms_dbfs
-    from train.rirbank import RIRBank, build_bank
-    from train.rooms import room_preset
+    from realtime_tse.train.corpus import SpeechCorpus
+    from realtime_tse.train.mixtures import MixtureSampler, rms_dbfs
+    from realtime_tse.train.rirbank import RIRBank, build_bank
+    from realtime_tse.train.rooms import room_preset
 
     _speech(tmp_path / "sp", n_speakers=4)
     build_bank(room_preset("d1", n_rirs=12), tmp_path / "bank", workers=1, progress=False)
@@ -228,10 +228,10 @@ def test_near_boost_makes_the_nearer_talker_louder(tmp_path):
 def test_single_talker_share_pairs_one_talker_with_its_own_and_an_absence_query(tmp_path):
     """p_single: talker 0 alone; the pair queries it at its distance (target = the input) and away
     from it (absence, target zeros); the share of solo mixtures follows p_single."""
-    from train.corpus import SpeechCorpus
-    from train.mixtures import MixtureSampler
-    from train.rirbank import RIRBank, build_bank
-    from train.rooms import room_preset
+    from realtime_tse.train.corpus import SpeechCorpus
+    from realtime_tse.train.mixtures import MixtureSampler
+    from realtime_tse.train.rirbank import RIRBank, build_bank
+    from realtime_tse.train.rooms import room_preset
 
     _speech(tmp_path / "sp", n_speakers=4)
     build_bank(room_preset("d1", n_rirs=12), tmp_path / "bank", workers=1, progress=False)

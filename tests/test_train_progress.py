@@ -3,8 +3,8 @@ import math
 
 import pytest
 
-from train.cli import train_main
-from train.progress import BudgetProgress, summary_line, verdict
+from realtime_tse.train.cli import train_main
+from realtime_tse.train.progress import BudgetProgress, summary_line, verdict
 
 from tests.test_train_trainer import room_setup  # noqa: F401  (the module's tiny room, speech, config)
 
@@ -91,10 +91,10 @@ def test_tse_eval_cpu_default_and_per_mixture_progress(room_setup, tmp_path, cap
 
     import torch
 
-    from models.checkpoint import save_checkpoint
-    from models.config import ModelConfig
-    from models.net import build_model
-    from train.cli import CPU_EVAL, eval_main
+    from realtime_tse.models.checkpoint import save_checkpoint
+    from realtime_tse.models.config import ModelConfig
+    from realtime_tse.models.net import build_model
+    from realtime_tse.train.cli import CPU_EVAL, eval_main
     from tests.test_train_trainer import TINY
 
     if torch.cuda.is_available():
@@ -114,7 +114,7 @@ def test_tse_eval_cpu_default_and_per_mixture_progress(room_setup, tmp_path, cap
 
 
 def test_all_speakers_tests_on_every_speaker_and_keeps_the_training_split(room_setup):  # noqa: F811
-    from train.cli import load_room, prepare_data
+    from realtime_tse.train.cli import load_room, prepare_data
 
     tmp, speech, room_toml, _ = room_setup
     args = (load_room(str(room_toml)), str(speech), str(tmp / "bank_cli"), None, 1, 8000, 0.5)

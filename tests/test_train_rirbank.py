@@ -1,6 +1,6 @@
-"""train.rir_simulation and train.rirbank (simulated banks), train.measured (measured RIRs):
-geometry, direct path, determinism, shard independence, RT60, splits, cache, CLI. Tiny banks only
-(<= 12 RIRs)."""
+"""realtime_tse.train.rir_simulation and realtime_tse.train.rirbank (simulated banks),
+realtime_tse.train.measured (measured RIRs): geometry, direct path, determinism, shard independence,
+RT60, splits, cache, CLI. Tiny banks only (<= 12 RIRs)."""
 
 import csv
 import json
@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from train.measured import MeasuredRIRError, MeasuredRIRs
-from models.acoustics import SPEED_OF_SOUND, truncate_rir
-from train.rir_simulation import DIRECT_PATH_OFFSET, group_geometry, simulate_rir, split_assignment
-from train.rirbank import RIRBank, build_bank, main, shard_ranges
-from train.rooms import room_preset
+from realtime_tse.train.measured import MeasuredRIRError, MeasuredRIRs
+from realtime_tse.models.acoustics import SPEED_OF_SOUND, truncate_rir
+from realtime_tse.train.rir_simulation import DIRECT_PATH_OFFSET, group_geometry, simulate_rir, split_assignment
+from realtime_tse.train.rirbank import RIRBank, build_bank, main, shard_ranges
+from realtime_tse.train.rooms import room_preset
 
 D1 = room_preset("d1", n_rirs=12, seed=5)
 

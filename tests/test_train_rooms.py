@@ -1,10 +1,10 @@
-"""train.rooms: the paper's presets (III-A), custom TOML rooms and their validation."""
+"""realtime_tse.train.rooms: the paper's presets (III-A), custom TOML rooms and their validation."""
 
 import math
 
 import pytest
 
-from train.rooms import (RoomSpec, distance_range, group_size, load_room_toml, n_groups,
+from realtime_tse.train.rooms import (RoomSpec, distance_range, group_size, load_room_toml, n_groups,
                          room_preset)
 
 

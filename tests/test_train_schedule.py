@@ -8,10 +8,10 @@ from pathlib import Path
 
 import torch
 
-from models.checkpoint import load_training_state, read_metadata
-from train.rooms import room_preset
-from train.optim_state import optim_tensors
-from train.trainer import TrainConfig, Trainer
+from realtime_tse.models.checkpoint import load_training_state, read_metadata
+from realtime_tse.train.rooms import room_preset
+from realtime_tse.train.optim_state import optim_tensors
+from realtime_tse.train.trainer import TrainConfig, Trainer
 
 REPO = Path(__file__).resolve().parents[1]
 STATE = REPO / "experiments" / "train_state" / "tse-lite-causal-d1-last.safetensors"
@@ -80,7 +80,7 @@ def test_lr_schedule_overrides_the_plateau_rate_from_its_steps(tmp_path):
 def test_the_cpu_default_recipe_is_the_shipped_networks():
     """tse-train's default without a GPU trains the shipped network (its preset) with the recipe
     stored in the shipped checkpoint's provenance: every setting of the recipe file equals it."""
-    from train.cli import CPU_RECIPE as DEFAULT
+    from realtime_tse.train.cli import CPU_RECIPE as DEFAULT
     shipped = REPO / "assets" / "models" / "lite-lstm-d1.safetensors"
     cfg, prov = read_metadata(shipped)
     recipe = tomllib.loads(DEFAULT.read_text())["train"]

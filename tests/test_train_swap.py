@@ -4,13 +4,13 @@ import numpy as np
 import pytest
 import torch
 
-from train.augment import DryAugment, augment_dry, shift_pitch, tilt
-from train.corpus import SpeechCorpus
-from train.data import ScheduledMixtures
-from train.mixtures import MixtureSampler
-from train.rirbank import RIRBank, build_bank
-from train.rooms import room_preset
-from train.swaptest import contrast_db, summarise, swap_test
+from realtime_tse.train.augment import DryAugment, augment_dry, shift_pitch, tilt
+from realtime_tse.train.corpus import SpeechCorpus
+from realtime_tse.train.data import ScheduledMixtures
+from realtime_tse.train.mixtures import MixtureSampler
+from realtime_tse.train.rirbank import RIRBank, build_bank
+from realtime_tse.train.rooms import room_preset
+from realtime_tse.train.swaptest import contrast_db, summarise, swap_test
 
 from .test_train_mixtures import _speech
 

@@ -5,15 +5,15 @@ import numpy as np
 import pytest
 import torch
 
-from models.checkpoint import load_checkpoint, load_training_state
-from models.config import ModelConfig
-from models.net import build_model
-from train.cli import eval_main, train_main
-from train.corpus import SpeechCorpus
-from train.mixtures import MixtureSampler
-from train.rirbank import RIRBank, build_bank
-from train.rooms import distance_range, load_room_toml
-from train.trainer import TrainConfig, batch_loss
+from realtime_tse.models.checkpoint import load_checkpoint, load_training_state
+from realtime_tse.models.config import ModelConfig
+from realtime_tse.models.net import build_model
+from realtime_tse.train.cli import eval_main, train_main
+from realtime_tse.train.corpus import SpeechCorpus
+from realtime_tse.train.mixtures import MixtureSampler
+from realtime_tse.train.rirbank import RIRBank, build_bank
+from realtime_tse.train.rooms import distance_range, load_room_toml
+from realtime_tse.train.trainer import TrainConfig, batch_loss
 
 from tests.test_train_mixtures import _speech
 
@@ -98,7 +98,7 @@ def test_tse_train_and_eval_on_a_custom_room(room_setup, tmp_path, capsys):
 
 
 def test_detector_counts_found_and_false():
-    from train.evaluate import detector_counts
+    from realtime_tse.train.evaluate import detector_counts
     assert detector_counts([], [1.0, 3.0]) == (0, 0)
     assert detector_counts([1.2, 3.0], [1.0, 3.0]) == (2, 0)
     assert detector_counts([1.2, 2.0], [1.0, 3.0]) == (1, 1)   # 2.0 m is 1 m from 3 m
@@ -114,8 +114,8 @@ def test_tse_train_errors_are_messages(tmp_path, capsys):
 def test_best_checkpoint_follows_si_sdri_and_data_resumes_identically(room_setup, tmp_path, monkeypatch):
     """best.safetensors is the epoch with the highest validation SI-SDRi (absence quiet), not the
     lowest loss; and the scheduled loader gives step s the same mixtures whether started at 0 or s."""
-    import train.trainer as tr
-    from train.data import batches
+    import realtime_tse.train.trainer as tr
+    from realtime_tse.train.data import batches
 
     tmp, speech, room_toml, _ = room_setup
     room = load_room_toml(room_toml)
@@ -160,7 +160,7 @@ def _room_and_sampler(room_setup, bank_name: str):
 def test_log_gains_new_columns_on_resume_without_misaligning(room_setup, tmp_path):
     import csv as _csv
 
-    import train.trainer as tr
+    import realtime_tse.train.trainer as tr
     room, mk = _room_and_sampler(room_setup, "bank_b")
     s = mk()
     t = tr.Trainer(TrainConfig(batch=2, clip_s=0.5, model=dict(TINY)), room, s, s, tmp_path / "run")
@@ -177,7 +177,7 @@ def test_log_gains_new_columns_on_resume_without_misaligning(room_setup, tmp_pat
 def test_token_pit_then_token_order_train_and_log_their_figures(room_setup, tmp_path):
     import csv as _csv
 
-    import train.trainer as tr
+    import realtime_tse.train.trainer as tr
     room, mk = _room_and_sampler(room_setup, "bank_c")
     cfg = TrainConfig.from_dict({"batch": 4, "clip_s": 0.5, "model": dict(TINY), "paired_queries": True,
                                  "pit_steps": 100, "pit_queries": [0.5, 4.5], "token_order_from": 2,
@@ -194,7 +194,7 @@ def test_token_pit_then_token_order_train_and_log_their_figures(room_setup, tmp_
 def test_a_training_run_with_warmup_and_plateau_prints_no_warnings(room_setup, tmp_path):
     import warnings
 
-    import train.trainer as tr
+    import realtime_tse.train.trainer as tr
     room, mk = _room_and_sampler(room_setup, "bank_d")
     cfg = TrainConfig.from_dict({"batch": 2, "clip_s": 0.5, "model": dict(TINY), "lr": 1e-3,
                                  "warmup_steps": 3, "steps_per_epoch": 2, "epochs": 3,

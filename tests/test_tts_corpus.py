@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import soundfile as sf
 
-from train.corpus import SpeechCorpus
+from realtime_tse.train.corpus import SpeechCorpus
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "make_tts_corpus.py"
 

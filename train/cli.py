@@ -6,12 +6,12 @@
     tse-eval CKPT --measured RIRS.csv --speech DIR [--json OUT.json]
 
 ``ROOM`` is a paper preset (d1, d2, d3) or a TOML file describing your own room (see
-:func:`train.rooms.load_room_toml`). ``--speech`` is a folder of audio files with one sub-folder per
+:func:`realtime_tse.train.rooms.load_room_toml`). ``--speech`` is a folder of audio files with one sub-folder per
 speaker (LibriSpeech layout works) or a CSV with columns ``path,speaker``. The speakers are split
 into disjoint train / validation / test sets (the paper's 128:48:64 proportions, fixed seed), so
 ``tse-eval`` tests on speakers the model never heard.
 
-Measured RIRs (``--measured``: a CSV read by :class:`train.measured.MeasuredRIRs`, e.g. the
+Measured RIRs (``--measured``: a CSV read by :class:`realtime_tse.train.measured.MeasuredRIRs`, e.g. the
 ``rirs.csv`` that ``realtime-tse calibrate`` writes) replace the simulated bank: ``tse-train``
 fine-tunes on their train split (``--init CKPT``: weights only, a fresh optimiser from step 0, the
 checkpoint's model config; the paper's D4 starts from its D3 model) and validates on their val split,
@@ -42,14 +42,14 @@ DEFAULT_BANK_ROOT = Path(os.environ.get("REALTIME_TSE_CACHE", Path.home() / ".ca
 
 def load_room(spec: str):
     """A paper preset name or a room TOML path -> RoomSpec. Raises ValueError / FileNotFoundError."""
-    from train.rooms import load_room_toml, room_preset
+    from realtime_tse.train.rooms import load_room_toml, room_preset
     if spec.lower() in ("d1", "d2", "d3"):
         return room_preset(spec.lower())
     return load_room_toml(spec)
 
 
 def load_speech(path: str):
-    from train.corpus import SpeechCorpus
+    from realtime_tse.train.corpus import SpeechCorpus
     p = Path(path)
     if p.suffix.lower() == ".csv":
         return SpeechCorpus.from_csv(p)
@@ -71,8 +71,8 @@ def prepare_data(room, speech: str, bank: str | None, n_rirs: int | None, worker
     train and validation keep their splits. ``extra_train_speech``: speech folders or CSVs whose
     every speaker joins the train split only (more voices, e.g. ``scripts/make_festival_corpus.py``);
     the split of ``speech`` stays as it is, so its validation and test speakers stay unheard."""
-    from train.mixtures import MixtureSampler
-    from train.rirbank import RIRBank, build_bank
+    from realtime_tse.train.mixtures import MixtureSampler
+    from realtime_tse.train.rirbank import RIRBank, build_bank
     if n_rirs:
         room = room.replace(n_rirs=int(n_rirs))
     out = Path(bank) if bank else bank_dir_for(room, room.n_rirs)
@@ -109,11 +109,11 @@ def prepare_measured(csv_path: str, speech: str, sample_rate: int, clip_s: float
 
     ``samplers["test"]`` is None when the CSV's test split holds no two RIRs of one room; the
     validation sampler uses the train RIRs when the val split has no such pair (``notes`` says so).
-    Raises train.measured.MeasuredRIRError (a ValueError) for a bad CSV, ValueError when the train
+    Raises realtime_tse.train.measured.MeasuredRIRError (a ValueError) for a bad CSV, ValueError when the train
     split holds no two RIRs of one room.
     """
-    from train.measured import MeasuredRIRs
-    from train.mixtures import MixtureSampler
+    from realtime_tse.train.measured import MeasuredRIRs
+    from realtime_tse.train.mixtures import MixtureSampler
     rb = MeasuredRIRs(csv_path)
     idx = {name: rb.indices(name) for name in ("train", "val", "test")}
     if not _has_pair(rb, idx["train"]):
@@ -185,9 +185,9 @@ def train_main(argv=None) -> int:
     try:
         import torch
 
-        from train.progress import summary_line
-        from train.trainer import TrainConfig, Trainer
-        from models.config import ModelConfig
+        from realtime_tse.train.progress import summary_line
+        from realtime_tse.train.trainer import TrainConfig, Trainer
+        from realtime_tse.models.config import ModelConfig
         recipe = a.train_config
         if recipe is None and not torch.cuda.is_available():
             recipe = CPU_RECIPE
@@ -207,7 +207,7 @@ def train_main(argv=None) -> int:
                 f"{cfg.batch} x {cfg.clip_s:g} s); --train-config chooses another")
         init_cfg = None
         if a.init:
-            from models.checkpoint import read_metadata
+            from realtime_tse.models.checkpoint import read_metadata
             init_cfg = read_metadata(a.init)[0]
             if a.model_preset or cfg.model:
                 say(f"fine-tuning keeps the model of {a.init} ({init_cfg.preset}, "
@@ -216,7 +216,7 @@ def train_main(argv=None) -> int:
         room = load_room(a.room) if a.room else None
         overrides = {}
         if a.measured:
-            from train.measured import MeasuredRoom
+            from realtime_tse.train.measured import MeasuredRoom
             r_spk = _measured_r_spk(a, init_cfg, room)
             rb, samplers, info, notes = prepare_measured(a.measured, a.speech, sr, cfg.clip_s,
                                                          cfg.seed, r_spk)
@@ -304,7 +304,7 @@ def eval_main(argv=None) -> int:
                     help="test on every speaker of --speech, not its test split (a corpus the model "
                          "never heard, e.g. scripts/make_tts_corpus.py's voices)")
     ap.add_argument("--swap-pairs", type=int, default=20,
-                    help="voice pairs of the position-swap test (train.swaptest; 0 = skip it)")
+                    help="voice pairs of the position-swap test (realtime_tse.train.swaptest; 0 = skip it)")
     ap.add_argument("--swap-only", action="store_true",
                     help="run only the position-swap test (no Table I / III figures)")
     ap.add_argument("--quiet", action="store_true")
@@ -318,8 +318,8 @@ def eval_main(argv=None) -> int:
     try:
         import torch
 
-        from models.checkpoint import load_checkpoint
-        from train.evaluate import PAPER_D1, evaluate, format_report
+        from realtime_tse.models.checkpoint import load_checkpoint
+        from realtime_tse.train.evaluate import PAPER_D1, evaluate, format_report
         device = "cuda" if torch.cuda.is_available() else "cpu"
         if a.mixtures is None:
             a.mixtures = GPU_EVAL[0] if device == "cuda" else CPU_EVAL[0]
@@ -357,7 +357,7 @@ def eval_main(argv=None) -> int:
         report = {"scenario": scenario, "data": info, "mixtures_per_repeat": a.mixtures,
                   "scan_mixtures_per_repeat": a.scan_mixtures or a.mixtures,
                   "repeats": a.repeats, "clip_s": a.clip_s, "p_presence": a.p_presence, "models": {}}
-        from train.swaptest import format_swap, swap_test
+        from realtime_tse.train.swaptest import format_swap, swap_test
         for name, m in models:
             rep = {}
             if not a.swap_only:
@@ -382,5 +382,5 @@ def eval_main(argv=None) -> int:
     return 0
 
 
-if __name__ == "__main__":   # python -m train.cli ... runs tse-train (used by scripts/train_gpu.sh)
+if __name__ == "__main__":   # python -m realtime_tse.train.cli ... runs tse-train (used by scripts/train_gpu.sh)
     sys.exit(train_main())

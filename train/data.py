@@ -2,7 +2,7 @@
 
 Example ``i`` of a run is ``sampler.sample_at(i)`` drawn under the schedule of its step
 ``i // batch`` (presence probability, minimum talker gap and near-talker level boost of
-:meth:`train.train_config.TrainConfig.sampler_settings`),
+:meth:`realtime_tse.train.train_config.TrainConfig.sampler_settings`),
 so a resumed run continues the same sequence of mixtures, and the mixing (convolution, cropping,
 levels) runs beside the training thread instead of on it.
 """
@@ -17,15 +17,15 @@ class ScheduledMixtures(torch.utils.data.Dataset):
     ``d_q`` scalar metres, ``kind`` str).
 
     Args:
-        sampler: :class:`train.mixtures.MixtureSampler` (its ``seed`` fixes the sequence).
+        sampler: :class:`realtime_tse.train.mixtures.MixtureSampler` (its ``seed`` fixes the sequence).
         batch: examples per step (to map an index to its step).
         schedule: function step -> dict of sampler attributes to set for that step's examples
             (``p_presence``, ``min_gap_m``, ``near_boost_db``, ``p_single``).
         paired: draw examples in pairs of one mixture with two queries
-            (:meth:`train.mixtures.MixtureSampler.sample_paired_at`); needs an even batch.
+            (:meth:`realtime_tse.train.mixtures.MixtureSampler.sample_paired_at`); needs an even batch.
         swapped: draw examples in swap-consistent groups of four (one voice pair in both position
             orders, each queried at both positions:
-            :meth:`train.mixtures.MixtureSampler.sample_swapped_at`); needs a batch divisible by 4.
+            :meth:`realtime_tse.train.mixtures.MixtureSampler.sample_swapped_at`); needs a batch divisible by 4.
     Raises:
         ValueError: paired with an odd batch, swapped with a batch not divisible by 4, or both.
     """

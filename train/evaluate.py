@@ -9,8 +9,8 @@ Per repeat (seeded test mixtures from the test splits of the RIR bank and the sp
 * absence queries: iSDR of eq. 9 (lower is better; depends on the level, -25 to -20 dBFS here) and
   the output level relative to the input, ``10 log10(|x_hat|^2 / |y|^2)``;
 * distance estimation (Table III): d_q scanned over 0 to 5 m (``d_max``) in 0.5 m steps, the
-  normalised iSDR per query (:func:`models.detection.scan_levels`, the level the app's radar
-  shows), read by the one detector :func:`models.detection.detect_talkers`:
+  normalised iSDR per query (:func:`realtime_tse.models.detection.scan_levels`, the level the app's radar
+  shows), read by the one detector :func:`realtime_tse.models.detection.detect_talkers`:
 
   - the paper's indicator (sum of the levels within a 1 m window): MAE of the highest peak to the
     closest talker (``mae_m``), the two highest peaks matched to the two talkers (mean error of the
@@ -28,8 +28,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from models.detection import detect_talkers, scan_levels
-from models.metrics import isdr, relative_level, sdr, si_sdr
+from realtime_tse.models.detection import detect_talkers, scan_levels
+from realtime_tse.models.metrics import isdr, relative_level, sdr, si_sdr
 
 PAPER_D1 = {"sdr": 12.47, "sdri": 8.83, "pesq": 2.40, "isdr": 9.59, "mae_m": 0.26}
 DETECT_TOL_M = 0.5  # a detected talker within this of a true one counts as found

@@ -27,8 +27,8 @@ from __future__ import annotations
 
 import torch
 
-from models.metrics import loss_active, loss_inactive, si_sdr
-from models.stft import stft
+from realtime_tse.models.metrics import loss_active, loss_inactive, si_sdr
+from realtime_tse.models.stft import stft
 
 PRESENCE_LOSSES = ("sdr", "si_sdr", "si_sdr_level", "spectral")
 LEVEL_WEIGHT = 0.5  # loss per dB of output level error in "si_sdr_level"
@@ -39,7 +39,7 @@ def spectral_loss(est: torch.Tensor, ref: torch.Tensor, n_fft: int = 256, hop: i
     """Compressed spectral loss [B]: mean squared error of ``|S|^power`` plus ``complex_weight`` x
     that of ``|S|^power e^{j angle S}``, divided by the mean of the target's ``|S|^(2 power)``.
 
-    est, ref: [B, N] waveforms. n_fft, hop: STFT size in samples (sqrt-Hann, models.stft).
+    est, ref: [B, N] waveforms. n_fft, hop: STFT size in samples (sqrt-Hann, realtime_tse.models.stft).
     """
     def comp(x):
         s = stft(x, n_fft, hop)
@@ -80,7 +80,7 @@ def batch_loss(est: torch.Tensor, batch: dict, presence: str = "sdr", pit_pairs:
     Presence examples use ``presence_loss(presence, ...)``, absence examples eq. 9.
 
     ``pit_pairs``: the batch holds pairs (rows ``2m``, ``2m + 1``: one mixture queried around each of
-    its two talkers, :meth:`train.mixtures.MixtureSampler.sample_paired_at`). Where both rows of a
+    its two talkers, :meth:`realtime_tse.train.mixtures.MixtureSampler.sample_paired_at`). Where both rows of a
     pair are single-talker queries, the pair is scored with the better of the two assignments of
     estimates to targets (permutation-invariant training, PIT): the network is rewarded for
     separating the two talkers before it has learnt which one the query means, the grouping that a

@@ -16,7 +16,7 @@ Layout::
 * ``split`` (optional): train / val / test per RIR. Without it, RIRs are split at random per room
   by ``ratios`` (default 0.7:0.07:0.23, close to D4's 624:182 with a validation share), from ``seed``.
 
-The interface matches :class:`train.rirbank.RIRBank`: ``len``, ``meta`` (list of dicts with
+The interface matches :class:`realtime_tse.train.rirbank.RIRBank`: ``len``, ``meta`` (list of dicts with
 ``index``, ``file``, ``distance``, ``room``, ``group``, ``split``, ``d_range`` (the room's largest listed
 distance), ``length``, ``sample_rate``), ``meta_of(i)``, ``indices(split)``, ``groups()``,
 ``rir(i, sample_rate)`` (float32, soxr-resampled when the rate differs). Multi-channel files: the
@@ -45,7 +45,7 @@ class MeasuredRIRError(ValueError):
 @dataclass(frozen=True)
 class MeasuredRoom:
     """What the trainer needs to know of measured RIRs when no room TOML is given (the room of a
-    :class:`train.trainer.Trainer`): ``name``, ``r_spk`` (m, eq. 3), ``d_max`` (m, the query range:
+    :class:`realtime_tse.train.trainer.Trainer`): ``name``, ``r_spk`` (m, eq. 3), ``d_max`` (m, the query range:
     the largest measured distance) and the CSV (provenance)."""
 
     name: str

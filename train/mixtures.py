@@ -2,7 +2,7 @@
 
 Each mixture ``y = x_1 + x_2`` holds two talkers from *different speakers*, each on a *different RIR
 of the same group* (same room, RT60 and microphone: D1 the one room, D2 the same microphone, D3 the
-same room; see :mod:`train.rooms`). ``x_k = s_k * h_k`` is the dry utterance convolved with the RIR
+same room; see :mod:`realtime_tse.train.rooms`). ``x_k = s_k * h_k`` is the dry utterance convolved with the RIR
 (``scipy.signal.fftconvolve``: FFT convolution, exact and fast for RIRs of thousands of taps), then
 cut to ``N = round(clip_s * sample_rate)`` samples at a random offset (zero padded at a random
 offset when shorter), then scaled so its RMS over the clip is uniform in [-25, -20] dBFS
@@ -164,10 +164,10 @@ class MixtureSampler:
     """Draws :class:`Mixture` examples from an RIR bank and a speech corpus.
 
     Args:
-        bank: :class:`train.rirbank.RIRBank` or :class:`train.measured.MeasuredRIRs` (anything
+        bank: :class:`realtime_tse.train.rirbank.RIRBank` or :class:`realtime_tse.train.measured.MeasuredRIRs` (anything
             with ``meta_of(i)`` giving ``group``, ``distance``, ``d_range`` and ``rir(i, sr)``).
         bank_indices: the RIR indices to use, e.g. ``bank.indices("train")``.
-        corpus: :class:`train.corpus.SpeechCorpus` with at least two speakers.
+        corpus: :class:`realtime_tse.train.corpus.SpeechCorpus` with at least two speakers.
         sample_rate: output rate (Hz); RIRs and speech are resampled to it.
         clip_s: clip length in seconds.
         r_spk: speaker distance range (m), eq. 3.
@@ -197,7 +197,7 @@ class MixtureSampler:
             raise ValueError(f"clip_s={clip_s} gives no samples at {sample_rate} Hz")
         self.r_spk, self.p_presence, self.min_gap_m = float(r_spk), float(p_presence), float(min_gap_m)
         self.near_boost_db, self.p_single = 0.0, 0.0
-        self.augment = None   # train.augment.DryAugment applied to each dry utterance, or None
+        self.augment = None   # realtime_tse.train.augment.DryAugment applied to each dry utterance, or None
         self.seed, self.level_db, self.d_range = int(seed), tuple(level_db), d_range
         self.rng = np.random.default_rng(self.seed)
         idx = np.asarray(bank_indices, dtype=np.int64)

@@ -1,5 +1,5 @@
 """One simulated RIR (paper III-A): the group geometry, the talker position, the randomised image
-method, the truncation and the split of each RIR of a bank (:mod:`train.rirbank` builds banks of
+method, the truncation and the split of each RIR of a bank (:mod:`realtime_tse.train.rirbank` builds banks of
 them on disk).
 
 RIRs come from the randomised image method (ref. [16], pyroomacoustics). We use pyroomacoustics
@@ -41,8 +41,8 @@ import math
 
 import numpy as np
 
-from models.acoustics import shoebox_room, truncate_rir
-from train.rooms import RoomSpec, group_distance_range, group_size, talker_box
+from realtime_tse.models.acoustics import shoebox_room, truncate_rir
+from realtime_tse.train.rooms import RoomSpec, group_distance_range, group_size, talker_box
 
 __all__ = ["simulate_rir", "group_geometry", "split_assignment", "META_COLUMNS", "SPLITS",
            "DIRECT_PATH_OFFSET"]

@@ -1,6 +1,6 @@
 """Simulated RIR banks: build once (in parallel, shardable), cache on disk, load for mixing.
 
-Each RIR is simulated by :func:`train.rir_simulation.simulate_rir` (paper III-A: the randomised
+Each RIR is simulated by :func:`realtime_tse.train.rir_simulation.simulate_rir` (paper III-A: the randomised
 image method, its determinism, the direct path, the truncation and the splits are described
 there). RIR ``i`` depends only on ``(spec.seed, i)``, so any index range gives identical RIRs and a
 cluster job array can build disjoint shards. soxr resamples when a model runs at another rate
@@ -21,8 +21,8 @@ line up.
 
 CLI::
 
-    python -m train.rirbank --preset d1 --out cache/rirs/d1 --start 0 --stop 1000 --workers 2
-    python -m train.rirbank --room my_room.toml --out cache/rirs/my_room
+    python -m realtime_tse.train.rirbank --preset d1 --out cache/rirs/d1 --start 0 --stop 1000 --workers 2
+    python -m realtime_tse.train.rirbank --room my_room.toml --out cache/rirs/my_room
 """
 
 from __future__ import annotations
@@ -38,9 +38,9 @@ from pathlib import Path
 
 import numpy as np
 
-from models.acoustics import SPEED_OF_SOUND
-from train.rir_simulation import DIRECT_PATH_OFFSET, META_COLUMNS, SPLITS, simulate_rir
-from train.rooms import RoomSpec, load_room_toml, room_preset
+from realtime_tse.models.acoustics import SPEED_OF_SOUND
+from realtime_tse.train.rir_simulation import DIRECT_PATH_OFFSET, META_COLUMNS, SPLITS, simulate_rir
+from realtime_tse.train.rooms import RoomSpec, load_room_toml, room_preset
 
 __all__ = ["RIRBank", "build_bank", "shard_ranges", "main"]
 
@@ -234,7 +234,7 @@ class RIRBank:
         info_p = self.root / "bank.json"
         if not info_p.is_file():
             raise FileNotFoundError(f"{self.root}: not an RIR bank (no bank.json); build one with "
-                                    "python -m train.rirbank --preset d1 --out DIR")
+                                    "python -m realtime_tse.train.rirbank --preset d1 --out DIR")
         info = json.loads(info_p.read_text())
         self.spec = RoomSpec.from_dict(info["spec"])
         self.sample_rate = int(info["sample_rate"])
@@ -326,7 +326,7 @@ class RIRBank:
 # --------------------------------------------------------------------------- CLI
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m train.rirbank",
+    ap = argparse.ArgumentParser(prog="python -m realtime_tse.train.rirbank",
                                  description="Simulate an RIR bank (paper III-A) into a folder.")
     src = ap.add_mutually_exclusive_group(required=True)
     src.add_argument("--preset", choices=["d1", "d2", "d3"], help="the paper's scenario")

@@ -3,8 +3,8 @@
 Paper: Shi, Yen, Nakadai, "Distance-based single-channel target speech extraction"
 (arXiv 2412.20144), section III-A "Dataset generation".
 
-A :class:`RoomSpec` describes *how to draw* RIR geometries; :mod:`train.rir_simulation` turns it
-into RIRs and :mod:`train.rirbank` stores banks of them.
+A :class:`RoomSpec` describes *how to draw* RIR geometries; :mod:`realtime_tse.train.rir_simulation` turns it
+into RIRs and :mod:`realtime_tse.train.rirbank` stores banks of them.
 All lengths are metres, times seconds, rates Hz. Coordinates are ``(x, y, z)`` with ``z`` the height,
 the room spanning ``[0, Lx] x [0, Ly] x [0, Lz]``.
 
@@ -62,7 +62,7 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from models.acoustics import read_room_table, room_vector
+from realtime_tse.models.acoustics import read_room_table, room_vector
 
 Vec3 = tuple[float, float, float]
 

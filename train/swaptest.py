@@ -21,7 +21,7 @@ in the other. Reported (:func:`swap_test`):
 Chance for a model that ignores both voice and distance: 50 % / 25 % / 50 % / 0 dB; a model that
 answers by voice alone: 50 % / 0 % / 100 %.
 
-The renderings come from :meth:`train.mixtures.MixtureSampler.sample_swapped_at` (one utterance,
+The renderings come from :meth:`realtime_tse.train.mixtures.MixtureSampler.sample_swapped_at` (one utterance,
 crop and level per voice, the same two RIRs in both orders), on whatever speech the sampler holds:
 a test split of the training corpus, or a corpus the model never heard.
 """
@@ -30,7 +30,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from models.metrics import si_sdr
+from realtime_tse.models.metrics import si_sdr
 
 
 def contrast_db(out, asked, other, mix) -> float:
@@ -64,7 +64,7 @@ def swap_test(net, sampler, pairs: int = 20, min_gap_m: float = 1.0, device="cpu
 
     Args:
         net: a model with ``forward(mix [B, N], d_q [B] m) -> [B, N]`` at ``sampler.sample_rate``.
-        sampler: :class:`train.mixtures.MixtureSampler` (test split; its augmentation is not used).
+        sampler: :class:`realtime_tse.train.mixtures.MixtureSampler` (test split; its augmentation is not used).
         pairs: voice pairs (each gives 2 renderings x 2 queries).
         min_gap_m: smallest distance between the two positions (m).
         device: torch device of ``net``.

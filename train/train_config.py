@@ -41,7 +41,7 @@ class TrainConfig:
     val_mixtures: int = 64
     seed: int = 0
     threads: int = 0                               # torch CPU threads (0 = torch's default)
-    presence_loss: str = "sdr"                     # train.losses.PRESENCE_LOSSES; "sdr" = eq. 8
+    presence_loss: str = "sdr"                     # realtime_tse.train.losses.PRESENCE_LOSSES; "sdr" = eq. 8
     loss_schedule: list = field(default_factory=list)  # [[step, presence loss], ...] overrides
     lr_schedule: list = field(default_factory=list)    # [[step, lr], ...]: fixed rates from these steps
     workers: int = 1                               # DataLoader worker processes building mixtures
@@ -49,12 +49,12 @@ class TrainConfig:
     pit_steps: int = 0                             # steps scored with PIT over each pair (needs paired_queries)
     pit_blend_steps: int = 0                       # then PIT's weight falls linearly to 0 over these steps
     pit_queries: list = field(default_factory=list)  # [q_a, q_b] m: PIT pairs queried at two fixed tokens
-    swap_voices: bool = False                      # swap-consistent groups of 4 (train.data)
+    swap_voices: bool = False                      # swap-consistent groups of 4 (realtime_tse.train.data)
     val_swap_pairs: int = 0                        # voice pairs of the position-swap test per validation
     augment_pitch_st: float = 0.0                  # dry-speech pitch/formant shift range, semitones
-    augment_tilt: float = 0.0                      # dry-speech spectral tilt range (train.augment)
+    augment_tilt: float = 0.0                      # dry-speech spectral tilt range (realtime_tse.train.augment)
     distance_loss: float = 0.0                     # weight of the distance head's loss (needs a model
-                                                   # with ModelConfig.distance_bins; train.losses)
+                                                   # with ModelConfig.distance_bins; realtime_tse.train.losses)
     token_order_from: int = -1                     # from this step the token pairs are scored in distance
                                                    # order (q_a -> the nearer talker), not PIT; -1 = never
     token_order_pit: float = 0.0                   # ... with this share of PIT kept in their score
@@ -97,7 +97,7 @@ class TrainConfig:
         return 0.0
 
     def pit_weight_at(self, step: int) -> float:
-        """Weight of the PIT score at ``step`` (train.losses.batch_loss): 1 before ``pit_steps``,
+        """Weight of the PIT score at ``step`` (realtime_tse.train.losses.batch_loss): 1 before ``pit_steps``,
         then falling linearly to 0 over ``pit_blend_steps`` (0 = a hard switch); 0 without
         ``paired_queries``."""
         if not self.paired_queries or step >= self.pit_steps + self.pit_blend_steps:
@@ -107,7 +107,7 @@ class TrainConfig:
         return 1.0 - (step - self.pit_steps) / self.pit_blend_steps
 
     def sampler_settings(self, step: int) -> dict:
-        """Mixture-sampler attributes for the examples of ``step`` (train.data)."""
+        """Mixture-sampler attributes for the examples of ``step`` (realtime_tse.train.data)."""
         return {"p_presence": self.presence_at(step), "min_gap_m": self.gap_at(step),
                 "near_boost_db": self.boost_at(step), "p_single": self.single_talker}
 

@@ -34,29 +34,29 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from models.checkpoint import load_checkpoint, load_training_state, save_checkpoint
-from models.config import ModelConfig
-from models.net import build_model, count_parameters
-from models.provenance import Provenance
-from train.augment import DryAugment
-from train.data import batches
-from train.losses import batch_loss, distance_head_loss
-from train.optim_state import load_optim, optim_groups, optim_tensors
-from train.pit import fixed_query_pairs, nearer_first
-from train.progress import BudgetProgress
-from train.rooms import distance_range
-from train.swaptest import swap_test
-from train.train_config import TrainConfig
-from train.validation import selection_key, validate
+from realtime_tse.models.checkpoint import load_checkpoint, load_training_state, save_checkpoint
+from realtime_tse.models.config import ModelConfig
+from realtime_tse.models.net import build_model, count_parameters
+from realtime_tse.models.provenance import Provenance
+from realtime_tse.train.augment import DryAugment
+from realtime_tse.train.data import batches
+from realtime_tse.train.losses import batch_loss, distance_head_loss
+from realtime_tse.train.optim_state import load_optim, optim_groups, optim_tensors
+from realtime_tse.train.pit import fixed_query_pairs, nearer_first
+from realtime_tse.train.progress import BudgetProgress
+from realtime_tse.train.rooms import distance_range
+from realtime_tse.train.swaptest import swap_test
+from realtime_tse.train.train_config import TrainConfig
+from realtime_tse.train.validation import selection_key, validate
 
 
 class Trainer:
     """Runs training for one run folder.
 
     Args:
-        cfg: TrainConfig. room: train.rooms.RoomSpec (for provenance and the distance range), or
-            :class:`train.measured.MeasuredRoom` for measured RIRs.
-        train_sampler, val_sampler: train.mixtures.MixtureSampler over the train / val splits.
+        cfg: TrainConfig. room: realtime_tse.train.rooms.RoomSpec (for provenance and the distance range), or
+            :class:`realtime_tse.train.measured.MeasuredRoom` for measured RIRs.
+        train_sampler, val_sampler: realtime_tse.train.mixtures.MixtureSampler over the train / val splits.
         out_dir: run folder. provenance: extra JSON-able facts (speech corpus, bank, room).
         resume: continue from ``out_dir/last.safetensors`` if it exists.
         init: fine-tune: start from this checkpoint's weights (and its model config, so
@@ -66,7 +66,7 @@ class Trainer:
         init_overrides: ModelConfig fields to change in the init checkpoint's config (``r_spk``:
             metadata the scan reads, not a weight).
     Raises:
-        ValueError: a resumed run whose model config differs; models.checkpoint.CheckpointError
+        ValueError: a resumed run whose model config differs; realtime_tse.models.checkpoint.CheckpointError
             (a ValueError) for an unreadable ``init``.
     """
 
@@ -192,7 +192,7 @@ class Trainer:
         return self._val
 
     def _prov(self) -> dict:
-        """The checkpoint's provenance in the one schema (:class:`models.provenance.Provenance`)."""
+        """The checkpoint's provenance in the one schema (:class:`realtime_tse.models.provenance.Provenance`)."""
         p = Provenance.from_dict(self.provenance)
         p.trainer, p.train_config = dict(self.state), dataclasses.asdict(self.cfg)
         p.room, p.parameters = _room_dict(self.room), count_parameters(self.net)
@@ -327,7 +327,7 @@ class Trainer:
         metrics = {}
         self.model.train()
         stop = self._stop_now(stop_step, deadline)
-        # example i of the run = train_sampler.sample_at(i), built in worker processes (train.data)
+        # example i of the run = train_sampler.sample_at(i), built in worker processes (realtime_tse.train.data)
         data = batches(self.train_sampler, cfg.batch, st["step"], cfg.sampler_settings,
                        cfg.workers, cfg.paired_queries, cfg.swap_voices) if not stop else None
         while not stop:

@@ -7,8 +7,8 @@ import math
 import numpy as np
 import torch
 
-from models.metrics import relative_level, sdr, si_sdr
-from train.losses import batch_loss
+from realtime_tse.models.metrics import relative_level, sdr, si_sdr
+from realtime_tse.train.losses import batch_loss
 
 
 def validate(net, val_batches: list[dict], device, pit_queries=None) -> dict:

@@ -40,7 +40,7 @@ from pathlib import Path
 
 import numpy as np
 
-from models.acoustics import read_room_table, room_vector
+from realtime_tse.models.acoustics import read_room_table, room_vector
 
 from ..audio_file import soundfile_name
 from ..file_write import atomic_path, write_bytes_atomic

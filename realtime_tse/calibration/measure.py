@@ -21,7 +21,7 @@ then (:func:`analyse_take`):
    plays such takes again);
 3. finds the direct path, cuts the RIR where its decay meets the noise floor (:func:`trim_rir`),
    and measures RT60 (pyroomacoustics ``measure_rt60``, the Schroeder decay fitted from -5 dB over
-   30 dB and extrapolated to 60 dB: T30), DRR (the figures are :mod:`models.acoustics`)
+   30 dB and extrapolated to 60 dB: T30), DRR (the figures are :mod:`realtime_tse.models.acoustics`)
    and, when the loop latency is known, the direct-path distance ``(delay - latency) * c`` as a
    check on the tape measure. A decay that does not reach the noise floor within the gap, or an
    RT60 longer than the sweep, raises :class:`DecayError`.
@@ -48,7 +48,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from models.acoustics import SPEED_OF_SOUND, decay_end, direct_path_index, drr_db, power_db, rt60_s
+from realtime_tse.models.acoustics import SPEED_OF_SOUND, decay_end, direct_path_index, drr_db, power_db, rt60_s
 
 from .playrec import PlayRecord
 

@@ -2,7 +2,7 @@
 same room as the simulator makes it (what a bank built from ``room.toml`` would hold).
 
 The simulated reference is the room ``train/rir_simulation.py`` simulates
-(:func:`models.acoustics.shoebox_room`: a ``ShoeBox`` with wall materials from
+(:func:`realtime_tse.models.acoustics.shoebox_room`: a ``ShoeBox`` with wall materials from
 ``inverse_sabine(rt60, size)``, randomised image method with 8 cm displacement), one talker per
 distance at talking height (1.6 m, else 1.2 to 2.0 m) in the first direction from the microphone
 that stays 0.3 m from the walls.
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from models.acoustics import direct_path_index, drr_db, energy_decay_db, rt60_s, shoebox_room
+from realtime_tse.models.acoustics import direct_path_index, drr_db, energy_decay_db, rt60_s, shoebox_room
 
 from ..file_write import atomic_path
 

@@ -206,7 +206,7 @@ def _check_distance(model, d) -> float:
 
 def _fmt_talkers(res) -> str:
     """The detector's talkers of a ScanResult (``talkers_m``) as one line."""
-    from models.detection import MIN_CONTRAST_DB, SILENCE_DBFS  # noqa: PLC0415
+    from realtime_tse.models.detection import MIN_CONTRAST_DB, SILENCE_DBFS  # noqa: PLC0415
     if not res.talkers_m:
         if res.input_dbfs < SILENCE_DBFS:
             return "no talker detected (input too quiet)"

@@ -137,7 +137,7 @@ def cmd_scan(args) -> int:
 
 def scan_figure(res, title: str = ""):
     """The scan as a matplotlib Figure (Agg canvas): the extracted level re input per query
-    distance (the normalised iSDR, ``10 log10(|x_hat|^2 / |y|^2 + tau)``, :mod:`models.detection`),
+    distance (the normalised iSDR, ``10 log10(|x_hat|^2 / |y|^2 + tau)``, :mod:`realtime_tse.models.detection`),
     the peak indicator, and each detected talker (``talkers_m``) as a dashed line labelled inside
     the axes, in headroom above the curves."""
     # the object API on an Agg canvas: no pyplot state, no process-wide backend switch
@@ -322,7 +322,7 @@ def main(argv=None) -> int:
         print(f"{PROG}: error: {e}", file=sys.stderr)
         return 1
     except Exception as e:  # noqa: BLE001 - one clear line, never a traceback
-        from models.checkpoint import CheckpointError  # noqa: PLC0415
+        from realtime_tse.models.checkpoint import CheckpointError  # noqa: PLC0415
 
         # the error type only, from where it is defined: importing the audio stack here (as this
         # did, from .audio_io) loaded it for the first time inside an error path, where its

@@ -27,8 +27,8 @@ def _live_engine(model, config: LiveConfig):
 
 def describe_room(prov: dict) -> str:
     """One line about the training room, from a checkpoint's provenance dict (the schema of
-    :class:`models.provenance.Provenance`; never raises)."""
-    from models.provenance import Provenance  # noqa: PLC0415
+    :class:`realtime_tse.models.provenance.Provenance`; never raises)."""
+    from realtime_tse.models.provenance import Provenance  # noqa: PLC0415
     if not isinstance(prov, dict) or not prov:
         return "training room: unknown (no provenance)"
     room = Provenance.from_dict(prov).room

@@ -35,9 +35,9 @@ def show_stats(win, st) -> None:
 
 def show_scan(win, scan) -> None:
     """Profile + radar from one ScanResult, with the detector's talkers (``scan.talkers_m``,
-    :func:`models.detection.detect_talkers`: a peak standing ``MIN_CONTRAST_DB`` above the
+    :func:`realtime_tse.models.detection.detect_talkers`: a peak standing ``MIN_CONTRAST_DB`` above the
     profile's median; none on silence or a flat profile)."""
-    from models.detection import MIN_CONTRAST_DB  # noqa: PLC0415
+    from realtime_tse.models.detection import MIN_CONTRAST_DB  # noqa: PLC0415
     d = np.asarray(scan.distances_m, dtype=float)
     lv = np.asarray(scan.isdr_db, dtype=float)
     if d.size == 0 or d.size != lv.size:

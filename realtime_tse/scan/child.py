@@ -112,9 +112,9 @@ def ring_write(hdr: np.ndarray, ring: np.ndarray, x: np.ndarray) -> None:
 
 def net_payload(net) -> tuple:
     """What the child needs to rebuild ``net``: ``("config", cfg_json, {name: ndarray})`` for the
-    project's nets (a :class:`models.config.ModelConfig` in ``net.cfg``), else ``("pickle", net)``.
+    project's nets (a :class:`realtime_tse.models.config.ModelConfig` in ``net.cfg``), else ``("pickle", net)``.
     Raises whatever reading the state dict raises."""
-    from models.config import ModelConfig  # noqa: PLC0415
+    from realtime_tse.models.config import ModelConfig  # noqa: PLC0415
     cfg = getattr(net, "cfg", None)
     if isinstance(cfg, ModelConfig):
         state = {k: v.detach().cpu().numpy().copy() for k, v in net.state_dict().items()}
@@ -126,8 +126,8 @@ def build_net(payload):
     """The net from :func:`net_payload`'s tuple, in eval mode (the child's side)."""
     import torch  # noqa: PLC0415
     if payload[0] == "config":
-        from models.config import ModelConfig  # noqa: PLC0415
-        from models.net import build_model  # noqa: PLC0415
+        from realtime_tse.models.config import ModelConfig  # noqa: PLC0415
+        from realtime_tse.models.net import build_model  # noqa: PLC0415
         net = build_model(ModelConfig.from_json(payload[1]))
         net.load_state_dict({k: torch.from_numpy(v) for k, v in payload[2].items()})
         return net.eval()

@@ -3,7 +3,7 @@ on evenly spread excerpts.
 
 :func:`plan_excerpts` picks where a long file is measured (at most ``SCAN_MAX_S`` seconds in
 excerpts of about ``SCAN_SEGMENT_S``, each after ``SCAN_WARMUP_S`` of unmeasured audio);
-:func:`file_scan_levels` measures the normalised iSDR of :mod:`models.detection` there. Used by
+:func:`file_scan_levels` measures the normalised iSDR of :mod:`realtime_tse.models.detection` there. Used by
 :meth:`realtime_tse.model.TSEModel.scan`; the live scanners are in :mod:`realtime_tse.scan.live_scan`.
 """
 from __future__ import annotations
@@ -14,7 +14,7 @@ import threading
 import numpy as np
 import torch
 
-from models.detection import TAU, ScanCancelled
+from realtime_tse.models.detection import TAU, ScanCancelled
 
 from ..progress import progress_bar
 

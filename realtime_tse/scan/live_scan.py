@@ -3,7 +3,7 @@ kept up to date beside the audio path.
 
 For each query distance ``d`` on a grid the model extracts from the same stretch of audio ``y``;
 the level of the output relative to the input, the normalised iSDR
-``10 log10(|x_hat_d|^2 / |y|^2 + tau)`` (:mod:`models.detection`; it floors at -20 dB and does not
+``10 log10(|x_hat_d|^2 / |y|^2 + tau)`` (:mod:`realtime_tse.models.detection`; it floors at -20 dB and does not
 depend on the input level), is high where a talker is and low elsewhere. The profile becomes a
 :class:`realtime_tse.scan.result.ScanResult` through the one detector
 (:func:`realtime_tse.scan.result.make_result`: the paper's indicator peaks and the talkers shown,
@@ -37,7 +37,7 @@ import numpy as np
 import torch
 
 # the level, the detector and the file scan are defined elsewhere (re-exported for existing callers)
-from models.detection import SILENCE_DBFS, TAU, ScanCancelled, scan_levels  # noqa: F401
+from realtime_tse.models.detection import SILENCE_DBFS, TAU, ScanCancelled, scan_levels  # noqa: F401
 
 from .file_scan import SCAN_MAX_S, file_scan_levels, plan_excerpts  # noqa: F401
 from ..safety import sanitize
@@ -189,7 +189,7 @@ class StreamingScan:
 
     Args:
         net: a causal net with ``cfg.hop``, ``stream_delay``, ``init_state(d_q [Q])`` and
-            ``step(block [Q, k*hop], d_q [Q], state) -> (out, state)`` (:class:`models.net.DQTSNet`).
+            ``step(block [Q, k*hop], d_q [Q], state) -> (out, state)`` (:class:`realtime_tse.models.net.DQTSNet`).
         sample_rate: rate of the audio fed.
         distances_m: [Q] query grid in metres (sorted here).
         window_s: seconds of audio the profile covers.

@@ -3,7 +3,7 @@
 A scan (offline :meth:`realtime_tse.model.TSEModel.scan`, or the live scanners of
 :mod:`realtime_tse.scan.live_scan`) measures the normalised iSDR per query distance; :func:`make_result`
 turns that level profile into a :class:`ScanResult` through the one detector,
-:func:`models.detection.detect_talkers`: the paper's indicator peaks (``peaks_m``) and the talkers the
+:func:`realtime_tse.models.detection.detect_talkers`: the paper's indicator peaks (``peaks_m``) and the talkers the
 product shows (``talkers_m``: peaks standing ``min_contrast_db`` above the profile's median, none
 on silence). The window, the CLI and the benchmarks show ``talkers_m``; evaluation reports both.
 
@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from models.detection import MIN_CONTRAST_DB, detect_talkers
+from realtime_tse.models.detection import MIN_CONTRAST_DB, detect_talkers
 
 from ..live_config import LIVE_GRID_STEP_M
 
@@ -37,7 +37,7 @@ class ScanResult:
         distances_m: [Q] query distances in metres, ascending.
         isdr_db: [Q] normalised iSDR per query, ``10 log10(|x_hat|^2/|y|^2 + tau)`` in dB.
         peaks_m: the paper's indicator peaks (Sec. III-C-3), strongest first, up to two; empty only
-            for an empty grid (:attr:`models.detection.Detection.peaks_m`).
+            for an empty grid (:attr:`realtime_tse.models.detection.Detection.peaks_m`).
         indicator: [Q] the paper's indicator (levels summed within 1 m, shifted to be >= 0).
         input_dbfs: RMS level of the scanned audio in dBFS.
         duration_s: length of the scanned audio in seconds.
@@ -46,7 +46,7 @@ class ScanResult:
         measured_s: seconds of audio the levels were measured on (``duration_s`` unless a long
             file was scanned in excerpts, :func:`realtime_tse.scan.file_scan.plan_excerpts`).
         talkers_m: the detected talkers the product shows, a subset of ``peaks_m``: empty on
-            silence or when no peak stands out (:func:`models.detection.detect_talkers`).
+            silence or when no peak stands out (:func:`realtime_tse.models.detection.detect_talkers`).
     """
 
     distances_m: np.ndarray
@@ -81,7 +81,7 @@ class ScanResult:
 
 def make_result(distances_m, levels_db, input_dbfs: float, duration_s: float, elapsed_s: float,
                 min_contrast_db: float = MIN_CONTRAST_DB) -> ScanResult:
-    """A level profile read by :func:`models.detection.detect_talkers`, as a :class:`ScanResult`.
+    """A level profile read by :func:`realtime_tse.models.detection.detect_talkers`, as a :class:`ScanResult`.
 
     Args:
         distances_m: [Q] query distances in metres, ascending.
