@@ -25,6 +25,7 @@ from .file_source import FileSource
 from ..live_config import LiveConfig
 from .resample import PolyphaseStream
 from .ringbuffer import RingBuffer
+from .stream_report import XRUN_KINDS, XRUN_LOG_CAPACITY, reset_counters, stream_stats, xrun_events
 from ..threads import AUDIO_NICE, set_thread_nice
 
 __all__ = ["AudioStream", "ProcessFn", "TapFn", "XRUN_KINDS"]
@@ -33,9 +34,6 @@ log = logging.getLogger("realtime_tse.audio.streams")  # one logger for the live
 
 ProcessFn = Callable[[np.ndarray], np.ndarray]
 TapFn = Callable[[np.ndarray, np.ndarray], None]
-XRUN_KINDS = ("input_overflow", "output_underflow", "input_ring", "late", "input_underflow")
-_XRUN_LOG_CAPACITY = 4096
-_DELAY_WRITES = 64  # block writes whose delay estimates the reported delay is the median of
 
 
 def _resampler_lag(in_rate: float, out_rate: float, chunk: int, seconds: float = 3.0
@@ -179,8 +177,8 @@ class AudioStream:
                                + self._in_lag)
 
         # counters written by the callback (ints only) and the preallocated xrun log
-        self._xlog_frames = np.zeros(_XRUN_LOG_CAPACITY, np.int64)
-        self._xlog_kind = np.zeros(_XRUN_LOG_CAPACITY, np.int8)
+        self._xlog_frames = np.zeros(XRUN_LOG_CAPACITY, np.int64)
+        self._xlog_kind = np.zeros(XRUN_LOG_CAPACITY, np.int8)
         self._xlock = threading.Lock()
         self._streams_open: list = []
         self._reset_counters()
@@ -226,63 +224,7 @@ class AudioStream:
         return max(int(round(0.25 * self.device_rate)), 3 * self.device_blocksize)
 
     def _reset_counters(self) -> None:
-        self.input_overflows = 0  # PortAudio input overflow flags
-        self.input_underflows = 0  # PortAudio input underflow flags (input was zeros)
-        self.output_underflows = 0  # PortAudio output underflow flags
-        self.input_ring_overflows = 0  # input ring full (worker too slow)
-        self.late_underflows = 0  # output ring short (processing late)
-        self._xn = 0
-        self._cb_count = 0
-        self._cb_frames = 0
-        self._cb_tid = 0
-        self._cb_boosted = False
-        self._out_cb_tid = 0
-        self._out_cb_boosted = False
-        self._stalled = False
-        self._cb_error: str | None = None
-        self._finished_unexpectedly = False
-        self._eof = False
-        self.blocks_processed = 0
-        self._proc_sum = 0.0
-        self.max_process_s = 0.0
-        self.tap_errors = 0
-        self.output_ring_drops = 0
-        self.input_backlog_drops = 0  # times the worker cut the input ring back (stale input)
-        self.input_samples_dropped = 0  # device samples discarded by those cuts
-        self.input_startup_drops = 0  # of input_backlog_drops: during start-up
-        self._in_backlog_peak = 0  # largest input ring level passed on after start-up (samples)
-        self._in_lat = 0.0  # PortAudio time_info: currentTime - inputBufferAdcTime (last, max)
-        self._in_lat_max = 0.0
-        self.stale_input_callbacks = 0  # callbacks whose input was older than expected
-        self._stale_warned = False
-        # separate streams: the output callback's own counters (the input's are _cb_*)
-        self._out_cb_count = 0
-        self._out_cb_frames = 0
-        self._last_out_cb_count = 0
-        self._last_out_cb_time = time.monotonic()
-        self._out_flowing = False  # the worker has written audio: an empty ring is now an xrun
-        self._out_dry = False  # the output callback found the ring short since the last write
-        self._out_lat = 0.0  # PortAudio time_info: outputBufferDacTime - currentTime (last, max)
-        self._out_lat_max = 0.0
-        self.output_drops = 0  # blocks written short because the output ring held too much
-        self.output_samples_dropped = 0
-        self.output_rebuffers = 0  # jitter buffer refilled with silence after the ring ran dry
-        self.jitter_shrinks = 0  # a grown jitter buffer stepped back (separate streams)
-        self.output_trims = 0  # blocks from which the gradual trim dropped excess output
-        self.output_samples_trimmed = 0
-        self._trim_pending = 0  # excess output (device samples) the trim has still to drop
-        self._jitter_changed_t = 0.0  # output device time (s) of the last rebuffer or shrink
-        self._last_shrink_t = 0.0  # output device time (s) of the last shrink
-        self._relax_cur = 0.0  # the wait before a step back now (s; 0: the mode's default)
-        self._win_min = 1 << 62  # lowest write level in the current trim window
-        self._win_t0 = 0.0
-        self._write_level = 0  # output-ring level (device samples) when the last block was written
-        self._write_level_max = 0
-        # the last input / output callback: time.monotonic() and frames (the delay estimate)
-        self._in_cb_t = self._out_cb_t = 0.0
-        self._in_cb_n = self._out_cb_n = 0
-        self._delays = np.full(_DELAY_WRITES, np.nan)  # the estimate at the latest writes (s)
-        self._delay_i = 0
+        reset_counters(self)
 
     # ---------------------------------------------------------------- public state
     @property
@@ -353,57 +295,11 @@ class AudioStream:
 
     def xrun_events(self) -> list[tuple[float, str]]:
         """(device time in s since the stream started, kind) for each xrun (first 4096)."""
-        n = min(self._xn, _XRUN_LOG_CAPACITY)
-        out_kinds = (1, 3) if self.streams == "separate" else ()  # counted on the output's clock
-        return [(float(self._xlog_frames[i]) / (self.device_rate if self._xlog_kind[i] in out_kinds
-                                                else self._cb_rate),
-                 XRUN_KINDS[self._xlog_kind[i]]) for i in range(n)]
+        return xrun_events(self)
 
     def stats(self) -> dict:
-        return {
-            "mode": self.mode, "running": self.running, "error": self.error,
-            "model_rate": self.model_rate, "device_rate": self.device_rate,
-            "input_rate": self.input_rate,
-            "block_samples": self.block_samples, "device_blocksize": self.device_blocksize,
-            "input_blocksize": self.input_blocksize,
-            "prefill_samples": self.prefill_samples, "resampling": self.resampling,
-            "resampler_delay_s": self.resampler_delay_s,
-            "xruns": self.xruns, "input_overflows": self.input_overflows,
-            "input_underflows": self.input_underflows,
-            "output_underflows": self.output_underflows,
-            "input_ring_overflows": self.input_ring_overflows,
-            "late_underflows": self.late_underflows,
-            "blocks_processed": self.blocks_processed,
-            "mean_process_s": self.mean_process_s, "max_process_s": self.max_process_s,
-            "device_latency_s": self.device_latency_s,
-            "estimated_latency_s": self.estimated_latency_s,
-            "callbacks": self._cb_count, "tap_errors": self.tap_errors,
-            "restarts": self.restarts,
-            "max_input_backlog_s": self.max_input_backlog_s,
-            "input_backlog_s": self.input_backlog_s,
-            "input_backlog_drops": self.input_backlog_drops,
-            "input_samples_dropped": self.input_samples_dropped,
-            "input_startup_drops": self.input_startup_drops,
-            "input_latency_s": self.input_latency_s,
-            "max_input_latency_s": self.max_input_latency_s,
-            "stale_input_callbacks": self.stale_input_callbacks,
-            "streams": self.streams, "audio_path": self.audio_path,
-            "latency_request": self.latency_request,
-            "jitter_ms": 1e3 * self.jitter_samples / self.device_rate,
-            "output_drops": self.output_drops,
-            "output_samples_dropped": self.output_samples_dropped,
-            "output_rebuffers": self.output_rebuffers,
-            "jitter_shrinks": self.jitter_shrinks, "output_trims": self.output_trims,
-            "output_samples_trimmed": self.output_samples_trimmed,
-            "output_queue_s": self._write_level / self.device_rate,
-            "max_output_queue_s": self._write_level_max / self.device_rate,
-            "output_latency_s": self._out_lat, "max_output_latency_s": self._out_lat_max,
-            "live_latency_s": self.live_latency_s,
-            "stall_restarts": self.stall_restarts,
-            "input_device": str(self.input_info) if self.input_info else None,
-            "output_device": str(self.output_info) if self.output_info else None,
-            "input_file": str(self.input_file) if self.input_file else None,
-        }
+        """Settings, counters and delay figures of the stream (:func:`stream_stats`)."""
+        return stream_stats(self)
 
     # ---------------------------------------------------------------- taps
     def add_tap(self, fn: TapFn) -> None:
