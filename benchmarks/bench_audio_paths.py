@@ -1,7 +1,7 @@
 """End-to-end delay per audio path and block size, with the delay the app shows beside it.
 
     .venv/bin/python benchmarks/bench_audio_paths.py [--paths pulseaudio,pipewire-pulse,pipewire-jack]
-        [--blocks 16,32,64] [--seconds 20] [--long-minutes 0] [--busy]
+        [--blocks 16,32,64] [--seconds 20] [--long-minutes 0] [--busy] [--jitter-ms 8,5.33]
         [--out benchmarks/results/audio_path_delay.json]
 
 Paths: ``pulseaudio`` (a private PulseAudio, PortAudio's ALSA ``pulse`` device), ``pipewire-pulse``
@@ -15,8 +15,9 @@ on the JACK path the engine opens the topology's ``dut_mic`` and ``meas_r`` node
 devices): delay per 1 s window by cross-correlation, its drift, xruns after 2 s, and the delay
 the engine reports (``total_latency_ms``, the median of the estimates at its latest block writes)
 at the end, plus the parts of that estimate. ``--long-minutes`` adds one run of that length per
-path at 16 ms blocks (with ``--busy``: one more core kept busy). The machine's load average is
-recorded with every row.
+path at 16 ms blocks (with ``--busy``: one more core kept busy). ``--jitter-ms`` runs every row
+once per jitter buffer start value given (``LiveConfig.jitter_ms``; default: the path's own). The
+machine's load average is recorded with every row.
 """
 from __future__ import annotations
 
@@ -38,8 +39,9 @@ PATHS = ("pulseaudio", "pipewire-pulse", "pipewire-jack")
 
 
 def run_path(path: str, blocks: list[float], seconds: float, long_minutes: float,
-             busy: bool) -> dict:
-    """All rows of one path (this process: PortAudio is loaded here once)."""
+             busy: bool, jitters: list[float | None] = (None,)) -> dict:
+    """All rows of one path (this process: PortAudio is loaded here once), each once per jitter
+    buffer start value in ``jitters`` (ms; None = the path's default)."""
     if path == "pipewire-pulse":
         os.environ["RTSE_AUDIO_PATH"] = "alsa"  # no JACK host API at all: the plain ALSA path
     from realtime_common import get_model  # noqa: PLC0415
@@ -58,11 +60,15 @@ def run_path(path: str, blocks: list[float], seconds: float, long_minutes: float
         if long_minutes > 0:
             runs.append((16.0, 60.0 * long_minutes, busy))
         for block, secs, b in runs:
-            r = bench_e2e(model, secs, block_ms=block, busy=b, devices=devices,
-                          label=f"{path}, {block:g} ms" + (", busy core" if b else ""))
-            print_e2e(r)
-            r["path"] = path
-            rows.append(r)
+            for jit in jitters:
+                extra = {} if jit is None else {"jitter_ms": jit}
+                r = bench_e2e(model, secs, block_ms=block, busy=b, devices=devices,
+                              label=f"{path}, {block:g} ms" + (", busy core" if b else "")
+                              + ("" if jit is None else f", jitter {jit:g} ms"), **extra)
+                print_e2e(r)
+                r["path"] = path
+                r["jitter_ms_asked"] = jit
+                rows.append(r)
         st = host_path.state()
         jack = {"libjack": st.libjack, "quantum": st.quantum, "why_not": st.why_not}
     finally:
@@ -77,13 +83,17 @@ def main(argv=None) -> int:
     ap.add_argument("--seconds", type=float, default=20.0)
     ap.add_argument("--long-minutes", type=float, default=0.0)
     ap.add_argument("--busy", action="store_true", help="one more core busy in the long runs")
+    ap.add_argument("--jitter-ms", default="", help="jitter buffer start values to run each row "
+                    "with (ms, comma-separated; default: the path's own)")
     ap.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "audio_path_delay.json"))
     ap.add_argument("--one", default=None, help=argparse.SUPPRESS)  # child: one path -> --out
     a = ap.parse_args(argv)
     blocks = [float(b) for b in a.blocks.split(",")]
+    jitters = [float(j) for j in a.jitter_ms.split(",") if j] or [None]
     from realtime_tse.file_write import write_json_atomic  # noqa: PLC0415
     if a.one:
-        write_json_atomic(a.out, run_path(a.one, blocks, a.seconds, a.long_minutes, a.busy))
+        write_json_atomic(a.out, run_path(a.one, blocks, a.seconds, a.long_minutes, a.busy,
+                                          jitters))
         return 0
     load0 = os.getloadavg()
     results = []
@@ -93,7 +103,8 @@ def main(argv=None) -> int:
                 raise SystemExit(f"unknown path {path!r} (one of {', '.join(PATHS)})")
             out = Path(td) / f"{path}.json"
             cmd = [sys.executable, __file__, "--one", path, "--blocks", a.blocks, "--seconds",
-                   str(a.seconds), "--long-minutes", str(a.long_minutes), "--out", str(out)]
+                   str(a.seconds), "--long-minutes", str(a.long_minutes), "--out", str(out),
+                   "--jitter-ms", a.jitter_ms]
             if a.busy:
                 cmd.append("--busy")
             rc = subprocess.run(cmd).returncode
@@ -107,14 +118,16 @@ def main(argv=None) -> int:
             summary.append({k: r.get(k) for k in (
                 "path", "audio_path", "block_ms", "seconds", "busy_core", "delay_ms", "reported_total_ms",
                 "drift_end_minus_start_ms", "drift_ms", "xruns_after_2s", "device_rate",
-                "device_blocksize", "jitter_ms", "load_average_start", "load_average")})
+                "device_blocksize", "jitter_ms_asked", "jitter_ms", "output_rebuffers",
+                "jitter_shrinks", "delay_p1_p99_ms", "load_average_start", "load_average")})
             s = summary[-1]
             s["shown_minus_measured_ms"] = s["reported_total_ms"] - s["delay_ms"]
-    print("\npath            block  measured  shown  shown-meas  drift  xruns>2s  run    load")
+    print("\npath            block  measured  shown  shown-meas  drift  xruns>2s  run    load  jitter")
     for s in summary:
         print(f"{s['path']:<15} {s['block_ms']:4.0f}  {s['delay_ms']:7.1f}  {s['reported_total_ms']:6.1f}"
               f"  {s['shown_minus_measured_ms']:+8.1f}  {s['drift_end_minus_start_ms']:+5.1f}"
-              f"  {s['xruns_after_2s']:6d}  {s['seconds']:5.0f} s  {s['load_average']:.1f}")
+              f"  {s['xruns_after_2s']:6d}  {s['seconds']:5.0f} s  {s['load_average']:.1f}"
+              f"  {s['jitter_ms_asked'] or '-'}")
     write_json_atomic(a.out, {
         "what": "end-to-end delay per audio path and block size, shown vs measured",
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
