@@ -1,7 +1,8 @@
 """End-to-end delay per audio path and block size, with the delay the app shows beside it.
 
     .venv/bin/python benchmarks/bench_audio_paths.py [--paths pulseaudio,pipewire-pulse,pipewire-jack]
-        [--blocks 16,32,64] [--seconds 20] [--long-minutes 0] [--busy] [--jitter-ms 8,5.33]
+        [--blocks 16,32,64] [--seconds 20] [--long-minutes 0] [--busy] [--long-paths PATHS]
+        [--jitter-ms 8,5.33]
         [--out benchmarks/results/audio_path_delay.json]
 
 Paths: ``pulseaudio`` (a private PulseAudio, PortAudio's ALSA ``pulse`` device), ``pipewire-pulse``
@@ -15,7 +16,7 @@ on the JACK path the engine opens the topology's ``dut_mic`` and ``meas_r`` node
 devices): delay per 1 s window by cross-correlation, its drift, xruns after 2 s, and the delay
 the engine reports (``total_latency_ms``, the median of the estimates at its latest block writes)
 at the end, plus the parts of that estimate. ``--long-minutes`` adds one run of that length per
-path at 16 ms blocks (with ``--busy``: one more core kept busy). ``--jitter-ms`` runs every row
+path at 16 ms blocks (with ``--busy``: one more core kept busy; ``--long-paths``: only on these). ``--jitter-ms`` runs every row
 once per jitter buffer start value given (``LiveConfig.jitter_ms``; default: the path's own). The
 machine's load average is recorded with every row.
 """
@@ -83,6 +84,7 @@ def main(argv=None) -> int:
     ap.add_argument("--seconds", type=float, default=20.0)
     ap.add_argument("--long-minutes", type=float, default=0.0)
     ap.add_argument("--busy", action="store_true", help="one more core busy in the long runs")
+    ap.add_argument("--long-paths", default=",".join(PATHS), help="the paths the long run is on")
     ap.add_argument("--jitter-ms", default="", help="jitter buffer start values to run each row "
                     "with (ms, comma-separated; default: the path's own)")
     ap.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "audio_path_delay.json"))
@@ -102,8 +104,9 @@ def main(argv=None) -> int:
             if path not in PATHS:
                 raise SystemExit(f"unknown path {path!r} (one of {', '.join(PATHS)})")
             out = Path(td) / f"{path}.json"
+            long_minutes = a.long_minutes if path in a.long_paths.split(",") else 0.0
             cmd = [sys.executable, __file__, "--one", path, "--blocks", a.blocks, "--seconds",
-                   str(a.seconds), "--long-minutes", str(a.long_minutes), "--out", str(out),
+                   str(a.seconds), "--long-minutes", str(long_minutes), "--out", str(out),
                    "--jitter-ms", a.jitter_ms]
             if a.busy:
                 cmd.append("--busy")

@@ -18,7 +18,9 @@ from .separate_duplex import SeparateStreamsDuplex
 
 __all__ = ["JackDuplex", "quantum_frames"]
 
-# the jitter buffer the JACK path starts with (ms): at least this, and at least two quanta
+# the jitter buffer the JACK path starts with (ms): at least this, and at least two quanta.
+# 5.3 and 4 ms were 2 to 6 ms faster at 16 ms blocks but ran dry 2 and 4 times in 90 s with one
+# more core busy, 8 ms not once (benchmarks/results/audio_path_jitter.json, docs/latency.md)
 JACK_JITTER_MS = 8.0
 
 
