@@ -46,7 +46,8 @@ def measured_line(prov: dict | None) -> str:
     """One line of the checkpoint's measured test figures (``provenance["evaluation"]``, read by
     :func:`realtime_tse.models.provenance.measured_figures`), e.g. ``"Measured on 200 test mixtures of 4 s (D1
     room, voices it never heard): SI-SDRi +0.97 dB, output where no one talks -13.5 dB, right
-    talker in both swapped positions: not measured"``. A figure that was not measured says so."""
+    talker in both swapped positions: not in this checkpoint"``. A figure the checkpoint does not
+    hold says so (it may have been measured apart, as the model card reports)."""
     from realtime_tse.models.provenance import measured_figures  # noqa: PLC0415  (loads torch: see above)
     fig = measured_figures(prov)
     if fig is None:
@@ -59,7 +60,7 @@ def measured_line(prov: dict | None) -> str:
     def db(v, digits):
         return "not measured" if v is None else f"{v:+.{digits}f} dB"
 
-    swap = "not measured" if fig.right_in_both is None else f"{100 * fig.right_in_both:.0f} %"
+    swap = "not in this checkpoint" if fig.right_in_both is None else f"{100 * fig.right_in_both:.0f} %"
     return (f"Measured on {n} ({', '.join(where)}): SI-SDRi {db(fig.si_sdri_db, 2)}, output "
             f"where no one talks {db(fig.absence_db, 1)}, right talker in both swapped positions: "
             f"{swap}")
