@@ -17,14 +17,15 @@ from pathlib import Path
 RESULTS = Path(__file__).resolve().parent / "results"
 REPO = RESULTS.parents[1]
 SHIPPED = "assets/models/lite-lstm-d1.safetensors"
-QUALITY = "eval_d1_test_lite-lstm-d1_94c5f50c.json"
-UNSEEN = "eval_tts_voices_lite-lstm-d1_94c5f50c.json"
+QUALITY = "eval_d1_test_lite-lstm-d1_1c018131.json"
+UNSEEN = "eval_tts_voices_lite-lstm-d1_1c018131.json"
 LIVE = "realtime.json"
 SPEED = "models_live_presets.json"
-SWAP = "swap_test_lite-lstm-d1_94c5f50c.json"
+SWAP = "swap_test_lite-lstm-d1_1c018131.json"
 PATHS = "audio_path_delay.json"
 # dates of the files that record none (the commit that added their figures)
-QUALITY_DATE = SPEED_DATE = "2026-11-30"
+QUALITY_DATE = "2026-12-07"
+SPEED_DATE = "2026-11-30"
 MACHINE = "2 shared x86_64 cores (a VM), torch 2.13.0+cpu, other jobs running unless noted"
 QUALITY_KEYS = ["si_sdri_single", "sdri_single", "sdr", "pesq", "absence_level_db", "mae_m",
                 "two_peak_err_m", "const_2p5_mae_m", "det_found"]
