@@ -51,11 +51,12 @@ def test_wheel_carries_model_demo_and_recipes(wheel):
     assert names["realtime_tse/assets/models/lite-lstm-d1.safetensors"] == \
         (REPO / "assets/models/lite-lstm-d1.safetensors").stat().st_size
     # the lab (experiments/: tried recipes, logs, resumable state) stays in the repository; the
-    # wheel's recipes are the product's three
+    # wheel's recipes are the product's four
     assert not any("train_state" in n or "experiments" in n or "diagnose" in n for n in names)
     assert sorted(n for n in names if n.startswith("realtime_tse/train/configs/")) == [
         "realtime_tse/train/configs/lite_lstm_d1.toml",
         "realtime_tse/train/configs/lite_lstm_d1_swap.toml",
+        "realtime_tse/train/configs/lite_lstm_d1_swap_fast.toml",
         "realtime_tse/train/configs/paper_causal_gpu.toml"]
     assert max(names.values()) < 6 * 2**20   # shipped files stay small (lite-lstm weights: 4.4 MiB)
     assert "Requires-Python: >=3.11" in meta             # tomllib

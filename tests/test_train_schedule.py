@@ -78,14 +78,19 @@ def test_lr_schedule_overrides_the_plateau_rate_from_its_steps(tmp_path):
 
 
 def test_the_cpu_default_recipe_is_the_shipped_networks():
-    """tse-train's default without a GPU trains the shipped network (its preset) with the recipe
-    stored in the shipped checkpoint's provenance: every setting of the recipe file equals it."""
+    """tse-train's default without a GPU trains the shipped network (its preset) with the first
+    stage of its recipe; the shipped checkpoint was fine-tuned from such a state (``--init``) with
+    the second stage, ``train/configs/lite_lstm_d1_swap_fast.toml``, whose every setting equals the
+    recipe stored in its provenance."""
     from realtime_tse.train.cli import CPU_RECIPE as DEFAULT
     shipped = REPO / "assets" / "models" / "lite-lstm-d1.safetensors"
     cfg, prov = read_metadata(shipped)
-    recipe = tomllib.loads(DEFAULT.read_text())["train"]
-    TrainConfig.from_dict(recipe)                       # a valid recipe
-    assert recipe["model_preset"] == cfg.preset == "lite-lstm"
+    first = tomllib.loads(DEFAULT.read_text())["train"]
+    TrainConfig.from_dict(first)                        # a valid recipe
+    assert first["model_preset"] == cfg.preset == "lite-lstm"
+    recipe = tomllib.loads((DEFAULT.parent / "lite_lstm_d1_swap_fast.toml").read_text())["train"]
+    TrainConfig.from_dict(recipe)
+    assert recipe["model_preset"] == cfg.preset
     stored = prov["train_config"]
     differ = {k: (v, stored.get(k)) for k, v in recipe.items() if stored.get(k) != v}
     assert not differ, differ
