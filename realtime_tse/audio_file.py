@@ -7,12 +7,16 @@ system's bytes (:func:`soundfile_name`), so a name that is not UTF-8 works.
 
 Writing (:func:`encode_sound`, :func:`write_sound`): the audio is encoded in memory and written
 with :func:`realtime_tse.file_write.write_bytes_atomic` (temporary file in the same folder, moved
-into place when complete; a previous file keeps its content on failure), or to standard output
-for ``"-"`` (WAV, as sox and ffmpeg do). NaN/Inf samples are written as 0, as the live output
+into place when complete; a previous file keeps its content on failure), or straight into a
+stream: standard output for ``"-"`` (WAV, as sox and ffmpeg do), a named pipe (FIFO), a
+character device or ``/dev/stdout`` (:func:`is_stream`; whole-or-nothing does not apply to a
+stream, and a temporary file moved over a FIFO would replace it). A stream write fails unless
+every byte was delivered (a reader that closes the pipe early is a "broken pipe"). NaN/Inf samples are written as 0, as the live output
 guard does (:mod:`realtime_tse.safety`); never as full scale.
 """
 from __future__ import annotations
 
+import errno
 import io
 import os
 import stat
@@ -25,7 +29,7 @@ from .file_write import FileWriteError, write_bytes_atomic
 from .safety import sanitize
 
 __all__ = ["STDIO", "AudioFileError", "display_path", "soundfile_name", "read_sound", "encode_sound",
-           "write_sound", "is_stdio"]
+           "write_sound", "is_stdio", "is_stream", "stdout_fd", "write_stream"]
 
 STDIO = "-"  # the name that means standard input (reading) or standard output (writing)
 
@@ -43,6 +47,106 @@ def display_path(path) -> str:
 def is_stdio(path) -> bool:
     """True for ``"-"``: standard input / output."""
     return str(path) == STDIO
+
+
+def is_stream(path) -> bool:
+    """True for ``"-"`` and for a path that names a stream rather than a file: a named pipe
+    (FIFO), a character device, a socket (after symbolic links: ``/dev/stdout`` on a pipe), or one
+    of ``/dev/stdout``, ``/dev/stderr``, ``/dev/fd/N``, ``/proc/self/fd/N`` (whatever they point at;
+    a temporary file cannot be moved over them). A missing path, a regular file or a folder is not
+    a stream."""
+    if is_stdio(path):
+        return True
+    s = str(path)
+    if s in ("/dev/stdout", "/dev/stderr") or s.startswith(("/dev/fd/", "/proc/self/fd/")):
+        return True
+    try:
+        mode = os.stat(path).st_mode
+    except (OSError, ValueError):
+        return False
+    return stat.S_ISFIFO(mode) or stat.S_ISCHR(mode) or stat.S_ISSOCK(mode)
+
+
+def stdout_fd() -> int | None:
+    """The file descriptor of standard output, flushed of any text printed before; None when
+    ``sys.stdout`` is open but has no descriptor (a capture in memory: write to its ``buffer``).
+
+    Raises:
+        FileWriteError: standard output is closed (the program was started with ``>&-``).
+    """
+    out = sys.stdout
+    closed = FileWriteError("standard output", "standard output is closed", errno.EBADF)
+    if out is None or getattr(out, "closed", False):
+        raise closed
+    try:
+        out.flush()
+        fd = out.fileno()
+    except (io.UnsupportedOperation, AttributeError):
+        return None
+    except (OSError, ValueError) as e:
+        raise closed from e
+    try:
+        os.fstat(fd)
+    except OSError as e:
+        raise closed from e
+    return fd
+
+
+def write_stream(path, data: bytes) -> None:
+    """Write ``data`` straight into a stream (:func:`is_stream`): every byte, or an error.
+
+    Args:
+        path: ``"-"`` (standard output) or the stream's path (a FIFO is opened for writing, which
+            waits for a reader, as ``cat > fifo`` does).
+        data: the bytes.
+    Raises:
+        FileWriteError: the stream is closed, cannot be opened, or took fewer bytes than
+            ``data`` holds ("broken pipe": the reader went away first; "standard output is
+            closed"; ...).
+    """
+    name = "standard output" if is_stdio(path) else display_path(path)
+    if is_stdio(path):
+        fd, own = stdout_fd(), False
+        if fd is None:  # an in-memory standard output (a test's capture)
+            try:
+                sys.stdout.buffer.write(data)
+                sys.stdout.buffer.flush()
+            except (OSError, ValueError, AttributeError) as e:
+                raise FileWriteError(name, _reason(e) if isinstance(e, OSError) else str(e),
+                                     getattr(e, "errno", None)) from e
+            return
+    else:
+        try:
+            fd, own = os.open(path, os.O_WRONLY), True
+        except OSError as e:
+            raise FileWriteError(name, _reason(e), e.errno) from e
+    try:
+        view = memoryview(data)
+        done = 0
+        while done < len(view):
+            try:
+                n = os.write(fd, view[done:done + (1 << 20)])
+            except InterruptedError:
+                continue
+            except OSError as e:
+                raise FileWriteError(name, _reason(e), e.errno) from e
+            if n <= 0:
+                raise FileWriteError(name, f"only {done} of {len(view)} bytes written", errno.EIO)
+            done += n
+    finally:
+        if own:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+
+def _reason(e: OSError) -> str:
+    if e.errno == errno.EPIPE:
+        return "broken pipe"
+    if e.errno == errno.EBADF:
+        return "the stream is closed"
+    return str(e.strerror or e).lower()
 
 
 def soundfile_name(path) -> str | bytes:
@@ -122,24 +226,22 @@ def encode_sound(x, sample_rate: int, fmt: str, subtype: str | None = None) -> b
 
 
 def write_sound(path, x, sample_rate: int, fmt: str, subtype: str | None = None) -> str | Path:
-    """Write ``x`` to ``path`` whole or not at all, or to standard output for ``"-"``.
+    """Write ``x`` to ``path`` whole or not at all, or straight into a stream (``"-"``: standard
+    output; a FIFO, a character device, ``/dev/stdout``: :func:`is_stream`).
 
     Args:
-        path: the file, or ``"-"`` (standard output; written whole once encoded).
+        path: the file, or a stream (written once encoded; every byte delivered or an error).
         x: [N] or [N, C] float samples, full scale 1.0 (NaN/Inf written as 0).
         fmt, subtype: as :func:`encode_sound`.
     Returns:
         ``path`` (a Path, or ``"-"``).
     Raises:
         AudioFileError: cannot encode. FileWriteError: cannot write (the message says why: "no
-        space left on device", "read-only file system", ...); a previous file is unchanged.
+        space left on device", "read-only file system", "broken pipe", "standard output is
+        closed", ...); a previous file is unchanged.
     """
     data = encode_sound(x, sample_rate, fmt, subtype)
-    if is_stdio(path):
-        try:
-            sys.stdout.buffer.write(data)
-            sys.stdout.buffer.flush()
-        except OSError as e:
-            raise FileWriteError("standard output", str(e.strerror or e).lower(), e.errno) from e
-        return STDIO
+    if is_stream(path):
+        write_stream(path, data)
+        return STDIO if is_stdio(path) else Path(path)
     return write_bytes_atomic(Path(path), data)

@@ -72,6 +72,8 @@ def write_error_reason(e: BaseException, path) -> tuple[str, int | None]:
     err = getattr(e, "errno", None) if isinstance(e, OSError) else None
     if err is None:
         err = _folder_errno(Path(path).parent)
+    if err == errno.ENOENT and Path(path).parent.is_dir():  # /proc: the folder takes no new file
+        return "not a writable file system (the folder takes no new files)", err
     if err is not None:
         return _PLAIN.get(err, os.strerror(err).lower()), err
     return str(e) or type(e).__name__, None

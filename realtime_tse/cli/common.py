@@ -124,23 +124,73 @@ def read_audio(path, min_seconds: float = MIN_EXTRACT_S):
     return np.ascontiguousarray(x, dtype=np.float32), int(sr), info
 
 
+def _output_ext(p) -> str:
+    """The output format's name (``WAV``, ``FLAC``, ...) for ``p``: from its extension; WAV for
+    standard output and for a stream without one (``/dev/stdout``)."""
+    from ..audio_file import is_stdio, is_stream  # noqa: PLC0415
+    if is_stdio(p):
+        return "WAV"
+    ext = Path(p).suffix.lstrip(".").upper()
+    return "WAV" if not ext and is_stream(p) else ext
+
+
 def check_output_audio_path(path) -> None:
-    """Refuse an output path before any work is done on it: an unknown format (by the file's
-    extension), a folder that does not exist, or a "folder" that is a file. ``-`` (standard output)
-    always passes. Raises CLIError saying which."""
+    """Refuse an output path before any work is done on it.
+
+    ``-`` (standard output) passes when standard output is open; a stream (a FIFO, a character
+    device, ``/dev/stdout``) passes when its extension, if any, is a known format.
+
+    Raises:
+        CLIError: standard output is closed; the path is a folder; an unknown format (by the
+            file's extension); a folder that does not exist, or a "folder" that is a file; a folder
+            that takes no new file (permission denied, read-only or not a writable file system:
+            a probe file is created and deleted to find out).
+    """
     import soundfile as sf  # noqa: PLC0415
-    from ..audio_file import is_stdio  # noqa: PLC0415
+    from ..audio_file import is_stdio, is_stream, stdout_fd  # noqa: PLC0415
+    from ..file_write import FileWriteError  # noqa: PLC0415
     if is_stdio(path):
+        try:
+            stdout_fd()
+        except FileWriteError as e:
+            raise CLIError(f"{e} (it was closed when the command started: use -o FILE, or "
+                           f"-o - with a pipe or a redirection)") from e
         return
     p = Path(path).expanduser()
-    ext = p.suffix.lstrip(".").upper()
+    if p.is_dir():
+        raise CLIError(f"cannot write {p}: it is a folder (name a file in it, e.g. {p / 'out.wav'})")
+    ext = _output_ext(p)
     if ext not in sf.available_formats() and ext != "OGA":
         raise CLIError(f"{p}: unknown output format {p.suffix!r} (use .wav, .flac, ...)")
+    if is_stream(p):
+        return
     parent = p.parent
     if parent.exists() and not parent.is_dir():
         raise CLIError(f"cannot write {p}: {parent} is a file, not a folder")
     if not parent.exists():
         raise CLIError(f"cannot write {p}: no such folder {parent} (create it first)")
+    why = _folder_refuses(parent)
+    if why:
+        raise CLIError(f"cannot write {p}: {why}")
+
+
+def _folder_refuses(folder: Path) -> str | None:
+    """Why a new file cannot be created in the existing folder ``folder`` (plain words, as
+    :func:`realtime_tse.file_write.write_error_reason` says them), found by creating and deleting
+    a probe file there; None when it can."""
+    import os  # noqa: PLC0415
+    import secrets  # noqa: PLC0415
+    probe = folder / f".rtse-probe.{secrets.token_hex(4)}.tmp"
+    try:
+        os.close(os.open(probe, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+    except OSError as e:
+        from ..file_write import write_error_reason  # noqa: PLC0415
+        return write_error_reason(e, folder / "x")[0]
+    try:
+        os.unlink(probe)
+    except OSError:
+        pass
+    return None
 
 
 def write_audio(path, x, sr: int, like_subtype: str | None = None) -> Path | str:
@@ -167,7 +217,7 @@ def write_audio(path, x, sr: int, like_subtype: str | None = None) -> Path | str
     from ..file_write import FileWriteError  # noqa: PLC0415
     from ..safety import sanitize  # noqa: PLC0415
     p = path if is_stdio(path) else Path(path).expanduser()
-    ext = "WAV" if is_stdio(path) else p.suffix.lstrip(".").upper()
+    ext = _output_ext(p)
     if ext not in sf.available_formats() and ext != "OGA":
         raise CLIError(f"{p}: unknown output format {p.suffix!r} (use .wav, .flac, ...)")
     fmt = "OGG" if ext == "OGA" else ext

@@ -31,7 +31,7 @@ import time
 from pathlib import Path
 
 from ..audio.virtual_mic import DEFAULT_NAME as VIRTUAL_MIC_NAME
-from ..audio_file import display_path
+from ..audio_file import display_path, is_stream
 from ..file_write import FileWriteError, atomic_path, write_json_atomic
 from ..live_config import DEFAULT_BLOCK_MS
 from ..modes import MODES
@@ -85,10 +85,11 @@ def cmd_extract(args) -> int:
         what = f"everyone but the {what}"
     dt = time.perf_counter() - t0
     p = write_audio(out_path, y, sr, info["subtype"])
-    # with ``-o -`` the audio is standard output: the summary goes to standard error
+    # with ``-o -`` (or a stream such as /dev/stdout) the audio may be standard output: the
+    # summary goes to standard error
     print(f"wrote {'WAV to standard output' if p == '-' else display_path(p)} ({len(y) / sr:.2f} s, {sr} Hz): {what}, "
           f"{how}; model {model.name} on {model.device.type}, {dt:.1f} s "
-          f"(RTF {dt / (len(x) / sr):.2f})", file=sys.stderr if p == "-" else sys.stdout)
+          f"(RTF {dt / (len(x) / sr):.2f})", file=sys.stderr if is_stream(p) else sys.stdout)
     return 0
 
 
