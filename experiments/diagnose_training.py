@@ -273,7 +273,7 @@ def head(a) -> None:
             m = va.sample_at(90000 + k, presence=True)
             if not np.all(np.isfinite(m.distances)):
                 continue
-            _, logits = net.forward_with_distance(torch.tensor(m.mix)[None], torch.tensor([float(m.d_q)]))
+            _, logits = net(torch.tensor(m.mix)[None], torch.tensor([float(m.d_q)]), with_distance=True)
             p = torch.sigmoid(logits)[0].numpy()                                  # [T, bins]
             e = []
             for t in range(2):

@@ -158,33 +158,24 @@ class LSTMDEG(nn.Module):
             h = h * (1 + gamma) + beta
         return torch.sigmoid(self.out(h)), st, last_lp
 
-    def forward(self, mix: torch.Tensor, d_q: torch.Tensor) -> torch.Tensor:
+    def forward(self, mix: torch.Tensor, d_q: torch.Tensor, with_distance: bool = False):
         """mix [B, N] at ``cfg.sample_rate``, d_q [B] metres -> [B, N].
 
-        Raises ValueError for other shapes."""
+        ``with_distance`` (training): also return the distance head's logits [B, T, K], T STFT
+        frames (``realtime_tse.models.stft.stft`` framing) and K = ``cfg.distance_bins``: per frame,
+        whether a talker whose distance lies in bin k (``[k, k + 1) x cfg.distance_bin_m`` metres)
+        is active. Going through ``forward`` keeps a DistributedDataParallel wrapper's gradient sync.
+        Raises ValueError for other shapes, or ``with_distance`` on a model without the head
+        (``distance_bins`` = 0)."""
         if mix.dim() != 2 or d_q.dim() != 1 or d_q.shape[0] != mix.shape[0]:
             raise ValueError(f"need mix [B, N] and d_q [B], got {tuple(mix.shape)} and {tuple(d_q.shape)}")
-        cfg = self.cfg
-        spec = stft(mix, cfg.n_fft, cfg.hop)  # [B, T, F]
-        mask, _, _ = self._masks(spec, d_q)
-        return istft(spec * mask, cfg.n_fft, cfg.hop, mix.shape[-1])
-
-    def forward_with_distance(self, mix: torch.Tensor, d_q: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Training form of :meth:`forward` with the distance head's output.
-
-        mix [B, N], d_q [B] metres -> (the same [B, N] as :meth:`forward`, logits [B, T, K]) with T
-        STFT frames (``realtime_tse.models.stft.stft`` framing) and K = ``cfg.distance_bins``: per frame, whether
-        a talker whose distance lies in bin k (``[k, k + 1) x cfg.distance_bin_m`` metres) is active.
-        Raises ValueError for other shapes or a model without the head (``distance_bins`` = 0).
-        """
-        if self.dist_head is None:
+        if with_distance and self.dist_head is None:
             raise ValueError("this model has no distance head (ModelConfig.distance_bins = 0)")
-        if mix.dim() != 2 or d_q.dim() != 1 or d_q.shape[0] != mix.shape[0]:
-            raise ValueError(f"need mix [B, N] and d_q [B], got {tuple(mix.shape)} and {tuple(d_q.shape)}")
-        cfg, hidden = self.cfg, []
-        spec = stft(mix, cfg.n_fft, cfg.hop)
+        cfg, hidden = self.cfg, ([] if with_distance else None)
+        spec = stft(mix, cfg.n_fft, cfg.hop)  # [B, T, F]
         mask, _, _ = self._masks(spec, d_q, hidden=hidden)
-        return istft(spec * mask, cfg.n_fft, cfg.hop, mix.shape[-1]), self.dist_head(hidden[0])
+        out = istft(spec * mask, cfg.n_fft, cfg.hop, mix.shape[-1])
+        return (out, self.dist_head(hidden[0])) if with_distance else out
 
     # -- streaming (causal only) --------------------------------------------------------------------
     def _device(self):

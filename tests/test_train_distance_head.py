@@ -45,7 +45,7 @@ def test_head_leaves_the_output_unchanged_and_its_loss_learns():
     cfg = ModelConfig.preset("lite-lstm", distance_bins=10)
     net = build_model(cfg)
     x, d = torch.randn(2, 4000) * 0.1, torch.tensor([1.0, 3.0])
-    est, logits = net.forward_with_distance(x, d)
+    est, logits = net(x, d, with_distance=True)
     assert torch.allclose(est, net(x, d), atol=1e-6)
     assert logits.shape[0] == 2 and logits.shape[2] == 10
     src = torch.stack([torch.stack([_tone(4000, 300.0), _tone(4000, 900.0)])] * 2)
@@ -53,7 +53,7 @@ def test_head_leaves_the_output_unchanged_and_its_loss_learns():
     opt = torch.optim.Adam(net.dist_head.parameters(), lr=1e-2)
     first = None
     for _ in range(30):
-        _, logits = net.forward_with_distance(x, d)
+        _, logits = net(x, d, with_distance=True)
         loss = distance_head_loss(logits, src, dist, cfg.n_fft, cfg.hop, cfg.distance_bin_m).mean()
         first = float(loss.detach()) if first is None else first
         opt.zero_grad()
@@ -70,4 +70,4 @@ def test_settings_are_checked():
     with pytest.raises(ValueError, match="distance_loss"):
         TrainConfig.from_dict({"distance_loss": -1.0})
     with pytest.raises(ValueError, match="no distance head"):
-        build_model(ModelConfig.preset("lite-lstm")).forward_with_distance(torch.zeros(1, 800), torch.ones(1))
+        build_model(ModelConfig.preset("lite-lstm"))(torch.zeros(1, 800), torch.ones(1), with_distance=True)

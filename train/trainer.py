@@ -257,7 +257,7 @@ class Trainer:
         aux = cfg.distance_loss > 0 and getattr(self.net, "dist_head", None) is not None
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.device.type == "cuda"):
             if aux:   # the training-only distance head (ModelConfig.distance_bins)
-                est, logits = self.net.forward_with_distance(mix, d_q.to(self.device))
+                est, logits = self.model(mix, d_q.to(self.device), with_distance=True)
             else:
                 est = self.model(mix, d_q.to(self.device))
         loss = batch_loss(est.float(), dict(batch, mix=mix, target=tgt), cfg.loss_at(st["step"]),
