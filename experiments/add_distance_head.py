@@ -17,8 +17,9 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from realtime_tse.models.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from convert_state import save_equivalent  # noqa: E402
+from realtime_tse.models.checkpoint import load_checkpoint  # noqa: E402
 from realtime_tse.models.net import build_model  # noqa: E402
 
 
@@ -30,14 +31,7 @@ def convert(src: str, dst: str, bins: int = 10, bin_m: float = 0.5) -> None:
     sd = new.state_dict()
     sd.update(net.state_dict())
     new.load_state_dict(sd)
-    x, d = torch.randn(2, 8000), torch.tensor([1.0, 3.0])
-    with torch.no_grad():
-        err = float((new(x, d) - net(x, d)).abs().max())
-    if err > 1e-6:
-        raise SystemExit(f"the converted network differs by {err}")
-    prov = dict(meta["provenance"])
-    prov["converted_from"] = str(src)
-    save_checkpoint(dst, new, prov)
+    err = save_equivalent(src, dst, net, new, meta, tol=1e-6)
     print(f"wrote {dst}: distance head of {bins} bins x {bin_m} m, output equal to {src} within {err:.1e}")
 
 

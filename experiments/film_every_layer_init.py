@@ -16,8 +16,9 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from realtime_tse.models.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from convert_state import save_equivalent  # noqa: E402
+from realtime_tse.models.checkpoint import load_checkpoint  # noqa: E402
 from realtime_tse.models.net import build_model  # noqa: E402
 
 
@@ -36,15 +37,7 @@ def convert(src: str, dst: str) -> None:
         else:
             sd[k] = old[k]
     new.load_state_dict(sd)
-    x = torch.randn(2, 8000)
-    d = torch.tensor([1.0, 3.0])
-    with torch.no_grad():
-        err = float((new(x, d) - net(x, d)).abs().max())
-    if err > 1e-5:
-        raise SystemExit(f"the converted network differs by {err}")
-    prov = dict(meta["provenance"])
-    prov["converted_from"] = str(src)
-    save_checkpoint(dst, new, prov)
+    err = save_equivalent(src, dst, net, new, meta, tol=1e-5)
     print(f"wrote {dst}: film_every_layer, output equal to {src} within {err:.1e}")
 
 
