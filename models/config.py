@@ -50,6 +50,8 @@ import dataclasses
 import json
 from dataclasses import dataclass, field
 
+from . import latency
+
 CONFIG_VERSION = 1
 
 ARCHS = ("dqts", "lstm_deg")
@@ -121,17 +123,16 @@ class ModelConfig:
         """The algorithmic latency (seconds) of streaming in blocks of ``block_samples`` samples:
         the block plus the model's look-ahead, ``(block + n_fft - hop) / sample_rate``. An input
         sample waits for its block to fill, and a hop of output is final only when the frame after
-        it has arrived (``n_fft - hop`` more samples). The one definition: the streamer, the live
-        engine, the CLI and the window all report this figure (64 ms blocks of the 8 kHz presets:
-        64 + 32 - 16 = 80 ms). Buffering for blocks of any length, devices and sound servers add
+        it has arrived (``n_fft - hop`` more samples). The one definition
+        (:func:`realtime_tse.models.latency.algorithmic_latency_s`, as the networks' own
+        ``stream_delay`` and ``algorithmic_latency_s``): the streamer, the live engine, the CLI and
+        the window all report this figure (64 ms blocks of the 8 kHz presets: 64 + 32 - 16 = 80 ms). Buffering for blocks of any length, devices and sound servers add
         to it and are reported apart.
 
         Raises:
             ValueError: ``block_samples`` not positive.
         """
-        if block_samples <= 0:
-            raise ValueError(f"block_samples must be positive, got {block_samples}")
-        return (int(block_samples) + self.n_fft - self.hop) / self.sample_rate
+        return latency.algorithmic_latency_s(self, block_samples)
 
     # -- validation / presets / JSON -----------------------------------------------------------
     def validate(self) -> "ModelConfig":

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from . import latency
 from .config import ModelConfig
 from .layers import DEG
 from .stft import istft, stft, stream_istft
@@ -119,14 +120,15 @@ class LSTMDEG(nn.Module):
 
     @property
     def stream_delay(self) -> int:
-        """Samples by which :meth:`step` output lags :meth:`forward` output (n_fft - hop)."""
-        return self.cfg.n_fft - self.cfg.hop
+        """Samples by which :meth:`step` output lags :meth:`forward` output
+        (:func:`realtime_tse.models.latency.stream_delay`: n_fft - hop)."""
+        return latency.stream_delay(self.cfg)
 
     @property
     def algorithmic_latency_s(self) -> float:
-        """The algorithmic latency at the smallest block, one hop (seconds): one frame.
-        Larger blocks: :meth:`realtime_tse.models.config.ModelConfig.algorithmic_latency_s`."""
-        return self.cfg.algorithmic_latency_s(self.cfg.hop)
+        """The algorithmic latency at the smallest block, one hop (seconds): one frame
+        (:func:`realtime_tse.models.latency.algorithmic_latency_s`)."""
+        return latency.algorithmic_latency_s(self.cfg)
 
     def _masks(self, spec, d_q, prev_lp=None, state=None, hidden: list | None = None):
         """[B, T, F] complex -> (mask [B, T, F], LSTM state, last frame's log power [B, F] dB).

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from . import latency
 from .config import ModelConfig
 from .bands import BandMerge, BandSplit
 from .layers import DEG, FrameLayerNorm, FusionModule, GlobalLayerNorm, TFConv
@@ -136,14 +137,15 @@ class DQTSNet(nn.Module):
     # -- shared pieces ----------------------------------------------------------------------------
     @property
     def stream_delay(self) -> int:
-        """Samples by which :meth:`step` output lags :meth:`forward` output (n_fft - hop)."""
-        return self.cfg.n_fft - self.cfg.hop
+        """Samples by which :meth:`step` output lags :meth:`forward` output
+        (:func:`realtime_tse.models.latency.stream_delay`: n_fft - hop)."""
+        return latency.stream_delay(self.cfg)
 
     @property
     def algorithmic_latency_s(self) -> float:
-        """The algorithmic latency at the smallest block, one hop (seconds): one frame.
-        Larger blocks: :meth:`realtime_tse.models.config.ModelConfig.algorithmic_latency_s`."""
-        return self.cfg.algorithmic_latency_s(self.cfg.hop)
+        """The algorithmic latency at the smallest block, one hop (seconds): one frame
+        (:func:`realtime_tse.models.latency.algorithmic_latency_s`)."""
+        return latency.algorithmic_latency_s(self.cfg)
 
     def _features(self, spec: torch.Tensor) -> torch.Tensor:
         """[B, T, F] complex -> [B, 2, T, F] real/imag, magnitude compressed by ``input_compress``."""
