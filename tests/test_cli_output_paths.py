@@ -1,5 +1,7 @@
 """``realtime-tse extract -o OUT`` where OUT is not a plain new file: standard output closed or
-closed early by its reader, a named pipe, ``/dev/stdout``, a folder, a folder that takes no file.
+closed early by its reader, a named pipe, ``/dev/stdout``, a folder, a folder that takes no file;
+and the one rule of every output file (``extract -o``, ``scan --json`` / ``--plot``,
+``stream --record``, the headless ``-o``): a missing folder is refused before any work.
 
 Real subprocess runs of the command (the demo model on the demo mix), with generous timeouts: the
 test machine may be busy."""
@@ -154,3 +156,84 @@ def test_write_audio_to_a_fifo_without_extension_is_wav(tmp_path):
     t.join(60)
     assert sf.read(io.BytesIO(got[0]))[0].shape == (1600,)
     assert stat.S_ISFIFO(os.stat(fifo).st_mode)
+
+
+# ------------------------------------------------------------------ one rule for every output file
+def _no_folder_cases(tmp_path, wav):
+    """(command line, the file it is to write) for every output of the command line, each in a
+    folder that does not exist."""
+    missing = tmp_path / "no-such-folder"
+    return {
+        "extract -o": (["extract", wav, "-d", "1", "-o", missing / "o.wav"], missing / "o.wav"),
+        "scan --json": (["scan", wav, "--json", missing / "s.json"], missing / "s.json"),
+        "scan --plot": (["scan", wav, "--plot", missing / "s.png"], missing / "s.png"),
+        "stream --record": (["stream", "--input-file", wav, "--output-device", "null", "-d", "1",
+                             "--seconds", "1", "--no-scan", "--record", missing / "r.wav"],
+                            missing / "r.wav"),
+        "headless -o": (["--headless", "--output-device", "null", "--seconds", "1",
+                         "-o", missing / "h.wav"], missing / "h.wav"),
+    }
+
+
+@pytest.fixture()
+def two_second_wav(tmp_path):
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from rt_fixtures import demo_at
+    p = tmp_path / "in.wav"
+    sf.write(p, demo_at(16000, 2.0), 16000)
+    return p
+
+
+@pytest.fixture()
+def engines_built(monkeypatch):
+    """Every LiveEngine the command builds (the live engine is what starts audio)."""
+    from realtime_tse.live import engine
+    built = []
+    real = engine.LiveEngine.__init__
+
+    def spy(self, *a, **kw):
+        built.append(self)
+        real(self, *a, **kw)
+    monkeypatch.setattr(engine.LiveEngine, "__init__", spy)
+    return built
+
+
+@pytest.mark.parametrize("case", ["extract -o", "scan --json", "scan --plot", "stream --record",
+                                  "headless -o"])
+def test_every_output_in_a_missing_folder_is_refused_before_the_work(
+        case, tmp_path, two_second_wav, engines_built, capsys, monkeypatch):
+    """The one rule (realtime_tse.cli.common.check_output_path): a missing folder is not created;
+    the command says so in one line before it reads, loads, scans or starts any audio."""
+    from realtime_tse.cli.main import main
+    monkeypatch.setenv("REALTIME_TSE_MODEL", str(tmp_path / "never-loaded.safetensors"))
+    argv, target = _no_folder_cases(tmp_path, two_second_wav)[case]
+    rc = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    assert rc == 1, (out, err)
+    assert err.strip().splitlines() == [
+        f"realtime-tse: error: cannot write {target}: no such folder {target.parent} "
+        "(create it first)"], err
+    assert not target.parent.exists()
+    # no audio, no scan, no model: the model file does not exist, and loading it would say so
+    assert engines_built == [] and out == ""
+
+
+@pytest.mark.parametrize("option, example", [("--json", "scan.json"), ("--plot", "scan.png")])
+def test_scan_output_that_is_a_folder_says_so(option, example, tmp_path, two_second_wav, capsys):
+    from realtime_tse.cli.main import main
+    rc = main(["scan", str(two_second_wav), option, str(tmp_path)])
+    err = capsys.readouterr().err
+    assert rc == 1
+    assert f"cannot write {tmp_path}: it is a folder (name a file in it, e.g. {tmp_path / example})" \
+        in err, err
+
+
+def test_stream_record_into_a_file_as_folder_is_refused_before_any_audio(
+        tmp_path, two_second_wav, engines_built, capsys):
+    from realtime_tse.cli.main import main
+    (tmp_path / "afile").write_text("x")
+    rc = main(["stream", "--input-file", str(two_second_wav), "--output-device", "null", "-d", "1",
+               "--record", str(tmp_path / "afile" / "r.wav")])
+    err = capsys.readouterr().err
+    assert rc == 1 and f"{tmp_path / 'afile'} is a file, not a folder" in err, err
+    assert engines_built == []

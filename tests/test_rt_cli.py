@@ -191,7 +191,7 @@ def test_errors_from_the_console_script_have_no_traceback(tmp_path, rand_ckpt):
 
 # ------------------------------------------------------------------------------------ scan
 def test_scan_json_and_plot(capsys, rand_ckpt, short_wav, tmp_path):
-    j, p = tmp_path / "scan.json", tmp_path / "sub" / "scan.png"
+    j, p = tmp_path / "scan.json", tmp_path / "scan.png"
     rc, out, err = run(capsys, "scan", short_wav, "--json", j, "--plot", p, "--step", 0.5,
                        "--model", rand_ckpt)
     assert rc == 0, err

@@ -134,20 +134,52 @@ def _output_ext(p) -> str:
     return "WAV" if not ext and is_stream(p) else ext
 
 
+def check_output_path(path, example: str = "out.wav") -> Path:
+    """Refuse a path a command is to write, before any work is done: the one rule for every
+    output file of the command line (``extract -o``, ``scan --json`` / ``--plot``,
+    ``stream --record``, the headless run's ``-o``). A missing folder is never created: the user
+    names an existing one.
+
+    A stream (a FIFO, a character device, ``/dev/stdout``) passes as it is. ``example``: a file
+    name the message about a folder suggests (``scan.json``, ...).
+
+    Returns:
+        the path, ``~`` expanded.
+    Raises:
+        CLIError: the path is a folder; its folder does not exist, or the "folder" is a file; the
+            folder takes no new file (permission denied, read-only or not a writable file system:
+            a probe file is created and deleted to find out).
+    """
+    from ..audio_file import is_stream  # noqa: PLC0415
+    p = Path(path).expanduser()
+    if p.is_dir():
+        raise CLIError(f"cannot write {p}: it is a folder (name a file in it, e.g. {p / example})")
+    if is_stream(p):
+        return p
+    parent = p.parent
+    if parent.exists() and not parent.is_dir():
+        raise CLIError(f"cannot write {p}: {parent} is a file, not a folder")
+    if not parent.exists():
+        raise CLIError(f"cannot write {p}: no such folder {parent} (create it first)")
+    why = _folder_refuses(parent)
+    if why:
+        raise CLIError(f"cannot write {p}: {why}")
+    return p
+
+
 def check_output_audio_path(path) -> None:
-    """Refuse an output path before any work is done on it.
+    """Refuse an output sound file's path before any work is done on it: the format by its
+    extension, then :func:`check_output_path`.
 
     ``-`` (standard output) passes when standard output is open; a stream (a FIFO, a character
     device, ``/dev/stdout``) passes when its extension, if any, is a known format.
 
     Raises:
         CLIError: standard output is closed; the path is a folder; an unknown format (by the
-            file's extension); a folder that does not exist, or a "folder" that is a file; a folder
-            that takes no new file (permission denied, read-only or not a writable file system:
-            a probe file is created and deleted to find out).
+            file's extension); any refusal of :func:`check_output_path`.
     """
     import soundfile as sf  # noqa: PLC0415
-    from ..audio_file import is_stdio, is_stream, stdout_fd  # noqa: PLC0415
+    from ..audio_file import is_stdio, stdout_fd  # noqa: PLC0415
     from ..file_write import FileWriteError  # noqa: PLC0415
     if is_stdio(path):
         try:
@@ -157,21 +189,12 @@ def check_output_audio_path(path) -> None:
                            f"-o - with a pipe or a redirection)") from e
         return
     p = Path(path).expanduser()
-    if p.is_dir():
-        raise CLIError(f"cannot write {p}: it is a folder (name a file in it, e.g. {p / 'out.wav'})")
+    if p.is_dir():   # "it is a folder" before "unknown format": a folder has no extension
+        check_output_path(p)
     ext = _output_ext(p)
     if ext not in sf.available_formats() and ext != "OGA":
         raise CLIError(f"{p}: unknown output format {p.suffix!r} (use .wav, .flac, ...)")
-    if is_stream(p):
-        return
-    parent = p.parent
-    if parent.exists() and not parent.is_dir():
-        raise CLIError(f"cannot write {p}: {parent} is a file, not a folder")
-    if not parent.exists():
-        raise CLIError(f"cannot write {p}: no such folder {parent} (create it first)")
-    why = _folder_refuses(parent)
-    if why:
-        raise CLIError(f"cannot write {p}: {why}")
+    check_output_path(p)
 
 
 def _folder_refuses(folder: Path) -> str | None:

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 from .common import (DEMO_INPUT, PROG, CLIError, _check_distance, _fmt_talkers, _load, _note,
-                  exit_status, read_audio)
+                     check_output_path, exit_status, read_audio)
 
 __all__ = ["cmd_stream", "cmd_default", "headless_demo"]
 
@@ -90,6 +90,8 @@ def cmd_stream(args) -> int:
     from ..live_config import LiveConfig  # noqa: PLC0415
     if args.input_file and args.input_device is not None:
         raise CLIError("give either --input-device or --input-file, not both")
+    if args.record:   # before any audio starts: what is recorded must have a folder to go to
+        check_output_path(args.record, "take.wav")
     if args.input_file:
         read_audio(args.input_file)  # clear errors for missing / empty files before any device
     if args.seconds is not None and args.seconds <= 0:
@@ -208,6 +210,8 @@ def headless_demo(args) -> int:
     from ..live.engine import LiveEngine  # noqa: PLC0415
     from ..live_config import LiveConfig  # noqa: PLC0415
     from ..live.recording_paths import recording_path, writable_recordings_dir  # noqa: PLC0415
+    if args.output is not None:   # before any audio starts
+        check_output_path(args.output, "demo.wav")
     src = Path(args.input_file) if args.input_file else DEMO_INPUT
     x, sr, _ = read_audio(src)
     length = len(x) / sr

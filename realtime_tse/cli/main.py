@@ -36,8 +36,7 @@ from ..file_write import FileWriteError, atomic_path, write_json_atomic
 from ..live_config import DEFAULT_BLOCK_MS
 from ..modes import MODES
 from .common import (PROG, CLIError, _check_distance, _fmt_talkers, _load, _note,
-                     check_output_audio_path,
-                     exit_status,
+                     check_output_audio_path, check_output_path, exit_status,
                      read_audio, restore_signals, stop_signals_like_ctrl_c, write_audio)
 from .live import cmd_default, cmd_stream
 
@@ -96,6 +95,9 @@ def cmd_extract(args) -> int:
 def cmd_scan(args) -> int:
     from ..scan.file_scan import SCAN_MAX_S  # noqa: PLC0415
     from ..scan.result import MIN_SCAN_S  # noqa: PLC0415
+    # before reading, loading and scanning (check_output_path: the rule of every output file)
+    json_path = check_output_path(args.json, "scan.json") if args.json else None
+    plot_path = check_output_path(args.plot, "scan.png") if args.plot else None
     x, sr, _ = read_audio(args.input, MIN_SCAN_S)
     model = _load(args)
     grid = None
@@ -124,14 +126,13 @@ def cmd_scan(args) -> int:
                "preset": model.config.preset, "r_spk_m": model.config.r_spk, **res.to_dict(),
                "level_definition": "10*log10(|x_hat|^2/|y|^2 + 1e-2) dB per query distance",
                "indicator_definition": "sum of levels (shifted to >= 0) within +-0.5 m"}
-        p = Path(args.json).expanduser()
         try:
-            write_json_atomic(p, doc)
+            write_json_atomic(json_path, doc)
         except FileWriteError as e:
             raise CLIError(str(e)) from e
-        print(f"wrote {display_path(p)}")
+        print(f"wrote {display_path(json_path)}")
     if args.plot:
-        p = plot_scan(res, args.plot, title=name)
+        p = plot_scan(res, plot_path, title=name)
         print(f"wrote {display_path(p)}")
     return 0
 
