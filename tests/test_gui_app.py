@@ -56,6 +56,30 @@ def test_launch_on_demo_slider_sets_distance_and_bypass_toggles(window, qtbot):
     assert "kHz" in window.model_info.text() and "training room" in window.model_info.text()
 
 
+def test_status_bar_says_the_demo_is_16_khz_resampled_for_the_model(window, qtbot):
+    """The demo file is 16 kHz and the model (the shipped one, or its stand-in) runs at 8 kHz: the
+    status bar says what is listened to and that it is resampled, not the model's rate alone."""
+    import soundfile as sf
+    assert sf.info(str(DEMO_INPUT)).samplerate == 16000 and window.model.sample_rate == 8000
+    qtbot.waitUntil(lambda: window.st_rates.text().startswith("input"), timeout=START_TIMEOUT_MS)
+    assert window.st_rates.text() == "input 16 kHz, resampled to 8 kHz for the model"
+
+
+@pytest.mark.parametrize("source, model, output, text", [
+    (16000, 8000, 0, "input 16 kHz, resampled to 8 kHz for the model"),
+    (48000, 8000, 48000, "input 48 kHz, resampled to 8 kHz for the model"),
+    (48000, 8000, 44100, "input 48 kHz, resampled to 8 kHz for the model, output 44.1 kHz"),
+    (16000, 16000, 0, "input 16 kHz, the model's rate"),
+    (0, 8000, 0, "model 8 kHz"),   # no stream yet
+])
+def test_rates_text_in_plain_words(source, model, output, text):
+    from realtime_tse.gui.readout import rates_text
+    from realtime_tse.live.stats import LiveStats
+    st = LiveStats(source_sample_rate=source, model_sample_rate=model, output_sample_rate=output,
+                   device_sample_rate=output or model)
+    assert rates_text(st) == text
+
+
 def test_profile_and_radar_get_data(window, qtbot):
     scans0 = window.engine.scan_count
     qtbot.waitUntil(lambda: window.profile.has_data and window.radar._dist.size > 0, timeout=15000)
@@ -177,7 +201,7 @@ def test_first_launch_with_devices_uses_the_microphone_and_plays(pulse_null_sink
         qtbot.waitUntil(lambda: w.engine is not None and w.engine is not eng, timeout=START_TIMEOUT_MS)
         pump(qtbot, 1.5)
         assert w.engine.device_latency_ms > 0
-        assert "device" in w.st_latency.text() and "audio" in w.st_rates.text()
+        assert "device" in w.st_latency.text() and w.st_rates.text().startswith("input 16 kHz")
     finally:
         w.shutdown()
 

@@ -67,6 +67,11 @@ def test_live_engine_file_input_records_and_scans(model, tmp_path):
     rec = eng.start_recording(tmp_path / "take.wav", record_input=True)
     eng.start()
     try:
+        # what is listened to is the 16 kHz file, not the 8 kHz the model runs at; no playback
+        st = eng.stats()
+        assert (st.source_sample_rate, st.model_sample_rate, st.output_sample_rate) == \
+            (16000, 8000, 0) == (sf.info(DEMO_MIX).samplerate, model.sample_rate, 0)
+        assert st.source_sample_rate == rec.sample_rate   # a recording is made at that rate
         time.sleep(1.2)
         eng.distance_m = 3.0
         deadline = time.monotonic() + 15

@@ -11,7 +11,7 @@ import numpy as np
 from ..model_card import MODEL_CARD, measured_line, network_text
 from .engine_host import describe_room
 
-__all__ = ["show_stats", "show_scan", "show_model"]
+__all__ = ["show_stats", "rates_text", "show_scan", "show_model"]
 
 
 def show_stats(win, st) -> None:
@@ -29,8 +29,27 @@ def show_stats(win, st) -> None:
     win.st_latency.setText(f"latency {t:.0f} ms ({a:.0f} algorithmic + {t - a:.0f} "
                            f"buffers and devices{path})")
     win.st_xruns.setText(f"xruns {st.xruns}")
-    msr, dsr = st.model_sample_rate, st.device_sample_rate
-    win.st_rates.setText(f"model {msr / 1000:g} kHz" + (f", audio {dsr / 1000:g} kHz" if dsr else ""))
+    win.st_rates.setText(rates_text(st))
+
+
+def _khz(rate: int) -> str:
+    return f"{rate / 1000:g} kHz"
+
+
+def rates_text(st) -> str:
+    """The status bar's sample rates in plain words, from a
+    :class:`realtime_tse.live.stats.LiveStats`: the rate of what is listened to (the input file's,
+    or the input device's), whether it is resampled for the model, and the playback's rate where
+    it differs, e.g. "input 16 kHz, resampled to 8 kHz for the model" or "input 48 kHz,
+    resampled to 8 kHz for the model, output 44.1 kHz". Without a stream: the model's rate."""
+    src, model, out = st.source_sample_rate, st.model_sample_rate, st.output_sample_rate
+    if not src:
+        return f"model {_khz(model)}"
+    text = f"input {_khz(src)}" + (", the model's rate" if src == model
+                                   else f", resampled to {_khz(model)} for the model")
+    if out and out != src:
+        text += f", output {_khz(out)}"
+    return text
 
 
 def show_scan(win, scan) -> None:

@@ -18,6 +18,7 @@ import torch
 
 from ..live_config import LiveConfig
 from .engine_recording import EngineRecording
+from .record_rate import recording_rate
 from .stats import LiveStats
 from ..modes import check_mode
 from ..scan.live_scan import ScanWorker, StreamingScanWorker
@@ -65,7 +66,8 @@ class LiveEngine:
     Read-only stats: ``rtf`` (smoothed processing time / block duration), ``xruns``,
     ``algorithmic_latency_ms``, ``device_latency_ms``, ``total_latency_ms`` (algorithmic +
     buffers + device, as the devices report it), ``input_level_db``, ``output_level_db``,
-    ``device`` ("cpu"/"cuda"), ``model_sample_rate``, ``device_sample_rate``, ``latest_scan``,
+    ``device`` ("cpu"/"cuda"), ``model_sample_rate``, ``device_sample_rate``,
+    ``source_sample_rate``, ``output_sample_rate``, ``latest_scan``,
     ``scan_count``, ``scan_rate_hz``, ``scan_skips``, ``error``, ``notice`` (one line, e.g. NaN
     input), ``nonfinite_in``.
 
@@ -237,6 +239,21 @@ class LiveEngine:
         return int(self._stream.device_rate) if self._stream is not None else self.model.sample_rate
 
     @property
+    def source_sample_rate(self) -> int:
+        """The rate (Hz) of what is listened to: the input file's rate, or the rate the input
+        device runs at (the rule of :func:`realtime_tse.live.record_rate.recording_rate`, so a
+        recording is made at this rate); 0 without a stream. The model runs at
+        :attr:`model_sample_rate`: the input is resampled to it where the two differ."""
+        st = self._stream
+        return recording_rate(st, self.model.sample_rate) if st is not None else 0
+
+    @property
+    def output_sample_rate(self) -> int:
+        """The rate (Hz) the output device plays at; 0 without playback."""
+        st = self._stream
+        return int(st.device_rate) if st is not None and st.plays else 0
+
+    @property
     def latest_scan(self) -> ScanResult | None:
         return self._scanner.latest if self._scanner is not None else None
 
@@ -275,7 +292,9 @@ class LiveEngine:
             device_latency_ms=self.device_latency_ms,
             estimated_latency_ms=self.estimated_latency_ms,
             total_latency_ms=self.total_latency_ms, model_sample_rate=self.model_sample_rate,
-            device_sample_rate=self.device_sample_rate, scan_count=self.scan_count,
+            device_sample_rate=self.device_sample_rate,
+            source_sample_rate=self.source_sample_rate,
+            output_sample_rate=self.output_sample_rate, scan_count=self.scan_count,
             scan_rate_hz=self.scan_rate_hz, scan_skips=self.scan_skips,
             nonfinite_in=self.nonfinite_in, state_resets=self.streamer.state_resets,
             limited_samples=self.output_guard.limiter.limited_samples,

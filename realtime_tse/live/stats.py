@@ -24,7 +24,11 @@ class LiveStats:
         algorithmic_latency_ms: block + model look-ahead; device_latency_ms: PortAudio's reported
             input + output latency; estimated_latency_ms: what the design implies;
             total_latency_ms: input-to-output delay from what the devices report now (ms).
-        model_sample_rate, device_sample_rate: Hz.
+        model_sample_rate: the rate the model runs at (Hz); device_sample_rate: the stream's
+            device rate (its output's, else its input's; the model's without a device, Hz).
+        source_sample_rate: the rate of what is listened to (Hz): the input file's, or the one
+            the input device runs at (the rate of a recording); 0 without a stream.
+        output_sample_rate: the rate the output device plays at (Hz); 0 without playback.
         scan_count, scan_rate_hz, scan_skips: distance-scan updates, their rate, times it skipped.
         nonfinite_in: NaN/Inf input samples replaced by 0; state_resets: streaming states restarted;
         limited_samples, limiter_max_db: output samples the -1 dBFS limiter touched, its deepest
@@ -55,6 +59,8 @@ class LiveStats:
     total_latency_ms: float = NAN
     model_sample_rate: int = 0
     device_sample_rate: int = 0
+    source_sample_rate: int = 0
+    output_sample_rate: int = 0
     scan_count: int = 0
     scan_rate_hz: float = 0.0
     scan_skips: int = 0
