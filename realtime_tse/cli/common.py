@@ -7,10 +7,10 @@ import os
 import sys
 from pathlib import Path
 
+from ..app_options import PROG
 from ..audio_file import display_path
 from ..paths import demo_input_path
 
-PROG = "realtime-tse"
 DEMO_INPUT = demo_input_path()   # the repository's assets/demo/, or the installed package's copy
 MIN_EXTRACT_S = 0.1
 

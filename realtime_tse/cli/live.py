@@ -176,13 +176,13 @@ def _qt_can_start(timeout: float = 20.0, while_waiting=None) -> tuple[bool, str]
 
 
 def _import_gui():
-    """The window's ``main`` (importing Qt, pyqtgraph and the window's modules), or the
+    """The window's ``run`` (importing Qt, pyqtgraph and the window's modules), or the
     ImportError that stopped it."""
     try:
-        from ..gui.launch import main as gui_main  # noqa: PLC0415
+        from ..gui.launch import run as gui_run  # noqa: PLC0415
     except ImportError as e:
         return e
-    return gui_main
+    return gui_run
 
 
 def cmd_default(args) -> int:
@@ -190,26 +190,26 @@ def cmd_default(args) -> int:
         gui = []
         ok, why = _qt_can_start(while_waiting=lambda: gui.append(_import_gui()))
         if ok:
-            gui_main = gui[0] if gui else _import_gui()
-            if isinstance(gui_main, ImportError):
-                why = f"the GUI is not available ({gui_main})"
-            else:
-                gui_argv = ["--device", str(args.device)]
-                if args.model:
-                    gui_argv += ["--model", str(args.model)]
-                if args.input_file:
-                    gui_argv += ["--input-file", str(args.input_file)]
-                if args.distance is not None:
-                    gui_argv += ["--distance", str(args.distance)]
-                return int(gui_main(gui_argv) or 0)
+            gui_run = gui[0] if gui else _import_gui()
+            if isinstance(gui_run, ImportError):
+                why = f"the GUI is not available ({gui_run})"
+            else:   # the same options (realtime_tse.app_options): passed on as they were parsed
+                return int(gui_run(args) or 0)
         _note(f"cannot start the window ({why}); running the headless demo instead")
     return headless_demo(args)
 
 
 def headless_demo(args) -> int:
+    """The app without the window: the input (``--input-file``, else the demo) streamed through
+    the live engine into a file (``-o``, else a new file in the recordings folder), played on
+    the output device when there is one. Returns the exit status."""
+    from ..app_options import unused_options  # noqa: PLC0415
     from ..live.engine import LiveEngine  # noqa: PLC0415
-    from ..live_config import LiveConfig  # noqa: PLC0415
+    from ..live_config import DEFAULT_BLOCK_MS, LiveConfig  # noqa: PLC0415
     from ..live.recording_paths import recording_path, writable_recordings_dir  # noqa: PLC0415
+    unused = unused_options(args, window=False)
+    if unused:
+        _note(f"{', '.join(unused)}: for the window only, not used without it")
     if args.output is not None:   # before any audio starts
         check_output_path(args.output, "demo.wav")
     src = Path(args.input_file) if args.input_file else DEMO_INPUT
@@ -226,14 +226,15 @@ def headless_demo(args) -> int:
         if why:
             _note(why)
         out = recording_path(folder, prefix="tse-demo", suffix=f"-{d:g}m")
-    output_device = args.output_device
+    output_device = "null" if args.no_output else args.output_device
     if output_device is None:  # play on the default device when there is one, else file only
         try:
             from ..audio.devices import find_device  # noqa: PLC0415
             find_device(None, "output")
         except Exception:  # noqa: BLE001 - no PortAudio, no device: no sound, same job
             output_device = "null"
-    eng = LiveEngine(model, LiveConfig(block_ms=args.block_ms, input_file=str(src),
+    block_ms = args.block_ms if args.block_ms is not None else DEFAULT_BLOCK_MS
+    eng = LiveEngine(model, LiveConfig(block_ms=block_ms, input_file=str(src),
                                        output_device=output_device, loop=seconds > length + 1e-6,
                                        distance_m=d, torch_threads=args.threads or 1))
     rec = eng.start_recording(out)

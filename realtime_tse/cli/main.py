@@ -31,6 +31,7 @@ import time
 from pathlib import Path
 
 from ..audio.virtual_mic import DEFAULT_NAME as VIRTUAL_MIC_NAME
+from ..app_options import APP_DESCRIPTION, add_app_options, add_model_options
 from ..audio_file import display_path, is_stream
 from ..file_write import FileWriteError, atomic_path, write_json_atomic
 from ..live_config import DEFAULT_BLOCK_MS
@@ -208,35 +209,11 @@ def cmd_devices(args) -> int:
 
 
 # ------------------------------------------------------------------------------------ parser
-def _common(p, model=True):
-    if model:
-        p.add_argument("--model", metavar="CKPT", default=None,
-                       help="checkpoint (.safetensors); default: the shipped model "
-                            "(or $REALTIME_TSE_MODEL)")
-        p.add_argument("--device", default="auto", help="torch device: auto (default), cpu, cuda")
-        p.add_argument("--threads", type=int, default=None,
-                       help="torch CPU threads (default: half the cores, at most 4; 1 for live)")
-
-
 def build_parser() -> argparse.ArgumentParser:
     # allow_abbrev=False: the top-level options must not swallow a command's option by prefix
     # (``calibrate --out`` would otherwise be ambiguous with --output / --output-device)
-    p = argparse.ArgumentParser(
-        prog=PROG, allow_abbrev=False,
-        description="Distance-based target speech extraction: hear the talker at a "
-        "chosen distance from the microphone. With no command: the desktop app (or, without a "
-        "display, a headless run of the demo).")
-    _common(p)
-    from .. import __version__  # noqa: PLC0415
-    p.add_argument("--version", action="version", version=f"{PROG} {__version__}")
-    p.add_argument("--headless", action="store_true", help="never open the window")
-    p.add_argument("--seconds", type=float, default=None, help="headless: how long to stream")
-    p.add_argument("--distance", type=float, default=None, help="headless: query distance (m)")
-    p.add_argument("--input-file", default=None, help="headless: input instead of the demo")
-    p.add_argument("--output-device", default=None,
-                   help="headless: output device (default: the default device, if any)")
-    p.add_argument("-o", "--output", default=None, help="headless: where to write the extraction")
-    p.add_argument("--block-ms", type=float, default=DEFAULT_BLOCK_MS, help="headless: block length (ms)")
+    p = argparse.ArgumentParser(prog=PROG, allow_abbrev=False, description=APP_DESCRIPTION)
+    add_app_options(p)   # the app's options: the same as the window's module's
     sub = p.add_subparsers(dest="cmd", metavar="COMMAND")
 
     e = sub.add_parser("extract", help="extract the talker(s) at a distance from a file")
@@ -254,7 +231,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="run block by block as live (output re-aligned to the input)")
     e.add_argument("--block-ms", type=float, default=DEFAULT_BLOCK_MS,
                    help=f"with --streaming: block length in ms (default {DEFAULT_BLOCK_MS:g})")
-    _common(e)
+    add_model_options(e)
     e.set_defaults(func=cmd_extract)
 
     s = sub.add_parser("scan", help="estimate talker distances in a file")
@@ -267,7 +244,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="measure at most S seconds of a long file, in excerpts spread over it "
                         "(default 20; 0 = the whole file, slow: about 2 s per audio second)")
     s.add_argument("-v", "--verbose", action="store_true", help="print the whole profile")
-    _common(s)
+    add_model_options(s)
     s.set_defaults(func=cmd_scan)
 
     t = sub.add_parser("stream", help="live extraction from a device or a file")
@@ -296,7 +273,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "interface (lowest delay; needs pipewire-jack), alsa = PortAudio's ALSA "
                         "devices (PulseAudio, pipewire-pulse); auto (default): jack where "
                         "available")
-    _common(t)
+    add_model_options(t)
     t.set_defaults(func=cmd_stream)
 
     v = sub.add_parser("devices", help="list audio devices")

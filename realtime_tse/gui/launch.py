@@ -1,7 +1,9 @@
-"""The desktop app's entry point: :func:`main` parses the window's options, makes the
-QApplication, opens :class:`realtime_tse.gui.app.MainWindow` and runs the event loop until the
-window closes (``realtime-tse`` with no arguments, through :mod:`realtime_tse.cli.live`;
-``python -m realtime_tse.gui.launch --help``).
+"""The desktop app's entry point: :func:`main` parses the app's options, makes the QApplication,
+opens :class:`realtime_tse.gui.app.MainWindow` and runs the event loop until the window closes
+(``python -m realtime_tse.gui.launch``); :func:`run` does the same from options already parsed
+(``realtime-tse`` with no arguments, through :mod:`realtime_tse.cli.live`). The options are the
+app's, defined once in :mod:`realtime_tse.app_options`: ``--help`` here lists the same options as
+``realtime-tse --help``.
 
 SIGTERM and SIGHUP (a logout, ``kill``) close the window as closing it does: the recording in
 progress is finalised and the settings saved, and ``main`` returns 0.
@@ -16,38 +18,82 @@ import sys
 from PySide6.QtCore import QEvent, QSettings
 from PySide6.QtWidgets import QApplication
 
+from ..app_options import APP_DESCRIPTION, PROG, add_app_options, unused_options
 from .app import MainWindow
 from .window_settings import DEMO_INPUT, SETTINGS_ORG
 
-__all__ = ["main"]
+__all__ = ["main", "run"]
+
+
+def _parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(
+        prog="python -m realtime_tse.gui.launch", allow_abbrev=False,
+        description=f"{APP_DESCRIPTION} This module opens the window (the run without it: "
+                    f"{PROG} --headless).")
+    add_app_options(ap)
+    return ap
 
 
 def _parse(argv):
-    """The window's options (``argv``: strings) -> argparse.Namespace; exits 2 on a bad option."""
-    ap = argparse.ArgumentParser(prog="realtime-tse", description="Desktop app: listen to the talker at a distance.")
-    ap.add_argument("--model", help="checkpoint (.safetensors) instead of the shipped model")
-    src = ap.add_mutually_exclusive_group()
-    src.add_argument("--demo", action="store_true", help="use the shipped demo input")
-    src.add_argument("--input-file", help="audio file as input (looped)")
-    ap.add_argument("--no-output", action="store_true", help="no playback")
-    ap.add_argument("--distance", type=float, help="initial query distance in metres")
-    ap.add_argument("--device", default="auto", help="compute device: auto, cpu, cuda")
-    ap.add_argument("--settings", help="settings INI file (default: the user's Qt settings)")
-    return ap.parse_args(argv)
+    """The app's options (``argv``: strings) -> argparse.Namespace; exits 2 on a bad option and
+    on ``--headless`` (this module opens the window)."""
+    ap = _parser()
+    args = ap.parse_args(argv)
+    if args.headless:
+        ap.error(f"--headless: this module opens the window; for the run without it: "
+                 f"{PROG} --headless")
+    return args
+
+
+def _output_choice(args):
+    """What the window plays to: None (no playback), "remembered" (its last choice) or an output
+    device's name (``--output-device`` by index or name).
+
+    Raises:
+        realtime_tse.audio.devices.AudioDeviceError: no output device matches.
+    """
+    if args.no_output or args.output_device == "null":
+        return None
+    if args.output_device is None:
+        return "remembered"
+    from ..audio.devices import find_device  # noqa: PLC0415
+    return find_device(args.output_device, "output").name
 
 
 def main(argv=None) -> int:
     """Start the app and run it until its window closes. ``argv``: options as strings (see
-    ``--help``); None = no options. Returns the event loop's exit code (0 on a normal close)."""
+    ``--help``); None = no options. Returns the event loop's exit code (0 on a normal close), 1
+    when ``--output-device`` matches no device (the error and the devices there are on standard
+    error)."""
+    from ..audio.devices import AudioDeviceError  # noqa: PLC0415
     args = _parse(list(argv) if argv is not None else [])
+    try:
+        return run(args)
+    except AudioDeviceError as e:
+        print(f"{PROG}: error: {e}", file=sys.stderr)
+        return 1
+
+
+def run(args: argparse.Namespace) -> int:
+    """:func:`main` from options already parsed (a parser with
+    :func:`realtime_tse.app_options.add_app_options`). Options the window does not use
+    (``--threads``, ``--seconds``, ``-o``) are named in a note on standard error.
+
+    Raises:
+        realtime_tse.audio.devices.AudioDeviceError: ``--output-device`` matches no device.
+    """
+    unused = unused_options(args, window=True)
+    if unused:
+        print(f"{PROG}: note: {', '.join(unused)}: not used by the window (only without it: "
+              f"{PROG} --headless)", file=sys.stderr)
+    output = _output_choice(args)
     app = QApplication.instance() or QApplication([sys.argv[0] if sys.argv else "realtime-tse"])
     app.setApplicationName("realtime-tse")
     app.setOrganizationName(SETTINGS_ORG)
     settings = QSettings(args.settings, QSettings.IniFormat) if args.settings else None
     source = ("demo", str(DEMO_INPUT)) if args.demo else (("file", args.input_file) if args.input_file else None)
-    win = MainWindow(settings, model_path=args.model, source=source,
-                     output=None if args.no_output else "remembered", device=args.device,
-                     distance=args.distance)
+    win = MainWindow(settings, model_path=args.model, source=source, output=output,
+                     device=args.device, block_ms=args.block_ms, distance=args.distance)
     win.show()
     # SIGTERM / SIGHUP (a logout, `kill`) close the window as the user would: the recording in
     # progress is finalised and the settings saved (Python runs the handler at the next UI tick)
