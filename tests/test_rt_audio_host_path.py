@@ -89,3 +89,96 @@ def test_jack_path_on_a_private_pipewire(tmp_path):
     assert row["audio_path"] == "jack" and row["device_rate"] in (44100, 48000), row
     assert row["delay_ms"] is not None and row["delay_ms"] < 110, row
     assert abs(row["reported_total_ms"] - row["delay_ms"]) < 25, row
+
+
+PACTL_PW = """Server Name: PulseAudio (on PipeWire 0.3.65)
+Server Version: 15.0.0
+Default Sample Specification: float32le 2ch 44100Hz
+"""
+PACTL_PA = """Server Name: pulseaudio
+Server Version: 16.1
+Default Sample Specification: s16le 2ch 44100Hz
+"""
+SETTINGS = """Found "settings" metadata 30
+update: id:0 key:'clock.rate' value:'48000' type:''
+update: id:0 key:'clock.force-rate' value:'{force}' type:''
+"""
+
+
+@pytest.mark.parametrize("running, pactl, settings, rate", [
+    (False, PACTL_PW, SETTINGS.format(force=0), None),      # no PipeWire socket
+    (True, PACTL_PA, SETTINGS.format(force=0), None),       # the pulse device is PulseAudio's
+    (True, PACTL_PW, SETTINGS.format(force=0), 48000),      # clock.rate
+    (True, PACTL_PW, SETTINGS.format(force=96000), 96000),  # clock.force-rate wins
+    (True, PACTL_PW, "", 44100),                            # no pw-metadata: pactl's default
+    (True, PACTL_PW.splitlines()[0], "", 48000),            # neither says: PipeWire's default
+])
+def test_pipewire_pulse_rate(monkeypatch, running, pactl, settings, rate):
+    monkeypatch.setattr(host_path, "pipewire_running", lambda: running)
+    monkeypatch.setattr(host_path.shutil, "which", lambda name: "/usr/bin/" + name)
+    monkeypatch.setattr(host_path, "_run",
+                        lambda cmd, timeout_s: pactl if cmd[0] == "pactl" else settings)
+    assert host_path.pipewire_pulse_rate() == rate
+
+
+class _AnyRate:
+    """A stand-in for sounddevice whose devices open at any rate."""
+
+    class CallbackAbort(Exception):
+        pass
+
+    @staticmethod
+    def check_input_settings(device=None, channels=None, samplerate=None, **kw):
+        pass
+
+    check_output_settings = check_input_settings
+
+
+@pytest.mark.parametrize("names, graph, rates", [
+    (("pulse", "pulse"), 48000, (48000, 48000)),     # pipewire-pulse: the graph's rate
+    (("default", "pulse"), 48000, (48000, 48000)),
+    (("pulse", "pulse"), None, (8000, 8000)),        # PulseAudio: the model's rate
+    (("hw mic", "hw speaker"), 48000, (8000, 8000)),  # not the sound server's plugin device
+])
+def test_sound_server_devices_open_at_the_graph_rate(monkeypatch, names, graph, rates):
+    """On pipewire-pulse the sound-server ALSA devices open at the graph's rate, so the server
+    does not resample them (its resampler's delay is misreported as captured audio's age); the
+    app resamples, and its resampler's delay is counted in the shown delay."""
+    from realtime_tse.audio import device_stream, streams
+    mic = DeviceInfo(0, names[0], 32, 0, 44100.0, "ALSA")
+    spk = DeviceInfo(1, names[1], 0, 32, 44100.0, "ALSA")
+    monkeypatch.setattr(streams, "find_device",
+                        lambda spec, kind="input", **_: mic if kind == "input" else spk)
+    monkeypatch.setattr(streams, "pick_path", lambda audio_path, specs: "alsa")
+    monkeypatch.setattr(device_stream, "_sd", lambda: _AnyRate)
+    asked = []
+    monkeypatch.setattr(host_path, "pipewire_pulse_rate", lambda: asked.append(1) or graph)
+    s = streams.make_stream(lambda b: b, 8000, 128, boost_priority=False)
+    assert (s.input_rate, s.device_rate) == rates
+    assert s.resampling == (rates[0] != 8000)
+    assert len(asked) <= 1  # asked once per stream, not per device
+
+
+@pytest.mark.skipif(_pipewire_missing() is not None, reason=str(_pipewire_missing()))
+def test_alsa_path_on_pipewire_pulse_shows_the_measured_delay(tmp_path):
+    """The engine on the ALSA path (no JACK) through a private pipewire-pulse, measured from
+    outside by the loopback harness, 16 ms blocks, 10 s: it opens the pulse device at the
+    graph's rate, and the delay it shows while measured is within 20 ms of the measured one
+    (generous: -8 to +6 ms in the benchmark's rows; it was 12 to 16 ms above at the model's
+    8 kHz, where pipewire-pulse reports 21.5 ms of capture latency the audio does not spend)."""
+    out = tmp_path / "pulse.json"
+    r = subprocess.run([sys.executable, str(REPO / "benchmarks" / "bench_audio_paths.py"),
+                        "--one", "pipewire-pulse", "--blocks", "16", "--seconds", "10",
+                        "--out", str(out)], capture_output=True, text=True, timeout=240)
+    assert out.exists(), r.stdout[-2000:] + r.stderr[-2000:]
+    res = json.loads(out.read_text())
+    if "skipped" in res:
+        pytest.skip(f"PipeWire does not run here: {res['skipped'][:300]}")
+    row = res["rows"][0]
+    assert row.get("error") is None, row
+    assert row["audio_path"] == "alsa" and row["device_rate"] == 48000, row
+    if str(REPO / "benchmarks") not in sys.path:
+        sys.path.insert(0, str(REPO / "benchmarks"))
+    from bench_audio_paths import shown_while_measured
+    assert row["delay_ms"] is not None
+    assert abs(shown_while_measured(row) - row["delay_ms"]) < 20, row

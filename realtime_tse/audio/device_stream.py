@@ -14,6 +14,7 @@ import threading
 import time
 from typing import Callable
 
+from . import host_path
 from .base import AudioStream, log
 from .devices import AudioDeviceError, DeviceInfo, _sd, devices_listed, format_devices
 
@@ -45,18 +46,33 @@ class DeviceStream(AudioStream):
 
     _input_side = "audio"  # what the callback-count watchdog calls the (input) stream
 
+    def _server_rate(self, info: DeviceInfo) -> int | None:
+        """The PipeWire graph's rate (Hz) for a sound-server ALSA device (``pulse``,
+        ``default``, ``pipewire``) on pipewire-pulse, None for any other device or server
+        (:func:`realtime_tse.audio.host_path.pipewire_pulse_rate`, asked once per stream)."""
+        if info.jack or info.name.strip().lower() not in host_path.SERVER_ALSA_DEVICES:
+            return None
+        if not hasattr(self, "_graph_rate"):
+            self._graph_rate = host_path.pipewire_pulse_rate()
+        return self._graph_rate
+
     def _rate_for(self, info: DeviceInfo, kind: str) -> int:
-        """The model rate when the device opens at it (mono, else its own channel count), else
-        the device's default rate."""
+        """The rate a device opens at: on pipewire-pulse a sound-server device takes the graph's
+        rate (:meth:`_server_rate`: the server does not resample it, so the latency it reports
+        leaves out its resampler's misreported delay, and the app's own resampler's delay is
+        counted); else the model rate; each where the device opens at it (mono, else its own
+        channel count), else the device's default rate."""
         sd = _sd()
         check = sd.check_input_settings if kind == "input" else sd.check_output_settings
         mx = info.max_input_channels if kind == "input" else info.max_output_channels
-        for ch in dict.fromkeys((1, max(1, min(2, mx)))):
-            try:
-                check(info.index, channels=ch, samplerate=self.model_rate)
-                return self.model_rate
-            except Exception:  # noqa: BLE001  (PortAudioError / ValueError: not supported)
-                continue
+        graph = self._server_rate(info)
+        for rate in dict.fromkeys(r for r in (graph, self.model_rate) if r):
+            for ch in dict.fromkeys((1, max(1, min(2, mx)))):
+                try:
+                    check(info.index, channels=ch, samplerate=rate)
+                    return rate
+                except Exception:  # noqa: BLE001  (PortAudioError / ValueError: not supported)
+                    continue
         return int(info.default_samplerate)
 
     def _pick_device_rate(self) -> int:

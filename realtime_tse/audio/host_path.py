@@ -9,7 +9,8 @@ Paths (``LiveConfig.audio_path``, the CLI's ``--audio-path``):
   them and the devices.
 - ``"alsa"``: PortAudio's ALSA host API (the ``pulse`` / ``default`` devices: the ALSA plugin to
   PulseAudio or pipewire-pulse, or an ALSA card): the path on PulseAudio and wherever PipeWire's
-  libjack is missing.
+  libjack is missing. On pipewire-pulse the plugin's devices open at the graph's rate
+  (:func:`pipewire_pulse_rate`: the server then neither resamples nor misreports the delay).
 - ``"auto"`` (the default): ``"jack"`` where PipeWire runs and its libjack is installed, else
   ``"alsa"``; a device named explicitly keeps the host API it belongs to.
 
@@ -38,8 +39,9 @@ import sys
 from dataclasses import dataclass
 
 __all__ = ["AUDIO_PATHS", "JACK_HOSTAPI", "JACK_QUANTUM_MS", "PathState", "prepare", "state",
-           "check_audio_path", "pipewire_running", "pipewire_libjack", "pipewire_default_names",
-           "describe"]
+           "check_audio_path", "pipewire_running", "pipewire_libjack",
+           "pipewire_default_names", "describe", "SERVER_ALSA_DEVICES", "PIPEWIRE_DEFAULT_RATE",
+           "pipewire_pulse_rate"]
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +50,9 @@ JACK_HOSTAPI = "JACK Audio Connection Kit"  # PortAudio's name of its JACK host 
 # the graph quantum asked for on the JACK path: 128 frames at 48 kHz (2.7 ms). The graph runs at
 # the smallest quantum its active nodes ask for (within PipeWire's min/max quantum)
 JACK_QUANTUM_MS = 2.7
+# PortAudio's ALSA devices that reach the sound server through its ALSA plugin
+SERVER_ALSA_DEVICES = ("pulse", "default", "pipewire")
+PIPEWIRE_DEFAULT_RATE = 48000  # PipeWire's clock.rate unless configured otherwise (Hz)
 _LIBJACK_GLOBS = ("/usr/lib/*/pipewire-0.3/jack/libjack.so.0", "/usr/lib64/pipewire-0.3/jack/libjack.so.0",
                   "/usr/lib/pipewire-0.3/jack/libjack.so.0", "/usr/local/lib/*/pipewire-0.3/jack/libjack.so.0")
 
@@ -197,6 +202,63 @@ def pipewire_default_names(timeout_s: float = 3.0) -> dict[str, str]:
                 out[kind] = str(props.get("node.description") or props.get("node.nick") or node)
                 break
     return out
+
+
+def _run(cmd: list[str], timeout_s: float) -> str:
+    """A command's standard output ("" where it is missing, fails or does not answer)."""
+    if shutil.which(cmd[0]) is None:
+        return ""
+    try:
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s,
+                           env=os.environ.copy())
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+    return r.stdout if r.returncode == 0 else ""
+
+
+def pipewire_pulse_rate(timeout_s: float = 3.0) -> int | None:
+    """The rate of the PipeWire graph (Hz) behind PortAudio's ALSA ``pulse`` device where the
+    PulseAudio server that device talks to is PipeWire's (pipewire-pulse); None elsewhere: no
+    PipeWire socket, or ``pactl info`` names another server (PulseAudio itself).
+
+    The rate: ``clock.force-rate`` where set, else ``clock.rate``, of PipeWire's "settings"
+    metadata (``pw-metadata``); else the default sample rate ``pactl info`` shows; else
+    :data:`PIPEWIRE_DEFAULT_RATE`. Without ``pactl`` the PipeWire socket is taken to serve the
+    pulse device too.
+
+    Why the app wants it: pipewire-pulse resamples every stream that is not at the graph's rate,
+    and the latency it reports for a record stream then grows as the stream's rate falls
+    (PipeWire 0.3.65: 21.5 ms at 8 kHz, 5.5 ms at 16 kHz, 0 at 48 kHz, whatever the quantum,
+    fragment size or source), about what its resampler's delay in samples of the graph's rate
+    is when counted at the stream's rate. PortAudio's ALSA device passes it on as the age of the
+    captured audio, 13 to 16 ms more than a loopback measures at 8 kHz
+    (``benchmarks/results/audio_path_delay.json``, ``docs/latency.md``). A stream at the graph's
+    rate is not resampled by the server, and the app's own resampler's delay is known."""
+    if not pipewire_running():
+        return None
+    info = _run(["pactl", "info"], timeout_s)
+    if shutil.which("pactl") is not None:
+        names = [ln.split(":", 1)[1] for ln in info.splitlines() if ln.startswith("Server Name:")]
+        if not names or "pipewire" not in names[0].lower():
+            return None
+    settings = {}
+    for line in _run(["pw-metadata", "-n", "settings", "0"], timeout_s).splitlines():
+        if "key:'" in line and "value:'" in line:
+            key = line.split("key:'", 1)[1].split("'", 1)[0]
+            settings[key] = line.split("value:'", 1)[1].split("'", 1)[0]
+    for key in ("clock.force-rate", "clock.rate"):
+        try:
+            rate = int(settings.get(key, "0"))
+        except ValueError:
+            rate = 0
+        if rate > 0:
+            return rate
+    for line in info.splitlines():
+        if line.startswith("Default Sample Specification:"):
+            word = line.rsplit(" ", 1)[-1]
+            if word.endswith("Hz") and word[:-2].isdigit():
+                return int(word[:-2])
+    return PIPEWIRE_DEFAULT_RATE
 
 
 def describe(hostapi: str | None) -> str:

@@ -48,7 +48,7 @@ class SeparateStreamsDuplex(SingleStreamDuplex):
     stream (``streams="separate"``, the default): the capture side drains what the sound server
     held before the first callback. Each stream runs at a rate its device supports
     (``input_rate``, ``device_rate``: the model rate where the device takes it, else the device's
-    default rate), each resampled to and from the model rate on its own. Small device periods (output 6 ms at most, 8 ms for blocks
+    default rate; on pipewire-pulse the graph's rate), each resampled to and from the model rate on its own. Small device periods (output 6 ms at most, 8 ms for blocks
     of 64 ms or more, input 4 ms at most), PortAudio's 'low' latency, and an adaptive jitter
     buffer on the worker side
     (:meth:`_level_output`, 16 ms (at least one output period + 8 ms) to start with, grown after

@@ -154,7 +154,8 @@ def make_stream(process_block: ProcessFn, model_rate: int, block_samples: int,
     a microphone and an output device both on JACK run :class:`JackDuplex` (separate streams
     called with the graph's quantum).
     ``device_rate``: the devices' rate (None: the model rate if the devices accept it, else the
-    output (or input) device's default rate). Resampling between device and model rate uses
+    output (or input) device's default rate; on pipewire-pulse the ``pulse`` / ``default``
+    devices take the graph's rate, :func:`realtime_tse.audio.host_path.pipewire_pulse_rate`). Resampling between device and model rate uses
     ``PolyphaseStream`` streams in the worker thread.
     ``prefill_blocks`` / ``jitter_ms``: jitter buffer, silence put in the output ring before
     playback (in blocks / ms; None: one block, separate streams: 16 ms, at least one output
