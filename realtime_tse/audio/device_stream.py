@@ -14,7 +14,7 @@ import threading
 import time
 from typing import Callable
 
-from . import host_path
+from . import host_path, jack_guard
 from .base import AudioStream, log
 from .devices import AudioDeviceError, DeviceInfo, _sd, devices_listed, format_devices
 
@@ -277,9 +277,17 @@ class DeviceStream(AudioStream):
             return max(1, min(2, mx))
 
     def _close_stream(self, timeout: float) -> None:
+        """Abort and close the PortAudio stream(s) from a helper thread, waiting ``timeout`` s at
+        most (a stream on a vanished device may never close: it is abandoned); on the JACK path
+        with the PipeWire server gone they are left alone (:mod:`realtime_tse.audio.jack_guard`)."""
         s, self._stream = self._stream, None
         streams, self._streams_open = (self._streams_open or [s]), []
         if s is None and not any(streams):
+            return
+        if self.audio_path == "jack" and jack_guard.server_gone():
+            # stopping waits for a process cycle that never comes, closing asserts (SIGABRT):
+            # leave the streams to the process's end (realtime_tse.audio.jack_guard)
+            log.warning("audio streams left open: %s", jack_guard.GONE_MESSAGE)
             return
 
         def close():
@@ -336,15 +344,20 @@ class DeviceStream(AudioStream):
         return None
 
     def _device_failed(self, message: str) -> bool:
-        """A device error: restart the stream if it failed during start-up (less than
-        ``startup_s`` of audio; PortAudio's ALSA/PulseAudio path sometimes fails its first poll);
-        later, when callbacks stopped, ask a child process whether PortAudio still lists the
-        devices: still listed = a stall (a busy machine or sound server), recovered by reopening
-        the stream (at most ``max_stall_restarts`` within 60 s, counted in ``stall_restarts``);
-        not listed = removed; no answer = the sound server hangs. Else fail with a message that
-        says which. Returns True when restarted."""
+        """A device error: on the JACK path with the PipeWire server gone, fail saying so
+        (:mod:`realtime_tse.audio.jack_guard`: nothing can be reopened there); else restart the
+        stream if it failed during start-up (less than ``startup_s`` of audio; PortAudio's
+        ALSA/PulseAudio path sometimes fails its first poll); later, when callbacks stopped, ask
+        a child process whether PortAudio still lists the devices: still listed = a stall (a
+        busy machine or sound server), recovered by reopening the stream (at most
+        ``max_stall_restarts`` within 60 s, counted in ``stall_restarts``); not listed =
+        removed; no answer = the sound server hangs. Else fail with a message that says which.
+        Returns True when restarted."""
         if self._stop_evt.is_set():
             self._fail(message)
+            return False
+        if self.audio_path == "jack" and jack_guard.server_gone():
+            self._fail(f"{message}: {jack_guard.STREAM_GONE_MESSAGE}")
             return False
         if self._cb_frames < self.startup_s * self._cb_rate \
                 and self.restarts < self.max_start_retries:

@@ -10,7 +10,7 @@ from typing import Sequence
 
 import numpy as np
 
-from . import host_path
+from . import host_path, jack_guard
 
 __all__ = ["AudioDeviceError", "DeviceInfo", "list_devices", "find_device", "format_devices",
            "devices_listed", "list_devices_fresh", "NULL_DEVICE", "pick_path"]
@@ -27,7 +27,8 @@ class AudioDeviceError(RuntimeError):
 def _sd():
     """Import sounddevice, turning a missing PortAudio into an AudioDeviceError. The first call
     loads PipeWire's libjack before PortAudio where PipeWire runs
-    (:func:`realtime_tse.audio.host_path.prepare`: the JACK path)."""
+    (:func:`realtime_tse.audio.host_path.prepare`: the JACK path) and guards PortAudio's JACK
+    teardown (:mod:`realtime_tse.audio.jack_guard`)."""
     host_path.prepare()
     try:
         import sounddevice as sd  # noqa: PLC0415 (lazy on purpose)
@@ -36,6 +37,7 @@ def _sd():
             f"PortAudio is not available ({e}); install it with `apt-get install libportaudio2` "
             "(Debian/Ubuntu), `brew install portaudio` (macOS); file input with "
             "output_device='null' works without it") from e
+    jack_guard.install(sd)  # a PipeWire server that stops must not abort the process
     return sd
 
 
@@ -68,11 +70,16 @@ class DeviceInfo:
 def list_devices(refresh: bool = False) -> list[DeviceInfo]:
     """All PortAudio devices. ``refresh=True`` re-initialises PortAudio so that devices that appeared
     since import (e.g. a PulseAudio server started later) are listed; only do that while no stream
-    is open."""
+    is open. Raises AudioDeviceError instead where the PipeWire server PortAudio's JACK client
+    talked to has gone (re-initialising PortAudio would abort the process there)."""
     sd = _sd()
     if refresh:
+        if jack_guard.server_gone():
+            raise AudioDeviceError(f"cannot list the audio devices again: "
+                                   f"{jack_guard.GONE_MESSAGE} (restart the app)")
         sd._terminate()
         sd._initialize()
+        jack_guard.install(sd, again=True)  # a new JACK client, maybe on another server
     apis = [a["name"] for a in sd.query_hostapis()]
     out = []
     for i, d in enumerate(sd.query_devices()):

@@ -39,7 +39,7 @@ import sys
 from dataclasses import dataclass
 
 __all__ = ["AUDIO_PATHS", "JACK_HOSTAPI", "JACK_QUANTUM_MS", "PathState", "prepare", "state",
-           "check_audio_path", "pipewire_running", "pipewire_libjack",
+           "check_audio_path", "pipewire_running", "pipewire_socket", "pipewire_libjack",
            "pipewire_default_names", "describe", "SERVER_ALSA_DEVICES", "PIPEWIRE_DEFAULT_RATE",
            "pipewire_pulse_rate"]
 
@@ -90,18 +90,24 @@ def check_audio_path(value, name: str = "audio_path") -> str:
     return v
 
 
-def pipewire_running() -> bool:
-    """Whether a PipeWire server's socket exists where a client of this process looks for it
+def pipewire_socket() -> str | None:
+    """The path of the PipeWire server's socket where a client of this process looks for it
     (``$PIPEWIRE_RUNTIME_DIR``, else ``$XDG_RUNTIME_DIR``, else ``/run/user/<uid>``; socket
-    ``$PIPEWIRE_REMOTE`` or ``pipewire-0``). Does not connect."""
+    ``$PIPEWIRE_REMOTE`` or ``pipewire-0``), None where there is none. Does not connect."""
     remote = os.environ.get("PIPEWIRE_REMOTE", "pipewire-0")
     if os.path.isabs(remote):
-        return os.path.exists(remote)
+        return remote if os.path.exists(remote) else None
     for d in (os.environ.get("PIPEWIRE_RUNTIME_DIR"), os.environ.get("XDG_RUNTIME_DIR"),
               f"/run/user/{os.getuid()}"):
         if d and os.path.exists(os.path.join(d, remote)):
-            return True
-    return False
+            return os.path.join(d, remote)
+    return None
+
+
+def pipewire_running() -> bool:
+    """Whether a PipeWire server's socket exists where a client of this process looks for it
+    (:func:`pipewire_socket`). Does not connect."""
+    return pipewire_socket() is not None
 
 
 def pipewire_libjack() -> str | None:
