@@ -17,11 +17,11 @@ from pathlib import Path
 RESULTS = Path(__file__).resolve().parent / "results"
 REPO = RESULTS.parents[1]
 SHIPPED = "assets/models/lite-lstm-d1.safetensors"
-QUALITY = "eval_d1_test_lite-lstm-d1_1c018131.json"
-UNSEEN = "eval_tts_voices_lite-lstm-d1_1c018131.json"
+QUALITY = "eval_d1_test_lite-lstm-d1_6569841d.json"
+UNSEEN = "eval_tts_voices_lite-lstm-d1_6569841d.json"
 LIVE = "realtime.json"
 SPEED = "models_live_presets.json"
-SWAP = "swap_test_lite-lstm-d1_1c018131.json"
+SWAP = "swap_test_lite-lstm-d1_6569841d.json"
 PATHS = "audio_path_delay.json"
 # dates of the files that record none (the commit that added their figures)
 QUALITY_DATE = "2026-12-07"

@@ -54,8 +54,8 @@ def test_shipped_model_extracts_the_near_talker_of_the_demo():
 def test_shipped_model_query_effect_is_strong():
     """The query turns the output on and off: on 8 s of the demo, the output level (re input) at
     d_q = 1.0 m (the near talker's distance) minus the level at d_q = 5.0 m (nobody there).
-    Measured 48.3 dB for the shipped checkpoint (step 36,046 of the swap fine-tuning), 42.5 dB for
-    the model it replaced (step 68,800) and 34.2 dB for that run at step 32,000; 5.1 dB for the lite-causal state in experiments/train_state/; a model that ignores the
+    Measured 53.8 dB for the shipped checkpoint (step 51,200 of the swap fine-tuning), 48.3 dB at
+    its step 36,046, 42.5 dB for the model before the swap fine-tuning (step 68,800) and 34.2 dB for that run at step 32,000; 5.1 dB for the lite-causal state in experiments/train_state/; a model that ignores the
     query (the paper's token alone in a prototype) gives 0 dB. It compares 1.0 m with 5.0 m, not
     0.5 m with 4 m: both of those are absence queries for the demo, which a selective model
     silences, so their ratio says nothing."""

@@ -67,7 +67,7 @@ def test_model_box_names_the_file_and_network_with_measured_figures(qtbot, tmp_p
         assert SHIPPED_MODEL.name in info and f"network {cfg.preset}" in info
         assert "lite-causal" not in info.replace(SHIPPED_MODEL.name, "")  # no second name
         figs = w.model_figures.text()
-        assert measured_line(prov) in figs and "SI-SDRi +1.02 dB" in figs
+        assert measured_line(prov) in figs and "SI-SDRi +1.22 dB" in figs
         assert f'href="{MODEL_CARD}"' in figs
         w.model_figures.linkActivated.emit(MODEL_CARD)
         card = SHIPPED_MODEL.parents[2] / MODEL_CARD

@@ -24,7 +24,7 @@ def test_latest_names_the_shipped_model_and_its_figures():
     # result files carry the model's sha256 prefix in their names
     assert latest["model"]["sha256"][:8] in latest["quality"]["source"]
     q = latest["quality"]["mean"]
-    assert q["si_sdri_single"] == 1.016 and q["mae_m"] == 0.372
+    assert q["si_sdri_single"] == 1.223 and q["mae_m"] == 0.399
     assert [row["block_ms"] for row in latest["latency"]] == [32.0, 64.0]
     assert latest["latency"][0]["median_ms"] == 88.9 and latest["latency"][0]["xruns_after_2s"] == 0
 

@@ -71,7 +71,7 @@ def test_headless_run_prints_the_measured_line_and_a_working_hint(capsys, tmp_pa
     out = capsys.readouterr().out
     _, prov = read_metadata(SHIPPED)
     line = measured_line(prov)
-    assert line in out and "SI-SDRi +1.02 dB" in line and "swapped positions: 64 %" in line
+    assert line in out and "SI-SDRi +1.22 dB" in line and "swapped positions: 68 %" in line
     assert "model card: docs/model-card.md" in out
     hint = next(ln for ln in out.splitlines() if ln.startswith("To get the window"))
     assert all(_runnable(c, REPO) for c in _commands(hint) if not c.startswith("sudo ")), hint
