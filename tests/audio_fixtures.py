@@ -136,3 +136,18 @@ def pulse_null_sink():
         except Exception:  # noqa: BLE001
             pass
         shutil.rmtree(d, ignore_errors=True)
+
+
+def pipewire_missing(*extra_tools: str) -> str | None:
+    """Why a private PipeWire with its JACK interface cannot run here (a skip reason), or None:
+    PipeWire, WirePlumber, pipewire-pulse, dbus-run-session, pactl and ``extra_tools`` on PATH,
+    and PipeWire's libjack (pipewire-jack) installed."""
+    from realtime_tse.audio import host_path  # noqa: PLC0415
+
+    tools = [t for t in ("pipewire", "wireplumber", "pipewire-pulse", "dbus-run-session", "pactl",
+                         *extra_tools) if shutil.which(t) is None]
+    if tools:
+        return f"not installed: {', '.join(tools)}"
+    if host_path.pipewire_libjack() is None:
+        return "PipeWire's libjack (pipewire-jack) is not installed"
+    return None

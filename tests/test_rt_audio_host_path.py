@@ -4,7 +4,6 @@ a real run of the JACK path on a private PipeWire (skipped cleanly elsewhere).""
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +13,7 @@ import pytest
 from realtime_tse.audio import devices as audio_devices, host_path
 from realtime_tse.audio.devices import AudioDeviceError, DeviceInfo
 from realtime_tse.audio.jack_duplex import quantum_frames
+from tests.audio_fixtures import pipewire_missing
 
 REPO = Path(__file__).resolve().parents[1]
 JACK = host_path.JACK_HOSTAPI
@@ -58,13 +58,24 @@ def test_pick_path_and_find_device_keep_to_one_host_api(monkeypatch):
 
 
 def _pipewire_missing() -> str | None:
-    tools = [t for t in ("pipewire", "wireplumber", "pipewire-pulse", "dbus-run-session", "pactl",
-                         "parec", "pacat") if shutil.which(t) is None]
-    if tools:
-        return f"not installed: {', '.join(tools)}"
-    if host_path.pipewire_libjack() is None:
-        return "PipeWire's libjack (pipewire-jack) is not installed"
-    return None
+    return pipewire_missing("parec", "pacat")
+
+
+def _bench_one(path: str, tmp_path: Path) -> dict:
+    """The first row of ``bench_audio_paths.py --one PATH`` at 16 ms blocks for 10 s (a child
+    process: which libjack PortAudio uses is fixed when it is first loaded); skips where
+    PipeWire does not run."""
+    out = tmp_path / f"{path}.json"
+    r = subprocess.run([sys.executable, str(REPO / "benchmarks" / "bench_audio_paths.py"),
+                        "--one", path, "--blocks", "16", "--seconds", "10",
+                        "--out", str(out)], capture_output=True, text=True, timeout=240)
+    assert out.exists(), r.stdout[-2000:] + r.stderr[-2000:]
+    res = json.loads(out.read_text())
+    if "skipped" in res:
+        pytest.skip(f"PipeWire does not run here: {res['skipped'][:300]}")
+    row = res["rows"][0]
+    assert row.get("error") is None, row
+    return {**row, "jack": res.get("jack")}
 
 
 @pytest.mark.skipif(_pipewire_missing() is not None, reason=str(_pipewire_missing()))
@@ -75,17 +86,8 @@ def test_jack_path_on_a_private_pipewire(tmp_path):
     (generous bound: 110 ms, measured 55 to 62 ms on a loaded 2-core machine) and the delay it
     shows is within 25 ms of the measured one. Runs in a child process: which libjack PortAudio
     uses is fixed when it is first loaded."""
-    out = tmp_path / "jack.json"
-    r = subprocess.run([sys.executable, str(REPO / "benchmarks" / "bench_audio_paths.py"),
-                        "--one", "pipewire-jack", "--blocks", "16", "--seconds", "10",
-                        "--out", str(out)], capture_output=True, text=True, timeout=240)
-    assert out.exists(), r.stdout[-2000:] + r.stderr[-2000:]
-    res = json.loads(out.read_text())
-    if "skipped" in res:
-        pytest.skip(f"PipeWire does not run here: {res['skipped'][:300]}")
-    row = res["rows"][0]
-    assert row.get("error") is None, row
-    assert res["jack"]["libjack"], res["jack"]
+    row = _bench_one("pipewire-jack", tmp_path)
+    assert row["jack"]["libjack"], row["jack"]
     assert row["audio_path"] == "jack" and row["device_rate"] in (44100, 48000), row
     assert row["delay_ms"] is not None and row["delay_ms"] < 110, row
     assert abs(row["reported_total_ms"] - row["delay_ms"]) < 25, row
@@ -166,16 +168,7 @@ def test_alsa_path_on_pipewire_pulse_shows_the_measured_delay(tmp_path):
     graph's rate, and the delay it shows while measured is within 20 ms of the measured one
     (generous: -8 to +6 ms in the benchmark's rows; it was 12 to 16 ms above at the model's
     8 kHz, where pipewire-pulse reports 21.5 ms of capture latency the audio does not spend)."""
-    out = tmp_path / "pulse.json"
-    r = subprocess.run([sys.executable, str(REPO / "benchmarks" / "bench_audio_paths.py"),
-                        "--one", "pipewire-pulse", "--blocks", "16", "--seconds", "10",
-                        "--out", str(out)], capture_output=True, text=True, timeout=240)
-    assert out.exists(), r.stdout[-2000:] + r.stderr[-2000:]
-    res = json.loads(out.read_text())
-    if "skipped" in res:
-        pytest.skip(f"PipeWire does not run here: {res['skipped'][:300]}")
-    row = res["rows"][0]
-    assert row.get("error") is None, row
+    row = _bench_one("pipewire-pulse", tmp_path)
     assert row["audio_path"] == "alsa" and row["device_rate"] == 48000, row
     if str(REPO / "benchmarks") not in sys.path:
         sys.path.insert(0, str(REPO / "benchmarks"))

@@ -7,7 +7,6 @@ teardown, or hung at exit)."""
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -16,8 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from realtime_tse.audio import devices as audio_devices, host_path, jack_guard
+from realtime_tse.audio import devices as audio_devices, jack_guard
 from realtime_tse.audio.devices import AudioDeviceError
+from tests.audio_fixtures import pipewire_missing
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -87,13 +87,7 @@ def test_no_device_refresh_on_a_gone_server(monkeypatch):
 
 
 def _pipewire_missing() -> str | None:
-    tools = [t for t in ("pipewire", "wireplumber", "pipewire-pulse", "dbus-run-session", "pactl")
-             if shutil.which(t) is None]
-    if tools:
-        return f"not installed: {', '.join(tools)}"
-    if host_path.pipewire_libjack() is None:
-        return "PipeWire's libjack (pipewire-jack) is not installed"
-    return None
+    return pipewire_missing()
 
 
 @pytest.mark.skipif(_pipewire_missing() is not None, reason=str(_pipewire_missing()))
