@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/bench_audio_paths.py [--paths pulseaudio,pipewire-pulse,pipewire-jack]
         [--blocks 16,32,64] [--seconds 20] [--long-minutes 0] [--busy] [--long-paths PATHS]
-        [--jitter-ms 8,5.33] [--merge]
+        [--long-blocks 16] [--jitter-ms 8,5.33] [--merge]
         [--out benchmarks/results/audio_path_delay.json]
 
 Paths: ``pulseaudio`` (a private PulseAudio, PortAudio's ALSA ``pulse`` device), ``pipewire-pulse``
@@ -18,7 +18,8 @@ the engine reports (``total_latency_ms``, the median of the estimates at its lat
 read every second while the harness plays (the row's ``trace``, whose median is the summary's
 ``shown_ms``, compared with the measured median) and once at the end (``reported_total_ms``, with
 the parts of that estimate). ``--long-minutes`` adds one run of that length per
-path at 16 ms blocks (with ``--busy``: one more core kept busy; ``--long-paths``: only on these). ``--jitter-ms`` runs every row
+path and long block size (``--long-blocks``, 16 ms unless told; with ``--busy``: one more core kept
+busy; ``--long-paths``: only on these paths); ``--blocks ''`` runs no short rows. ``--jitter-ms`` runs every row
 once per jitter buffer start value given (``LiveConfig.jitter_ms``; default: the path's own). The
 machine's load average is recorded with every row. ``--merge`` keeps the rows of the existing
 ``--out`` file that this run does not measure again (same path, block, length, busy core and
@@ -46,9 +47,12 @@ PATHS = ("pulseaudio", "pipewire-pulse", "pipewire-jack")
 
 
 def run_path(path: str, blocks: list[float], seconds: float, long_minutes: float,
-             busy: bool, jitters: list[float | None] = (None,)) -> dict:
-    """All rows of one path (this process: PortAudio is loaded here once), each once per jitter
-    buffer start value in ``jitters`` (ms; None = the path's default)."""
+             busy: bool, jitters: list[float | None] = (None,),
+             long_blocks: list[float] = (16.0,)) -> dict:
+    """All rows of one path (this process: PortAudio is loaded here once): ``seconds`` long at
+    each of ``blocks`` (ms), then ``long_minutes`` long at each of ``long_blocks`` (ms; with one
+    more core busy where ``busy``), each once per jitter buffer start value in ``jitters`` (ms;
+    None = the path's default)."""
     if path == "pipewire-pulse":
         os.environ["RTSE_AUDIO_PATH"] = "alsa"  # no JACK host API at all: the plain ALSA path
     from realtime_common import get_model  # noqa: PLC0415
@@ -65,7 +69,7 @@ def run_path(path: str, blocks: list[float], seconds: float, long_minutes: float
         print(f"{path}: {srv.version}", flush=True)
         runs = [(b, seconds, False) for b in blocks]
         if long_minutes > 0:
-            runs.append((16.0, 60.0 * long_minutes, busy))
+            runs += [(b, 60.0 * long_minutes, busy) for b in long_blocks]
         for block, secs, b in runs:
             for jit in jitters:
                 extra = {} if jit is None else {"jitter_ms": jit}
@@ -140,6 +144,7 @@ def main(argv=None) -> int:
     ap.add_argument("--long-minutes", type=float, default=0.0)
     ap.add_argument("--busy", action="store_true", help="one more core busy in the long runs")
     ap.add_argument("--long-paths", default=",".join(PATHS), help="the paths the long run is on")
+    ap.add_argument("--long-blocks", default="16", help="block sizes of the long runs (ms)")
     ap.add_argument("--jitter-ms", default="", help="jitter buffer start values to run each row "
                     "with (ms, comma-separated; default: the path's own)")
     ap.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "audio_path_delay.json"))
@@ -147,12 +152,13 @@ def main(argv=None) -> int:
                     "file that this run does not measure again")
     ap.add_argument("--one", default=None, help=argparse.SUPPRESS)  # child: one path -> --out
     a = ap.parse_args(argv)
-    blocks = [float(b) for b in a.blocks.split(",")]
+    blocks = [float(b) for b in a.blocks.split(",") if b]
+    long_blocks = [float(b) for b in a.long_blocks.split(",") if b]
     jitters = [float(j) for j in a.jitter_ms.split(",") if j] or [None]
     from realtime_tse.file_write import write_json_atomic  # noqa: PLC0415
     if a.one:
         write_json_atomic(a.out, run_path(a.one, blocks, a.seconds, a.long_minutes, a.busy,
-                                          jitters))
+                                          jitters, long_blocks))
         return 0
     load0 = os.getloadavg()
     results = []
@@ -164,7 +170,7 @@ def main(argv=None) -> int:
             long_minutes = a.long_minutes if path in a.long_paths.split(",") else 0.0
             cmd = [sys.executable, __file__, "--one", path, "--blocks", a.blocks, "--seconds",
                    str(a.seconds), "--long-minutes", str(long_minutes), "--out", str(out),
-                   "--jitter-ms", a.jitter_ms]
+                   "--jitter-ms", a.jitter_ms, "--long-blocks", a.long_blocks]
             if a.busy:
                 cmd.append("--busy")
             rc = subprocess.run(cmd).returncode
