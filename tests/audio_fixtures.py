@@ -1,8 +1,9 @@
-"""Fixtures for tests that need real audio without a sound card (a PulseAudio null sink).
+"""Fixtures for tests that need real audio without a sound card (a PulseAudio null sink, a
+private PipeWire).
 
 Import from ``tests/conftest.py``::
 
-    from tests.audio_fixtures import pulse_null_sink  # noqa: F401
+    from tests.audio_fixtures import pipewire_server, pulse_null_sink  # noqa: F401
 
 ``pulse_null_sink`` (session scope) starts a private PulseAudio daemon with ``scripts/pulse.sh``
 in its own temporary runtime directory (so it never clashes with another daemon on the machine),
@@ -10,6 +11,12 @@ points this process at it (``PULSE_SERVER``, ``PULSE_RUNTIME_PATH`` in ``os.envi
 libpulse whenever PortAudio opens the ALSA "pulse" device), waits until PortAudio lists a ``pulse``
 device, yields a ``PulseSink`` and stops the daemon by its pid at the end of the session.
 Skips with the reason when pulseaudio or PortAudio is not installed.
+
+``pipewire_server`` (module scope) starts a private PipeWire, WirePlumber and pipewire-pulse under
+``dbus-run-session`` in their own runtime folder (:func:`start_pipewire`), points this process at
+it (``XDG_RUNTIME_DIR``, ``PIPEWIRE_RUNTIME_DIR``, ``PULSE_SERVER``) while the module's tests run,
+yields a ``PipeWireServer`` and stops the session's process group at the end. It leaves PortAudio
+alone. Skips with :func:`pipewire_missing`'s reason when a tool is not installed.
 """
 
 from __future__ import annotations
@@ -42,12 +49,10 @@ class PulseSink:
     device: str = "pulse"  # the PortAudio device name
     extra_modules: list[int] = field(default_factory=list)
 
+    kind: str = "pulseaudio"
+
     def pactl(self, *args: str, check: bool = True) -> str:
-        r = subprocess.run(["pactl", *args], env={**os.environ, **self.env}, capture_output=True,
-                           text=True, timeout=10)
-        if check and r.returncode != 0:
-            raise RuntimeError(f"pactl {' '.join(args)} failed: {r.stderr.strip()}")
-        return r.stdout.strip()
+        return _pactl(self.env, args, check)
 
     def add_null_sink(self, name: str, rate: int = 16000) -> str:
         """Load one more null sink (unloaded when the session ends); returns its name."""
@@ -55,6 +60,16 @@ class PulseSink:
                          "channels=1")
         self.extra_modules.append(int(idx))
         return name
+
+
+def _pactl(env: dict[str, str], args, check: bool) -> str:
+    """``pactl ARGS`` against the server that ``env`` names; its output (RuntimeError on failure
+    when ``check``)."""
+    r = subprocess.run(["pactl", *args], env={**os.environ, **env}, capture_output=True,
+                       text=True, timeout=30)
+    if check and r.returncode != 0:
+        raise RuntimeError(f"pactl {' '.join(args)} failed: {r.stderr.strip()}")
+    return r.stdout.strip()
 
 
 def _pid_alive(pid: int) -> bool:
@@ -138,16 +153,91 @@ def pulse_null_sink():
         shutil.rmtree(d, ignore_errors=True)
 
 
-def pipewire_missing(*extra_tools: str) -> str | None:
-    """Why a private PipeWire with its JACK interface cannot run here (a skip reason), or None:
-    PipeWire, WirePlumber, pipewire-pulse, dbus-run-session, pactl and ``extra_tools`` on PATH,
-    and PipeWire's libjack (pipewire-jack) installed."""
+def pipewire_missing(*extra_tools: str, jack: bool = True) -> str | None:
+    """Why a private PipeWire (with its JACK interface when ``jack``) cannot run here (a skip
+    reason), or None: PipeWire, WirePlumber, pipewire-pulse, dbus-run-session, pactl and
+    ``extra_tools`` on PATH, and PipeWire's libjack (pipewire-jack) installed when ``jack``."""
     from realtime_tse.audio import host_path  # noqa: PLC0415
 
     tools = [t for t in ("pipewire", "wireplumber", "pipewire-pulse", "dbus-run-session", "pactl",
                          *extra_tools) if shutil.which(t) is None]
     if tools:
         return f"not installed: {', '.join(tools)}"
-    if host_path.pipewire_libjack() is None:
+    if jack and host_path.pipewire_libjack() is None:
         return "PipeWire's libjack (pipewire-jack) is not installed"
     return None
+
+
+def start_pipewire(work: Path, timeout: float = 30.0) -> tuple[subprocess.Popen, dict[str, str]]:
+    """A private PipeWire session: pipewire, wireplumber and pipewire-pulse under
+    ``dbus-run-session`` in a process group of their own, the runtime folder ``work``/xdg, the log
+    ``work``/pipewire.log. Returns the session's process and the variables that point clients at
+    it (``XDG_RUNTIME_DIR``, ``PIPEWIRE_RUNTIME_DIR``, ``PULSE_SERVER``); os.environ is left
+    alone. Raises RuntimeError with the log's tail when both sockets are not there within
+    ``timeout`` seconds (the session is killed then)."""
+    rt = work / "xdg"
+    rt.mkdir(mode=0o700)
+    sock = rt / "pulse" / "native"
+    pw_env = {"XDG_RUNTIME_DIR": str(rt), "PIPEWIRE_RUNTIME_DIR": str(rt),
+              "PULSE_SERVER": f"unix:{sock}"}
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("PULSE_SERVER", "PULSE_RUNTIME_PATH", "PULSE_STATE_PATH", "PIPEWIRE_REMOTE")}
+    env.update(XDG_RUNTIME_DIR=str(rt), PIPEWIRE_RUNTIME_DIR=str(rt))
+    with open(work / "pipewire.log", "w") as log:
+        proc = subprocess.Popen(["dbus-run-session", "--", "bash", "-c",
+                                 "pipewire & sleep 0.5; wireplumber & pipewire-pulse & wait"],
+                                env=env, stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+    deadline = time.monotonic() + timeout
+    while not (sock.exists() and (rt / "pipewire-0").exists()):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            stop_pipewire(proc)
+            raise RuntimeError((work / "pipewire.log").read_text()[-800:])
+        time.sleep(0.2)
+    return proc, pw_env
+
+
+def stop_pipewire(proc: subprocess.Popen, sig: int = signal.SIGTERM) -> None:
+    """Signal the whole session :func:`start_pipewire` made (its process group) and wait for it;
+    SIGKILL when it has not ended within 10 s."""
+    try:
+        os.killpg(proc.pid, sig)
+        proc.wait(10)
+    except ProcessLookupError:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+
+
+@dataclass
+class PipeWireServer:
+    proc: subprocess.Popen
+    dir: Path
+    env: dict[str, str]  # XDG_RUNTIME_DIR, PIPEWIRE_RUNTIME_DIR, PULSE_SERVER
+    kind: str = "pipewire"
+
+    def pactl(self, *args: str, check: bool = True) -> str:
+        return _pactl(self.env, args, check)
+
+
+@pytest.fixture(scope="module")
+def pipewire_server(tmp_path_factory):
+    why = pipewire_missing(jack=False)
+    if why:
+        pytest.skip(f"no private PipeWire: {why} (apt-get install -y --no-install-recommends "
+                    "pipewire wireplumber pipewire-pulse pipewire-bin dbus pulseaudio-utils)")
+    d = tmp_path_factory.mktemp("rtse-pipewire")
+    try:
+        proc, pw_env = start_pipewire(d)
+    except RuntimeError as e:
+        pytest.fail(f"a private PipeWire did not come up: {e}")
+    saved = save_env((*pw_env, "PULSE_RUNTIME_PATH", "PULSE_STATE_PATH", "PIPEWIRE_REMOTE"))
+    for k in ("PULSE_RUNTIME_PATH", "PULSE_STATE_PATH", "PIPEWIRE_REMOTE"):
+        os.environ.pop(k, None)
+    os.environ.update(pw_env)
+    try:
+        yield PipeWireServer(proc=proc, dir=d, env=pw_env)
+    finally:
+        restore_env(saved)
+        stop_pipewire(proc)

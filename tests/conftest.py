@@ -1,5 +1,5 @@
-"""Shared test set-up: Qt offscreen, the PulseAudio null-sink and tone-file fixtures, and the
-shared-data path."""
+"""Shared test set-up: Qt offscreen, the PulseAudio null-sink, private-PipeWire and tone-file
+fixtures, and the shared-data path."""
 import os
 from pathlib import Path
 
@@ -15,7 +15,7 @@ import torch  # noqa: E402
 
 torch.set_num_threads(1)
 
-from tests.audio_fixtures import pulse_null_sink  # noqa: E402,F401
+from tests.audio_fixtures import pipewire_server, pulse_null_sink  # noqa: E402,F401
 from tests.tone_fixtures import tone_file  # noqa: E402,F401
 
 REPO = Path(__file__).resolve().parents[1]

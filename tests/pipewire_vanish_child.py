@@ -31,27 +31,13 @@ from pathlib import Path
 
 
 def start_pipewire(work: Path) -> subprocess.Popen:
-    """A private PipeWire session with its runtime folder in ``work``; sets XDG_RUNTIME_DIR and
+    """A private PipeWire session with its runtime folder in ``work``
+    (``audio_fixtures.start_pipewire``); sets XDG_RUNTIME_DIR, PIPEWIRE_RUNTIME_DIR and
     PULSE_SERVER here. Raises RuntimeError when it does not come up within 20 s."""
-    rt = work / "xdg"
-    rt.mkdir(mode=0o700)
-    env = {**os.environ, "XDG_RUNTIME_DIR": str(rt), "PIPEWIRE_RUNTIME_DIR": str(rt)}
-    for k in ("PULSE_SERVER", "PULSE_RUNTIME_PATH", "PULSE_STATE_PATH", "PIPEWIRE_REMOTE"):
-        env.pop(k, None)
-    log = open(work / "pipewire.log", "w")
-    proc = subprocess.Popen(["dbus-run-session", "--", "bash", "-c",
-                             "pipewire & sleep 0.5; wireplumber & pipewire-pulse & wait"],
-                            env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    sock = rt / "pulse" / "native"
-    deadline = time.monotonic() + 20
-    while not (sock.exists() and (rt / "pipewire-0").exists()):
-        if proc.poll() is not None or time.monotonic() > deadline:
-            os.killpg(proc.pid, signal.SIGKILL)
-            raise RuntimeError((work / "pipewire.log").read_text()[-800:])
-        time.sleep(0.2)
-    os.environ["XDG_RUNTIME_DIR"] = str(rt)
-    os.environ["PIPEWIRE_RUNTIME_DIR"] = str(rt)
-    os.environ["PULSE_SERVER"] = f"unix:{sock}"
+    from audio_fixtures import start_pipewire as start_session  # tests/ is this script's folder
+
+    proc, env = start_session(work, timeout=20)
+    os.environ.update(env)
     return proc
 
 
