@@ -170,6 +170,28 @@ def test_half_a_pair_is_replaced(sound_server):
     _gone(sound_server, "rtse_half")
 
 
+def test_close_leaves_a_module_that_took_its_number(sound_server):
+    """The pair is unloaded from outside while the run goes on and another module is loaded
+    (on PipeWire it gets the sink's freed number): close leaves that module alone."""
+    vm = VirtualMic(8000, name="rtse_taken").open()
+    try:
+        for idx in (vm._modules["source"], vm._modules["sink"]):
+            sound_server.pactl("unload-module", str(idx))
+        other = sound_server.pactl("load-module", "module-null-sink", "sink_name=rtse_other_sink",
+                                   "channels=1")
+        if sound_server.kind == "pipewire":
+            assert int(other) in (vm._modules["source"], vm._modules["sink"]), other
+    finally:
+        vm.close()
+    try:
+        mods = sound_server.pactl("list", "short", "modules")
+        assert any(ln.startswith(f"{other}\t") and "sink_name=rtse_other_sink" in ln
+                   for ln in mods.splitlines()), mods
+        assert "rtse_taken" not in find_virtual_mics()
+    finally:
+        sound_server.pactl("unload-module", other, check=False)
+
+
 def test_no_sound_server_is_a_clear_error(monkeypatch, tmp_path):
     monkeypatch.setenv("PULSE_SERVER", f"unix:{tmp_path}/nothing-here")
     with pytest.raises(VirtualMicError, match="no sound server is running"):

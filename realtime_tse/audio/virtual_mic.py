@@ -13,7 +13,8 @@ pipewire-pulse, which implements the same modules):
 Both modules carry the property ``realtime_tse.mark=1`` beside their descriptions so that a
 pair left behind by a run that was killed is found at the next start: a complete pair is reused,
 a half pair is unloaded and made again; never a second pair. :meth:`VirtualMic.close` unloads
-them (also at interpreter exit).
+them (also at interpreter exit), by module number once the listing shows the number still names
+them: pipewire-pulse, unlike PulseAudio, gives a freed number to the next module loaded.
 
 Where no sound server runs (``pactl info`` fails) or ``pactl`` / ``pacat`` are missing,
 :class:`VirtualMicError` says why and what to install.
@@ -216,8 +217,8 @@ class VirtualMic:
             self.dropped_blocks += 1
 
     def close(self) -> None:
-        """Stop feeding and unload the sink and source (idempotent; errors ignored: the server may
-        already be gone)."""
+        """Stop feeding and unload the sink and source where they are still this name's marked
+        modules (idempotent; errors ignored: the server may already be gone)."""
         proc, self._proc = self._proc, None
         writer, self._writer = self._writer, None
         if writer is not None:
@@ -231,8 +232,14 @@ class VirtualMic:
             except (OSError, subprocess.TimeoutExpired):
                 proc.kill()
         mods, self._modules = self._modules, {}
+        try:
+            still = _our_modules(self.name) if mods else {}
+        except (VirtualMicError, OSError, subprocess.TimeoutExpired):
+            still = {}
         for key in ("source", "sink"):
-            if key in mods:
+            # only a module that is still ours: pipewire-pulse gives a freed module number to the
+            # next module loaded, so the number alone may name someone else's module by now
+            if key in mods and still.get(key) == mods[key]:
                 try:
                     _pactl("unload-module", str(mods[key]))
                 except (VirtualMicError, OSError, subprocess.TimeoutExpired):
