@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Install what realtime-tse needs into ./.venv (idempotent; fast when everything is there).
 #   scripts/setup.sh          runtime: PortAudio, Python packages
-#   scripts/setup.sh --test   also test tools: PulseAudio (null sink for real audio), pytest extras
+#   scripts/setup.sh --test   also test tools: PulseAudio (null sink for real audio), PipeWire with
+#                             WirePlumber, pipewire-pulse, its JACK library and dbus (the tests'
+#                             private PipeWire: JACK path, jack guard, virtual mic), pytest extras
 # System packages are installed with apt-get when run as root; otherwise the command is printed.
 # Torch: a torch already importable in the venv is kept (e.g. your own CUDA build). Otherwise a
 # machine with an NVIDIA driver gets PyPI's default (CUDA) build and a CPU-only machine the CPU build
@@ -16,6 +18,8 @@ TORCH_VERSION=${TORCH_VERSION:-2.13.0}
 
 apt_pkgs=(libportaudio2)
 [ $WITH_TEST = 1 ] && apt_pkgs+=(pulseaudio pulseaudio-utils libasound2-plugins xvfb xauth libxcb-icccm4 libxcb-keysyms1 libxkbcommon-x11-0 libxcb-cursor0 flite espeak-ng)
+# PipeWire beside PulseAudio (they coexist; neither is started here): the tests start their own
+[ $WITH_TEST = 1 ] && apt_pkgs+=(pipewire wireplumber pipewire-pulse pipewire-jack pipewire-bin dbus)
 missing=()
 if command -v dpkg-query >/dev/null; then
   for p in "${apt_pkgs[@]}"; do
