@@ -136,6 +136,17 @@ class _AnyRate:
     check_output_settings = check_input_settings
 
 
+class _GraphRate(_AnyRate):
+    """A stand-in for sounddevice on PipeWire's JACK interface: devices open at 48 kHz only."""
+
+    @staticmethod
+    def check_input_settings(device=None, channels=None, samplerate=None, **kw):
+        if samplerate != 48000:
+            raise ValueError(f"JACK runs at 48000 Hz, not {samplerate}")
+
+    check_output_settings = check_input_settings
+
+
 @pytest.mark.parametrize("names, graph, rates", [
     (("pulse", "pulse"), 48000, (48000, 48000)),     # pipewire-pulse: the graph's rate
     (("default", "pulse"), 48000, (48000, 48000)),
@@ -159,6 +170,28 @@ def test_sound_server_devices_open_at_the_graph_rate(monkeypatch, names, graph, 
     assert (s.input_rate, s.device_rate) == rates
     assert s.resampling == (rates[0] != 8000)
     assert len(asked) <= 1  # asked once per stream, not per device
+
+
+@pytest.mark.parametrize("block, jitter_ms", [(128, 8.0), (256, 8.0), (512, 16.0), (1024, 32.0)])
+def test_jack_jitter_buffer_grows_with_the_block(monkeypatch, block, jitter_ms):
+    """The JACK path's jitter buffer starts at 8 ms, or a quarter of the block where that is
+    more (the slowest 64 ms blocks took 11.3 ms over 10 minutes, where 8 ms ran dry once);
+    always at least two quanta."""
+    from realtime_tse.audio import device_stream, streams
+    from realtime_tse.audio.jack_duplex import JackDuplex
+    mic = DeviceInfo(0, "dut_mic", 1, 0, 48000.0, JACK)
+    spk = DeviceInfo(1, "meas_r", 0, 2, 48000.0, JACK)
+    monkeypatch.setattr(streams, "find_device",
+                        lambda spec, kind="input", **_: mic if kind == "input" else spk)
+    monkeypatch.setattr(streams, "pick_path", lambda audio_path, specs: "jack")
+    monkeypatch.setattr(device_stream, "_sd", lambda: _GraphRate)
+    monkeypatch.setenv("PIPEWIRE_LATENCY", "128/48000")
+    s = streams.make_stream(lambda b: b, 8000, block, boost_priority=False)
+    assert isinstance(s, JackDuplex) and s.device_rate == 48000 and s.device_blocksize == 128
+    assert s.jitter_samples == round(jitter_ms * 48), (s.jitter_samples, jitter_ms)
+    monkeypatch.setenv("PIPEWIRE_LATENCY", "1024/48000")  # a large quantum: two of them
+    s = streams.make_stream(lambda b: b, 8000, block, boost_priority=False)
+    assert s.jitter_samples == max(2048, round(jitter_ms * 48))
 
 
 @pytest.mark.skipif(_pipewire_missing() is not None, reason=str(_pipewire_missing()))

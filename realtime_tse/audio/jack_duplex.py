@@ -18,10 +18,16 @@ from .separate_duplex import SeparateStreamsDuplex
 
 __all__ = ["JackDuplex", "quantum_frames"]
 
-# the jitter buffer the JACK path starts with (ms): at least this, and at least two quanta.
-# 5.3 and 4 ms were 2 to 6 ms faster at 16 ms blocks but ran dry 2 and 4 times in 90 s with one
-# more core busy, 8 ms not once (benchmarks/results/audio_path_jitter.json, docs/latency.md)
+# the jitter buffer the JACK path starts with (ms): at least this, at least two quanta and at
+# least JACK_JITTER_BLOCK_SHARE of a block. 5.3 and 4 ms were 2 to 6 ms faster at 16 ms blocks
+# but ran dry 2 and 4 times in 90 s with one more core busy, 8 ms not once
+# (benchmarks/results/audio_path_jitter.json, docs/latency.md)
 JACK_JITTER_MS = 8.0
+# a longer block takes the worker longer, and its slowest blocks are slower: over 10 minutes with
+# one more core busy the slowest 16 ms block took 8.7 ms (8 ms held, 0 late blocks), the slowest
+# 64 ms block 11.3 ms (8 ms ran dry once): a quarter of the block (16 ms at 64 ms blocks, 8 ms
+# at 32 ms, the fixed 8 ms below) covers that (audio_path_delay.json, docs/latency.md)
+JACK_JITTER_BLOCK_SHARE = 0.25
 
 
 def quantum_frames(rate: int, env: str | None = None) -> int | None:
@@ -40,7 +46,8 @@ class JackDuplex(SeparateStreamsDuplex):
     ``"jack"`` audio path): separate PortAudio input and output streams on the JACK host API,
     called with the graph's quantum (``device_blocksize`` and ``input_blocksize`` are the quantum
     asked for: the figures the jitter buffer's steps and bounds are made of). The jitter buffer
-    starts at the larger of :data:`JACK_JITTER_MS` and two quanta."""
+    starts at the largest of :data:`JACK_JITTER_MS`, two quanta and
+    :data:`JACK_JITTER_BLOCK_SHARE` of a block."""
 
     audio_path = "jack"
 
@@ -55,7 +62,9 @@ class JackDuplex(SeparateStreamsDuplex):
         return q if q else super()._pick_input_blocksize(asked)
 
     def _default_jitter(self, r: float) -> int:
-        return max(2 * self.device_blocksize, int(round(JACK_JITTER_MS * 1e-3 * self.device_rate)))
+        block_s = self.block_samples / self.model_rate
+        jitter_s = max(JACK_JITTER_MS * 1e-3, JACK_JITTER_BLOCK_SHARE * block_s)
+        return max(2 * self.device_blocksize, int(round(jitter_s * self.device_rate)))
 
     def _open_streams(self, sd, common: dict, opened: list) -> None:
         # blocksize 0: PortAudio passes the graph's buffers as they come (any quantum)
