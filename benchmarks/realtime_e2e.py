@@ -19,6 +19,7 @@ from realtime_common import REPO, demo  # noqa: E402 (puts the repository on the
 from realtime_tse.audio.pulse_env import restore_env, save_env  # noqa: E402
 from realtime_tse.live.engine import LiveEngine  # noqa: E402
 from realtime_tse.model import TSEModel  # noqa: E402
+from realtime_tse.testing.pipewire import start_pipewire, stop_pipewire  # noqa: E402
 from realtime_tse.threads import audio_policy  # noqa: E402
 
 
@@ -33,7 +34,7 @@ class SoundServer:
         self.kind = kind
         self.dir = Path(tempfile.mkdtemp(prefix=f"rtse-bench-{kind}-"))
         self.saved = save_env(("PULSE_SERVER", "PULSE_RUNTIME_PATH", "PULSE_STATE_PATH",
-                               "XDG_RUNTIME_DIR"))
+                               "PIPEWIRE_RUNTIME_DIR", "XDG_RUNTIME_DIR"))
         self.proc = None
         if kind == "pulseaudio":
             self._start_pulseaudio()
@@ -69,26 +70,11 @@ class SoundServer:
         if missing:
             raise RuntimeError(f"not installed: {', '.join(missing)} (apt-get install pipewire "
                                "pipewire-pulse wireplumber dbus)")
-        rt = self.dir / "xdg"
-        rt.mkdir(mode=0o700)
-        env = {**os.environ, "XDG_RUNTIME_DIR": str(rt), "PIPEWIRE_RUNTIME_DIR": str(rt)}
-        for k in ("PULSE_SERVER", "PULSE_RUNTIME_PATH", "PULSE_STATE_PATH"):
-            env.pop(k, None)
-        log = open(self.dir / "pipewire.log", "w")
-        self.proc = subprocess.Popen(
-            ["dbus-run-session", "--", "bash", "-c",
-             "pipewire & sleep 0.5; wireplumber & pipewire-pulse & wait"],
-            env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        sock = rt / "pulse" / "native"
-        deadline = time.monotonic() + 20
-        while not sock.exists():
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                tail = (self.dir / "pipewire.log").read_text()[-1500:]
-                self.stop()
-                raise RuntimeError(f"pipewire-pulse did not come up: {tail}")
-            time.sleep(0.2)
-        os.environ["XDG_RUNTIME_DIR"] = str(rt)
-        os.environ["PULSE_SERVER"] = f"unix:{sock}"
+        try:
+            self.proc, pw_env = start_pipewire(self.dir, timeout=20)
+        except RuntimeError as e:
+            raise RuntimeError(f"pipewire-pulse did not come up: {e}") from None
+        os.environ.update(pw_env)
 
     def stop(self):
         if self.kind == "pulseaudio":
@@ -96,11 +82,7 @@ class SoundServer:
                            env={**os.environ, "RTSE_PULSE_DIR": str(self.dir)},
                            capture_output=True, timeout=30)
         elif self.proc is not None and self.proc.poll() is None:
-            try:
-                os.killpg(self.proc.pid, 15)  # the session we started (its own process group)
-                self.proc.wait(10)
-            except (OSError, subprocess.TimeoutExpired):
-                os.killpg(self.proc.pid, 9)
+            stop_pipewire(self.proc)  # the session we started (its own process group)
         restore_env(self.saved)
         shutil.rmtree(self.dir, ignore_errors=True)
 

@@ -13,8 +13,8 @@ device, yields a ``PulseSink`` and stops the daemon by its pid at the end of the
 Skips with the reason when pulseaudio or PortAudio is not installed.
 
 ``pipewire_server`` (module scope) starts a private PipeWire, WirePlumber and pipewire-pulse under
-``dbus-run-session`` in their own runtime folder (:func:`start_pipewire`), points this process at
-it (``XDG_RUNTIME_DIR``, ``PIPEWIRE_RUNTIME_DIR``, ``PULSE_SERVER``) while the module's tests run,
+``dbus-run-session`` in their own runtime folder (``realtime_tse.testing.pipewire``), points this
+process at it (``XDG_RUNTIME_DIR``, ``PIPEWIRE_RUNTIME_DIR``, ``PULSE_SERVER``) while the module's tests run,
 yields a ``PipeWireServer`` and stops the session's process group at the end. It leaves PortAudio
 alone. Skips with :func:`pipewire_missing`'s reason when a tool is not installed.
 """
@@ -33,6 +33,7 @@ from pathlib import Path
 import pytest
 
 from realtime_tse.audio.pulse_env import restore_env, save_env
+from realtime_tse.testing.pipewire import start_pipewire, stop_pipewire
 
 REPO = Path(__file__).resolve().parents[1]
 PULSE_SH = REPO / "scripts" / "pulse.sh"
@@ -166,48 +167,6 @@ def pipewire_missing(*extra_tools: str, jack: bool = True) -> str | None:
     if jack and host_path.pipewire_libjack() is None:
         return "PipeWire's libjack (pipewire-jack) is not installed"
     return None
-
-
-def start_pipewire(work: Path, timeout: float = 30.0) -> tuple[subprocess.Popen, dict[str, str]]:
-    """A private PipeWire session: pipewire, wireplumber and pipewire-pulse under
-    ``dbus-run-session`` in a process group of their own, the runtime folder ``work``/xdg, the log
-    ``work``/pipewire.log. Returns the session's process and the variables that point clients at
-    it (``XDG_RUNTIME_DIR``, ``PIPEWIRE_RUNTIME_DIR``, ``PULSE_SERVER``); os.environ is left
-    alone. Raises RuntimeError with the log's tail when both sockets are not there within
-    ``timeout`` seconds (the session is killed then)."""
-    rt = work / "xdg"
-    rt.mkdir(mode=0o700)
-    sock = rt / "pulse" / "native"
-    pw_env = {"XDG_RUNTIME_DIR": str(rt), "PIPEWIRE_RUNTIME_DIR": str(rt),
-              "PULSE_SERVER": f"unix:{sock}"}
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("PULSE_SERVER", "PULSE_RUNTIME_PATH", "PULSE_STATE_PATH", "PIPEWIRE_REMOTE")}
-    env.update(XDG_RUNTIME_DIR=str(rt), PIPEWIRE_RUNTIME_DIR=str(rt))
-    with open(work / "pipewire.log", "w") as log:
-        proc = subprocess.Popen(["dbus-run-session", "--", "bash", "-c",
-                                 "pipewire & sleep 0.5; wireplumber & pipewire-pulse & wait"],
-                                env=env, stdout=log, stderr=subprocess.STDOUT,
-                                start_new_session=True)
-    deadline = time.monotonic() + timeout
-    while not (sock.exists() and (rt / "pipewire-0").exists()):
-        if proc.poll() is not None or time.monotonic() > deadline:
-            stop_pipewire(proc)
-            raise RuntimeError((work / "pipewire.log").read_text()[-800:])
-        time.sleep(0.2)
-    return proc, pw_env
-
-
-def stop_pipewire(proc: subprocess.Popen, sig: int = signal.SIGTERM) -> None:
-    """Signal the whole session :func:`start_pipewire` made (its process group) and wait for it;
-    SIGKILL when it has not ended within 10 s."""
-    try:
-        os.killpg(proc.pid, sig)
-        proc.wait(10)
-    except ProcessLookupError:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(10)
 
 
 @dataclass

@@ -32,9 +32,9 @@ from pathlib import Path
 
 def start_pipewire(work: Path) -> subprocess.Popen:
     """A private PipeWire session with its runtime folder in ``work``
-    (``audio_fixtures.start_pipewire``); sets XDG_RUNTIME_DIR, PIPEWIRE_RUNTIME_DIR and
+    (``realtime_tse.testing.pipewire``); sets XDG_RUNTIME_DIR, PIPEWIRE_RUNTIME_DIR and
     PULSE_SERVER here. Raises RuntimeError when it does not come up within 20 s."""
-    from audio_fixtures import start_pipewire as start_session  # tests/ is this script's folder
+    from realtime_tse.testing.pipewire import start_pipewire as start_session
 
     proc, env = start_session(work, timeout=20)
     os.environ.update(env)
