@@ -74,8 +74,11 @@ def test_live_engine_file_input_records_and_scans(model, tmp_path):
         assert st.source_sample_rate == rec.sample_rate   # a recording is made at that rate
         time.sleep(1.2)
         eng.distance_m = 3.0
+        # the change is logged with the first block made at it: wait for two more blocks too
+        done = eng.stream.blocks_processed + 2
         deadline = time.monotonic() + 15
-        while eng.scan_count < 1 and time.monotonic() < deadline:
+        while (eng.scan_count < 1 or eng.stream.blocks_processed < done) \
+                and time.monotonic() < deadline:
             time.sleep(0.1)
         assert eng.error is None
         assert eng.scan_count >= 1 and eng.latest_scan is not None and scans
