@@ -194,6 +194,49 @@ def test_jack_jitter_buffer_grows_with_the_block(monkeypatch, block, jitter_ms):
     assert s.jitter_samples == max(2048, round(jitter_ms * 48))
 
 
+class _JackUnderflow(_AnyRate):
+    """A stand-in for sounddevice whose streams report PortAudio 19.6's JACK latency: 2**32
+    frames (an unsigned underflow) at 48 kHz."""
+
+    class _Stream:
+        latency = 2 ** 32 / 48000
+
+        def __init__(self, **kw):
+            self.kw = kw
+
+        def start(self):
+            pass
+
+    InputStream = OutputStream = _Stream
+
+
+@pytest.mark.parametrize("path", ["alsa", "jack"])
+def test_an_impossible_stream_latency_is_not_taken(monkeypatch, path):
+    """A JACK stream reports a latency of 2**32 frames; on the JACK path and on the ALSA path
+    (a JACK device picked by index beside an ALSA one) the stream takes 0 for it, so the delay
+    shown comes from the callbacks' timing, not from 89,000 s."""
+    from realtime_tse.audio import device_stream, streams
+    from realtime_tse.audio.device_stream import stream_latency
+    from realtime_tse.audio.jack_duplex import JackDuplex
+    mic = DeviceInfo(0, "dut_mic", 1, 0, 48000.0, JACK)
+    spk = DeviceInfo(1, "meas_r" if path == "jack" else "pulse", 0, 2, 48000.0,
+                     JACK if path == "jack" else "ALSA")
+    monkeypatch.setattr(streams, "find_device",
+                        lambda spec, kind="input", **_: mic if kind == "input" else spk)
+    monkeypatch.setattr(streams, "pick_path", lambda audio_path, specs: path)
+    monkeypatch.setattr(device_stream, "_sd", lambda: _GraphRate)
+    s = streams.make_stream(lambda b: b, 8000, 128, boost_priority=False)
+    assert isinstance(s, JackDuplex) == (path == "jack"), type(s)
+    opened = []
+    s._sdmod = _JackUnderflow  # what opening the stream sets before it calls _open_streams
+    s._open_streams(_JackUnderflow, {"samplerate": s.device_rate, "blocksize": s.device_blocksize},
+                    opened)
+    assert len(opened) == 2 and opened[0].latency > 80000
+    assert s.device_latency == (0.0, 0.0)
+    assert [stream_latency(v) for v in (0.02, 2 ** 32 / 48000, float("nan"), -1.0, None, 0.0)] \
+        == [0.02, 0.0, 0.0, 0.0, 0.0, 0.0]
+
+
 @pytest.mark.skipif(_pipewire_missing() is not None, reason=str(_pipewire_missing()))
 def test_alsa_path_on_pipewire_pulse_shows_the_measured_delay(tmp_path):
     """The engine on the ALSA path (no JACK) through a private pipewire-pulse, measured from

@@ -18,7 +18,23 @@ from . import host_path, jack_guard
 from .base import AudioStream, log
 from .devices import AudioDeviceError, DeviceInfo, _sd, devices_listed, format_devices
 
-__all__ = ["DeviceStream"]
+__all__ = ["DeviceStream", "stream_latency"]
+
+# the most a stream's reported latency can be and be real (s): PortAudio 19.6's JACK host API
+# reports 2**32 frames (an unsigned underflow, about 89,000 s at 48 kHz) for every JACK stream,
+# which reaches the ALSA-path classes too where a JACK device is picked by index beside an ALSA one
+MAX_STREAM_LATENCY_S = 10.0
+
+
+def stream_latency(value) -> float:
+    """PortAudio's reported latency of a stream (``Stream.latency``, s), or 0.0 where it cannot
+    be real (not finite, not above 0, or :data:`MAX_STREAM_LATENCY_S` and more): the delay
+    estimate then takes that side from the callbacks' timing alone."""
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return 0.0
+    return v if 0.0 < v < MAX_STREAM_LATENCY_S else 0.0
 
 
 def _thread_ids() -> set[int]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 
+from .device_stream import stream_latency
 from .separate_duplex import SeparateStreamsDuplex
 
 __all__ = ["JackDuplex", "quantum_frames"]
@@ -84,5 +85,4 @@ class JackDuplex(SeparateStreamsDuplex):
         # latency of 2**32 frames from an unsigned underflow): the delay estimate takes the
         # graph's side from the callbacks' timing instead (the newest input is fresh at its
         # callback, an output buffer plays one quantum after its callback)
-        self.device_latency = tuple(v if 0.0 < v < 1.0 else 0.0
-                                    for v in (float(s.latency), float(so.latency)))
+        self.device_latency = (stream_latency(s.latency), stream_latency(so.latency))

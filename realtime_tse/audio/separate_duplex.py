@@ -13,6 +13,7 @@ import time
 import numpy as np
 
 from .base import log
+from .device_stream import stream_latency
 from .stream_modes import SingleStreamDuplex
 
 __all__ = ["SeparateStreamsDuplex"]
@@ -126,7 +127,7 @@ class SeparateStreamsDuplex(SingleStreamDuplex):
         opened.append(s)
         so.start()
         s.start()
-        self.device_latency = (float(s.latency), float(so.latency))
+        self.device_latency = (stream_latency(s.latency), stream_latency(so.latency))
 
     def _callback_output(self, outdata, frames, _time, status):
         """The output stream's callback: copy from the output ring, count underflows, record the

@@ -26,7 +26,7 @@ import time
 
 import numpy as np
 
-from .device_stream import DeviceStream
+from .device_stream import DeviceStream, stream_latency
 from .base import AudioStream, log
 
 __all__ = ["TimedFileStream", "FilePlaybackStream", "CaptureStream", "SingleStreamDuplex"]
@@ -76,7 +76,7 @@ class FilePlaybackStream(DeviceStream):
                             callback=self._guarded(self._callback_play), **common)
         opened.append(s)
         s.start()
-        self.device_latency = (0.0, float(s.latency))
+        self.device_latency = (0.0, stream_latency(s.latency))
 
     def _work(self) -> None:
         B = self.block_samples
@@ -140,7 +140,7 @@ class CaptureStream(DeviceStream):
                            **{**common, "blocksize": self.input_blocksize})
         opened.append(s)
         s.start()
-        self.device_latency = (float(s.latency), 0.0)
+        self.device_latency = (stream_latency(s.latency), 0.0)
 
     def _deliver(self, out: np.ndarray) -> None:
         """A processed block's way out (capture: the taps already had it)."""
@@ -212,7 +212,7 @@ class SingleStreamDuplex(CaptureStream):
                       callback=self._guarded(self._callback_duplex), **common)
         opened.append(s)
         s.start()
-        self.device_latency = (float(s.latency[0]), float(s.latency[1]))
+        self.device_latency = (stream_latency(s.latency[0]), stream_latency(s.latency[1]))
 
     def _deliver(self, out: np.ndarray) -> None:
         self._emit(out)
