@@ -14,8 +14,8 @@ Skips with the reason when pulseaudio or PortAudio is not installed.
 
 ``pipewire_server`` (module scope) starts a private PipeWire, WirePlumber and pipewire-pulse under
 ``dbus-run-session`` in their own runtime folder (``realtime_tse.testing.pipewire``), points this
-process at it (``XDG_RUNTIME_DIR``, ``PIPEWIRE_RUNTIME_DIR``, ``PULSE_SERVER``) while the module's tests run,
-yields a ``PipeWireServer`` and stops the session's process group at the end. It leaves PortAudio
+process at it (``XDG_RUNTIME_DIR``, ``PIPEWIRE_RUNTIME_DIR``, ``PULSE_SERVER``) while the module's
+tests run, yields a ``PipeWireServer`` and stops the session's process group at the end. It leaves PortAudio
 alone. Skips with :func:`pipewire_missing`'s reason when a tool is not installed.
 """
 
@@ -33,7 +33,7 @@ from pathlib import Path
 import pytest
 
 from realtime_tse.audio.pulse_env import restore_env, save_env
-from realtime_tse.testing.pipewire import start_pipewire, stop_pipewire
+from realtime_tse.testing.pipewire import CLIENT_VARS, start_pipewire, stop_pipewire
 
 REPO = Path(__file__).resolve().parents[1]
 PULSE_SH = REPO / "scripts" / "pulse.sh"
@@ -191,8 +191,8 @@ def pipewire_server(tmp_path_factory):
         proc, pw_env = start_pipewire(d)
     except RuntimeError as e:
         pytest.fail(f"a private PipeWire did not come up: {e}")
-    saved = save_env((*pw_env, "PULSE_RUNTIME_PATH", "PULSE_STATE_PATH", "PIPEWIRE_REMOTE"))
-    for k in ("PULSE_RUNTIME_PATH", "PULSE_STATE_PATH", "PIPEWIRE_REMOTE"):
+    saved = save_env((*pw_env, *CLIENT_VARS))
+    for k in CLIENT_VARS:
         os.environ.pop(k, None)
     os.environ.update(pw_env)
     try:

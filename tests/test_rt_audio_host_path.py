@@ -147,6 +147,17 @@ class _GraphRate(_AnyRate):
     check_output_settings = check_input_settings
 
 
+def _stream_on(monkeypatch, mic: DeviceInfo, spk: DeviceInfo, path: str, sd, block: int = 128):
+    """``streams.make_stream`` for ``mic`` and ``spk`` on audio path ``path``, with ``sd`` standing
+    in for sounddevice (nothing is opened)."""
+    from realtime_tse.audio import device_stream, streams
+    monkeypatch.setattr(streams, "find_device",
+                        lambda spec, kind="input", **_: mic if kind == "input" else spk)
+    monkeypatch.setattr(streams, "pick_path", lambda audio_path, specs: path)
+    monkeypatch.setattr(device_stream, "_sd", lambda: sd)
+    return streams.make_stream(lambda b: b, 8000, block, boost_priority=False)
+
+
 @pytest.mark.parametrize("names, graph, rates", [
     (("pulse", "pulse"), 48000, (48000, 48000)),     # pipewire-pulse: the graph's rate
     (("default", "pulse"), 48000, (48000, 48000)),
@@ -157,16 +168,11 @@ def test_sound_server_devices_open_at_the_graph_rate(monkeypatch, names, graph, 
     """On pipewire-pulse the sound-server ALSA devices open at the graph's rate, so the server
     does not resample them (its resampler's delay is misreported as captured audio's age); the
     app resamples, and its resampler's delay is counted in the shown delay."""
-    from realtime_tse.audio import device_stream, streams
     mic = DeviceInfo(0, names[0], 32, 0, 44100.0, "ALSA")
     spk = DeviceInfo(1, names[1], 0, 32, 44100.0, "ALSA")
-    monkeypatch.setattr(streams, "find_device",
-                        lambda spec, kind="input", **_: mic if kind == "input" else spk)
-    monkeypatch.setattr(streams, "pick_path", lambda audio_path, specs: "alsa")
-    monkeypatch.setattr(device_stream, "_sd", lambda: _AnyRate)
     asked = []
     monkeypatch.setattr(host_path, "pipewire_pulse_rate", lambda: asked.append(1) or graph)
-    s = streams.make_stream(lambda b: b, 8000, 128, boost_priority=False)
+    s = _stream_on(monkeypatch, mic, spk, "alsa", _AnyRate)
     assert (s.input_rate, s.device_rate) == rates
     assert s.resampling == (rates[0] != 8000)
     assert len(asked) <= 1  # asked once per stream, not per device
@@ -177,20 +183,15 @@ def test_jack_jitter_buffer_grows_with_the_block(monkeypatch, block, jitter_ms):
     """The JACK path's jitter buffer starts at 8 ms, or a quarter of the block where that is
     more (the slowest 64 ms blocks took 11.3 ms over 10 minutes, where 8 ms ran dry once);
     always at least two quanta."""
-    from realtime_tse.audio import device_stream, streams
     from realtime_tse.audio.jack_duplex import JackDuplex
     mic = DeviceInfo(0, "dut_mic", 1, 0, 48000.0, JACK)
     spk = DeviceInfo(1, "meas_r", 0, 2, 48000.0, JACK)
-    monkeypatch.setattr(streams, "find_device",
-                        lambda spec, kind="input", **_: mic if kind == "input" else spk)
-    monkeypatch.setattr(streams, "pick_path", lambda audio_path, specs: "jack")
-    monkeypatch.setattr(device_stream, "_sd", lambda: _GraphRate)
     monkeypatch.setenv("PIPEWIRE_LATENCY", "128/48000")
-    s = streams.make_stream(lambda b: b, 8000, block, boost_priority=False)
+    s = _stream_on(monkeypatch, mic, spk, "jack", _GraphRate, block)
     assert isinstance(s, JackDuplex) and s.device_rate == 48000 and s.device_blocksize == 128
     assert s.jitter_samples == round(jitter_ms * 48), (s.jitter_samples, jitter_ms)
     monkeypatch.setenv("PIPEWIRE_LATENCY", "1024/48000")  # a large quantum: two of them
-    s = streams.make_stream(lambda b: b, 8000, block, boost_priority=False)
+    s = _stream_on(monkeypatch, mic, spk, "jack", _GraphRate, block)
     assert s.jitter_samples == max(2048, round(jitter_ms * 48))
 
 
@@ -215,17 +216,12 @@ def test_an_impossible_stream_latency_is_not_taken(monkeypatch, path):
     """A JACK stream reports a latency of 2**32 frames; on the JACK path and on the ALSA path
     (a JACK device picked by index beside an ALSA one) the stream takes 0 for it, so the delay
     shown comes from the callbacks' timing, not from 89,000 s."""
-    from realtime_tse.audio import device_stream, streams
     from realtime_tse.audio.device_stream import stream_latency
     from realtime_tse.audio.jack_duplex import JackDuplex
     mic = DeviceInfo(0, "dut_mic", 1, 0, 48000.0, JACK)
     spk = DeviceInfo(1, "meas_r" if path == "jack" else "pulse", 0, 2, 48000.0,
                      JACK if path == "jack" else "ALSA")
-    monkeypatch.setattr(streams, "find_device",
-                        lambda spec, kind="input", **_: mic if kind == "input" else spk)
-    monkeypatch.setattr(streams, "pick_path", lambda audio_path, specs: path)
-    monkeypatch.setattr(device_stream, "_sd", lambda: _GraphRate)
-    s = streams.make_stream(lambda b: b, 8000, 128, boost_priority=False)
+    s = _stream_on(monkeypatch, mic, spk, path, _GraphRate)
     assert isinstance(s, JackDuplex) == (path == "jack"), type(s)
     opened = []
     s._sdmod = _JackUnderflow  # what opening the stream sets before it calls _open_streams

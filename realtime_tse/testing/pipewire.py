@@ -10,9 +10,10 @@ import subprocess
 import time
 from pathlib import Path
 
-__all__ = ["start_pipewire", "stop_pipewire"]
+__all__ = ["CLIENT_VARS", "start_pipewire", "stop_pipewire"]
 
-_CLIENT_VARS = ("PULSE_SERVER", "PULSE_RUNTIME_PATH", "PULSE_STATE_PATH", "PIPEWIRE_REMOTE")
+# what points a client at another sound server: left out of the private one's environment
+CLIENT_VARS = ("PULSE_SERVER", "PULSE_RUNTIME_PATH", "PULSE_STATE_PATH", "PIPEWIRE_REMOTE")
 
 
 def start_pipewire(work: Path, timeout: float = 30.0) -> tuple[subprocess.Popen, dict[str, str]]:
@@ -35,7 +36,7 @@ def start_pipewire(work: Path, timeout: float = 30.0) -> tuple[subprocess.Popen,
     sock = rt / "pulse" / "native"
     pw_env = {"XDG_RUNTIME_DIR": str(rt), "PIPEWIRE_RUNTIME_DIR": str(rt),
               "PULSE_SERVER": f"unix:{sock}"}
-    env = {k: v for k, v in os.environ.items() if k not in _CLIENT_VARS}
+    env = {k: v for k, v in os.environ.items() if k not in CLIENT_VARS}
     env.update(XDG_RUNTIME_DIR=str(rt), PIPEWIRE_RUNTIME_DIR=str(rt))
     with open(work / "pipewire.log", "w") as log:
         proc = subprocess.Popen(["dbus-run-session", "--", "bash", "-c",
